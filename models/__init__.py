@@ -1,0 +1,1 @@
+"""Thin wrappers around the product's models. They know nothing of Gradio."""

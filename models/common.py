@@ -1,0 +1,169 @@
+"""What every model wrapper shares: device choice, model sources and load errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+DEVICE_ENV_VAR = "MUSIC_DEMO_DEVICE"  # "cuda", "cuda:1", "mps" or "cpu"; unset = pick automatically
+HUB_PROBE_TIMEOUT_S = 3.0  # how long we wait to learn whether the Hugging Face Hub is reachable
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says which, why, and how to fix it."""
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """The device to run on: ``requested`` (or ``$MUSIC_DEMO_DEVICE``), else CUDA, else MPS, else CPU."""
+    requested = requested or os.environ.get(DEVICE_ENV_VAR) or None
+    if requested:
+        device = torch.device(requested)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"Device {requested!r} was asked for, but CUDA is not available on this machine.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"Device {requested!r} was asked for, but MPS is not available on this machine.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """Half precision on a GPU (bfloat16 where supported: T5-style models overflow in float16), else float32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` is meant as a local folder rather than a hub id like ``owner/model``."""
+    return (
+        name.startswith((".", "/", "~"))
+        or os.path.isabs(name)
+        or Path(name).expanduser().exists()
+        or name.count("/") > 1
+    )
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files come from.
+
+    Attributes:
+        name: the hub id or folder as the user gave it.
+        location: what to hand to ``from_pretrained``.
+        is_local: True for a local folder.
+        local_files_only: True when the hub must not be contacted (a folder, the cache, or offline mode).
+    """
+
+    name: str
+    location: str
+    is_local: bool
+    local_files_only: bool
+
+
+def _hub_is_cached(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an odd cache layout just means "not cached"
+        return False
+
+
+def hub_is_reachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to the Hugging Face Hub (``$HF_ENDPOINT``) opens within ``timeout_s``."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def how_to_fix(name: str, env_var: str, cli_flag: str) -> str:
+    """The standard advice for pointing the app at a model's weights."""
+    repo = name if not looks_like_path(name) else "<hub id>"
+    return (
+        f"To use a local copy, download it where the hub is reachable "
+        f"(`huggingface-cli download {repo} --local-dir ./weights/{repo.split('/')[-1]}`), then start the app "
+        f"with `{cli_flag} ./weights/{repo.split('/')[-1]}` or set `{env_var}=./weights/{repo.split('/')[-1]}`."
+    )
+
+
+def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSource:
+    """Check that ``name`` (hub id or local folder) can be loaded, without hanging on an unreachable hub.
+
+    Args:
+        name: hub id (``owner/model``) or a local folder.
+        what: the model's role, for messages (e.g. "Piano cover model").
+        env_var: the environment variable that sets this model.
+        cli_flag: the command-line flag that sets this model.
+
+    Raises:
+        ModelLoadError: the folder is missing, or the hub is unreachable and the model is not cached.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise ModelLoadError(f"{what}: no model was given. Set `{env_var}` or pass `{cli_flag}`.")
+    if looks_like_path(name):
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"{what} `{name}`: the local folder does not exist. Point `{cli_flag}` or `{env_var}` "
+                f"at a folder holding the model files (config.json, weights, preprocessor files)."
+            )
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(
+                f"{what} `{name}`: the folder has no config.json, so it is not a saved model. "
+                f"Save one there with `save_pretrained` or `huggingface-cli download ... --local-dir {name}`."
+            )
+        return ModelSource(name, str(folder), is_local=True, local_files_only=True)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    if _hub_is_cached(name) and (offline or not hub_is_reachable()):
+        return ModelSource(name, name, is_local=False, local_files_only=True)
+    if offline:
+        raise ModelLoadError(
+            f"{what} `{name}`: HF_HUB_OFFLINE is set and the model is not in the local cache. "
+            + how_to_fix(name, env_var, cli_flag)
+        )
+    if not hub_is_reachable():
+        raise ModelLoadError(
+            f"{what} `{name}`: the Hugging Face Hub cannot be reached from this machine and the model is not "
+            "in the local cache. " + how_to_fix(name, env_var, cli_flag)
+        )
+    return ModelSource(name, name, is_local=False, local_files_only=False)
+
+
+def describe_source(name: str) -> str:
+    """A one-line, network-free description of where a model will come from, for the page."""
+    if looks_like_path(name):
+        folder = Path(name).expanduser()
+        state = "found" if (folder / "config.json").is_file() else "missing or not a saved model"
+        return f"local folder `{name}` ({state})"
+    cached = " (in the local cache)" if _hub_is_cached(name) else " (downloaded on first use)"
+    return f"hub id `{name}`{cached}"
+
+
+def free_accelerator_memory() -> None:
+    """Return cached GPU memory to the driver after a model is dropped."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif torch.backends.mps.is_available():
+        torch.mps.empty_cache()

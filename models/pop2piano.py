@@ -1,0 +1,346 @@
+"""Piano covers with Pop2Piano (``sweetcocoa/pop2piano``) through transformers.
+
+The pipeline is transformers' reference one (``Pop2PianoFeatureExtractor`` -> ``generate`` ->
+``Pop2PianoTokenizer.batch_decode``), with four changes a web demo needs:
+- beats are tracked once, by essentia when importable and librosa otherwise (the reference requires essentia);
+- the two-bar chunks are generated in batches, reporting progress after each;
+- a chunk that runs out of length without an end token is decoded as far as it got, instead of crashing;
+- the MIDI carries the detected tempo, so it lines up with the song in a DAW.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import logging
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pretty_midi
+import torch
+from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
+from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
+
+from models.common import (
+    ModelLoadError,
+    free_accelerator_memory,
+    pick_device,
+    pick_dtype,
+    resolve_source,
+)
+from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
+from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
+from utils.midi import notes_of, piano_midi
+
+logger = logging.getLogger(__name__)
+
+PIANO_COVER_ENV_VAR = "PIANO_COVER_MODEL"
+PIANO_COVER_CLI_FLAG = "--piano-model"
+DEFAULT_PIANO_COVER_MODEL = "sweetcocoa/pop2piano"
+MAX_SONG_SECONDS_ENV_VAR = "PIANO_COVER_MAX_SECONDS"
+DEFAULT_MAX_SONG_SECONDS = 600.0  # 10 minutes
+MIN_SONG_SECONDS = 3.0  # below this there are too few beats to arrange
+
+COMPOSERS = tuple(f"composer{i}" for i in range(1, 22))  # the 21 arranger styles of the checkpoint
+RANDOM_COMPOSER = "random"
+STEPS_PER_BEAT = 2  # the feature extractor's default: two time steps per beat
+MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one two-bar chunk
+CHUNKS_PER_BATCH = {"cpu": 8, "cuda": 32, "mps": 16}  # two-bar chunks per generate() call
+
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+
+_PRECOMPUTED_BEATS: contextvars.ContextVar[Beats | None] = contextvars.ContextVar("_PRECOMPUTED_BEATS", default=None)
+
+
+def default_model_name() -> str:
+    """The piano-cover model from ``$PIANO_COVER_MODEL``, else the official checkpoint."""
+    return os.environ.get(PIANO_COVER_ENV_VAR, "").strip() or DEFAULT_PIANO_COVER_MODEL
+
+
+def default_max_song_seconds() -> float:
+    """The song-length limit from ``$PIANO_COVER_MAX_SECONDS``, else 10 minutes."""
+    value = os.environ.get(MAX_SONG_SECONDS_ENV_VAR, "").strip()
+    return float(value) if value else DEFAULT_MAX_SONG_SECONDS
+
+
+def composer_label(composer: str) -> str:
+    """A readable label for a composer token, e.g. ``composer7`` -> ``Arranger 7``."""
+    if composer == RANDOM_COMPOSER:
+        return "Surprise me (random arranger)"
+    return f"Arranger {composer.removeprefix('composer')}"
+
+
+def check_composer(composer: str) -> str:
+    """Validate an arranger style; ``"random"`` picks one. Returns the composer token to use."""
+    if composer == RANDOM_COMPOSER:
+        return random.choice(COMPOSERS)
+    if composer not in COMPOSERS:
+        raise ValueError(f"Unknown arranger style {composer!r}; choose one of composer1..composer21 or 'random'.")
+    return composer
+
+
+class BeatAwareFeatureExtractor(Pop2PianoFeatureExtractor):
+    """Pop2Piano's feature extractor with a pluggable beat tracker.
+
+    The reference calls essentia directly; this one uses the beats the caller already tracked
+    (see ``PianoCoverModel.transcribe``), or tracks them itself with essentia or librosa.
+    """
+
+    def extract_rhythm(self, audio: np.ndarray):
+        beats = _PRECOMPUTED_BEATS.get() or track_beats(audio, BEAT_SAMPLE_RATE)
+        return beats.bpm, beats.times, None, None, None
+
+
+@dataclass
+class PianoCover:
+    """A generated piano cover.
+
+    Attributes:
+        midi: one piano track, notes in seconds from the song's start, tempo = detected BPM.
+        beats: the song's beat grid.
+        composer: the arranger style used (``composer1``..``composer21``).
+        n_chunks: number of two-bar chunks generated.
+        n_unfinished: chunks that hit the token limit without an end token (decoded as far as they went).
+        warnings: notes for the user (fallbacks used, unfinished chunks).
+    """
+
+    midi: pretty_midi.PrettyMIDI
+    beats: Beats
+    composer: str
+    n_chunks: int
+    n_unfinished: int
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_notes(self) -> int:
+        return len(notes_of(self.midi))
+
+
+class PianoCoverModel:
+    """Pop2Piano, loaded lazily on first use and kept.
+
+    Args:
+        name: hub id or local folder; default ``$PIANO_COVER_MODEL`` or ``sweetcocoa/pop2piano``.
+        device: "cuda", "mps", "cpu"...; default: the best available.
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None) -> None:
+        self.name = name or default_model_name()
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.model: Pop2PianoForConditionalGeneration | None = None
+        self.feature_extractor: BeatAwareFeatureExtractor | None = None
+        self.tokenizer: Pop2PianoTokenizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    def load(self) -> None:
+        """Load weights, feature extractor and tokenizer (once).
+
+        Raises:
+            ModelLoadError: which model failed, why, and how to point the app at a local folder.
+        """
+        with self._lock:
+            if self.model is not None:
+                return
+            source = resolve_source(self.name, "Piano cover model", PIANO_COVER_ENV_VAR, PIANO_COVER_CLI_FLAG)
+            kwargs = {"local_files_only": source.local_files_only}
+            try:
+                model = Pop2PianoForConditionalGeneration.from_pretrained(source.location, dtype=self.dtype, **kwargs)
+                feature_extractor = BeatAwareFeatureExtractor.from_pretrained(source.location, **kwargs)
+                tokenizer = Pop2PianoTokenizer.from_pretrained(source.location, **kwargs)
+            except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear message
+                raise ModelLoadError(
+                    f"Piano cover model `{self.name}` could not be loaded: {type(e).__name__}: {e}. "
+                    f"Check that the folder or hub id holds a Pop2Piano checkpoint (config.json, weights, "
+                    f"preprocessor_config.json, vocab.json); set it with `{PIANO_COVER_CLI_FLAG}` or "
+                    f"`{PIANO_COVER_ENV_VAR}`."
+                ) from e
+            if feature_extractor.feature_size != model.config.d_model:
+                raise ModelLoadError(
+                    f"Piano cover model `{self.name}`: the feature extractor makes {feature_extractor.feature_size} "
+                    f"mel bins but the model expects {model.config.d_model}; the folder mixes two checkpoints."
+                )
+            missing = [c for c in COMPOSERS if c not in getattr(model.generation_config, "composer_to_feature_token", {})]
+            if missing:
+                raise ModelLoadError(
+                    f"Piano cover model `{self.name}`: generation_config.json lacks the arranger styles "
+                    f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}."
+                )
+            self.model = model.to(self.device).eval()
+            self.feature_extractor = feature_extractor
+            self.tokenizer = tokenizer
+            logger.info("Loaded piano cover model %s on %s (%s)", self.name, self.device, self.dtype)
+
+    def unload(self) -> None:
+        """Drop the model and free its memory."""
+        with self._lock:
+            self.model = self.feature_extractor = self.tokenizer = None
+        free_accelerator_memory()
+
+    @torch.inference_mode()
+    def transcribe(
+        self,
+        audio: np.ndarray,
+        sample_rate: int = BEAT_SAMPLE_RATE,
+        composer: str = "composer1",
+        beats: Beats | None = None,
+        progress: Progress | None = None,
+        max_tokens_per_chunk: int = MAX_TOKENS_PER_CHUNK,
+    ) -> PianoCover:
+        """Arrange ``audio`` for piano.
+
+        Args:
+            audio: mono float32 song, shape [T].
+            sample_rate: rate of ``audio`` in Hz (44.1 kHz avoids a resample for beat tracking).
+            composer: arranger style, ``composer1``..``composer21`` or ``random``.
+            beats: the song's beats if already tracked; tracked here otherwise.
+            progress: called with (fraction, message) as work advances.
+            max_tokens_per_chunk: token limit for each two-bar chunk.
+        """
+        report = progress or (lambda fraction, message: None)
+        composer = check_composer(composer)
+        self.load()
+        assert self.model is not None and self.feature_extractor is not None and self.tokenizer is not None
+        warnings: list[str] = []
+
+        if beats is None:
+            report(0.05, "Finding the beats")
+            audio_for_beats = audio
+            if sample_rate != BEAT_SAMPLE_RATE:
+                import librosa
+
+                audio_for_beats = librosa.resample(audio, orig_sr=sample_rate, target_sr=BEAT_SAMPLE_RATE)
+            beats = track_beats(audio_for_beats, BEAT_SAMPLE_RATE)
+        if beats.warning:
+            warnings.append(beats.warning)
+
+        report(0.15, "Computing features")
+        token = _PRECOMPUTED_BEATS.set(beats)
+        try:
+            features = self.feature_extractor(
+                audio=audio, sampling_rate=sample_rate, steps_per_beat=STEPS_PER_BEAT, return_tensors="np"
+            )
+        finally:
+            _PRECOMPUTED_BEATS.reset(token)
+
+        input_features = torch.from_numpy(features["input_features"]).to(self.device, self.dtype)
+        n_chunks = int(input_features.shape[0])
+        generation_config = copy.deepcopy(self.model.generation_config)
+        generation_config.max_length = max_tokens_per_chunk
+        generation_config.max_new_tokens = None
+        batch = CHUNKS_PER_BATCH.get(self.device.type, 8)
+        outputs: list[torch.Tensor] = []
+        for start in range(0, n_chunks, batch):
+            report(
+                0.2 + 0.7 * start / n_chunks,
+                f"Arranging bars {2 * start + 1}-{2 * min(start + batch, n_chunks)} of {2 * n_chunks}",
+            )
+            outputs.append(
+                self.model.generate(
+                    input_features=input_features[start : start + batch],
+                    composer=composer,
+                    generation_config=generation_config,
+                ).cpu()
+            )
+        report(0.92, "Writing the notes")
+        token_ids, n_unfinished = self._join_chunks(outputs)
+        if n_unfinished:
+            warnings.append(
+                f"{n_unfinished} of {n_chunks} two-bar chunks reached the {max_tokens_per_chunk}-token limit "
+                "without finishing; they were kept as far as they went."
+            )
+        decoded = self.tokenizer.batch_decode(token_ids=token_ids, feature_extractor_output=features)
+        midi = piano_midi(decoded["notes"], bpm=beats.bpm)
+        return PianoCover(midi, beats, composer, n_chunks, n_unfinished, warnings)
+
+    def _join_chunks(self, outputs: list[torch.Tensor]) -> tuple[np.ndarray, int]:
+        """Pad per-batch token ids [B_i, L_i] to one array [N, L+1] ending in an end-token column.
+
+        The reference decoder cuts every row at the last end token it finds and fails when there is none;
+        the final end-token column makes a row that never finished decode as far as it went, while rows
+        that did finish still stop at their own end token. Returns (ids, rows that never finished).
+        """
+        # Pop2Piano's special tokens are the ids written as strings ("0", "1"), as the reference decoder reads them.
+        pad = int(str(self.tokenizer.pad_token))
+        eos = int(str(self.tokenizer.eos_token))
+        length = max(o.shape[1] for o in outputs)
+        ids = np.concatenate(
+            [np.pad(o.numpy(), ((0, 0), (0, length - o.shape[1])), constant_values=pad) for o in outputs]
+        )
+        unfinished = int((~(ids[:, 1:] == eos).any(axis=1)).sum())
+        ids = np.concatenate([ids, np.full((ids.shape[0], 1), eos, dtype=ids.dtype)], axis=1)
+        return ids, unfinished
+
+    def cover_file(
+        self,
+        path: str | None,
+        composer: str = "composer1",
+        max_seconds: float | None = None,
+        progress: Progress | None = None,
+    ) -> tuple[PianoCover, np.ndarray, int]:
+        """Check, read and arrange a song file.
+
+        Args:
+            path: the uploaded or recorded file (wav, mp3, flac, ogg).
+            composer: arranger style or ``random``.
+            max_seconds: longest song accepted; default ``$PIANO_COVER_MAX_SECONDS`` or 10 minutes.
+            progress: called with (fraction, message).
+
+        Returns:
+            ``(cover, song [T], sample_rate)``, the song as read (mono, 44.1 kHz) for mixing.
+
+        Raises:
+            ValueError: no file, unreadable, silent, too short, too long, or no beats found.
+            ModelLoadError: the model cannot be loaded.
+        """
+        report = progress or (lambda fraction, message: None)
+        if not path:
+            raise ValueError("Please upload a song or record one first.")
+        composer = check_composer(composer)
+        limit = default_max_song_seconds() if max_seconds is None else max_seconds
+        check_duration(audio_duration(path), MIN_SONG_SECONDS, limit)
+        report(0.0, "Loading the model" if not self.loaded else "Reading the song")
+        self.load()
+        report(0.02, "Reading the song")
+        song, sr = load_audio(path, BEAT_SAMPLE_RATE)
+        check_duration(song.shape[0] / sr, MIN_SONG_SECONDS, limit)
+        check_not_silent(song, "The song")
+        report(0.05, "Finding the beats")
+        beats = track_beats(song, sr)
+        cover = self.transcribe(song, sr, composer, beats=beats, progress=report)
+        return cover, song, sr
+
+
+_cache: dict[str, PianoCoverModel] = {}
+_cache_lock = threading.Lock()
+
+
+def get_piano_cover_model(name: str | None = None, device: str | None = None) -> PianoCoverModel:
+    """The shared PianoCoverModel for ``name``; a different name replaces (and frees) the previous one."""
+    name = name or default_model_name()
+    with _cache_lock:
+        current = _cache.get("model")
+        if current is not None and current.name == name and (device is None or str(current.device) == device):
+            return current
+        if current is not None:
+            current.unload()
+        _cache["model"] = PianoCoverModel(name, device)
+        return _cache["model"]
+
+
+__all__ = [
+    "COMPOSERS",
+    "DEFAULT_PIANO_COVER_MODEL",
+    "ModelLoadError",
+    "PianoCover",
+    "PianoCoverModel",
+    "get_piano_cover_model",
+]

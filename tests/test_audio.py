@@ -1,0 +1,95 @@
+"""utils.audio: reading every supported format, checks, mixing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from utils.audio import (
+    audio_duration,
+    check_duration,
+    check_not_silent,
+    fit_length,
+    load_audio,
+    mix,
+    write_wav,
+)
+
+
+def tone(seconds: float, sr: int, freq: float = 440.0, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    mono = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg", "mp3"])
+def test_reads_every_supported_format_as_mono_at_the_asked_rate(tmp_path, fmt):
+    path = tmp_path / f"tone.{fmt}"
+    sf.write(str(path), tone(2.0, 48000, channels=2), 48000, format=fmt.upper() if fmt != "ogg" else "OGG")
+    audio, sr = load_audio(path, 44100)
+    assert sr == 44100
+    assert audio.ndim == 1 and audio.dtype == np.float32
+    assert abs(audio.shape[0] / sr - 2.0) < 0.1  # mp3 adds encoder padding
+    spectrum = np.abs(np.fft.rfft(audio[: sr]))
+    assert abs(np.argmax(spectrum) * sr / sr - 440.0) <= 2.0  # 1 s window: bins are 1 Hz apart
+    assert abs(audio_duration(path) - 2.0) < 0.1
+
+
+def test_keeps_the_file_rate_when_none_is_asked(tmp_path):
+    path = write_wav(tmp_path / "a.wav", tone(1.0, 16000), 16000)
+    audio, sr = load_audio(path)
+    assert sr == 16000 and audio.shape == (16000,)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    stereo = np.zeros((1000, 2), dtype=np.float32)
+    stereo[:, 0] = 0.5
+    path = tmp_path / "s.wav"
+    sf.write(str(path), stereo, 8000, subtype="FLOAT")
+    audio, _ = load_audio(path)
+    np.testing.assert_allclose(audio, 0.25, atol=1e-6)
+
+
+def test_text_file_is_not_audio(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a song")
+    with pytest.raises(ValueError, match="Could not read `notes.txt` as audio"):
+        load_audio(path)
+    with pytest.raises(ValueError, match="Could not read"):
+        audio_duration(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_audio(tmp_path / "nope.wav")
+
+
+def test_silence_and_durations():
+    with pytest.raises(ValueError, match="silent"):
+        check_not_silent(np.zeros(44100, dtype=np.float32))
+    check_not_silent(np.full(10, 0.01, dtype=np.float32))
+    with pytest.raises(ValueError, match="too short"):
+        check_duration(1.0, 3.0, 600.0)
+    with pytest.raises(ValueError, match="limit here is 10.0 minutes"):
+        check_duration(601.0, 3.0, 600.0)
+    check_duration(30.0, 3.0, 600.0)
+
+
+def test_mix_balance_ends_are_each_signal_alone():
+    piano = np.sin(np.linspace(0, 100, 1000)).astype(np.float32)
+    song = np.cos(np.linspace(0, 50, 800)).astype(np.float32)
+    only_piano = mix(piano, song, 1.0)
+    only_song = mix(piano, song, 0.0)
+    assert only_piano.shape == (1000,)
+    np.testing.assert_allclose(only_piano, 0.9 * piano / np.abs(piano).max(), atol=1e-6)
+    np.testing.assert_allclose(only_song[:800], 0.9 * song / np.abs(song).max(), atol=1e-6)
+    assert np.all(only_song[800:] == 0)
+    with pytest.raises(ValueError, match="balance"):
+        mix(piano, song, 1.5)
+
+
+def test_fit_length():
+    assert fit_length(np.ones(5), 3).shape == (3,)
+    padded = fit_length(np.ones(3), 5)
+    assert padded.tolist() == [1, 1, 1, 0, 0]

@@ -1,0 +1,1 @@
+"""Helpers shared by the app and the model wrappers: audio I/O, MIDI rendering, beats, pictures."""

@@ -1,0 +1,130 @@
+"""Audio loading, checking, mixing and writing.
+
+Audio arrays are float32, mono, shape ``[T]`` with values in [-1, 1] unless said otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_FORMATS = ("wav", "mp3", "flac", "ogg")
+SILENCE_PEAK = 1e-4  # a peak below this (-80 dBFS) counts as silence
+OUTPUT_SAMPLE_RATE = 44100  # Hz, for rendered piano and mixes
+
+
+def audio_duration(path: str | Path) -> float:
+    """Duration of an audio file in seconds, read from its header when possible (no full decode).
+
+    Raises:
+        ValueError: the file is missing or is not audio we can read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"The file `{path.name}` does not exist.")
+    try:
+        info = sf.info(str(path))
+        if info.frames > 0 and info.samplerate > 0:
+            return info.frames / info.samplerate
+    except Exception:  # noqa: BLE001 - fall through to the slower decoder below
+        pass
+    try:
+        return float(librosa.get_duration(path=str(path)))
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            f"Could not read `{path.name}` as audio. Supported formats: {', '.join(SUPPORTED_FORMATS)}."
+        ) from e
+
+
+def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Read an audio file as mono float32, resampled to ``sample_rate`` (Hz) when given.
+
+    Args:
+        path: wav, mp3, flac or ogg file, any sample rate, mono or multichannel.
+        sample_rate: target rate in Hz; None keeps the file's rate.
+
+    Returns:
+        ``(audio [T], sample_rate)``.
+
+    Raises:
+        ValueError: missing file, or not audio we can decode.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"The file `{path.name}` does not exist.")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        audio = data.mean(axis=1)
+    except Exception:  # noqa: BLE001 - libsndfile cannot read it; try librosa's other decoders
+        try:
+            audio, sr = librosa.load(str(path), sr=None, mono=True)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(
+                f"Could not read `{path.name}` as audio. Supported formats: {', '.join(SUPPORTED_FORMATS)}."
+            ) from e
+    if audio.size == 0:
+        raise ValueError(f"`{path.name}` contains no audio samples.")
+    if sample_rate is not None and sr != sample_rate:
+        audio = librosa.resample(audio, orig_sr=sr, target_sr=sample_rate)
+        sr = sample_rate
+    return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+
+
+def check_not_silent(audio: np.ndarray, name: str = "The audio") -> None:
+    """Raise ValueError when ``audio`` [T] is silent (peak under -80 dBFS)."""
+    if audio.size == 0 or float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        raise ValueError(f"{name} is silent: there is nothing to arrange. Try another file or record closer.")
+
+
+def check_duration(seconds: float, min_seconds: float, max_seconds: float, what: str = "song") -> None:
+    """Raise ValueError when ``seconds`` lies outside ``[min_seconds, max_seconds]``."""
+    if seconds < min_seconds:
+        raise ValueError(
+            f"The {what} is {seconds:.1f} s long: too short to find its beats. Use at least {min_seconds:.0f} s."
+        )
+    if seconds > max_seconds:
+        raise ValueError(
+            f"The {what} is {seconds / 60:.1f} minutes long; the limit here is {max_seconds / 60:.1f} minutes. "
+            "Trim it, or raise the limit with --max-song-seconds."
+        )
+
+
+def fit_length(audio: np.ndarray, length: int) -> np.ndarray:
+    """Trim or zero-pad ``audio`` [T] to exactly ``length`` samples."""
+    if audio.shape[0] >= length:
+        return audio[:length]
+    return np.pad(audio, (0, length - audio.shape[0]))
+
+
+def normalize_peak(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    """Scale ``audio`` so its absolute peak is ``peak`` (silence is returned unchanged)."""
+    top = float(np.max(np.abs(audio))) if audio.size else 0.0
+    return audio if top < SILENCE_PEAK else (audio * (peak / top)).astype(np.float32)
+
+
+def mix(piano: np.ndarray, original: np.ndarray, balance: float) -> np.ndarray:
+    """Blend two signals of the same rate: ``balance`` 0 = all original, 1 = all piano.
+
+    Both are peak-normalised first so the balance means what it says; the result is [max(T1, T2)].
+    """
+    if not 0.0 <= balance <= 1.0:
+        raise ValueError(f"The balance must lie between 0 and 1, got {balance}.")
+    length = max(piano.shape[0], original.shape[0])
+    out = balance * normalize_peak(fit_length(piano, length)) + (1.0 - balance) * normalize_peak(
+        fit_length(original, length)
+    )
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write ``audio`` [T] (or [T, C]) as 16-bit PCM WAV and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    return path

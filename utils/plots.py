@@ -1,0 +1,67 @@
+"""Pictures of music for the page: piano rolls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+
+from utils.midi import notes_of  # noqa: E402
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def piano_roll_png(
+    midi, path: str | Path, beat_times: np.ndarray | None = None, title: str = "", width_px: int = 1400
+) -> Path:
+    """Draw the notes of ``midi`` (a pretty_midi.PrettyMIDI) as a piano roll and save it as PNG.
+
+    Args:
+        midi: the MIDI to draw.
+        path: where to write the PNG.
+        beat_times: optional beat times in seconds [N], drawn as faint vertical lines (every 4th darker).
+        title: a title above the roll.
+        width_px: image width in pixels (height is a third of it).
+    """
+    notes = notes_of(midi)
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(width_px / dpi, width_px / dpi / 3), dpi=dpi)
+    try:
+        if notes:
+            verts = [
+                [(n.start, n.pitch - 0.4), (n.end, n.pitch - 0.4), (n.end, n.pitch + 0.4), (n.start, n.pitch + 0.4)]
+                for n in notes
+            ]
+            velocities = np.array([n.velocity for n in notes], dtype=float)
+            coll = PolyCollection(verts, array=velocities, cmap="viridis", clim=(1, 127), linewidths=0)
+            ax.add_collection(coll)
+            low = min(n.pitch for n in notes) - 2
+            high = max(n.pitch for n in notes) + 2
+            end = max(n.end for n in notes)
+        else:
+            low, high, end = 48, 84, 1.0
+            ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center", color="gray")
+        if beat_times is not None:
+            for i, t in enumerate(beat_times):
+                if t <= end:
+                    ax.axvline(t, color="black", alpha=0.25 if i % 4 == 0 else 0.07, linewidth=0.8)
+        ax.set_xlim(0, end)
+        ax.set_ylim(low, high)
+        octave_cs = [p for p in range(int(low), int(high) + 1) if p % 12 == 0]
+        ax.set_yticks(octave_cs, [f"C{p // 12 - 1}" for p in octave_cs])
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("pitch")
+        if title:
+            ax.set_title(title)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
