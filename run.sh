@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine; every step is skipped when already done.
+#   ./run.sh app [app.py flags...]   set everything up, then launch the app
+#   ./run.sh test [pytest args...]   set everything up (with test extras), then run the tests
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode="${1:-app}"
+[ $# -gt 0 ] && shift
+case "$mode" in app|test) ;; *) echo "usage: ./run.sh app|test [args...]" >&2; exit 2 ;; esac
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+TORCH_VERSION="2.13.0"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
+
+# --- system packages: FluidSynth's library (and, for the app, a better General MIDI SoundFont) -------------
+system_packages=(libfluidsynth3)
+[ "$mode" = app ] && system_packages+=(fluid-soundfont-gm)
+missing=()
+if command -v dpkg-query >/dev/null; then
+  for pkg in "${system_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo ">> installing system packages: ${missing[*]}"
+    if ! { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
+      echo "!! could not install ${missing[*]}; the piano will be rendered with sine tones instead of FluidSynth" >&2
+      [ "$mode" = test ] && exit 1
+    fi
+  fi
+elif [ "$(uname)" = Darwin ] && ! command -v fluidsynth >/dev/null; then
+  echo "!! FluidSynth not found: install it with 'brew install fluid-synth'" >&2
+fi
+
+# --- Python: a virtual environment with CPU-friendly torch first, then the rest ----------------------------
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+requirements=requirements.txt
+[ "$mode" = test ] && requirements=requirements-dev.txt
+stamp="$VENV/.setup-stamp-$mode"
+digest="$(cat requirements.txt "$requirements" run.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  echo ">> installing Python packages into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+  fi
+  "$VENV/bin/python" -m pip install -q -r "$requirements"
+  echo "$digest" > "$stamp"
+fi
+
+export GRADIO_ANALYTICS_ENABLED=False
+if [ "$mode" = app ]; then
+  exec "$VENV/bin/python" app.py "$@"
+fi
+exec "$VENV/bin/python" -m pytest "$@"
