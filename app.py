@@ -22,7 +22,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from models import pop2piano  # noqa: E402
-from models.common import DEVICE_ENV_VAR, ModelLoadError, describe_source  # noqa: E402
+from models.common import DEVICE_ENV_VAR, ModelLoadError, describe_source, pick_device  # noqa: E402
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav  # noqa: E402
 from utils.beats import essentia_available  # noqa: E402
 from utils.midi import fluidsynth_available, render_midi  # noqa: E402
@@ -42,7 +42,8 @@ shows how far it has got.
 """
 DEFAULT_BALANCE = 0.7  # 1 = piano only, 0 = original only
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "music-demo-outputs"
-OUTPUT_MAX_AGE_S = 2 * 3600  # run folders older than this are removed when a new run starts
+OUTPUT_MAX_AGE_S = 2 * 3600
+MAX_UPLOAD_SIZE = "200mb"  # a 10-minute WAV at 48 kHz stereo is ~110 MB  # run folders older than this are removed when a new run starts
 
 
 @dataclass
@@ -86,7 +87,11 @@ STYLE_CHOICES = [(pop2piano.composer_label(c), c) for c in (*pop2piano.COMPOSERS
 
 def piano_cover_status() -> str:
     """One line on where the piano model comes from and what renders the audio (no network)."""
-    lines = [f"**Model:** {describe_source(CONFIG.piano_model)} · **device:** {CONFIG.device or 'auto'}"]
+    try:
+        device = str(pick_device(CONFIG.device))
+    except ValueError as e:
+        device = f"⚠️ {e}"
+    lines = [f"**Model:** {describe_source(CONFIG.piano_model)} · **device:** {device}"]
     if not essentia_available():
         lines.append("⚠️ essentia is not installed: beats are tracked with librosa (less accurate).")
     if not fluidsynth_available():
@@ -131,7 +136,8 @@ def piano_cover(
         raise user_error(e) from e
     details = [
         f"**{pop2piano.composer_label(cover.composer)}** (`{cover.composer}`) · {cover.n_notes} notes · "
-        f"{cover.beats.bpm:.1f} BPM from {cover.beats.backend} · {2 * cover.n_chunks} bars",
+        f"{cover.beats.bpm:.1f} BPM from {cover.beats.backend} (first beat at {cover.beats.times[0]:.2f} s) · "
+        f"{2 * cover.n_chunks} bars",
         f"Rendered with {rendered.renderer}" + (f" ({rendered.soundfont.name})" if rendered.soundfont else ""),
         *(f"⚠️ {w}" for w in (*cover.warnings, rendered.warning) if w),
     ]
@@ -173,8 +179,9 @@ def build_piano_cover_tab() -> gr.Markdown:
         with gr.Column():
             piano_audio = gr.Audio(type="filepath", label="Piano cover", interactive=False)
             mix_audio = gr.Audio(type="filepath", label="Piano + original", interactive=False)
-            midi_file = gr.File(label="MIDI download", interactive=False)
-            tempo = gr.Number(label="Detected tempo (BPM)", interactive=False)
+            with gr.Row():
+                midi_file = gr.File(label="MIDI download", interactive=False, height=90, scale=3)
+                tempo = gr.Number(value=None, label="Detected tempo (BPM)", interactive=False, scale=1)
             details = gr.Markdown(elem_id="piano-cover-details")
     roll = gr.Image(type="filepath", label="Piano roll", interactive=False)
     state = gr.State(None)
@@ -224,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("--auth wants USER:PASS")
         auth = (user, password)
     demo.queue(default_concurrency_limit=1, max_size=32).launch(
-        share=args.share, server_name=args.server_name, server_port=args.server_port, auth=auth
+        share=args.share,
+        server_name=args.server_name,
+        server_port=args.server_port,
+        auth=auth,
+        max_file_size=MAX_UPLOAD_SIZE,
     )
 
 

@@ -54,6 +54,7 @@ def looks_like_path(name: str) -> bool:
         or os.path.isabs(name)
         or Path(name).expanduser().exists()
         or name.count("/") > 1
+        or ("/" in name and Path(name.split("/")[0]).is_dir())  # "weights/pop2piano" beside a weights/ folder
     )
 
 
