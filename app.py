@@ -37,7 +37,7 @@ download the MIDI (it carries the song's tempo, so it lines up in a DAW) and see
 """
 PIANO_COVER_HELP = """\
 Arranged by [Pop2Piano](https://huggingface.co/sweetcocoa/pop2piano) in one of 21 arrangers' styles.
-Songs are cut into two-bar chunks at the detected beats; long songs take a while on a CPU, and the progress bar
+Songs are cut into four-beat chunks at the detected beats; long songs take a while on a CPU, and the progress bar
 shows how far it has got.
 """
 DEFAULT_BALANCE = 0.7  # 1 = piano only, 0 = original only
@@ -137,7 +137,7 @@ def piano_cover(
     details = [
         f"**{pop2piano.composer_label(cover.composer)}** (`{cover.composer}`) · {cover.n_notes} notes · "
         f"{cover.beats.bpm:.1f} BPM from {cover.beats.backend} (first beat at {cover.beats.times[0]:.2f} s) · "
-        f"{2 * cover.n_chunks} bars",
+        f"{cover.n_chunks} chunks of {pop2piano.BEATS_PER_CHUNK} beats",
         f"Rendered with {rendered.renderer}" + (f" ({rendered.soundfont.name})" if rendered.soundfont else ""),
         *(f"⚠️ {w}" for w in (*cover.warnings, rendered.warning) if w),
     ]
@@ -191,6 +191,7 @@ def build_piano_cover_tab() -> gr.Markdown:
         inputs=[song, style, balance],
         outputs=[piano_audio, midi_file, mix_audio, roll, tempo, details, state],
         api_name="piano_cover",
+        show_progress_on=[piano_audio, roll],
     )
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix")
     return status

@@ -3,7 +3,7 @@
 The pipeline is transformers' reference one (``Pop2PianoFeatureExtractor`` -> ``generate`` ->
 ``Pop2PianoTokenizer.batch_decode``), with four changes a web demo needs:
 - beats are tracked once, by essentia when importable and librosa otherwise (the reference requires essentia);
-- the two-bar chunks are generated in batches, reporting progress after each;
+- the song's chunks (four beats each) are generated in batches, reporting progress after each;
 - a chunk that runs out of length without an end token is decoded as far as it got, instead of crashing;
 - the MIDI carries the detected tempo, so it lines up with the song in a DAW.
 """
@@ -48,8 +48,9 @@ MIN_SONG_SECONDS = 3.0  # below this there are too few beats to arrange
 COMPOSERS = tuple(f"composer{i}" for i in range(1, 22))  # the 21 arranger styles of the checkpoint
 RANDOM_COMPOSER = "random"
 STEPS_PER_BEAT = 2  # the feature extractor's default: two time steps per beat
-MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one two-bar chunk
-CHUNKS_PER_BATCH = {"cpu": 8, "cuda": 32, "mps": 16}  # two-bar chunks per generate() call
+MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one chunk
+CHUNKS_PER_BATCH = {"cpu": 8, "cuda": 32, "mps": 16}  # chunks per generate() call
+BEATS_PER_CHUNK = 4  # the extractor's `num_bars` (2) * 4 half-beat steps = 8 steps = 4 beats
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 
@@ -103,7 +104,7 @@ class PianoCover:
         midi: one piano track, notes in seconds from the song's start, tempo = detected BPM.
         beats: the song's beat grid.
         composer: the arranger style used (``composer1``..``composer21``).
-        n_chunks: number of two-bar chunks generated.
+        n_chunks: number of four-beat chunks generated.
         n_unfinished: chunks that hit the token limit without an end token (decoded as far as they went).
         warnings: notes for the user (fallbacks used, unfinished chunks).
     """
@@ -203,7 +204,7 @@ class PianoCoverModel:
             composer: arranger style, ``composer1``..``composer21`` or ``random``.
             beats: the song's beats if already tracked; tracked here otherwise.
             progress: called with (fraction, message) as work advances.
-            max_tokens_per_chunk: token limit for each two-bar chunk.
+            max_tokens_per_chunk: token limit for each chunk.
         """
         report = progress or (lambda fraction, message: None)
         composer = check_composer(composer)
@@ -241,7 +242,8 @@ class PianoCoverModel:
         for start in range(0, n_chunks, batch):
             report(
                 0.2 + 0.7 * start / n_chunks,
-                f"Arranging bars {2 * start + 1}-{2 * min(start + batch, n_chunks)} of {2 * n_chunks}",
+                f"Arranging beats {BEATS_PER_CHUNK * start + 1}-{BEATS_PER_CHUNK * min(start + batch, n_chunks)} "
+                f"of {BEATS_PER_CHUNK * n_chunks}",
             )
             outputs.append(
                 self.model.generate(
@@ -254,7 +256,7 @@ class PianoCoverModel:
         token_ids, n_unfinished = self._join_chunks(outputs)
         if n_unfinished:
             warnings.append(
-                f"{n_unfinished} of {n_chunks} two-bar chunks reached the {max_tokens_per_chunk}-token limit "
+                f"{n_unfinished} of {n_chunks} chunks reached the {max_tokens_per_chunk}-token limit "
                 "without finishing; they were kept as far as they went."
             )
         decoded = self.tokenizer.batch_decode(token_ids=token_ids, feature_extractor_output=features)

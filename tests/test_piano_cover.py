@@ -38,7 +38,7 @@ def test_real_music_end_to_end(model, chorale):
 
     assert sr == 44100 and song.ndim == 1
     assert cover.composer == "composer5"
-    assert cover.n_chunks >= 2  # 22.5 s at 96 BPM = 9 bars = 5 two-bar chunks
+    assert cover.n_chunks >= 8  # 22.5 s at 96 BPM = 36 beats = 9 four-beat chunks
     # Random weights never emit the end token: every chunk ran out of length and was decoded anyway.
     assert cover.n_unfinished == cover.n_chunks
     assert any("256-token limit" in w for w in cover.warnings)
@@ -51,7 +51,7 @@ def test_real_music_end_to_end(model, chorale):
 
     fractions = [f for f, _ in progress]
     assert fractions == sorted(fractions) and fractions[-1] >= 0.9
-    assert any("Arranging bars" in m for _, m in progress)
+    assert any("Arranging beats" in m for _, m in progress)
 
     rendered = render_midi(cover.midi, OUTPUT_SAMPLE_RATE)
     assert rendered.sample_rate == OUTPUT_SAMPLE_RATE
@@ -63,9 +63,9 @@ def test_long_song_runs_in_several_batches(model, monkeypatch, clicks):
     monkeypatch.setitem(pop2piano.CHUNKS_PER_BATCH, "cpu", 1)
     messages: list[str] = []
     cover, _, _ = model.cover_file(str(clicks[0]), "composer1", progress=lambda f, m: messages.append(m))
-    batches = [m for m in messages if m.startswith("Arranging bars")]
+    batches = [m for m in messages if m.startswith("Arranging beats")]
     assert len(batches) == cover.n_chunks >= 2
-    assert batches[0] == f"Arranging bars 1-2 of {2 * cover.n_chunks}"
+    assert batches[0] == f"Arranging beats 1-4 of {4 * cover.n_chunks}"
 
 
 def test_same_input_same_cover(model, clicks):
