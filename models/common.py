@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -15,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 DEVICE_ENV_VAR = "MUSIC_DEMO_DEVICE"  # "cuda", "cuda:1", "mps" or "cpu"; unset = pick automatically
 HUB_PROBE_TIMEOUT_S = 3.0  # how long we wait to learn whether the Hugging Face Hub is reachable
+
+T = TypeVar("T")
 
 
 class ModelLoadError(RuntimeError):
@@ -147,6 +151,28 @@ def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSo
             "in the local cache. " + how_to_fix(name, env_var, cli_flag)
         )
     return ModelSource(name, name, is_local=False, local_files_only=False)
+
+
+def load_or_explain(what: str, name: str, env_var: str, cli_flag: str, load: Callable[[ModelSource], T]) -> T:
+    """Resolve ``name`` and run ``load(source)``; any failure becomes a ModelLoadError saying what and how to fix.
+
+    Args:
+        what: the model's role, for messages (e.g. "Piano cover model").
+        name: hub id or local folder.
+        env_var: the environment variable that sets this model.
+        cli_flag: the command-line flag that sets this model.
+        load: builds the model objects from a resolved source (``from_pretrained`` calls).
+    """
+    source = resolve_source(name, what, env_var, cli_flag)
+    try:
+        return load(source)
+    except (ModelLoadError, ValueError):
+        raise
+    except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear message
+        raise ModelLoadError(
+            f"{what} `{name}` could not be loaded: {type(e).__name__}: {e}. Check that the folder or hub id holds "
+            f"the right kind of checkpoint; set it with `{cli_flag}` or `{env_var}`."
+        ) from e
 
 
 def describe_source(name: str) -> str:

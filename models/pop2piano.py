@@ -27,10 +27,11 @@ from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2Piano
 
 from models.common import (
     ModelLoadError,
+    ModelSource,
     free_accelerator_memory,
+    load_or_explain,
     pick_device,
     pick_dtype,
-    resolve_source,
 )
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
@@ -151,19 +152,9 @@ class PianoCoverModel:
         with self._lock:
             if self.model is not None:
                 return
-            source = resolve_source(self.name, "Piano cover model", PIANO_COVER_ENV_VAR, PIANO_COVER_CLI_FLAG)
-            kwargs = {"local_files_only": source.local_files_only}
-            try:
-                model = Pop2PianoForConditionalGeneration.from_pretrained(source.location, dtype=self.dtype, **kwargs)
-                feature_extractor = BeatAwareFeatureExtractor.from_pretrained(source.location, **kwargs)
-                tokenizer = Pop2PianoTokenizer.from_pretrained(source.location, **kwargs)
-            except Exception as e:  # noqa: BLE001 - any loader failure becomes one clear message
-                raise ModelLoadError(
-                    f"Piano cover model `{self.name}` could not be loaded: {type(e).__name__}: {e}. "
-                    f"Check that the folder or hub id holds a Pop2Piano checkpoint (config.json, weights, "
-                    f"preprocessor_config.json, vocab.json); set it with `{PIANO_COVER_CLI_FLAG}` or "
-                    f"`{PIANO_COVER_ENV_VAR}`."
-                ) from e
+            model, feature_extractor, tokenizer = load_or_explain(
+                "Piano cover model", self.name, PIANO_COVER_ENV_VAR, PIANO_COVER_CLI_FLAG, self._from_source
+            )
             if feature_extractor.feature_size != model.config.d_model:
                 raise ModelLoadError(
                     f"Piano cover model `{self.name}`: the feature extractor makes {feature_extractor.feature_size} "
@@ -179,6 +170,16 @@ class PianoCoverModel:
             self.feature_extractor = feature_extractor
             self.tokenizer = tokenizer
             logger.info("Loaded piano cover model %s on %s (%s)", self.name, self.device, self.dtype)
+
+    def _from_source(
+        self, source: ModelSource
+    ) -> tuple[Pop2PianoForConditionalGeneration, BeatAwareFeatureExtractor, Pop2PianoTokenizer]:
+        kwargs = {"local_files_only": source.local_files_only}
+        return (
+            Pop2PianoForConditionalGeneration.from_pretrained(source.location, dtype=self.dtype, **kwargs),
+            BeatAwareFeatureExtractor.from_pretrained(source.location, **kwargs),
+            Pop2PianoTokenizer.from_pretrained(source.location, **kwargs),
+        )
 
     def unload(self) -> None:
         """Drop the model and free its memory."""

@@ -77,3 +77,107 @@ def build_tiny_pop2piano(folder: str | Path, d_model: int = 64, seed: int = 0) -
     vocab_path.write_text(json.dumps(vocab))
     Pop2PianoTokenizer(vocab=str(vocab_path)).save_pretrained(folder)
     return folder
+
+
+# ------------------------------------------------------------------------------------------------ MusicGen
+MUSICGEN_WORDS = (
+    "lo fi hip hop warm piano bpm jazz rock pop drums bass guitar synth ambient happy sad slow fast "
+    "electronic dance beat melody chill orchestral strings epic with and a the of in 80 90 120"
+).split()
+
+
+def build_t5_tokenizer(folder: str | Path):
+    """A small T5 (Unigram) tokenizer built from a word list, saved as tokenizer.json in ``folder``."""
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    pieces += [(f"\u2581{w}", -1.0 - i * 0.01) for i, w in enumerate(MUSICGEN_WORDS)]
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789,.!?-'"
+    pieces += [(c, -5.0) for c in letters] + [(f"\u2581{c}", -5.5) for c in letters] + [("\u2581", -6.0)]
+    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_tiny_musicgen(
+    folder: str | Path, melody: bool = False, stereo: bool = False, seed: int = 0, hidden_size: int = 32
+) -> Path:
+    """Write a tiny random MusicGen (or MusicGen-Melody) checkpoint to ``folder``.
+
+    T5 text encoder, 32 kHz EnCodec (50 frames/s, 4 codebooks of 2048, as the real one but with a few
+    filters) and a 2-layer decoder; ``stereo`` doubles the decoder's codebooks like the stereo checkpoints.
+    """
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyForConditionalGeneration,
+        T5Config,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = build_t5_tokenizer(folder)
+    text_encoder = T5Config(
+        vocab_size=len(tokenizer), d_model=hidden_size, d_kv=8, d_ff=2 * hidden_size, num_layers=1, num_heads=2
+    )
+    audio_encoder = EncodecConfig(
+        sampling_rate=32000,
+        target_bandwidths=[2.2],  # 2.2 kbps at 50 frames/s with 11-bit codes -> 4 quantizers
+        codebook_size=2048,
+        upsampling_ratios=[8, 5, 4, 4],  # hop 640 -> 50 frames/s at 32 kHz
+        num_filters=2,
+        hidden_size=8,
+        num_lstm_layers=1,
+        use_causal_conv=False,
+        normalize=False,
+    )
+    n_codebooks = 8 if stereo else 4
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048,
+        hidden_size=hidden_size,
+        ffn_dim=2 * hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_codebooks=n_codebooks,
+        audio_channels=2 if stereo else 1,
+        max_position_embeddings=2048,
+        dropout=0.0,
+    )
+    if melody:
+        config = MusicgenMelodyConfig(text_encoder=text_encoder, audio_encoder=audio_encoder, decoder=decoder)
+        model = MusicgenMelodyForConditionalGeneration(config)
+    else:
+        config = MusicgenConfig(text_encoder=text_encoder, audio_encoder=audio_encoder, decoder=decoder)
+        model = MusicgenForConditionalGeneration(config)
+    model.generation_config.update(
+        do_sample=True, top_k=250, top_p=0.0, temperature=1.0, guidance_scale=3.0, max_length=1500,
+        decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048,
+    )
+    model.eval().save_pretrained(folder)
+    if melody:
+        (folder / "preprocessor_config.json").write_text(json.dumps(TINY_MELODY_PREPROCESSOR, indent=2))
+    else:
+        EncodecFeatureExtractor(feature_size=1, sampling_rate=32000).save_pretrained(folder)
+    return folder
+
+
+# What `MusicgenMelodyFeatureExtractor().save_pretrained()` writes (that class needs torchaudio to instantiate).
+TINY_MELODY_PREPROCESSOR = {
+    "chunk_length": 30,
+    "feature_extractor_type": "MusicgenMelodyFeatureExtractor",
+    "feature_size": 12,
+    "hop_length": 4096,
+    "n_fft": 16384,
+    "num_chroma": 12,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "processor_class": "MusicgenMelodyProcessor",
+    "return_attention_mask": False,
+    "sampling_rate": 32000,
+    "stem_indices": [3, 2],
+}
