@@ -1,4 +1,4 @@
-"""Music demo: turn a pop song into a piano cover.
+"""Music demo: piano covers of pop songs, text to music, and melody to music.
 
 Run ``python app.py --help`` for the launch flags. The UI is built here; the models live in ``models/``.
 """
@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -21,19 +22,27 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from models import pop2piano  # noqa: E402
+from models import musicgen, pop2piano  # noqa: E402
 from models.common import DEVICE_ENV_VAR, ModelLoadError, describe_source, pick_device  # noqa: E402
-from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav  # noqa: E402
+from utils.audio import (  # noqa: E402
+    OUTPUT_SAMPLE_RATE,
+    audio_duration,
+    check_not_silent,
+    fit_length,
+    load_audio,
+    mix,
+    write_wav,
+)
 from utils.beats import essentia_available  # noqa: E402
 from utils.midi import fluidsynth_available, render_midi  # noqa: E402
-from utils.plots import piano_roll_png  # noqa: E402
+from utils.plots import chroma_png, piano_roll_png, spectrograms_png  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
 DESCRIPTION = """\
 # 🎹 Music demo
-Upload a pop song (or record one) and get a **piano cover**: listen to it, mix it with the original,
-download the MIDI (it carries the song's tempo, so it lines up in a DAW) and see the notes.
+**Piano cover**: upload a pop song and get a piano arrangement (audio, MIDI with the song's tempo, notes).
+**Text to music**: describe music and hear it. **Melody to music**: hum or upload a tune and restyle it.
 """
 PIANO_COVER_HELP = """\
 Arranged by [Pop2Piano](https://huggingface.co/sweetcocoa/pop2piano) in one of 21 arrangers' styles.
@@ -42,8 +51,21 @@ shows how far it has got.
 """
 DEFAULT_BALANCE = 0.7  # 1 = piano only, 0 = original only
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "music-demo-outputs"
-OUTPUT_MAX_AGE_S = 2 * 3600
-MAX_UPLOAD_SIZE = "200mb"  # a 10-minute WAV at 48 kHz stereo is ~110 MB  # run folders older than this are removed when a new run starts
+OUTPUT_MAX_AGE_S = 2 * 3600  # run folders older than this are removed when a new run starts
+MAX_UPLOAD_SIZE = "200mb"  # a 10-minute WAV at 48 kHz stereo is ~110 MB
+GPU_QUEUE = "models"  # every model event shares one worker, so two models never fight over GPU memory
+TEXT_PROMPT_EXAMPLES = [
+    "An 80s driving pop song with heavy drums and synth pads in the background",
+    "A cheerful country song with acoustic guitars",
+    "90s rock song with electric guitar and heavy drums",
+    "a light and cheerful EDM track, with syncopated drums, airy pads, and strong emotions, bpm: 130",
+    "lo-fi hip hop with warm piano and vinyl crackle, 80 bpm",
+]
+MELODY_PROMPT_EXAMPLES = [
+    "a grand orchestral arrangement with strings and horns",
+    "a jazz trio: upright bass, brushed drums, piano",
+    "an 8-bit chiptune with punchy square-wave leads",
+]
 
 
 @dataclass
@@ -51,6 +73,8 @@ class AppConfig:
     """Settings chosen at launch (env vars, then CLI flags); read by the event handlers at run time."""
 
     piano_model: str = field(default_factory=pop2piano.default_model_name)
+    musicgen_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=False))
+    melody_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=True))
     device: str | None = field(default_factory=lambda: os.environ.get(DEVICE_ENV_VAR) or None)
     max_song_seconds: float = field(default_factory=pop2piano.default_max_song_seconds)
 
@@ -192,16 +216,312 @@ def build_piano_cover_tab() -> gr.Markdown:
         outputs=[piano_audio, midi_file, mix_audio, roll, tempo, details, state],
         api_name="piano_cover",
         show_progress_on=[piano_audio, roll],
+        concurrency_id=GPU_QUEUE,
     )
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix")
     return status
+
+
+# ------------------------------------------------------------------------------------- text and melody to music
+_cancel_events: dict[str, threading.Event] = {}
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def new_cancel_event(request: gr.Request | None) -> threading.Event:
+    """A fresh stop flag for this browser session's next generation."""
+    event = threading.Event()
+    _cancel_events[_session(request)] = event
+    return event
+
+
+def stop_generation(request: gr.Request) -> None:
+    """Stop this session's running generation (the Stop button)."""
+    event = _cancel_events.get(_session(request))
+    if event is not None:
+        event.set()
+
+
+def whole(value: float | int | None, name: str) -> int:
+    """An integer from a number box; raises ValueError for 2.5 and the like."""
+    if value is None or float(value) != int(float(value)):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    return int(float(value))
+
+
+def sampling_params(
+    duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None
+) -> musicgen.SamplingParams:
+    """The UI's sampling controls as checked SamplingParams."""
+    return musicgen.SamplingParams(
+        duration=float(duration),
+        top_k=whole(top_k, "Top-k"),
+        top_p=float(top_p),
+        temperature=float(temperature),
+        guidance_scale=float(guidance_scale),
+        seed=musicgen.parse_seed(seed),
+    ).validated()
+
+
+def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[Any]:
+    """Write each variant as WAV and draw them: [WAV path or None x MAX_VARIANTS, picture, params, details]."""
+    n = result.audio.shape[0]
+    audios: list[str | None] = [
+        str(write_wav(out / f"{stem}_seed{result.seed}_v{i + 1}.wav", result.audio[i].T, result.sample_rate))
+        if i < n else None
+        for i in range(musicgen.MAX_VARIANTS)
+    ]
+    picture = spectrograms_png(
+        result.audio, result.sample_rate, out / f"{stem}_seed{result.seed}.png",
+        titles=[f"variant {i + 1}" for i in range(n)],
+    )
+    details = (
+        f"**Seed used: {result.seed}** (type it in the seed box to get the same music again) · "
+        f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)"
+    )
+    return [*audios, str(picture), result.params, details]
+
+
+def run_music(
+    melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
+    melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
+) -> musicgen.MusicResult:
+    """Shared body of both MusicGen events: pick the cached model, generate, turn a stop into a message."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    model = musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
+    try:
+        return model.generate(
+            prompt, params, whole(variants, "The number of variants"), melody=melody,
+            progress=gradio_progress(progress), cancel=cancel,
+        )
+    except musicgen.GenerationCancelled as e:
+        raise ValueError("Stopped. Press Generate to start again.") from e
+
+
+def text_to_music(
+    prompt: str,
+    model_name: str | None,
+    duration: float = musicgen.DEFAULT_DURATION_S,
+    top_k: float = musicgen.DEFAULT_TOP_K,
+    top_p: float = musicgen.DEFAULT_TOP_P,
+    temperature: float = musicgen.DEFAULT_TEMPERATURE,
+    guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
+    seed: str | None = "",
+    variants: float = 1,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    """Prompt -> music. Returns 4 audio slots (unused ones hidden), a picture, the parameters, details."""
+    cancel = new_cancel_event(request)
+    try:
+        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
+        result = run_music(False, model_name, prompt, params, variants, None, cancel, progress)
+        return music_outputs(result, new_run_dir("text-to-music"), "music")
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+        raise user_error(e) from e
+
+
+def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
+    """The part of the melody that will be used, as a WAV, and a line about it."""
+    if not path:
+        return None, ""
+    try:
+        melody = musicgen.Melody.from_file(path, start, end)
+        out = write_wav(new_run_dir("melody-preview") / "melody_part_used.wav", melody.audio, melody.sample_rate)
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
+
+
+def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, str]:
+    """When a melody arrives: fit the trim sliders to its length and show the part used."""
+    if not path:
+        return gr.Slider(value=0), gr.Slider(value=0), None, ""
+    try:
+        total = audio_duration(path)
+    except ValueError as e:
+        raise user_error(e) from e
+    end = min(total, musicgen.MAX_MELODY_SECONDS)
+    preview, info = melody_preview(path, 0.0, end)
+    return (
+        gr.Slider(maximum=round(total, 2), value=0.0),
+        gr.Slider(maximum=round(total, 2), value=round(end, 2)),
+        preview,
+        info,
+    )
+
+
+def melody_to_music(
+    melody_path: str | None,
+    trim_start: float,
+    trim_end: float,
+    prompt: str,
+    model_name: str | None,
+    duration: float = musicgen.DEFAULT_DURATION_S,
+    top_k: float = musicgen.DEFAULT_TOP_K,
+    top_p: float = musicgen.DEFAULT_TOP_P,
+    temperature: float = musicgen.DEFAULT_TEMPERATURE,
+    guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
+    seed: str | None = "",
+    variants: float = 1,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    """Melody + prompt -> music. Returns the text tab's outputs plus the chroma picture."""
+    cancel = new_cancel_event(request)
+    try:
+        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
+        musicgen.check_prompt(prompt)
+        melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
+        result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
+        out = new_run_dir("melody-to-music")
+        outputs = music_outputs(result, out, "melody_music")
+        model = musicgen.get_musicgen_model(model_name or CONFIG.melody_model, CONFIG.device, melody=True)
+        frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
+        picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png", "Melody chroma the model follows")
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return [*outputs, str(picture)]
+
+
+def music_model_status(name: str | None, melody_tab: bool) -> str:
+    """Where the chosen MusicGen checkpoint comes from (no network)."""
+    name = (name or "").strip() or (CONFIG.melody_model if melody_tab else CONFIG.musicgen_model)
+    line = f"**Model:** {describe_source(name)}"
+    if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
+        line += " · ⚠️ text-only checkpoint: choose a melody one"
+    return line
+
+
+def text_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=False)
+
+
+def melody_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=True)
+
+
+def sampling_controls() -> list[gr.components.Component]:
+    """Duration, sampling settings, seed and variants (the same in both MusicGen tabs)."""
+    duration = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_DURATION_S,
+                         step=1, label="Duration (s)")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            top_k = gr.Number(musicgen.DEFAULT_TOP_K, label="Top-k", precision=0, minimum=0, maximum=musicgen.MAX_TOP_K)
+            top_p = gr.Number(musicgen.DEFAULT_TOP_P, label="Top-p (0 = off)", minimum=0, maximum=1, step=0.05)
+            temperature = gr.Number(musicgen.DEFAULT_TEMPERATURE, label="Temperature", minimum=0.05, maximum=10,
+                                    step=0.05)
+            guidance = gr.Number(musicgen.DEFAULT_GUIDANCE_SCALE, label="Guidance scale (classifier-free)",
+                                 minimum=1, maximum=musicgen.MAX_GUIDANCE_SCALE, step=0.5)
+    with gr.Row():
+        seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42")
+        variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants")
+    return [duration, top_k, top_p, temperature, guidance, seed, variants]
+
+
+def show_variants(variants: float) -> list[Any]:
+    """Show as many players as variants asked for."""
+    return [gr.Audio(visible=i < int(variants)) for i in range(musicgen.MAX_VARIANTS)]
+
+
+def music_result_panel() -> list[gr.components.Component]:
+    """Variant players, picture, parameters and details (the same in both MusicGen tabs)."""
+    audios = [
+        gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0)
+        for i in range(musicgen.MAX_VARIANTS)
+    ]
+    details = gr.Markdown()
+    picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False)
+    with gr.Accordion("Parameters (to reproduce this result)", open=False):
+        params = gr.JSON(label="Parameters")
+    return [*audios, picture, params, details]
+
+
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=TEXT_PROMPT_EXAMPLES[-1])
+            model = gr.Dropdown(list(musicgen.TEXT_CHECKPOINTS), value=musicgen.DEFAULT_MUSICGEN_MODEL,
+                                allow_custom_value=True, label="Model (hub id or local folder)")
+            controls = sampling_controls()
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+            gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+        with gr.Column():
+            outputs = music_result_panel()
+    event = run.click(text_to_music, inputs=[prompt, model, *controls], outputs=outputs, api_name="text_to_music",
+                      concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+    controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
+                        api_visibility="private", queue=False)
+    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="text_to_music_stop",
+               queue=False)
+    model.change(text_model_status, inputs=model, outputs=status, api_visibility="private")
+    return model, status
+
+
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)")
+            with gr.Row():
+                start = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim start (s)")
+                end = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim end (s, 0 = end)")
+            preview = gr.Audio(type="filepath", label="Part of the melody used", interactive=False)
+            preview_info = gr.Markdown()
+            prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=MELODY_PROMPT_EXAMPLES[0])
+            model = gr.Dropdown(list(musicgen.MELODY_CHECKPOINTS), value=musicgen.DEFAULT_MELODY_MODEL,
+                                allow_custom_value=True, label="Model (hub id or local folder)")
+            controls = sampling_controls()
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+            gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+        with gr.Column():
+            outputs = music_result_panel()
+            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False)
+    melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
+                  api_visibility="private")
+    gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
+          api_name="melody_preview")
+    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
+                      outputs=[*outputs, chroma], api_name="melody_to_music", concurrency_id=GPU_QUEUE,
+                      show_progress_on=outputs[0])
+    controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
+                        api_visibility="private", queue=False)
+    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="melody_to_music_stop",
+               queue=False)
+    model.change(melody_model_status, inputs=model, outputs=status, api_visibility="private")
+    return model, status
+
+
+def initial_settings() -> tuple[str, Any, str, Any, str]:
+    """Per page load: status lines and model choices from the launch settings."""
+    return (
+        piano_cover_status(),
+        gr.Dropdown(value=CONFIG.musicgen_model),
+        music_model_status(CONFIG.musicgen_model, False),
+        gr.Dropdown(value=CONFIG.melody_model),
+        music_model_status(CONFIG.melody_model, True),
+    )
 
 
 with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as demo:
     gr.Markdown(DESCRIPTION)
     with gr.Tab("Piano cover"):
         piano_status = build_piano_cover_tab()
-    demo.load(piano_cover_status, outputs=piano_status, api_name=False)
+    with gr.Tab("Text to music"):
+        text_model, text_status = build_text_tab()
+    with gr.Tab("Melody to music"):
+        melody_model, melody_status = build_melody_tab()
+    demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
+              api_visibility="private")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -214,6 +534,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=CONFIG.device, help="cuda, cuda:N, mps or cpu (default: best available)")
     parser.add_argument(pop2piano.PIANO_COVER_CLI_FLAG, default=CONFIG.piano_model,
                         help=f"Pop2Piano hub id or local folder (env {pop2piano.PIANO_COVER_ENV_VAR})")
+    parser.add_argument(musicgen.MUSICGEN_CLI_FLAG, default=CONFIG.musicgen_model,
+                        help=f"MusicGen hub id or local folder for text to music (env {musicgen.MUSICGEN_ENV_VAR})")
+    parser.add_argument(musicgen.MELODY_CLI_FLAG, default=CONFIG.melody_model,
+                        help=f"MusicGen-Melody hub id or local folder (env {musicgen.MELODY_ENV_VAR})")
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     return parser.parse_args(argv)
@@ -223,6 +547,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     CONFIG.piano_model = args.piano_model
+    CONFIG.musicgen_model = args.musicgen_model
+    CONFIG.melody_model = args.melody_model
     CONFIG.device = args.device
     CONFIG.max_song_seconds = args.max_song_seconds
     auth = None

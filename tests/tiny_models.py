@@ -154,6 +154,11 @@ def build_tiny_musicgen(
     else:
         config = MusicgenConfig(text_encoder=text_encoder, audio_encoder=audio_encoder, decoder=decoder)
         model = MusicgenForConditionalGeneration(config)
+    # EnCodec's codebooks are buffers that start at zero (real ones are learned): give them random values,
+    # or every code would decode to the same sound.
+    for layer in model.audio_encoder.quantizer.layers:
+        layer.codebook.embed.normal_()
+        layer.codebook.embed_avg.copy_(layer.codebook.embed)
     model.generation_config.update(
         do_sample=True, top_k=250, top_p=0.0, temperature=1.0, guidance_scale=3.0, max_length=1500,
         decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048,

@@ -128,3 +128,19 @@ def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
     return path
+
+
+def trim(audio: np.ndarray, sample_rate: int, start: float = 0.0, end: float | None = None,
+         max_seconds: float | None = None) -> np.ndarray:
+    """The part of ``audio`` [T] from ``start`` to ``end`` seconds (None or 0 = to the end), at most ``max_seconds``.
+
+    Raises:
+        ValueError: start is negative or not before end.
+    """
+    total = audio.shape[0] / sample_rate
+    end = total if end is None or end <= 0 or end > total else float(end)
+    if start < 0 or start >= end:
+        raise ValueError(f"The trim start ({start:g} s) must come before its end ({end:g} s); the clip is {total:.1f} s.")
+    if max_seconds is not None:
+        end = min(end, start + max_seconds)
+    return audio[int(round(start * sample_rate)) : int(round(end * sample_rate))]

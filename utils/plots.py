@@ -65,3 +65,61 @@ def piano_roll_png(
     finally:
         plt.close(fig)
     return path
+
+
+def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titles: list[str] | None = None) -> Path:
+    """Waveform and mel spectrogram of each variant, stacked, saved as PNG.
+
+    Args:
+        audio: float32 [variants, channels, T] (channels are averaged for the picture).
+        sample_rate: Hz.
+        path: where to write the PNG.
+        titles: one title per variant.
+    """
+    import librosa
+    import librosa.display
+
+    n = audio.shape[0]
+    fig, axes = plt.subplots(n, 2, figsize=(14, 2.4 * n), dpi=100, squeeze=False, gridspec_kw={"width_ratios": [1, 2]})
+    try:
+        for i in range(n):
+            mono = audio[i].mean(axis=0)
+            t = np.arange(mono.shape[0]) / sample_rate
+            axes[i, 0].plot(t, mono, linewidth=0.4, color="#4a6fa5")
+            axes[i, 0].set_xlim(0, t[-1] if t.size else 1)
+            axes[i, 0].set_ylim(-1, 1)
+            axes[i, 0].set_ylabel(titles[i] if titles else f"variant {i + 1}")
+            mel = librosa.feature.melspectrogram(y=mono, sr=sample_rate, n_mels=96)
+            librosa.display.specshow(
+                librosa.power_to_db(mel + 1e-10, ref=np.max), sr=sample_rate, x_axis="time", y_axis="mel",
+                ax=axes[i, 1], cmap="magma",
+            )
+        axes[-1, 0].set_xlabel("time (s)")
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, title: str = "") -> Path:
+    """The melody chroma that conditions MusicGen-Melody ([frames, 12], one-hot), as a pitch-class picture."""
+    fig, ax = plt.subplots(figsize=(14, 3), dpi=100)
+    try:
+        seconds = chroma.shape[0] / frames_per_second
+        ax.imshow(chroma.T, aspect="auto", origin="lower", cmap="Greens", extent=(0, seconds, -0.5, 11.5),
+                  interpolation="nearest")
+        ax.set_yticks(range(12), NOTE_NAMES)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("pitch class")
+        if title:
+            ax.set_title(title)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path

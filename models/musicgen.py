@@ -1,0 +1,450 @@
+"""Text-to-music and melody-to-music with MusicGen / MusicGen-Melody through transformers.
+
+The checkpoints are the official ``facebook/musicgen-*`` ones (audiocraft cannot be installed next to a
+current torch). Melody chroma is computed by ``utils.chroma`` because transformers' melody feature
+extractor needs torchaudio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    MusicgenForConditionalGeneration,
+    MusicgenMelodyForConditionalGeneration,
+)
+from transformers.generation.streamers import BaseStreamer
+
+from models.common import (
+    ModelSource,
+    free_accelerator_memory,
+    load_or_explain,
+    pick_device,
+    pick_dtype,
+)
+from utils.audio import audio_duration, check_not_silent, load_audio, trim
+from utils.chroma import ChromaExtractor
+
+logger = logging.getLogger(__name__)
+
+MUSICGEN_ENV_VAR = "MUSICGEN_MODEL"
+MUSICGEN_CLI_FLAG = "--musicgen-model"
+DEFAULT_MUSICGEN_MODEL = "facebook/musicgen-small"
+MELODY_ENV_VAR = "MUSICGEN_MELODY_MODEL"
+MELODY_CLI_FLAG = "--melody-model"
+DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
+
+TEXT_CHECKPOINTS = (
+    "facebook/musicgen-small",
+    "facebook/musicgen-medium",
+    "facebook/musicgen-large",
+    "facebook/musicgen-stereo-small",
+    "facebook/musicgen-stereo-medium",
+    "facebook/musicgen-stereo-large",
+)
+MELODY_CHECKPOINTS = (
+    "facebook/musicgen-melody",
+    "facebook/musicgen-melody-large",
+    "facebook/musicgen-stereo-melody",
+    "facebook/musicgen-stereo-melody-large",
+)
+
+# Generation settings: the official demo's defaults and ranges.
+MIN_DURATION_S = 1.0
+MAX_DURATION_S = 30.0
+DEFAULT_DURATION_S = 10.0
+DEFAULT_TOP_K = 250
+MAX_TOP_K = 2048  # the codebook size
+DEFAULT_TOP_P = 0.0  # 0 = off, as in audiocraft
+DEFAULT_TEMPERATURE = 1.0
+DEFAULT_GUIDANCE_SCALE = 3.0
+MAX_GUIDANCE_SCALE = 15.0
+MAX_VARIANTS = 4
+MAX_PROMPT_CHARS = 1000
+MAX_SEED = 2**31 - 1
+MIN_MELODY_SECONDS = 1.0  # shorter than this gives too few chroma frames to follow
+MAX_MELODY_SECONDS = 30.0  # the chroma covers at most 30 s (the extractor's chunk_length)
+MAX_MELODY_FILE_SECONDS = 600.0  # longer uploads are refused before decoding
+
+Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+
+
+def default_model_name(melody: bool) -> str:
+    """The checkpoint from ``$MUSICGEN_MODEL`` / ``$MUSICGEN_MELODY_MODEL``, else the official default."""
+    env, default = (MELODY_ENV_VAR, DEFAULT_MELODY_MODEL) if melody else (MUSICGEN_ENV_VAR, DEFAULT_MUSICGEN_MODEL)
+    return os.environ.get(env, "").strip() or default
+
+
+class GenerationCancelled(RuntimeError):
+    """The user stopped a generation."""
+
+
+def check_prompt(prompt: str | None, required: bool = True) -> str:
+    """Strip and check a text prompt; raises ValueError when empty (if ``required``) or too long."""
+    text = (prompt or "").strip()
+    if required and not text:
+        raise ValueError("Please describe the music you want, e.g. “lo-fi hip hop with warm piano, 80 bpm”.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(f"The prompt is {len(text)} characters long; keep it under {MAX_PROMPT_CHARS}.")
+    return text
+
+
+def parse_seed(seed: str | int | float | None) -> int | None:
+    """A seed from a text box: empty means None (pick one at random); otherwise an integer in [0, 2**31)."""
+    if seed is None or (isinstance(seed, str) and not seed.strip()):
+        return None
+    try:
+        value = float(seed)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"The seed must be a whole number, got {seed!r}.") from e
+    if not value.is_integer() or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"The seed must be a whole number between 0 and {MAX_SEED}, got {seed!r}.")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. ``top_p`` 0 turns nucleus sampling off; ``seed`` None picks one at random."""
+
+    duration: float = DEFAULT_DURATION_S
+    top_k: int = DEFAULT_TOP_K
+    top_p: float = DEFAULT_TOP_P
+    temperature: float = DEFAULT_TEMPERATURE
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
+    seed: int | None = None
+
+    def validated(self) -> SamplingParams:
+        """Return self after checking every value; raises ValueError with what is wrong."""
+        if not MIN_DURATION_S <= self.duration <= MAX_DURATION_S:
+            raise ValueError(
+                f"The duration must lie between {MIN_DURATION_S:.0f} and {MAX_DURATION_S:.0f} seconds, "
+                f"got {self.duration:g}."
+            )
+        if not 0 <= int(self.top_k) <= MAX_TOP_K or int(self.top_k) != self.top_k:
+            raise ValueError(f"Top-k must be a whole number between 0 and {MAX_TOP_K}, got {self.top_k}.")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"Top-p must lie between 0 and 1, got {self.top_p}.")
+        if not 0.0 < self.temperature <= 10.0:
+            raise ValueError(f"The temperature must be above 0 and at most 10, got {self.temperature}.")
+        if not 1.0 <= self.guidance_scale <= MAX_GUIDANCE_SCALE:
+            raise ValueError(f"The guidance scale must lie between 1 and {MAX_GUIDANCE_SCALE:g}, got {self.guidance_scale}.")
+        if self.seed is not None:
+            parse_seed(self.seed)
+        return self
+
+
+@dataclass
+class Melody:
+    """A melody to follow: mono float32 audio [T] at ``sample_rate`` Hz, already trimmed."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[0] / self.sample_rate
+
+    @classmethod
+    def from_file(cls, path: str | None, start: float = 0.0, end: float | None = None) -> Melody:
+        """Read, trim (``start``..``end`` s, at most 30 s) and check a melody file.
+
+        Raises:
+            ValueError: no file, unreadable, bad trim, silent, or shorter than a second.
+        """
+        if not path:
+            raise ValueError("Please upload or record a melody first.")
+        total = audio_duration(path)
+        if total > MAX_MELODY_FILE_SECONDS:
+            raise ValueError(
+                f"The melody file is {total / 60:.1f} minutes long; upload at most {MAX_MELODY_FILE_SECONDS / 60:.0f} "
+                "minutes (only 30 s are used)."
+            )
+        audio, sr = load_audio(path)
+        clip = trim(audio, sr, float(start or 0.0), None if end is None else float(end), MAX_MELODY_SECONDS)
+        check_not_silent(clip, "The melody")
+        if clip.shape[0] / sr < MIN_MELODY_SECONDS:
+            raise ValueError(
+                f"The melody is {clip.shape[0] / sr:.2f} s long: too short to follow. Use at least "
+                f"{MIN_MELODY_SECONDS:.0f} second."
+            )
+        return cls(clip, sr)
+
+
+@dataclass
+class MusicResult:
+    """Generated music.
+
+    Attributes:
+        audio: float32 [variants, channels, T] in [-1, 1].
+        sample_rate: Hz (32 kHz for MusicGen).
+        seed: the seed used; the same seed, model, prompt and settings give the same audio.
+        params: everything needed to reproduce the result, JSON-serialisable.
+        chroma: the melody's one-hot chroma [frames, 12] that conditioned the model, or None.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    chroma: np.ndarray | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+
+class _StepStreamer(BaseStreamer):
+    """Counts decode steps for a progress bar, and stops generation when ``cancel`` is set."""
+
+    def __init__(self, total_steps: int, progress: Progress, cancel: threading.Event | None) -> None:
+        self.total = max(1, total_steps)
+        self.progress = progress
+        self.cancel = cancel
+        self.step = -1  # the first put() carries the prompt, not a generated step
+        self.every = max(1, self.total // 100)
+
+    def put(self, value: torch.Tensor) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise GenerationCancelled("Generation was stopped.")
+        self.step += 1
+        if self.step > 0 and (self.step % self.every == 0 or self.step == self.total):
+            self.progress(0.05 + 0.9 * self.step / self.total, f"Generating: step {self.step} of {self.total}")
+
+    def end(self) -> None:
+        pass
+
+
+class MusicGenModel:
+    """A MusicGen or MusicGen-Melody checkpoint, loaded lazily on first use and kept.
+
+    Args:
+        name: hub id or local folder; default from ``$MUSICGEN_MODEL`` / ``$MUSICGEN_MELODY_MODEL``.
+        device: "cuda", "mps", "cpu"...; default: the best available.
+        melody: True for the melody tab (needs a MusicGen-Melody checkpoint).
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None, melody: bool = False) -> None:
+        self.melody = melody
+        self.name = (name or default_model_name(melody)).strip()
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
+        self.tokenizer = None
+        self.chroma: ChromaExtractor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def what(self) -> str:
+        return "Melody model" if self.melody else "Text-to-music model"
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    @property
+    def is_melody_model(self) -> bool:
+        return isinstance(self.model, MusicgenMelodyForConditionalGeneration)
+
+    @property
+    def sample_rate(self) -> int:
+        assert self.model is not None
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    def check_kind_by_name(self) -> None:
+        """Fail early, without loading, when a known text-only checkpoint is chosen for the melody tab."""
+        if self.melody and self.name in TEXT_CHECKPOINTS:
+            raise ValueError(
+                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
+                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
+            )
+
+    def load(self) -> None:
+        """Load the model and tokenizer once.
+
+        Raises:
+            ValueError: a text-only checkpoint was chosen for the melody tab.
+            ModelLoadError: which model failed, why, and how to point the app at a local folder.
+        """
+        self.check_kind_by_name()
+        with self._lock:
+            if self.model is not None:
+                return
+            env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
+            self.model, self.tokenizer, self.chroma = load_or_explain(self.what, self.name, env, flag, self._from_source)
+            logger.info("Loaded %s %s on %s (%s)", self.what, self.name, self.device, self.dtype)
+
+    def _from_source(self, source: ModelSource):
+        kwargs = {"local_files_only": source.local_files_only}
+        config = AutoConfig.from_pretrained(source.location, **kwargs)
+        if config.model_type not in {"musicgen", "musicgen_melody"}:
+            raise ValueError(f"`{self.name}` is a `{config.model_type}` checkpoint, not MusicGen.")
+        is_melody = config.model_type == "musicgen_melody"
+        if self.melody and not is_melody:
+            raise ValueError(
+                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
+                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
+            )
+        model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
+        model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+        chroma = None
+        if is_melody:
+            folder = source.location
+            if not source.is_local:
+                from huggingface_hub import snapshot_download
+
+                folder = snapshot_download(source.location, allow_patterns=["preprocessor_config.json"], **kwargs)
+            chroma = ChromaExtractor.from_pretrained(folder)
+        return model, tokenizer, chroma
+
+    def unload(self) -> None:
+        """Drop the model and return its memory."""
+        with self._lock:
+            self.model = self.tokenizer = self.chroma = None
+        free_accelerator_memory()
+
+    def n_steps(self, duration: float) -> int:
+        """Decode steps for ``duration`` seconds: frames plus the codebook delay pattern's tail."""
+        assert self.model is not None
+        decoder = self.model.config.decoder
+        delay = decoder.num_codebooks // decoder.audio_channels - 1
+        return math.ceil(duration * self.model.config.audio_encoder.frame_rate) + delay
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt: str,
+        params: SamplingParams = SamplingParams(),
+        n_variants: int = 1,
+        melody: Melody | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> MusicResult:
+        """Generate ``n_variants`` pieces in one batched call.
+
+        Args:
+            prompt: text description (may be empty when a melody is given).
+            params: sampling settings; ``params.seed`` None picks a random seed (returned).
+            n_variants: 1..4 different pieces from the same prompt.
+            melody: melody to follow (melody checkpoints only).
+            progress: called with (fraction, message) as decoding advances.
+            cancel: set it from another thread to stop; raises GenerationCancelled.
+
+        Raises:
+            ValueError: invalid prompt, settings, or melody.
+            GenerationCancelled: ``cancel`` was set.
+        """
+        report = progress or (lambda fraction, message: None)
+        params = params.validated()
+        prompt = check_prompt(prompt, required=melody is None)
+        if not 1 <= n_variants <= MAX_VARIANTS:
+            raise ValueError(f"Ask for 1 to {MAX_VARIANTS} variants, got {n_variants}.")
+        if melody is not None and self.melody is False:
+            raise ValueError("This is the text-to-music model; use the melody tab to follow a melody.")
+        self.check_kind_by_name()
+        report(0.0, "Loading the model" if not self.loaded else "Preparing")
+        self.load()
+        assert self.model is not None and self.tokenizer is not None
+
+        seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        inputs = self.tokenizer([prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
+        extra: dict[str, Any] = {}
+        chroma = None
+        if self.melody:
+            if melody is None:
+                raise ValueError("Please upload or record a melody first.")
+            assert self.chroma is not None
+            if melody.duration < MIN_MELODY_SECONDS:
+                raise ValueError(f"The melody is too short; use at least {MIN_MELODY_SECONDS:.0f} second of it.")
+            chroma = self.chroma(melody.audio, melody.sample_rate)  # [1, frames, 12]
+            extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
+
+        steps = self.n_steps(params.duration)
+        streamer = _StepStreamer(steps, report, cancel)
+        torch.manual_seed(seed)
+        report(0.05, "Generating")
+        audio = self.model.generate(
+            **inputs,
+            **extra,
+            do_sample=True,
+            max_new_tokens=steps,
+            top_k=int(params.top_k),
+            top_p=params.top_p if params.top_p > 0 else 1.0,
+            temperature=params.temperature,
+            guidance_scale=params.guidance_scale,
+            streamer=streamer,
+        )
+        report(0.97, "Decoding audio")
+        n_samples = int(round(params.duration * self.sample_rate))
+        audio = audio[..., :n_samples].float().cpu().numpy()
+        if audio.shape[-1] < n_samples:
+            audio = np.pad(audio, ((0, 0), (0, 0), (0, n_samples - audio.shape[-1])))
+        record = {
+            "model": self.name,
+            "task": "melody_to_music" if self.melody else "text_to_music",
+            "prompt": prompt,
+            **asdict(params),
+            "seed": seed,
+            "variants": n_variants,
+            "sample_rate": self.sample_rate,
+            "channels": int(audio.shape[1]),
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        if melody is not None:
+            record["melody_seconds"] = round(melody.duration, 3)
+        return MusicResult(
+            np.clip(audio, -1.0, 1.0).astype(np.float32),
+            self.sample_rate,
+            seed,
+            record,
+            None if chroma is None else chroma[0].cpu().numpy(),
+        )
+
+
+_cache: dict[str, MusicGenModel] = {}
+_cache_lock = threading.Lock()
+
+
+def get_musicgen_model(name: str | None = None, device: str | None = None, melody: bool = False) -> MusicGenModel:
+    """The shared model for one tab; choosing another checkpoint frees the previous one first."""
+    key = "melody" if melody else "text"
+    name = (name or default_model_name(melody)).strip()
+    with _cache_lock:
+        current = _cache.get(key)
+        if current is not None and current.name == name and (device is None or str(current.device) == device):
+            return current
+        if current is not None:
+            current.unload()
+            del _cache[key]
+            current = None
+            free_accelerator_memory()
+        _cache[key] = MusicGenModel(name, device, melody)
+        return _cache[key]
+
+
+def params_json(result: MusicResult) -> str:
+    """The parameters of a result as pretty JSON (for the page and for reproducing it)."""
+    return json.dumps(result.params, indent=2)
+
+
+__all__ = [
+    "GenerationCancelled",
+    "Melody",
+    "MusicGenModel",
+    "MusicResult",
+    "SamplingParams",
+    "get_musicgen_model",
+]
