@@ -25,7 +25,7 @@ from transformers import (
     MusicgenForConditionalGeneration,
     MusicgenMelodyForConditionalGeneration,
 )
-from transformers.generation.streamers import BaseStreamer
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
 from models.common import (
     ModelSource,
@@ -205,25 +205,27 @@ class MusicResult:
         return self.audio.shape[-1] / self.sample_rate
 
 
-class _StepStreamer(BaseStreamer):
-    """Counts decode steps for a progress bar, and stops generation when ``cancel`` is set."""
+class _StepWatcher(StoppingCriteria):
+    """Runs after every decode step: reports progress, and stops generation when ``cancel`` is set.
+
+    A stopping criterion rather than a streamer because MusicGen's ``generate`` (transformers 5.23) hands its
+    streamer only the prompt, never the decoded steps.
+    """
 
     def __init__(self, total_steps: int, progress: Progress, cancel: threading.Event | None) -> None:
         self.total = max(1, total_steps)
         self.progress = progress
         self.cancel = cancel
-        self.step = -1  # the first put() carries the prompt, not a generated step
+        self.step = 0
         self.every = max(1, self.total // 100)
 
-    def put(self, value: torch.Tensor) -> None:
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         if self.cancel is not None and self.cancel.is_set():
             raise GenerationCancelled("Generation was stopped.")
         self.step += 1
-        if self.step > 0 and (self.step % self.every == 0 or self.step == self.total):
+        if self.step % self.every == 0 or self.step == self.total:
             self.progress(0.05 + 0.9 * self.step / self.total, f"Generating: step {self.step} of {self.total}")
-
-    def end(self) -> None:
-        pass
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 class MusicGenModel:
@@ -372,7 +374,7 @@ class MusicGenModel:
             extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
 
         steps = self.n_steps(params.duration)
-        streamer = _StepStreamer(steps, report, cancel)
+        watcher = _StepWatcher(steps, report, cancel)
         torch.manual_seed(seed)
         report(0.05, "Generating")
         audio = self.model.generate(
@@ -384,7 +386,7 @@ class MusicGenModel:
             top_p=params.top_p if params.top_p > 0 else 1.0,
             temperature=params.temperature,
             guidance_scale=params.guidance_scale,
-            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([watcher]),
         )
         report(0.97, "Decoding audio")
         n_samples = int(round(params.duration * self.sample_rate))

@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from tests.music_fixtures import CLICK_BPM, click_track, render_corpus_piece  # noqa: E402
-from tests.tiny_models import build_tiny_pop2piano  # noqa: E402
+from tests.tiny_models import build_tiny_musicgen, build_tiny_pop2piano  # noqa: E402
 
 SAMPLE_RATE = 44100
 
@@ -24,6 +24,41 @@ SAMPLE_RATE = 44100
 def tiny_pop2piano_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Pop2Piano checkpoint folder (model + feature extractor + tokenizer)."""
     return build_tiny_pop2piano(tmp_path_factory.mktemp("tiny-pop2piano"))
+
+
+@pytest.fixture(scope="session")
+def tiny_musicgen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MusicGen (text) checkpoint folder: T5 tokenizer + T5 + 32 kHz EnCodec + decoder."""
+    return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen"))
+
+
+@pytest.fixture(scope="session")
+def tiny_musicgen_stereo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random stereo MusicGen checkpoint folder (8 codebooks, 2 channels)."""
+    return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen-stereo"), stereo=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_melody_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MusicGen-Melody checkpoint folder."""
+    return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen-melody"), melody=True)
+
+
+@pytest.fixture(scope="session")
+def hummed_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four seconds of a sung-like melody (A3 C4 E4 A4 with vibrato and harmonics) at 44.1 kHz."""
+    import soundfile as sf
+
+    sr = SAMPLE_RATE
+    notes = [220.0, 261.63, 329.63, 440.0]
+    t = np.arange(sr) / sr
+    parts = []
+    for f in notes:
+        phase = 2 * np.pi * f * t + 0.3 * np.sin(2 * np.pi * 5 * t)
+        parts.append(np.hanning(sr) ** 0.2 * (0.5 * np.sin(phase) + 0.15 * np.sin(2 * phase)))
+    path = tmp_path_factory.mktemp("melody") / "hum.wav"
+    sf.write(str(path), np.concatenate(parts).astype(np.float32), sr)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,11 @@ import gradio as gr
 
 
 @pytest.fixture()
-def tiny_app(monkeypatch, tiny_pop2piano_dir):
-    """The app configured as `--piano-model <tiny folder> --device cpu` would."""
+def tiny_app(monkeypatch, tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
+    """The app configured as `--piano-model/--musicgen-model/--melody-model <tiny folders> --device cpu` would."""
     monkeypatch.setattr(app.CONFIG, "piano_model", str(tiny_pop2piano_dir))
+    monkeypatch.setattr(app.CONFIG, "musicgen_model", str(tiny_musicgen_dir))
+    monkeypatch.setattr(app.CONFIG, "melody_model", str(tiny_melody_dir))
     monkeypatch.setattr(app.CONFIG, "device", "cpu")
     monkeypatch.setattr(app.CONFIG, "max_song_seconds", 600.0)
     return app
@@ -99,11 +101,105 @@ def test_cli_flags(tmp_path):
 
 
 def test_api_names():
-    names = {d.get("api_name") for d in app.demo.config["dependencies"]}
-    assert {"piano_cover", "piano_cover_remix"} <= names
+    names = {d.get("api_name") for d in app.demo.config["dependencies"] if d.get("api_visibility") == "public"}
+    assert {"piano_cover", "piano_cover_remix", "text_to_music", "melody_to_music", "melody_preview"} <= names
 
 
-def test_gradio_client_call(tiny_app, chorale, tmp_path):
+def check_music_outputs(outputs, n_variants: int, duration: float) -> dict:
+    *audios, picture, params, details = outputs[:7]
+    assert len(audios) == 4
+    assert all(a is not None for a in audios[:n_variants]) and all(a is None for a in audios[n_variants:])
+    for path in audios[:n_variants]:
+        info = sf.info(path)
+        assert info.samplerate == 32000 and info.duration == pytest.approx(duration, abs=1e-3)
+    with Image.open(picture) as image:
+        assert image.format == "PNG"
+    assert params["duration"] == duration and params["variants"] == n_variants
+    assert f"Seed used: {params['seed']}" in details
+    return params
+
+
+class FakeRequest:
+    """What gradio passes as `request` (only the session matters here)."""
+
+    def __init__(self, session_hash: str) -> None:
+        self.session_hash = session_hash
+
+
+def test_text_to_music_event(tiny_app):
+    outputs = tiny_app.text_to_music("lo fi hip hop", "", 2, 250, 0, 1.0, 3.0, "11", 2, FakeRequest("a"), no_progress)
+    params = check_music_outputs(outputs, 2, 2.0)
+    assert params["seed"] == 11 and params["prompt"] == "lo fi hip hop"
+    again = tiny_app.text_to_music("lo fi hip hop", "", 2, 250, 0, 1.0, 3.0, "11", 2, FakeRequest("a"), no_progress)
+    assert np.array_equal(sf.read(outputs[0])[0], sf.read(again[0])[0])
+
+
+def test_melody_to_music_event(tiny_app, hummed_melody):
+    outputs = tiny_app.melody_to_music(
+        str(hummed_melody), 0.5, 3.5, "jazz trio", "", 1, 250, 0, 1.0, 3.0, "", 1, FakeRequest("b"), no_progress
+    )
+    params = check_music_outputs(outputs, 1, 1.0)
+    assert params["melody_seconds"] == 3.0
+    with Image.open(outputs[7]) as chroma:
+        assert chroma.format == "PNG"
+    preview, info = tiny_app.melody_preview(str(hummed_melody), 1.0, 2.0)
+    assert sf.info(preview).duration == pytest.approx(1.0, abs=1e-3) and "1.0 s" in info
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("", "", 2, 250, 0, 1.0, 3.0, "", 1), "describe the music"),
+        (("pop", "", 45, 250, 0, 1.0, 3.0, "", 1), "between 1 and 30 seconds"),
+        (("pop", "", 2, 250, 0, 1.0, 3.0, "twelve", 1), "seed"),
+        (("pop", "", 2, 2.5, 0, 1.0, 3.0, "", 1), "Top-k must be a whole number"),
+    ],
+    ids=["empty-prompt", "too-long", "bad-seed", "fractional-top-k"],
+)
+def test_text_bad_input(tiny_app, args, message):
+    with pytest.raises(gr.Error, match=message):
+        tiny_app.text_to_music(*args, FakeRequest("c"), no_progress)
+
+
+@pytest.mark.parametrize(
+    ("melody", "model", "message"),
+    [
+        (None, "", "upload or record a melody"),
+        ("hum", "facebook/musicgen-small", "text-only MusicGen checkpoint"),
+    ],
+)
+def test_melody_bad_input(tiny_app, hummed_melody, melody, model, message):
+    path = str(hummed_melody) if melody else None
+    with pytest.raises(gr.Error, match=message):
+        tiny_app.melody_to_music(path, 0, 0, "jazz", model, 1, 250, 0, 1.0, 3.0, "", 1, FakeRequest("d"), no_progress)
+
+
+def test_stop_button_stops_a_running_generation(tiny_app):
+    import threading
+
+    errors: list[Exception] = []
+    started = threading.Event()
+
+    def progress(fraction, desc=""):
+        if desc.startswith("Generating: step"):
+            started.set()
+
+    def run():
+        try:
+            tiny_app.text_to_music("pop", "", 30, 250, 0, 1.0, 3.0, "", 4, FakeRequest("e"), progress)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(60)
+    tiny_app.stop_generation(FakeRequest("e"))
+    worker.join(60)
+    assert not worker.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], gr.Error) and "Stopped" in errors[0].message
+
+
+def test_gradio_client_call(tiny_app, chorale, hummed_melody, tmp_path):
     from gradio_client import Client, handle_file
 
     tiny_app.demo.queue(default_concurrency_limit=1)
@@ -116,5 +212,18 @@ def test_gradio_client_call(tiny_app, chorale, tmp_path):
         check_cover_outputs(outputs, chorale[0])
         with pytest.raises(Exception, match="upload a song"):
             client.predict(None, "composer2", 0.6, api_name="/piano_cover")
+
+        music = client.predict("warm piano", "", 2, 250, 0, 1.0, 3.0, "5", 2, api_name="/text_to_music")
+        check_music_outputs(music, 2, 2.0)
+        with pytest.raises(Exception, match="describe the music"):
+            client.predict("   ", "", 2, 250, 0, 1.0, 3.0, "5", 1, api_name="/text_to_music")
+
+        melody = client.predict(
+            handle_file(str(hummed_melody)), 0, 0, "jazz", "", 1, 250, 0, 1.0, 3.0, "", 1,
+            api_name="/melody_to_music",
+        )
+        check_music_outputs(melody, 1, 1.0)
+        with Image.open(melody[7]) as chroma:
+            assert chroma.format == "PNG"
     finally:
         tiny_app.demo.close()

@@ -1,0 +1,212 @@
+"""models.musicgen on tiny random MusicGen / MusicGen-Melody checkpoints, loaded through the app's loader."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from models.common import ModelLoadError
+from models.musicgen import (
+    GenerationCancelled,
+    Melody,
+    MusicGenModel,
+    SamplingParams,
+    get_musicgen_model,
+    parse_seed,
+)
+
+SR = 32000
+
+
+@pytest.fixture(scope="module")
+def text_model(tiny_musicgen_dir) -> MusicGenModel:
+    return get_musicgen_model(str(tiny_musicgen_dir), "cpu")
+
+
+@pytest.fixture(scope="module")
+def melody_model(tiny_melody_dir) -> MusicGenModel:
+    return get_musicgen_model(str(tiny_melody_dir), "cpu", melody=True)
+
+
+@pytest.mark.parametrize(("duration", "variants"), [(1.0, 1), (2.5, 3)])
+def test_audio_of_the_requested_duration_and_rate(text_model, duration, variants):
+    result = text_model.generate("lo fi hip hop warm piano", SamplingParams(duration=duration, seed=1), variants)
+    assert result.sample_rate == SR
+    assert result.audio.shape == (variants, 1, int(duration * SR))
+    assert result.audio.dtype == np.float32 and np.abs(result.audio).max() > 0
+    assert result.params["variants"] == variants and result.params["seed"] == 1
+    if variants > 1:  # one batched call, different pieces
+        assert not np.allclose(result.audio[0], result.audio[1])
+
+
+def test_same_seed_same_audio_other_seed_other_audio(text_model):
+    params = SamplingParams(duration=1.0, seed=1234)
+    first = text_model.generate("sad jazz", params, 2)
+    again = text_model.generate("sad jazz", params, 2)
+    other = text_model.generate("sad jazz", SamplingParams(duration=1.0, seed=1235), 2)
+    np.testing.assert_array_equal(first.audio, again.audio)
+    assert not np.allclose(first.audio, other.audio)
+
+
+def test_random_seed_is_reported_and_reproduces(text_model):
+    first = text_model.generate("epic orchestral", SamplingParams(duration=1.0), 1)
+    assert 0 <= first.seed < 2**31
+    again = text_model.generate("epic orchestral", SamplingParams(duration=1.0, seed=first.seed), 1)
+    np.testing.assert_array_equal(first.audio, again.audio)
+
+
+def test_sampling_settings_are_used_and_recorded(text_model):
+    greedyish = SamplingParams(duration=1.0, top_k=1, top_p=0.0, temperature=0.5, guidance_scale=1.0, seed=3)
+    a = text_model.generate("rock", greedyish, 2)
+    # top-k 1 leaves one choice per step: both variants are the same piece whatever the seed.
+    np.testing.assert_array_equal(a.audio[0], a.audio[1])
+    assert a.params | {"top_k": 1, "temperature": 0.5, "guidance_scale": 1.0} == a.params
+
+
+def test_stereo_checkpoint_gives_two_channels(tiny_musicgen_stereo_dir):
+    model = MusicGenModel(str(tiny_musicgen_stereo_dir), "cpu")
+    result = model.generate("ambient synth", SamplingParams(duration=1.0, seed=0), 2)
+    assert result.audio.shape == (2, 2, SR)
+    assert not np.allclose(result.audio[:, 0], result.audio[:, 1])
+
+
+def test_progress_follows_the_decode_steps(text_model):
+    seen: list[tuple[float, str]] = []
+    text_model.generate("pop", SamplingParams(duration=2.0, seed=0), 1, progress=lambda f, m: seen.append((f, m)))
+    steps = [m for _, m in seen if m.startswith("Generating: step")]
+    total = text_model.n_steps(2.0)
+    assert total == 2 * 50 + 3  # 50 frames/s plus the delay pattern of 4 codebooks
+    assert steps[-1] == f"Generating: step {total} of {total}"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] > 0.9
+
+
+def test_cancel_stops_and_the_next_run_works(text_model):
+    cancel = threading.Event()
+    calls: list[float] = []
+
+    def progress(fraction: float, message: str) -> None:
+        calls.append(fraction)
+        if len(calls) == 3:
+            cancel.set()
+
+    with pytest.raises(GenerationCancelled):
+        text_model.generate("pop", SamplingParams(duration=10.0, seed=0), 1, progress=progress, cancel=cancel)
+    assert len(calls) < 10
+    assert text_model.generate("pop", SamplingParams(duration=1.0, seed=0), 1).audio.shape == (1, 1, SR)
+
+
+def test_melody_end_to_end(melody_model, hummed_melody):
+    melody = Melody.from_file(str(hummed_melody), 0.0, 0.0)
+    assert melody.duration == pytest.approx(4.0)
+    result = melody_model.generate("jazz trio", SamplingParams(duration=1.5, seed=9), 2, melody=melody)
+    assert result.audio.shape == (2, 1, int(1.5 * SR))
+    assert result.chroma.shape == (32, 12)  # 4 s at 32 kHz, hop 4096
+    names = np.array(["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])[result.chroma.argmax(-1)]
+    assert {"A", "C", "E"} <= set(names)
+    assert result.params["task"] == "melody_to_music" and result.params["melody_seconds"] == 4.0
+
+
+def test_melody_trim(hummed_melody):
+    part = Melody.from_file(str(hummed_melody), 1.0, 2.5)
+    assert part.duration == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt": ""}, "describe the music"),
+        ({"prompt": "x" * 1001}, "under 1000"),
+        ({"params": SamplingParams(duration=0.5)}, "between 1 and 30 seconds"),
+        ({"params": SamplingParams(duration=31)}, "between 1 and 30 seconds"),
+        ({"n_variants": 5}, "1 to 4 variants"),
+        ({"params": SamplingParams(top_p=1.5)}, "Top-p"),
+        ({"params": SamplingParams(top_k=-1)}, "Top-k"),
+        ({"params": SamplingParams(temperature=0.0)}, "temperature"),
+        ({"params": SamplingParams(guidance_scale=0.5)}, "guidance scale"),
+    ],
+)
+def test_bad_text_input(text_model, kwargs, message):
+    args = {"prompt": "pop", "params": SamplingParams(duration=1.0), "n_variants": 1} | kwargs
+    with pytest.raises(ValueError, match=message):
+        text_model.generate(**args)
+
+
+@pytest.mark.parametrize("seed", ["abc", "-1", "1.5", str(2**31)])
+def test_bad_seed(seed):
+    with pytest.raises(ValueError, match="seed"):
+        parse_seed(seed)
+
+
+def test_seed_parsing():
+    assert parse_seed("") is None and parse_seed(None) is None and parse_seed(" 42 ") == 42 and parse_seed(7.0) == 7
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: None, "upload or record a melody"),
+        (lambda d: (d / "song.txt").write_text("la") and d / "song.txt", "Could not read"),
+        (lambda d: sf.write(str(d / "quiet.wav"), np.zeros(SR * 2), SR) or d / "quiet.wav", "silent"),
+        (lambda d: sf.write(str(d / "short.wav"), 0.5 * np.ones(SR // 2), SR) or d / "short.wav", "too short"),
+    ],
+    ids=["missing", "unreadable", "silent", "too-short"],
+)
+def test_bad_melody(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        Melody.from_file(None if path is None else str(path))
+
+
+def test_bad_trim(hummed_melody):
+    with pytest.raises(ValueError, match="must come before its end"):
+        Melody.from_file(str(hummed_melody), 3.0, 2.0)
+
+
+def test_melody_tab_needs_a_melody(melody_model):
+    with pytest.raises(ValueError, match="upload or record a melody"):
+        melody_model.generate("jazz", SamplingParams(duration=1.0), 1, melody=None)
+
+
+def test_text_only_checkpoint_for_melody(tiny_musicgen_dir):
+    with pytest.raises(ValueError, match="text-only MusicGen checkpoint"):
+        MusicGenModel("facebook/musicgen-small", "cpu", melody=True).load()  # known name: no download tried
+    with pytest.raises(ValueError, match="text-only MusicGen checkpoint"):
+        MusicGenModel(str(tiny_musicgen_dir), "cpu", melody=True).load()  # found out from its config
+
+
+def test_missing_folder_says_what_and_how(tmp_path):
+    with pytest.raises(ModelLoadError) as err:
+        MusicGenModel(str(tmp_path / "musicgen-small"), "cpu").load()
+    assert "musicgen-small" in str(err.value) and "--musicgen-model" in str(err.value)
+    with pytest.raises(ModelLoadError, match="--melody-model"):
+        MusicGenModel(str(tmp_path / "melody"), "cpu", melody=True).load()
+
+
+def test_switching_checkpoints_frees_the_previous_one(tiny_musicgen_dir, tiny_musicgen_stereo_dir):
+    first = get_musicgen_model(str(tiny_musicgen_dir), "cpu")
+    first.load()
+    old = weakref.ref(first.model)
+    assert get_musicgen_model(str(tiny_musicgen_dir), "cpu") is first  # cached
+    second = get_musicgen_model(str(tiny_musicgen_stereo_dir), "cpu")
+    assert second is not first and first.model is None
+    del first
+    gc.collect()
+    assert old() is None  # nothing holds the old weights any more
+    get_musicgen_model(str(tiny_musicgen_dir), "cpu")  # leave the mono model cached for other tests
+
+
+def test_env_vars_set_the_defaults(monkeypatch):
+    monkeypatch.setenv("MUSICGEN_MODEL", "/models/mg")
+    monkeypatch.setenv("MUSICGEN_MELODY_MODEL", "/models/mgm")
+    assert MusicGenModel(device="cpu").name == "/models/mg"
+    assert MusicGenModel(device="cpu", melody=True).name == "/models/mgm"
+    monkeypatch.delenv("MUSICGEN_MODEL")
+    monkeypatch.delenv("MUSICGEN_MELODY_MODEL")
+    assert MusicGenModel(device="cpu").name == "facebook/musicgen-small"
+    assert MusicGenModel(device="cpu", melody=True).name == "facebook/musicgen-melody"
