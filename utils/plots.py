@@ -80,7 +80,9 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
     import librosa.display
 
     n = audio.shape[0]
-    fig, axes = plt.subplots(n, 2, figsize=(14, 2.4 * n), dpi=100, squeeze=False, gridspec_kw={"width_ratios": [1, 2]})
+    fig, axes = plt.subplots(
+        n, 2, figsize=(14, max(3.5, 2.4 * n)), dpi=100, squeeze=False, gridspec_kw={"width_ratios": [1, 2]}
+    )
     try:
         for i in range(n):
             mono = audio[i].mean(axis=0)
