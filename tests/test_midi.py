@@ -29,6 +29,13 @@ def test_piano_midi_carries_the_tempo_through_a_file(tmp_path):
     assert back.instruments[0].program == 0
 
 
+def test_notes_off_the_keyboard_move_by_octaves():
+    notes = [pretty_midi.Note(80, p, 0.0, 0.5) for p in (0, 20, 21, 60, 108, 109, 127)]
+    pitches = [n.pitch for n in piano_midi(notes, bpm=100).instruments[0].notes]
+    assert pitches == [24, 32, 21, 60, 108, 97, 103]
+    assert all(21 <= p <= 108 for p in pitches)
+
+
 def test_implausible_tempo():
     with pytest.raises(ValueError, match="plausible"):
         piano_midi(scale_notes(), bpm=0.0)

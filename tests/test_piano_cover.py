@@ -44,7 +44,7 @@ def test_real_music_end_to_end(model, chorale):
     assert any("256-token limit" in w for w in cover.warnings)
     notes = notes_of(cover.midi)
     assert len(notes) > 0 and cover.n_notes == len(notes)
-    assert all(0 <= n.pitch <= 127 and n.end > n.start for n in notes)
+    assert all(21 <= n.pitch <= 108 and n.end > n.start for n in notes)  # on the 88 keys
     assert min(n.start for n in notes) >= cover.beats.times[0] - 1e-6  # notes sit on the song's beat grid
     assert cover.midi.get_tempo_changes()[1][0] == pytest.approx(cover.beats.bpm)
     assert any(abs(cover.beats.bpm * k - bpm) / bpm < 0.05 for k in (0.5, 1, 2))

@@ -103,17 +103,30 @@ def notes_of(midi: pretty_midi.PrettyMIDI) -> list[pretty_midi.Note]:
     return sorted(notes, key=lambda n: (n.start, n.pitch))
 
 
+def fold_into_piano_range(pitch: int) -> int:
+    """Move ``pitch`` by whole octaves onto the 88 keys (A0..C8), keeping its pitch class."""
+    low, high = PIANO_PITCH_RANGE
+    while pitch < low:
+        pitch += 12
+    while pitch > high:
+        pitch -= 12
+    return pitch
+
+
 def piano_midi(notes: list[pretty_midi.Note], bpm: float) -> pretty_midi.PrettyMIDI:
     """A one-track piano MIDI holding ``notes`` (times in seconds) with tempo ``bpm``.
 
-    The tempo makes the file line up with the song's beats when dropped into a DAW at that tempo.
+    The tempo makes the file line up with the song's beats when dropped into a DAW at that tempo. Notes off
+    the 88 keys are moved by octaves onto them, so the cover can be played on a real piano.
     """
     if not 1.0 <= bpm <= 1000.0:
         raise ValueError(f"A tempo of {bpm} BPM is not plausible.")
     midi = pretty_midi.PrettyMIDI(resolution=MIDI_RESOLUTION, initial_tempo=float(bpm))
     piano = pretty_midi.Instrument(program=PIANO_PROGRAM, name="Piano")
     piano.notes = [
-        pretty_midi.Note(velocity=int(n.velocity), pitch=int(n.pitch), start=float(n.start), end=float(n.end))
+        pretty_midi.Note(
+            velocity=int(n.velocity), pitch=fold_into_piano_range(int(n.pitch)), start=float(n.start), end=float(n.end)
+        )
         for n in notes
     ]
     midi.instruments.append(piano)
