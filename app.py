@@ -196,18 +196,21 @@ def build_piano_cover_tab() -> gr.Markdown:
     status = gr.Markdown(elem_id="piano-cover-status")
     with gr.Row():
         with gr.Column():
-            song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)")
-            style = gr.Dropdown(STYLE_CHOICES, value="composer1", label="Arranger style")
-            balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ piano")
-            run = gr.Button("Make a piano cover", variant="primary")
+            song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)",
+                            elem_id="piano-song")
+            style = gr.Dropdown(STYLE_CHOICES, value="composer1", label="Arranger style", elem_id="piano-style")
+            balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ piano",
+                                elem_id="piano-balance")
+            run = gr.Button("Make a piano cover", variant="primary", elem_id="piano-run")
         with gr.Column():
-            piano_audio = gr.Audio(type="filepath", label="Piano cover", interactive=False)
-            mix_audio = gr.Audio(type="filepath", label="Piano + original", interactive=False)
+            piano_audio = gr.Audio(type="filepath", label="Piano cover", interactive=False, elem_id="piano-audio")
+            mix_audio = gr.Audio(type="filepath", label="Piano + original", interactive=False, elem_id="piano-mix")
             with gr.Row():
-                midi_file = gr.File(label="MIDI download", interactive=False, height=90, scale=3)
-                tempo = gr.Number(value=None, label="Detected tempo (BPM)", interactive=False, scale=1)
+                midi_file = gr.File(label="MIDI download", interactive=False, height=90, scale=3, elem_id="piano-midi")
+                tempo = gr.Number(value=None, label="Detected tempo (BPM)", interactive=False, scale=1,
+                                  elem_id="piano-tempo")
             details = gr.Markdown(elem_id="piano-cover-details")
-    roll = gr.Image(type="filepath", label="Piano roll", interactive=False)
+    roll = gr.Image(type="filepath", label="Piano roll", interactive=False, elem_id="piano-roll")
     state = gr.State(None)
 
     run.click(
@@ -403,8 +406,8 @@ def melody_model_status(name: str | None) -> str:
     return music_model_status(name, melody_tab=True)
 
 
-def sampling_controls() -> list[gr.components.Component]:
-    """Duration, sampling settings, seed and variants (the same in both MusicGen tabs)."""
+def sampling_controls(tab: str) -> list[gr.components.Component]:
+    """Duration, sampling settings, seed and variants (the same in both MusicGen tabs); ids start with ``tab``."""
     duration = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_DURATION_S,
                          step=1, label="Duration (s)")
     with gr.Accordion("Sampling", open=False):
@@ -416,8 +419,8 @@ def sampling_controls() -> list[gr.components.Component]:
             guidance = gr.Number(musicgen.DEFAULT_GUIDANCE_SCALE, label="Guidance scale (classifier-free)",
                                  minimum=1, maximum=musicgen.MAX_GUIDANCE_SCALE, step=0.5)
     with gr.Row():
-        seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42")
-        variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants")
+        seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42", elem_id=f"{tab}-seed")
+        variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants", elem_id=f"{tab}-variants")
     return [duration, top_k, top_p, temperature, guidance, seed, variants]
 
 
@@ -426,16 +429,18 @@ def show_variants(variants: float) -> list[Any]:
     return [gr.Audio(visible=i < int(variants)) for i in range(musicgen.MAX_VARIANTS)]
 
 
-def music_result_panel() -> list[gr.components.Component]:
-    """Variant players, picture, parameters and details (the same in both MusicGen tabs)."""
+def music_result_panel(tab: str) -> list[gr.components.Component]:
+    """Variant players, picture, parameters and details (the same in both MusicGen tabs); ids start with ``tab``."""
     audios = [
-        gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0)
+        gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
+                 elem_id=f"{tab}-variant-{i + 1}")
         for i in range(musicgen.MAX_VARIANTS)
     ]
-    details = gr.Markdown()
-    picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False)
+    details = gr.Markdown(elem_id=f"{tab}-details")
+    picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False,
+                       elem_id=f"{tab}-picture")
     with gr.Accordion("Parameters (to reproduce this result)", open=False):
-        params = gr.JSON(label="Parameters")
+        params = gr.JSON(label="Parameters", elem_id=f"{tab}-params")
     return [*audios, picture, params, details]
 
 
@@ -444,16 +449,16 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
-                                placeholder=TEXT_PROMPT_EXAMPLES[-1])
+                                placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
             model = gr.Dropdown(list(musicgen.TEXT_CHECKPOINTS), value=musicgen.DEFAULT_MUSICGEN_MODEL,
                                 allow_custom_value=True, label="Model (hub id or local folder)")
-            controls = sampling_controls()
+            controls = sampling_controls("text")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
             gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
         with gr.Column():
-            outputs = music_result_panel()
+            outputs = music_result_panel("text")
     event = run.click(text_to_music, inputs=[prompt, model, *controls], outputs=outputs, api_name="text_to_music",
                       concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
     controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
@@ -468,24 +473,27 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
     status = gr.Markdown()
     with gr.Row():
         with gr.Column():
-            melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)")
+            melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
+                              elem_id="melody-input")
             with gr.Row():
                 start = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim start (s)")
                 end = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim end (s, 0 = end)")
-            preview = gr.Audio(type="filepath", label="Part of the melody used", interactive=False)
-            preview_info = gr.Markdown()
+            preview = gr.Audio(type="filepath", label="Part of the melody used", interactive=False,
+                               elem_id="melody-preview")
+            preview_info = gr.Markdown(elem_id="melody-preview-info")
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
-                                placeholder=MELODY_PROMPT_EXAMPLES[0])
+                                placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
             model = gr.Dropdown(list(musicgen.MELODY_CHECKPOINTS), value=musicgen.DEFAULT_MELODY_MODEL,
                                 allow_custom_value=True, label="Model (hub id or local folder)")
-            controls = sampling_controls()
+            controls = sampling_controls("melody")
             with gr.Row():
-                run = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                run = gr.Button("Generate", variant="primary", elem_id="melody-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="melody-stop")
             gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
         with gr.Column():
-            outputs = music_result_panel()
-            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False)
+            outputs = music_result_panel("melody")
+            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
+                              elem_id="melody-chroma")
     melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],

@@ -15,9 +15,10 @@ TORCH_VERSION="2.13.0"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
-# --- system packages: FluidSynth's library (and, for the app, a better General MIDI SoundFont) -------------
+# --- system packages: FluidSynth's library (the app adds a better SoundFont, the tests a browser) -----------
 system_packages=(libfluidsynth3)
 [ "$mode" = app ] && system_packages+=(fluid-soundfont-gm)
+[ "$mode" = test ] && system_packages+=(chromium fonts-dejavu-core)  # browser tests (Playwright drives it)
 missing=()
 if command -v dpkg-query >/dev/null; then
   for pkg in "${system_packages[@]}"; do
@@ -26,7 +27,7 @@ if command -v dpkg-query >/dev/null; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo ">> installing system packages: ${missing[*]}"
     if ! { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"; }; then
-      echo "!! could not install ${missing[*]}; the piano will be rendered with sine tones instead of FluidSynth" >&2
+      echo "!! could not install ${missing[*]}; without FluidSynth the piano is rendered with sine tones" >&2
       [ "$mode" = test ] && exit 1
     fi
   fi

@@ -79,6 +79,16 @@ def clicks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     return path, CLICK_BPM
 
 
+@pytest.fixture(scope="session")
+def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
+    """The app running as its own process on 127.0.0.1 with the tiny model folders; stopped afterwards."""
+    from tests.live_app import start_app
+
+    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir)
+    yield app
+    app.stop()
+
+
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

@@ -197,33 +197,3 @@ def test_stop_button_stops_a_running_generation(tiny_app):
     worker.join(60)
     assert not worker.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], gr.Error) and "Stopped" in errors[0].message
-
-
-def test_gradio_client_call(tiny_app, chorale, hummed_melody, tmp_path):
-    from gradio_client import Client, handle_file
-
-    tiny_app.demo.queue(default_concurrency_limit=1)
-    _, url, _ = tiny_app.demo.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(url, verbose=False, download_files=str(tmp_path))
-        outputs = client.predict(
-            handle_file(str(chorale[0])), "composer2", 0.6, api_name="/piano_cover"
-        )
-        check_cover_outputs(outputs, chorale[0])
-        with pytest.raises(Exception, match="upload a song"):
-            client.predict(None, "composer2", 0.6, api_name="/piano_cover")
-
-        music = client.predict("warm piano", "", 2, 250, 0, 1.0, 3.0, "5", 2, api_name="/text_to_music")
-        check_music_outputs(music, 2, 2.0)
-        with pytest.raises(Exception, match="describe the music"):
-            client.predict("   ", "", 2, 250, 0, 1.0, 3.0, "5", 1, api_name="/text_to_music")
-
-        melody = client.predict(
-            handle_file(str(hummed_melody)), 0, 0, "jazz", "", 1, 250, 0, 1.0, 3.0, "", 1,
-            api_name="/melody_to_music",
-        )
-        check_music_outputs(melody, 1, 1.0)
-        with Image.open(melody[7]) as chroma:
-            assert chroma.format == "PNG"
-    finally:
-        tiny_app.demo.close()

@@ -1,0 +1,106 @@
+"""The public API as scripts use it: gradio_client against the app running as its own process."""
+
+from __future__ import annotations
+
+import pretty_midi
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from utils.midi import PIANO_PITCH_RANGE
+
+
+@pytest.fixture(scope="module")
+def client(live_app, tmp_path_factory) -> Client:
+    return Client(live_app.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+def assert_audio(path: str, sample_rate: int, seconds: float, channels: int | None = None) -> None:
+    info = sf.info(path)
+    assert info.samplerate == sample_rate
+    assert info.duration == pytest.approx(seconds, abs=0.01)
+    if channels is not None:
+        assert info.channels == channels
+    audio, _ = sf.read(path)
+    assert abs(audio).max() > 0
+
+
+def assert_png(path: str) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
+
+
+def test_endpoints_are_listed(client):
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/piano_cover", "/piano_cover_remix", "/text_to_music", "/melody_to_music", "/melody_preview"} <= endpoints
+
+
+def test_piano_cover_and_remix(client, chorale):
+    song, bpm = chorale
+    piano, midi_path, mix, roll, tempo, details, *_ = client.predict(
+        handle_file(str(song)), "composer9", 0.5, api_name="/piano_cover"
+    )
+    seconds = sf.info(str(song)).duration
+    assert_audio(piano, 44100, seconds)
+    assert_audio(mix, 44100, seconds)
+    midi = pretty_midi.PrettyMIDI(midi_path)
+    notes = midi.instruments[0].notes
+    assert notes and all(PIANO_PITCH_RANGE[0] <= n.pitch <= PIANO_PITCH_RANGE[1] for n in notes)
+    assert midi.get_tempo_changes()[1][0] == pytest.approx(tempo, abs=0.01)
+    assert any(abs(tempo * k - bpm) / bpm < 0.05 for k in (0.5, 1, 2))
+    assert_png(roll)
+    assert "Arranger 9" in details
+    remixed = client.predict(1.0, api_name="/piano_cover_remix")  # uses this session's last cover
+    assert_audio(remixed, 44100, seconds)
+
+
+def test_text_to_music(client):
+    *variants, picture, params, details = client.predict(
+        "warm piano and soft drums", "", 2, 250, 0.0, 1.0, 3.0, "77", 3, api_name="/text_to_music"
+    )
+    assert all(v is not None for v in variants[:3]) and variants[3] is None
+    for path in variants[:3]:
+        assert_audio(path, 32000, 2.0, channels=1)
+    assert_png(picture)
+    assert params["seed"] == 77 and params["variants"] == 3 and "Seed used: 77" in details
+
+
+def test_melody_preview_and_melody_to_music(client, hummed_melody):
+    preview, info = client.predict(handle_file(str(hummed_melody)), 1.0, 3.0, api_name="/melody_preview")
+    assert_audio(preview, 44100, 2.0)
+    assert "2.0 s" in info
+    *variants, picture, params, details, chroma = client.predict(
+        handle_file(str(hummed_melody)), 1.0, 3.0, "a jazz trio", "", 1.5, 250, 0.0, 1.0, 3.0, "", 2,
+        api_name="/melody_to_music",
+    )
+    for path in variants[:2]:
+        assert_audio(path, 32000, 1.5)
+    assert variants[2] is None and variants[3] is None
+    assert_png(picture)
+    assert_png(chroma)
+    assert params["melody_seconds"] == 2.0
+
+
+@pytest.mark.parametrize(
+    ("args", "api_name", "message"),
+    [
+        ((None, "composer1", 0.5), "/piano_cover", "upload a song"),
+        (("", "", 2, 250, 0.0, 1.0, 3.0, "", 1), "/text_to_music", "describe the music"),
+        (("pop", "", 99, 250, 0.0, 1.0, 3.0, "", 1), "/text_to_music", "maximum value 30|between 1 and 30"),
+        (("pop", "", 2, 250, 0.0, 1.0, 3.0, "", 9), "/text_to_music", "maximum value 4|1 to 4 variants"),
+        ((None, 0, 0, "jazz", "", 2, 250, 0.0, 1.0, 3.0, "", 1), "/melody_to_music", "upload or record a melody"),
+    ],
+    ids=["no-song", "empty-prompt", "too-long", "too-many-variants", "no-melody"],
+)
+def test_errors_come_back_as_errors(client, args, api_name, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name=api_name)
+
+
+def test_text_only_checkpoint_in_the_melody_endpoint(client, hummed_melody):
+    with pytest.raises(Exception, match="text-only MusicGen checkpoint"):
+        client.predict(
+            handle_file(str(hummed_melody)), 0, 0, "jazz", "facebook/musicgen-large", 2, 250, 0.0, 1.0, 3.0, "", 1,
+            api_name="/melody_to_music",
+        )
