@@ -27,6 +27,7 @@ from transformers import (
 )
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
+from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
 from models.common import (
     ModelSource,
     free_accelerator_memory,
@@ -39,6 +40,8 @@ from utils.chroma import ChromaExtractor
 
 logger = logging.getLogger(__name__)
 
+FAST_PATH_ENV_VAR = "MUSICGEN_FAST_PATH"  # "0" = stock transformers generate
+CPU_INT8_ENV_VAR = "MUSICGEN_CPU_INT8"  # "0" = keep float32 decoder weights on CPU
 MUSICGEN_ENV_VAR = "MUSICGEN_MODEL"
 MUSICGEN_CLI_FLAG = "--musicgen-model"
 DEFAULT_MUSICGEN_MODEL = "facebook/musicgen-small"
@@ -79,6 +82,11 @@ MAX_MELODY_SECONDS = 30.0  # the chroma covers at most 30 s (the extractor's chu
 MAX_MELODY_FILE_SECONDS = 600.0  # longer uploads are refused before decoding
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
+
+
+def _env_flag(name: str, default: bool = True) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in {"0", "false", "no", "off"}
 
 
 def default_model_name(melody: bool) -> str:
@@ -208,8 +216,8 @@ class MusicResult:
 class _StepWatcher(StoppingCriteria):
     """Runs after every decode step: reports progress, and stops generation when ``cancel`` is set.
 
-    A stopping criterion rather than a streamer because MusicGen's ``generate`` (transformers 5.23) hands its
-    streamer only the prompt, never the decoded steps.
+    Called by the fast loop through ``tick``, and by stock ``generate`` as a stopping criterion (rather than a
+    streamer: MusicGen's ``generate`` in transformers 5.23 hands its streamer only the prompt, never the steps).
     """
 
     def __init__(self, total_steps: int, progress: Progress, cancel: threading.Event | None) -> None:
@@ -219,12 +227,15 @@ class _StepWatcher(StoppingCriteria):
         self.step = 0
         self.every = max(1, self.total // 100)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+    def tick(self, *_: Any) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise GenerationCancelled("Generation was stopped.")
         self.step += 1
         if self.step % self.every == 0 or self.step == self.total:
             self.progress(0.05 + 0.9 * self.step / self.total, f"Generating: step {self.step} of {self.total}")
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        self.tick()
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
@@ -242,6 +253,8 @@ class MusicGenModel:
         self.name = (name or default_model_name(melody)).strip()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
+        self.fast_path = _env_flag(FAST_PATH_ENV_VAR)
+        self.int8 = self.device.type == "cpu" and _env_flag(CPU_INT8_ENV_VAR)
         self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None
@@ -300,6 +313,8 @@ class MusicGenModel:
             )
         model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
         model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
+        if self.int8:
+            model = quantize_decoder_int8(model)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         chroma = None
         if is_melody:
@@ -375,19 +390,24 @@ class MusicGenModel:
 
         steps = self.n_steps(params.duration)
         watcher = _StepWatcher(steps, report, cancel)
-        torch.manual_seed(seed)
-        report(0.05, "Generating")
-        audio = self.model.generate(
-            **inputs,
-            **extra,
+        sampling = dict(
             do_sample=True,
-            max_new_tokens=steps,
             top_k=int(params.top_k),
             top_p=params.top_p if params.top_p > 0 else 1.0,
             temperature=params.temperature,
             guidance_scale=params.guidance_scale,
-            stopping_criteria=StoppingCriteriaList([watcher]),
         )
+        fast = self.fast_path and supports_fast_path(self.model) and not extra
+        torch.manual_seed(seed)
+        report(0.05, "Generating")
+        if fast:
+            audio = FastMusicgen(self.model).generate(
+                inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick, **sampling
+            )
+        else:
+            audio = self.model.generate(
+                **inputs, **extra, max_new_tokens=steps, stopping_criteria=StoppingCriteriaList([watcher]), **sampling
+            )
         report(0.97, "Decoding audio")
         n_samples = int(round(params.duration * self.sample_rate))
         audio = audio[..., :n_samples].float().cpu().numpy()
@@ -404,6 +424,8 @@ class MusicGenModel:
             "channels": int(audio.shape[1]),
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
+            "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
+            "decode_loop": "fast" if fast else "transformers generate",
         }
         if melody is not None:
             record["melody_seconds"] = round(melody.duration, 3)

@@ -1,0 +1,73 @@
+"""Full-size models of the real architectures with random weights (speed does not depend on weight values).
+
+The configs mirror the published checkpoints' config.json files: musicgen-small (T5-base text encoder,
+32 kHz EnCodec, 24 x 1024 decoder), musicgen-melody (48 x 1536 decoder) and pop2piano (T5-like, d_model 512).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import (
+    EncodecConfig,
+    GenerationConfig,
+    MusicgenConfig,
+    MusicgenDecoderConfig,
+    MusicgenForConditionalGeneration,
+    MusicgenMelodyConfig,
+    MusicgenMelodyForConditionalGeneration,
+    Pop2PianoConfig,
+    Pop2PianoForConditionalGeneration,
+    T5Config,
+)
+
+T5_BASE = dict(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
+               feed_forward_proj="relu")
+ENCODEC_32K = dict(
+    sampling_rate=32000, audio_channels=1, target_bandwidths=[2.2], codebook_size=2048, num_filters=64,
+    hidden_size=128, upsampling_ratios=[8, 5, 4, 4], num_lstm_layers=2, num_residual_layers=1,
+    use_causal_conv=False, normalize=False, pad_mode="reflect", norm_type="weight_norm", compress=2,
+    kernel_size=7, last_kernel_size=7, residual_kernel_size=3, dilation_growth_rate=2, trim_right_ratio=1.0,
+)
+SIZES = {
+    "musicgen-small": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, ffn_dim=4096),
+    "musicgen-medium": dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
+    "musicgen-melody": dict(hidden_size=1536, num_hidden_layers=48, num_attention_heads=24, ffn_dim=6144),
+}
+
+
+def _init_codebooks(model) -> None:
+    for layer in model.audio_encoder.quantizer.layers:  # zero buffers by default; real ones are learned
+        layer.codebook.embed.normal_()
+
+
+@torch.no_grad()
+def build_musicgen(name: str = "musicgen-small", seed: int = 0):
+    """A random-weight MusicGen (or MusicGen-Melody for ``musicgen-melody``) of the published size."""
+    torch.manual_seed(seed)
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048, max_position_embeddings=2048, num_codebooks=4, audio_channels=1, dropout=0.0,
+        activation_function="gelu", **SIZES[name],
+    )
+    parts = dict(text_encoder=T5Config(**T5_BASE), audio_encoder=EncodecConfig(**ENCODEC_32K), decoder=decoder)
+    if name == "musicgen-melody":
+        model = MusicgenMelodyForConditionalGeneration(MusicgenMelodyConfig(**parts))
+    else:
+        model = MusicgenForConditionalGeneration(MusicgenConfig(**parts))
+    _init_codebooks(model)
+    model.generation_config = GenerationConfig(
+        do_sample=True, top_k=250, guidance_scale=3.0, max_length=1500,
+        decoder_start_token_id=2048, pad_token_id=2048, bos_token_id=2048,
+    )
+    return model.eval()
+
+
+@torch.no_grad()
+def build_pop2piano(seed: int = 0) -> Pop2PianoForConditionalGeneration:
+    """A random-weight Pop2Piano of the published size (d_model 512, 6 + 6 layers, 2400-token vocab)."""
+    torch.manual_seed(seed)
+    model = Pop2PianoForConditionalGeneration(Pop2PianoConfig(dropout_rate=0.0))
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        composer_to_feature_token={f"composer{i + 1}": 2052 + i for i in range(21)},
+    )
+    return model.eval()

@@ -1,0 +1,92 @@
+"""The fast MusicGen decode loop computes what stock ``generate`` computes, on the same weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
+
+PROMPTS = ["lo fi hip hop warm piano", "sad jazz"]  # two lengths: padding and masks matter
+
+
+def load(folder, weights: str = "fp32") -> tuple[MusicgenForConditionalGeneration, dict]:
+    model = MusicgenForConditionalGeneration.from_pretrained(folder).eval()
+    if weights == "int8":
+        model = quantize_decoder_int8(model)
+    elif weights == "bf16":
+        model = model.to(torch.bfloat16)
+    inputs = AutoTokenizer.from_pretrained(folder)(PROMPTS, return_tensors="pt", padding=True)
+    return model, dict(inputs)
+
+
+def both(model, inputs, steps: int = 40, seed: int | None = None, **sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.inference_mode():
+        if seed is not None:
+            torch.manual_seed(seed)
+        stock = model.generate(**inputs, max_new_tokens=steps, **sampling)
+        if seed is not None:
+            torch.manual_seed(seed)
+        fast = FastMusicgen(model).generate(inputs["input_ids"], inputs["attention_mask"], steps, **sampling)
+    return stock, fast
+
+
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+@pytest.mark.parametrize("guidance_scale", [3.0, 1.0], ids=["cfg", "no-cfg"])
+@pytest.mark.parametrize("weights", ["fp32", "int8", "bf16"])
+def test_greedy_gives_the_same_codes_and_audio(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo, guidance_scale,
+                                               weights):
+    model, inputs = load(tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir, weights)
+    fast = FastMusicgen(model)
+    with torch.inference_mode():
+        stock_out = model.generate(**inputs, max_new_tokens=40, do_sample=False, guidance_scale=guidance_scale,
+                                   return_dict_in_generate=False)
+        codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 40, do_sample=False,
+                                    guidance_scale=guidance_scale)
+        audio = fast.decode_audio(codes)
+    assert codes.shape == (2, 8 if stereo else 4, 40 - 3)  # 40 steps less the 3-step delay pattern
+    assert torch.equal(stock_out, audio)
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_sampling_with_a_seed_matches_stock_and_repeats(tiny_musicgen_dir, weights):
+    model, inputs = load(tiny_musicgen_dir, weights)
+    settings = dict(do_sample=True, top_k=50, top_p=0.9, temperature=1.3, guidance_scale=3.0)
+    stock, fast = both(model, inputs, seed=7, **settings)
+    assert torch.equal(stock, fast)
+    _, again = both(model, inputs, seed=7, **settings)
+    _, other = both(model, inputs, seed=8, **settings)
+    assert torch.equal(fast, again) and not torch.equal(fast, other)
+
+
+def test_on_step_counts_every_step_and_can_stop(tiny_musicgen_dir):
+    model, inputs = load(tiny_musicgen_dir)
+    seen: list[int] = []
+    FastMusicgen(model).generate_codes(inputs["input_ids"], inputs["attention_mask"], 25, on_step=seen.append)
+    assert seen == list(range(1, 26))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(step: int) -> None:
+        if step == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        FastMusicgen(model).generate_codes(inputs["input_ids"], inputs["attention_mask"], 25, on_step=stop_at_5)
+
+
+def test_int8_weights_are_quantized(tiny_musicgen_dir):
+    model, _ = load(tiny_musicgen_dir, "int8")
+    layer = model.decoder.model.decoder.layers[0]
+    assert "quantized" in type(layer.fc1).__module__
+
+
+def test_melody_models_keep_stock_generate(tiny_melody_dir):
+    from transformers import MusicgenMelodyForConditionalGeneration
+
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(tiny_melody_dir)
+    assert not supports_fast_path(model)
+    with pytest.raises(TypeError):
+        FastMusicgen(model)
