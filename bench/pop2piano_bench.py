@@ -87,9 +87,9 @@ def reference(song: Path, folder: Path, dtype: str) -> dict:
     extractor = processor.feature_extractor
     original = extractor.extract_rhythm
 
-    def timed_rhythm(a):
+    def timed_rhythm(audio):
         t0 = time.perf_counter()
-        out = original(a)
+        out = original(audio)
         times["beats"] = time.perf_counter() - t0
         return out
 

@@ -23,6 +23,7 @@ import numpy as np
 import pretty_midi
 import torch
 from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
 from models.common import (
@@ -50,7 +51,10 @@ COMPOSERS = tuple(f"composer{i}" for i in range(1, 22))  # the 21 arranger style
 RANDOM_COMPOSER = "random"
 STEPS_PER_BEAT = 2  # the feature extractor's default: two time steps per beat
 MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one chunk
-CHUNKS_PER_BATCH = {"cpu": 8, "cuda": 32, "mps": 16}  # chunks per generate() call
+# Chunks per generate() call: big batches are cheaper. On CPU all chunks go in one call, as in transformers'
+# reference pipeline: int8 layers quantise activations per batch, so a different split would change the notes.
+CHUNKS_PER_BATCH: dict[str, int | None] = {"cpu": None, "cuda": 256, "mps": 64}
+CPU_INT8_ENV_VAR = "PIANO_COVER_CPU_INT8"  # "0" keeps float32 weights on CPU
 BEATS_PER_CHUNK = 4  # the extractor's `num_bars` (2) * 4 half-beat steps = 8 steps = 4 beats
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
@@ -61,6 +65,24 @@ _PRECOMPUTED_BEATS: contextvars.ContextVar[Beats | None] = contextvars.ContextVa
 def default_model_name() -> str:
     """The piano-cover model from ``$PIANO_COVER_MODEL``, else the official checkpoint."""
     return os.environ.get(PIANO_COVER_ENV_VAR, "").strip() or DEFAULT_PIANO_COVER_MODEL
+
+
+def _cpu_int8_enabled() -> bool:
+    return os.environ.get(CPU_INT8_ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+class _StepProgress(StoppingCriteria):
+    """Reports progress after every decode step of a batch (never stops generation itself)."""
+
+    def __init__(self, report: Progress, done_before: int, total: int, label: str) -> None:
+        self.report, self.done, self.total, self.label = report, done_before, max(1, total), label
+        self.every = max(1, self.total // 200)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        self.done += 1
+        if self.done % self.every == 0:
+            self.report(0.2 + 0.7 * min(1.0, self.done / self.total), self.label)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def default_max_song_seconds() -> float:
@@ -134,6 +156,7 @@ class PianoCoverModel:
         self.name = name or default_model_name()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
+        self.int8 = self.device.type == "cpu" and _cpu_int8_enabled()
         self.model: Pop2PianoForConditionalGeneration | None = None
         self.feature_extractor: BeatAwareFeatureExtractor | None = None
         self.tokenizer: Pop2PianoTokenizer | None = None
@@ -166,7 +189,13 @@ class PianoCoverModel:
                     f"Piano cover model `{self.name}`: generation_config.json lacks the arranger styles "
                     f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}."
                 )
-            self.model = model.to(self.device).eval()
+            model = model.to(self.device).eval()
+            if self.int8:  # weights read as int8: faster matrix products on CPU
+                from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+                model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            self.model = model
+            _warm_up_resampler()
             self.feature_extractor = feature_extractor
             self.tokenizer = tokenizer
             logger.info("Loaded piano cover model %s on %s (%s)", self.name, self.device, self.dtype)
@@ -233,24 +262,27 @@ class PianoCoverModel:
         finally:
             _PRECOMPUTED_BEATS.reset(token)
 
-        input_features = torch.from_numpy(features["input_features"]).to(self.device, self.dtype)
+        input_features = torch.from_numpy(features["input_features"]).to(self.device, self.model.dtype)
         n_chunks = int(input_features.shape[0])
         generation_config = copy.deepcopy(self.model.generation_config)
         generation_config.max_length = max_tokens_per_chunk
         generation_config.max_new_tokens = None
-        batch = CHUNKS_PER_BATCH.get(self.device.type, 8)
+        batch = CHUNKS_PER_BATCH.get(self.device.type, 8) or n_chunks
+        n_batches = -(-n_chunks // batch)
         outputs: list[torch.Tensor] = []
-        for start in range(0, n_chunks, batch):
-            report(
-                0.2 + 0.7 * start / n_chunks,
+        for index, start in enumerate(range(0, n_chunks, batch)):
+            label = (
                 f"Arranging beats {BEATS_PER_CHUNK * start + 1}-{BEATS_PER_CHUNK * min(start + batch, n_chunks)} "
-                f"of {BEATS_PER_CHUNK * n_chunks}",
+                f"of {BEATS_PER_CHUNK * n_chunks}"
             )
+            report(0.2 + 0.7 * index / n_batches, label)
+            steps = _StepProgress(report, index * max_tokens_per_chunk, n_batches * max_tokens_per_chunk, label)
             outputs.append(
                 self.model.generate(
                     input_features=input_features[start : start + batch],
                     composer=composer,
-                    generation_config=generation_config,
+                    generation_config=copy.deepcopy(generation_config),
+                    stopping_criteria=StoppingCriteriaList([steps]),
                 ).cpu()
             )
         report(0.92, "Writing the notes")
@@ -320,6 +352,13 @@ class PianoCoverModel:
         beats = track_beats(song, sr)
         cover = self.transcribe(song, sr, composer, beats=beats, progress=report)
         return cover, song, sr
+
+
+def _warm_up_resampler() -> None:
+    """Compile resampy's kernel (numba, ~2 s), which the feature extractor uses, at load time, not on the first song."""
+    import librosa
+
+    librosa.core.resample(np.zeros(4410, dtype=np.float32), orig_sr=44100, target_sr=22050, res_type="kaiser_best")
 
 
 _cache: dict[str, PianoCoverModel] = {}

@@ -31,6 +31,12 @@ def test_loader_reads_the_saved_folder(model, tiny_pop2piano_dir):
     assert get_piano_cover_model(str(tiny_pop2piano_dir), "cpu") is model  # cached, not reloaded
 
 
+def test_cpu_uses_int8_weights_unless_told_not_to(model, tiny_pop2piano_dir, monkeypatch):
+    assert model.int8 and "quantized" in type(model.model.decoder.block[0].layer[0].SelfAttention.q).__module__
+    monkeypatch.setenv("PIANO_COVER_CPU_INT8", "0")
+    assert not PianoCoverModel(str(tiny_pop2piano_dir), "cpu").int8
+
+
 def test_real_music_end_to_end(model, chorale):
     path, bpm = chorale
     progress: list[tuple[float, str]] = []
@@ -59,13 +65,42 @@ def test_real_music_end_to_end(model, chorale):
     assert np.abs(rendered.audio).max() > 0.1
 
 
-def test_long_song_runs_in_several_batches(model, monkeypatch, clicks):
+def test_batches_give_the_same_result_in_float32(tiny_pop2piano_dir, monkeypatch, clicks):
+    monkeypatch.setenv("PIANO_COVER_CPU_INT8", "0")
+    model = PianoCoverModel(str(tiny_pop2piano_dir), "cpu")
+    whole, _, _ = model.cover_file(str(clicks[0]), "composer1")
     monkeypatch.setitem(pop2piano.CHUNKS_PER_BATCH, "cpu", 1)
     messages: list[str] = []
     cover, _, _ = model.cover_file(str(clicks[0]), "composer1", progress=lambda f, m: messages.append(m))
-    batches = [m for m in messages if m.startswith("Arranging beats")]
-    assert len(batches) == cover.n_chunks >= 2
-    assert batches[0] == f"Arranging beats 1-4 of {4 * cover.n_chunks}"
+    batches = sorted({m for m in messages if m.startswith("Arranging beats")})
+    assert len(batches) == cover.n_chunks >= 2  # one call per chunk, progress after every step
+    assert f"Arranging beats 1-4 of {4 * cover.n_chunks}" in batches
+    assert [(n.pitch, n.start, n.end) for n in notes_of(cover.midi)] == [
+        (n.pitch, n.start, n.end) for n in notes_of(whole.midi)
+    ]
+
+
+@pytest.mark.skipif(not beats_module.essentia_available(), reason="the reference processor needs essentia")
+def test_same_notes_as_the_transformers_reference_pipeline(model, chorale):
+    """processor -> generate -> batch_decode, as transformers documents it, on the same weights."""
+    import librosa
+    import torch
+    from transformers import Pop2PianoProcessor
+
+    from utils.midi import fold_into_piano_range
+
+    ours, _, _ = model.cover_file(str(chorale[0]), "composer6")
+    processor = Pop2PianoProcessor(model.feature_extractor.__class__.__base__.from_dict(
+        model.feature_extractor.to_dict()), model.tokenizer)
+    audio, sr = librosa.load(str(chorale[0]), sr=44100)
+    inputs = processor(audio=audio, sampling_rate=sr, return_tensors="pt")
+    with torch.inference_mode():
+        ids = model.model.generate(input_features=inputs["input_features"], composer="composer6", max_length=256)
+    ids = torch.cat([ids, torch.ones(ids.shape[0], 1, dtype=ids.dtype)], dim=1)  # random weights: no end token
+    reference = processor.batch_decode(token_ids=ids, feature_extractor_output=inputs)["pretty_midi_objects"][0]
+    expected = sorted((fold_into_piano_range(n.pitch), round(n.start, 4)) for n in reference.instruments[0].notes)
+    assert sorted((n.pitch, round(n.start, 4)) for n in notes_of(ours.midi)) == expected
+    assert len(expected) > 0
 
 
 def test_same_input_same_cover(model, clicks):
