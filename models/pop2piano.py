@@ -26,6 +26,7 @@ from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
+from models.fast_pop2piano import FastPop2Piano
 from models.common import (
     ModelLoadError,
     ModelSource,
@@ -55,6 +56,7 @@ MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one chunk
 # reference pipeline: int8 layers quantise activations per batch, so a different split would change the notes.
 CHUNKS_PER_BATCH: dict[str, int | None] = {"cpu": None, "cuda": 256, "mps": 64}
 CPU_INT8_ENV_VAR = "PIANO_COVER_CPU_INT8"  # "0" keeps float32 weights on CPU
+FAST_PATH_ENV_VAR = "PIANO_COVER_FAST_PATH"  # "0" = stock transformers generate
 BEATS_PER_CHUNK = 4  # the extractor's `num_bars` (2) * 4 half-beat steps = 8 steps = 4 beats
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
@@ -67,8 +69,8 @@ def default_model_name() -> str:
     return os.environ.get(PIANO_COVER_ENV_VAR, "").strip() or DEFAULT_PIANO_COVER_MODEL
 
 
-def _cpu_int8_enabled() -> bool:
-    return os.environ.get(CPU_INT8_ENV_VAR, "1").strip().lower() not in {"0", "false", "no", "off"}
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 class _StepProgress(StoppingCriteria):
@@ -78,10 +80,13 @@ class _StepProgress(StoppingCriteria):
         self.report, self.done, self.total, self.label = report, done_before, max(1, total), label
         self.every = max(1, self.total // 200)
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+    def tick(self, *_: object) -> None:
         self.done += 1
         if self.done % self.every == 0:
             self.report(0.2 + 0.7 * min(1.0, self.done / self.total), self.label)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        self.tick()
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
@@ -156,7 +161,8 @@ class PianoCoverModel:
         self.name = name or default_model_name()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
-        self.int8 = self.device.type == "cpu" and _cpu_int8_enabled()
+        self.int8 = self.device.type == "cpu" and _env_flag(CPU_INT8_ENV_VAR)
+        self.fast_path = _env_flag(FAST_PATH_ENV_VAR)
         self.model: Pop2PianoForConditionalGeneration | None = None
         self.feature_extractor: BeatAwareFeatureExtractor | None = None
         self.tokenizer: Pop2PianoTokenizer | None = None
@@ -277,14 +283,17 @@ class PianoCoverModel:
             )
             report(0.2 + 0.7 * index / n_batches, label)
             steps = _StepProgress(report, index * max_tokens_per_chunk, n_batches * max_tokens_per_chunk, label)
-            outputs.append(
-                self.model.generate(
-                    input_features=input_features[start : start + batch],
+            chunk = input_features[start : start + batch]
+            if self.fast_path:
+                ids = FastPop2Piano(self.model).generate(chunk, composer, max_tokens_per_chunk, on_step=steps.tick)
+            else:
+                ids = self.model.generate(
+                    input_features=chunk,
                     composer=composer,
                     generation_config=copy.deepcopy(generation_config),
                     stopping_criteria=StoppingCriteriaList([steps]),
-                ).cpu()
-            )
+                )
+            outputs.append(ids.cpu())
         report(0.92, "Writing the notes")
         token_ids, n_unfinished = self._join_chunks(outputs)
         if n_unfinished:

@@ -1,0 +1,49 @@
+"""The fast Pop2Piano decode loop gives the tokens stock ``generate`` gives, on the same weights."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import Pop2PianoForConditionalGeneration
+
+from models.fast_pop2piano import FastPop2Piano
+
+
+def load(folder, weights: str, eos_boost: float = 1.0) -> Pop2PianoForConditionalGeneration:
+    model = Pop2PianoForConditionalGeneration.from_pretrained(folder).eval()
+    with torch.no_grad():
+        model.lm_head.weight[1] *= eos_boost  # a larger end-token row: some or all chunks finish early
+    if weights == "int8":
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return model
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+@pytest.mark.parametrize(
+    ("eos_boost", "finished"), [(1.0, "none"), (1.5, "some"), (4.0, "all")], ids=["no-end", "some-end", "all-end"]
+)
+def test_greedy_tokens_equal_stock_generate(tiny_pop2piano_dir, weights, eos_boost, finished):
+    model = load(tiny_pop2piano_dir, weights, eos_boost)
+    torch.manual_seed(0)
+    features = torch.randn(6, 30, 64)  # 6 chunks, 30 frames, d_model 64
+    config = copy.deepcopy(model.generation_config)
+    config.max_length = 64
+    with torch.inference_mode():
+        stock = model.generate(input_features=features, composer="composer2", generation_config=config)
+        fast = FastPop2Piano(model).generate(features, "composer2", 64)
+    assert torch.equal(stock, fast)
+    rows_done = int((fast == 1).any(dim=1).sum())
+    assert {"none": rows_done == 0, "some": 0 < rows_done < 6, "all": rows_done == 6}[finished]
+    if finished == "all":
+        assert fast.shape[1] < 64  # stopped early, as stock does
+
+
+def test_steps_are_reported(tiny_pop2piano_dir):
+    model = load(tiny_pop2piano_dir, "fp32")
+    seen: list[int] = []
+    FastPop2Piano(model).generate(torch.zeros(2, 10, 64), "composer1", 20, on_step=seen.append)
+    assert seen == list(range(1, 20))
