@@ -27,7 +27,6 @@ from models.common import DEVICE_ENV_VAR, ModelLoadError, describe_source, pick_
 from utils.audio import (  # noqa: E402
     OUTPUT_SAMPLE_RATE,
     audio_duration,
-    check_not_silent,
     fit_length,
     load_audio,
     mix,
@@ -290,17 +289,18 @@ def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[An
 def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
-) -> musicgen.MusicResult:
+) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
     """Shared body of both MusicGen events: pick the cached model, generate, turn a stop into a message."""
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     model = musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
     try:
-        return model.generate(
+        result = model.generate(
             prompt, params, whole(variants, "The number of variants"), melody=melody,
             progress=gradio_progress(progress), cancel=cancel,
         )
     except musicgen.GenerationCancelled as e:
         raise ValueError("Stopped. Press Generate to start again.") from e
+    return result, model
 
 
 def text_to_music(
@@ -320,7 +320,7 @@ def text_to_music(
     cancel = new_cancel_event(request)
     try:
         params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
-        result = run_music(False, model_name, prompt, params, variants, None, cancel, progress)
+        result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress)
         return music_outputs(result, new_run_dir("text-to-music"), "music")
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
@@ -378,10 +378,9 @@ def melody_to_music(
         params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
         musicgen.check_prompt(prompt)
         melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
-        result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
+        result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
         out = new_run_dir("melody-to-music")
         outputs = music_outputs(result, out, "melody_music")
-        model = musicgen.get_musicgen_model(model_name or CONFIG.melody_model, CONFIG.device, melody=True)
         frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
         picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png", "Melody chroma the model follows")
     except Exception as e:  # noqa: BLE001

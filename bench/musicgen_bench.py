@@ -16,7 +16,8 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,7 @@ def worker(path: str, model_name: str, seconds: float, device: str, threads: int
         audio = run(steps)
         sync()
         total = time.perf_counter() - start
-    step_times = [b - a for a, b in zip(stamps, stamps[1:])]
+    step_times = [b - a for a, b in pairwise(stamps)]
     result = {
         "path": path,
         "model": model_name,
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"peak RSS {result['peak_rss_mb']:7.0f} MB", flush=True,
             )
     record = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench.musicgen_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "results": results,
     }

@@ -17,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,6 @@ def save_model(folder: Path) -> Path:
 def reference(song: Path, folder: Path, dtype: str) -> dict:
     """transformers' documented usage: processor -> generate (all chunks at once) -> batch_decode."""
     import librosa
-    import numpy as np
     import torch
     from transformers import Pop2PianoForConditionalGeneration, Pop2PianoProcessor
 
@@ -132,7 +132,7 @@ def ours(song: Path, folder: Path, dtype: str) -> dict:
                 "Writing": "decode"}
     times: dict[str, float] = {}
     points = [(start, "Reading")] + marks + [(end, "end")]
-    for (t0, message), (t1, _) in zip(points, points[1:]):
+    for (t0, message), (t1, _) in pairwise(points):
         stage = next((v for k, v in stage_of.items() if message.startswith(k)), "other")
         times[stage] = times.get(stage, 0.0) + (t1 - t0)
     t = time.perf_counter()
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"({result['chunks']} chunks, {result['notes']} notes)  [{stages}]  "
                   f"peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
     record = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "command": "python -m bench.pop2piano_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "results": results,

@@ -57,7 +57,7 @@ def quantize_decoder_int8(model: MusicgenForConditionalGeneration) -> MusicgenFo
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     model.decoder = quantize_dynamic(
-        model.decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=False
+        model.decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
     )
     return model
 

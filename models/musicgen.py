@@ -27,7 +27,6 @@ from transformers import (
 )
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
-from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
 from models.common import (
     ModelSource,
     free_accelerator_memory,
@@ -35,6 +34,7 @@ from models.common import (
     pick_device,
     pick_dtype,
 )
+from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
 from utils.audio import audio_duration, check_not_silent, load_audio, trim
 from utils.chroma import ChromaExtractor
 

@@ -1,9 +1,10 @@
 """Piano covers with Pop2Piano (``sweetcocoa/pop2piano``) through transformers.
 
 The pipeline is transformers' reference one (``Pop2PianoFeatureExtractor`` -> ``generate`` ->
-``Pop2PianoTokenizer.batch_decode``), with four changes a web demo needs:
+``Pop2PianoTokenizer.batch_decode``), with the changes a web demo needs:
 - beats are tracked once, by essentia when importable and librosa otherwise (the reference requires essentia);
-- the song's chunks (four beats each) are generated in batches, reporting progress after each;
+- the song's chunks (four beats each) are decoded together (in batches on a GPU), with progress after every step,
+  by ``FastPop2Piano`` (same tokens as ``generate``, faster) and int8 weights on CPU;
 - a chunk that runs out of length without an end token is decoded as far as it got, instead of crashing;
 - the MIDI carries the detected tempo, so it lines up with the song in a DAW.
 """
@@ -26,7 +27,6 @@ from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
-from models.fast_pop2piano import FastPop2Piano
 from models.common import (
     ModelLoadError,
     ModelSource,
@@ -35,6 +35,7 @@ from models.common import (
     pick_device,
     pick_dtype,
 )
+from models.fast_pop2piano import FastPop2Piano
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
 from utils.midi import notes_of, piano_midi
@@ -199,7 +200,9 @@ class PianoCoverModel:
             if self.int8:  # weights read as int8: faster matrix products on CPU
                 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-                model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+                model = quantize_dynamic(
+                    model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+                )
             self.model = model
             _warm_up_resampler()
             self.feature_extractor = feature_extractor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pretty_midi
 import pytest
@@ -9,7 +10,6 @@ import soundfile as sf
 from PIL import Image
 
 import app
-import gradio as gr
 
 
 @pytest.fixture()
