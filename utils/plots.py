@@ -16,6 +16,15 @@ from utils.midi import notes_of  # noqa: E402
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
+def _save_png(fig: plt.Figure, path: str | Path) -> Path:
+    """Lay out ``fig`` and write it as PNG at ``path`` (folders created)."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
 def piano_roll_png(
     midi, path: str | Path, beat_times: np.ndarray | None = None, title: str = "", width_px: int = 1400
 ) -> Path:
@@ -58,13 +67,9 @@ def piano_roll_png(
         ax.set_ylabel("pitch")
         if title:
             ax.set_title(title)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
 def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titles: list[str] | None = None) -> Path:
@@ -97,13 +102,9 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
                 ax=axes[i, 1], cmap="magma",
             )
         axes[-1, 0].set_xlabel("time (s)")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
 def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, title: str = "") -> Path:
@@ -118,10 +119,6 @@ def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, t
         ax.set_ylabel("pitch class")
         if title:
             ax.set_title(title)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
-    return path
