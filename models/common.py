@@ -25,6 +25,12 @@ class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which, why, and how to fix it."""
 
 
+def env_flag(name: str, default: bool = True) -> bool:
+    """A yes/no setting from the environment: "0", "false", "no" or "off" mean no; unset means ``default``."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in {"0", "false", "no", "off"}
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     """The device to run on: ``requested`` (or ``$MUSIC_DEMO_DEVICE``), else CUDA, else MPS, else CPU."""
     requested = requested or os.environ.get(DEVICE_ENV_VAR) or None

@@ -29,6 +29,7 @@ from transformers.generation.stopping_criteria import StoppingCriteria, Stopping
 
 from models.common import (
     ModelSource,
+    env_flag,
     free_accelerator_memory,
     load_or_explain,
     pick_device,
@@ -82,11 +83,6 @@ MAX_MELODY_SECONDS = 30.0  # the chroma covers at most 30 s (the extractor's chu
 MAX_MELODY_FILE_SECONDS = 600.0  # longer uploads are refused before decoding
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
-
-
-def _env_flag(name: str, default: bool = True) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value not in {"0", "false", "no", "off"}
 
 
 def default_model_name(melody: bool) -> str:
@@ -253,8 +249,8 @@ class MusicGenModel:
         self.name = (name or default_model_name(melody)).strip()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
-        self.fast_path = _env_flag(FAST_PATH_ENV_VAR)
-        self.int8 = self.device.type == "cpu" and _env_flag(CPU_INT8_ENV_VAR)
+        self.fast_path = env_flag(FAST_PATH_ENV_VAR)
+        self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
         self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None

@@ -30,6 +30,7 @@ from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2Piano
 from models.common import (
     ModelLoadError,
     ModelSource,
+    env_flag,
     free_accelerator_memory,
     load_or_explain,
     pick_device,
@@ -68,10 +69,6 @@ _PRECOMPUTED_BEATS: contextvars.ContextVar[Beats | None] = contextvars.ContextVa
 def default_model_name() -> str:
     """The piano-cover model from ``$PIANO_COVER_MODEL``, else the official checkpoint."""
     return os.environ.get(PIANO_COVER_ENV_VAR, "").strip() or DEFAULT_PIANO_COVER_MODEL
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 class _StepProgress(StoppingCriteria):
@@ -162,8 +159,8 @@ class PianoCoverModel:
         self.name = name or default_model_name()
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device)
-        self.int8 = self.device.type == "cpu" and _env_flag(CPU_INT8_ENV_VAR)
-        self.fast_path = _env_flag(FAST_PATH_ENV_VAR)
+        self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
+        self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.model: Pop2PianoForConditionalGeneration | None = None
         self.feature_extractor: BeatAwareFeatureExtractor | None = None
         self.tokenizer: Pop2PianoTokenizer | None = None
