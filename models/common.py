@@ -191,6 +191,16 @@ def describe_source(name: str) -> str:
     return f"hub id `{name}`{cached}"
 
 
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """Swap ``module``'s ``nn.Linear`` layers, in place, for int8 ones (per-channel weights, dynamic activations).
+
+    CPU only. Activations are quantised per call, so a row's result depends on the other rows of its batch.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+
+
 def free_accelerator_memory() -> None:
     """Return cached GPU memory to the driver after a model is dropped."""
     import gc

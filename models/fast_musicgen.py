@@ -29,6 +29,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from models.common import quantize_int8
+
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -54,11 +56,7 @@ def layer_norm_fn(module: torch.nn.LayerNorm) -> Fn:
 
 def quantize_decoder_int8(model: MusicgenForConditionalGeneration) -> MusicgenForConditionalGeneration:
     """Swap the decoder's ``nn.Linear`` layers for int8 ones (per-channel weights, dynamic activations). CPU only."""
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    model.decoder = quantize_dynamic(
-        model.decoder, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-    )
+    model.decoder = quantize_int8(model.decoder)
     return model
 
 

@@ -35,6 +35,7 @@ from models.common import (
     load_or_explain,
     pick_device,
     pick_dtype,
+    quantize_int8,
 )
 from models.fast_pop2piano import FastPop2Piano
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
@@ -195,11 +196,7 @@ class PianoCoverModel:
                 )
             model = model.to(self.device).eval()
             if self.int8:  # weights read as int8: faster matrix products on CPU
-                from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-                model = quantize_dynamic(
-                    model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-                )
+                model = quantize_int8(model)
             self.model = model
             _warm_up_resampler()
             self.feature_extractor = feature_extractor

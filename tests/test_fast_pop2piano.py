@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import Pop2PianoForConditionalGeneration
 
+from models.common import quantize_int8
 from models.fast_pop2piano import FastPop2Piano
 
 
@@ -16,9 +17,7 @@ def load(folder, weights: str, eos_boost: float = 1.0) -> Pop2PianoForConditiona
     with torch.no_grad():
         model.lm_head.weight[1] *= eos_boost  # a larger end-token row: some or all chunks finish early
     if weights == "int8":
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        model = quantize_int8(model)
     return model
 
 
