@@ -8,10 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import tempfile
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +18,11 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+
+try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch (models/ imports torch)
+    import spaces  # noqa: E402
+except ImportError:  # not on a Space, and not installed: plain calls
+    spaces = None
 
 from models import musicgen, pop2piano  # noqa: E402
 from models.common import DEVICE_ENV_VAR, ModelLoadError, describe_source, pick_device  # noqa: E402
@@ -33,6 +35,8 @@ from utils.audio import (  # noqa: E402
     write_wav,
 )
 from utils.beats import essentia_available  # noqa: E402
+from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
+from utils.files import new_run_dir as make_run_dir  # noqa: E402
 from utils.midi import fluidsynth_available, render_midi  # noqa: E402
 from utils.plots import chroma_png, piano_roll_png, spectrograms_png  # noqa: E402
 
@@ -49,9 +53,12 @@ Songs are cut into four-beat chunks at the detected beats; long songs take a whi
 shows how far it has got.
 """
 DEFAULT_BALANCE = 0.7  # 1 = piano only, 0 = original only
-OUTPUT_ROOT = Path(tempfile.gettempdir()) / "music-demo-outputs"
-OUTPUT_MAX_AGE_S = 2 * 3600  # run folders older than this are removed when a new run starts
-MAX_UPLOAD_SIZE = "200mb"  # a 10-minute WAV at 48 kHz stereo is ~110 MB
+OUTPUT_DIR_ENV_VAR = "MUSIC_DEMO_OUTPUT_DIR"  # where each request's files are written (a folder per request)
+MAX_OUTPUT_MB_ENV_VAR = "MUSIC_DEMO_MAX_OUTPUT_MB"  # size cap of that folder; the oldest requests go first
+MAX_UPLOAD_MB_ENV_VAR = "MUSIC_DEMO_MAX_UPLOAD_MB"
+OUTPUT_MAX_AGE_S = DEFAULT_MAX_AGE_S  # run folders older than this are removed when a new run starts
+DEFAULT_MAX_UPLOAD_MB = 200.0  # a 10-minute WAV at 48 kHz stereo is ~110 MB
+DEFAULT_QUEUE_SIZE = 32  # requests waiting at once; more get "queue is full"
 GPU_QUEUE = "models"  # every model event shares one worker, so two models never fight over GPU memory
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",
@@ -76,19 +83,46 @@ class AppConfig:
     melody_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=True))
     device: str | None = field(default_factory=lambda: os.environ.get(DEVICE_ENV_VAR) or None)
     max_song_seconds: float = field(default_factory=pop2piano.default_max_song_seconds)
+    output_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get(OUTPUT_DIR_ENV_VAR, "").strip() or DEFAULT_OUTPUT_ROOT)
+    )
+    max_output_mb: float = field(
+        default_factory=lambda: float(os.environ.get(MAX_OUTPUT_MB_ENV_VAR, "").strip() or DEFAULT_MAX_OUTPUT_MB)
+    )
+    max_upload_mb: float = field(
+        default_factory=lambda: float(os.environ.get(MAX_UPLOAD_MB_ENV_VAR, "").strip() or DEFAULT_MAX_UPLOAD_MB)
+    )
 
 
 CONFIG = AppConfig()
 
 
 def new_run_dir(prefix: str) -> Path:
-    """A fresh folder for one request's files; old ones are swept away."""
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in OUTPUT_ROOT.iterdir():
-        if old.is_dir() and now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-            shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=OUTPUT_ROOT))
+    """A fresh folder for one request's files; folders over the age limit or the size cap are swept away."""
+    return make_run_dir(prefix, CONFIG.output_dir, OUTPUT_MAX_AGE_S, int(CONFIG.max_output_mb * 1024 * 1024))
+
+
+# ZeroGPU lends a GPU per call for at most this long (seconds); longer calls are cut off by the Space.
+GPU_SECONDS = {"piano_cover": 120, "text_to_music": 120, "melody_to_music": 180}
+
+
+def on_zero_gpu() -> bool:
+    """Whether the app runs on a Hugging Face ZeroGPU Space (``spaces`` importable and ``SPACES_ZERO_GPU`` set)."""
+    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
+
+
+def gpu_task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Wrap a model event with ``spaces.GPU`` when `spaces` is importable (it does nothing off ZeroGPU)."""
+    if spaces is None:
+        return lambda fn: fn
+    return spaces.GPU(duration=GPU_SECONDS[name])
+
+
+def runtime_line() -> str:
+    """How model calls run: plain, or through ZeroGPU's decorator (for the status lines and the launch log)."""
+    if spaces is None:
+        return "ZeroGPU: off (`spaces` not installed: plain calls)"
+    return "ZeroGPU: on" if on_zero_gpu() else "ZeroGPU: off (`spaces` installed, not on a ZeroGPU Space)"
 
 
 def user_error(e: Exception) -> gr.Error:
@@ -102,6 +136,59 @@ def user_error(e: Exception) -> gr.Error:
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:
     """Adapt a gr.Progress to the models' ``(fraction, message)`` callback."""
     return lambda fraction, message: progress(fraction, desc=message)
+
+
+# ------------------------------------------------------------------------------------- API documentation
+# What the view-API page (and `Client.view_api()`) says of each endpoint: every parameter with units, range and
+# default; "" for a model means the checkpoint the app was started with.
+SAMPLING_API_DOC = (
+    f"`duration`: seconds of music, {musicgen.MIN_DURATION_S:g}-{musicgen.MAX_DURATION_S:g} "
+    f"(default {musicgen.DEFAULT_DURATION_S:g}); "
+    f"`top_k`: sample among the k likeliest codes, 0-{musicgen.MAX_TOP_K}, 0 = off (default {musicgen.DEFAULT_TOP_K}); "
+    f"`top_p`: nucleus sampling, 0-1, 0 = off (default {musicgen.DEFAULT_TOP_P:g}); "
+    f"`temperature`: above 0, at most 10 (default {musicgen.DEFAULT_TEMPERATURE:g}); "
+    f"`guidance_scale`: classifier-free guidance, 1-{musicgen.MAX_GUIDANCE_SCALE:g} "
+    f"(default {musicgen.DEFAULT_GUIDANCE_SCALE:g}); "
+    f'`seed`: a whole number 0-{musicgen.MAX_SEED} as text, "" = random (the seed used is in the parameters); '
+    f"`variants`: 1-{musicgen.MAX_VARIANTS} pieces from one batched call (default 1). "
+)
+MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = the model the app was started with. '
+MUSIC_RETURNS_API_DOC = (
+    f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
+    "waveform/spectrogram PNG, the parameters (dict, to reproduce the result) and a details line (markdown; it "
+    "also says which parts of the prompt the model's vocabulary does not know)."
+)
+API_DOCS = {
+    "piano_cover": (
+        "Arrange a song for piano with Pop2Piano. `song_path` (required): a wav, mp3, flac or ogg file of "
+        f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit (--max-song-seconds, default "
+        f"{pop2piano.DEFAULT_MAX_SONG_SECONDS / 60:g} minutes); `style`: the arranger, composer1..composer21 or "
+        f"random (default composer1); `balance`: the mix, 0 = original only, 1 = piano only (default "
+        f"{DEFAULT_BALANCE:g}). Returns the piano WAV (44.1 kHz), the MIDI, the piano+original mix WAV, a "
+        "piano-roll PNG, the tempo in BPM, a details line (markdown) and the state /piano_cover_remix uses."
+    ),
+    "piano_cover_remix": (
+        "Mix this session's last cover with its original again. `balance`: 0 = original only, 1 = piano only. "
+        "Returns the mix WAV (44.1 kHz), or None before any cover."
+    ),
+    "text_to_music": (
+        "Make music from a text description with MusicGen. `prompt` (required): what the music should be, at most "
+        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best. " + MODEL_API_DOC + SAMPLING_API_DOC
+        + MUSIC_RETURNS_API_DOC
+    ),
+    "melody_to_music": (
+        "Make music that follows a melody with MusicGen-Melody. `melody_path` (required): a wav, mp3, flac or ogg "
+        f"file (at most {musicgen.MAX_MELODY_FILE_SECONDS / 60:g} minutes); `trim_start` / `trim_end`: the part "
+        f"used, in seconds, 0 = from the start / to the end (at most {musicgen.MAX_MELODY_SECONDS:g} s are used); "
+        "`prompt`: the style, may be empty. " + MODEL_API_DOC + SAMPLING_API_DOC + MUSIC_RETURNS_API_DOC
+        + " One more PNG at the end: the melody's chroma."
+    ),
+    "melody_preview": (
+        "The part of a melody that will be used. `path`: the melody file; `start` / `end`: seconds, end 0 = to "
+        f"the end (at most {musicgen.MAX_MELODY_SECONDS:g} s). Returns that part as WAV and a line about it."
+    ),
+    "stop": "Stop this session's running generation; what was already made is dropped. No parameters.",
+}
 
 
 # ---------------------------------------------------------------------------------------------- piano cover
@@ -122,6 +209,7 @@ def piano_cover_status() -> str:
     return "  \n".join(lines)
 
 
+@gpu_task("piano_cover")
 def piano_cover(
     song_path: str | None,
     style: str,
@@ -217,10 +305,12 @@ def build_piano_cover_tab() -> gr.Markdown:
         inputs=[song, style, balance],
         outputs=[piano_audio, midi_file, mix_audio, roll, tempo, details, state],
         api_name="piano_cover",
+        api_description=API_DOCS["piano_cover"],
         show_progress_on=[piano_audio, roll],
         concurrency_id=GPU_QUEUE,
     )
-    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix")
+    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
+                    api_description=API_DOCS["piano_cover_remix"])
     return status
 
 
@@ -279,10 +369,13 @@ def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[An
         result.audio, result.sample_rate, out / f"{stem}_seed{result.seed}.png",
         titles=[f"variant {i + 1}" for i in range(n)],
     )
-    details = (
+    details = "  \n".join([
         f"**Seed used: {result.seed}** (type it in the seed box to get the same music again) · "
-        f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)"
-    )
+        f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)",
+        *(f"⚠️ {note}" for note in result.notes),
+    ])
+    for note in result.notes:
+        gr.Warning(note, duration=None)
     return [*audios, str(picture), result.params, details]
 
 
@@ -303,6 +396,7 @@ def run_music(
     return result, model
 
 
+@gpu_task("text_to_music")
 def text_to_music(
     prompt: str,
     model_name: str | None,
@@ -356,12 +450,13 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, str]:
     )
 
 
+@gpu_task("melody_to_music")
 def melody_to_music(
     melody_path: str | None,
     trim_start: float,
     trim_end: float,
-    prompt: str,
-    model_name: str | None,
+    prompt: str | None = None,
+    model_name: str | None = None,
     duration: float = musicgen.DEFAULT_DURATION_S,
     top_k: float = musicgen.DEFAULT_TOP_K,
     top_p: float = musicgen.DEFAULT_TOP_P,
@@ -386,6 +481,17 @@ def melody_to_music(
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return [*outputs, str(picture)]
+
+
+APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
+MODEL_LABEL = 'Model (hub id or local folder; "" = the one the app was started with)'
+
+
+def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
+    """The model dropdown's choices: the app's own checkpoint (value "") first, then the official ones."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
+    return [(f"{default} (the app's model)", APP_DEFAULT_MODEL), *((name, name) for name in official)]
 
 
 def music_model_status(name: str | None, melody_tab: bool) -> str:
@@ -449,8 +555,8 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
-            model = gr.Dropdown(list(musicgen.TEXT_CHECKPOINTS), value=musicgen.DEFAULT_MUSICGEN_MODEL,
-                                allow_custom_value=True, label="Model (hub id or local folder)")
+            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="text-model")
             controls = sampling_controls("text")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
@@ -459,10 +565,11 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
         with gr.Column():
             outputs = music_result_panel("text")
     event = run.click(text_to_music, inputs=[prompt, model, *controls], outputs=outputs, api_name="text_to_music",
+                      api_description=API_DOCS["text_to_music"],
                       concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
     controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
                         api_visibility="private", queue=False)
-    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="text_to_music_stop",
+    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="text_to_music_stop", api_description=API_DOCS["stop"],
                queue=False)
     model.change(text_model_status, inputs=model, outputs=status, api_visibility="private")
     return model, status
@@ -482,8 +589,8 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
             preview_info = gr.Markdown(elem_id="melody-preview-info")
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
-            model = gr.Dropdown(list(musicgen.MELODY_CHECKPOINTS), value=musicgen.DEFAULT_MELODY_MODEL,
-                                allow_custom_value=True, label="Model (hub id or local folder)")
+            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="melody-model")
             controls = sampling_controls("melody")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="melody-run")
@@ -496,13 +603,14 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
     melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
-          api_name="melody_preview")
+          api_name="melody_preview", api_description=API_DOCS["melody_preview"])
     event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
-                      outputs=[*outputs, chroma], api_name="melody_to_music", concurrency_id=GPU_QUEUE,
+                      outputs=[*outputs, chroma], api_name="melody_to_music",
+                      api_description=API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
                       show_progress_on=outputs[0])
     controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
                         api_visibility="private", queue=False)
-    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="melody_to_music_stop",
+    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="melody_to_music_stop", api_description=API_DOCS["stop"],
                queue=False)
     model.change(melody_model_status, inputs=model, outputs=status, api_visibility="private")
     return model, status
@@ -512,9 +620,9 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
     """Per page load: status lines and model choices from the launch settings."""
     return (
         piano_cover_status(),
-        gr.Dropdown(value=CONFIG.musicgen_model),
+        gr.Dropdown(choices=model_choices(False), value=APP_DEFAULT_MODEL),
         music_model_status(CONFIG.musicgen_model, False),
-        gr.Dropdown(value=CONFIG.melody_model),
+        gr.Dropdown(choices=model_choices(True), value=APP_DEFAULT_MODEL),
         music_model_status(CONFIG.melody_model, True),
     )
 
@@ -531,6 +639,48 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
               api_visibility="private")
 
 
+SHARE_WITHOUT_LOGIN_WARNING = (
+    "WARNING: --share without --auth/--auth-file: anyone with the link can use this machine's models, upload "
+    "files and download what the app makes. Add --auth USER:PASS or --auth-file FILE to require a login."
+)
+
+
+def read_auth_file(path: str | Path) -> list[tuple[str, str]]:
+    """Logins from a file: one ``user:password`` a line; blank lines and ``#`` comments are skipped.
+
+    Raises:
+        ValueError: the file is missing, a line has no ``:``, a user or password is empty, or there is no login.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--auth-file {path}: no such file.")
+    logins = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user.strip() or not password:
+            raise ValueError(f"--auth-file {path}, line {number}: expected user:password.")
+        logins.append((user.strip(), password))
+    if not logins:
+        raise ValueError(f"--auth-file {path} holds no user:password line.")
+    return logins
+
+
+def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]] | None:
+    """The logins from ``--auth USER:PASS`` and ``--auth-file FILE`` together, or None for an open app."""
+    logins = []
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("--auth wants USER:PASS")
+        logins.append((user, password))
+    if auth_file:
+        logins.extend(read_auth_file(auth_file))
+    return logins or None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
@@ -538,6 +688,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="address to listen on (0.0.0.0 for every interface)")
     parser.add_argument("--server-port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
+    parser.add_argument("--auth-file", metavar="FILE", help="require a login: one user:password a line")
     parser.add_argument("--device", default=CONFIG.device, help="cuda, cuda:N, mps or cpu (default: best available)")
     parser.add_argument(pop2piano.PIANO_COVER_CLI_FLAG, default=CONFIG.piano_model,
                         help=f"Pop2Piano hub id or local folder (env {pop2piano.PIANO_COVER_ENV_VAR})")
@@ -547,30 +698,63 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"MusicGen-Melody hub id or local folder (env {musicgen.MELODY_ENV_VAR})")
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
+    parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
+                        help=f"largest upload accepted, in MB (env {MAX_UPLOAD_MB_ENV_VAR})")
+    parser.add_argument("--output-dir", type=Path, default=CONFIG.output_dir,
+                        help=f"where results are written, a folder per request (env {OUTPUT_DIR_ENV_VAR})")
+    parser.add_argument("--max-output-mb", type=float, default=CONFIG.max_output_mb,
+                        help=f"size cap of --output-dir in MB; the oldest results go first (env {MAX_OUTPUT_MB_ENV_VAR})")
+    parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
+                        help="requests that may wait at once; more are refused with 'queue is full'")
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+def configure(args: argparse.Namespace) -> None:
+    """Apply launch flags to the settings the event handlers read."""
     CONFIG.piano_model = args.piano_model
     CONFIG.musicgen_model = args.musicgen_model
     CONFIG.melody_model = args.melody_model
     CONFIG.device = args.device
     CONFIG.max_song_seconds = args.max_song_seconds
-    auth = None
-    if args.auth:
-        user, sep, password = args.auth.partition(":")
-        if not sep or not user or not password:
-            raise SystemExit("--auth wants USER:PASS")
-        auth = (user, password)
-    demo.queue(default_concurrency_limit=1, max_size=32).launch(
+    CONFIG.max_upload_mb = args.max_upload_mb
+    CONFIG.output_dir = Path(args.output_dir)
+    CONFIG.max_output_mb = args.max_output_mb
+
+
+def preload_models() -> None:
+    """Load every model now (ZeroGPU wants weights loaded at start-up, in the main process, not per call)."""
+    pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device).load()
+    musicgen.get_musicgen_model(CONFIG.musicgen_model, CONFIG.device, melody=False).load()
+    musicgen.get_musicgen_model(CONFIG.melody_model, CONFIG.device, melody=True).load()
+
+
+def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
+    """Parse the flags and launch the app; with ``block=False`` (a notebook) return once it is serving."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        auth = parse_auth(args.auth, args.auth_file)
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    configure(args)
+    if args.share and auth is None:
+        print(SHARE_WITHOUT_LOGIN_WARNING, flush=True)
+    logger.info(runtime_line())
+    if on_zero_gpu():
+        try:
+            preload_models()
+        except Exception as e:  # noqa: BLE001 - the tabs say what is missing when they are used
+            logger.warning("Could not preload the models: %s", e)
+    demo.queue(default_concurrency_limit=1, max_size=args.queue_size).launch(
         share=args.share,
         server_name=args.server_name,
         server_port=args.server_port,
         auth=auth,
-        max_file_size=MAX_UPLOAD_SIZE,
+        max_file_size=f"{args.max_upload_mb:g}mb",
+        prevent_thread_lock=not block,
+        allowed_paths=[str(CONFIG.output_dir)],
     )
+    return demo
 
 
 if __name__ == "__main__":

@@ -105,6 +105,56 @@ def check_prompt(prompt: str | None, required: bool = True) -> str:
     return text
 
 
+MAX_UNKNOWN_PARTS_SHOWN = 8
+
+
+def unknown_prompt_parts(tokenizer: Any, prompt: str) -> list[str]:
+    """The parts of ``prompt`` that ``tokenizer`` maps to its unknown token, in order, each once.
+
+    MusicGen's T5 vocabulary predates byte fallback: most CJK characters, accents and some symbols become
+    ``<unk>``, which the model cannot tell apart. Adjacent unknown pieces are merged ("雨天的钢琴" is one part).
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None or not prompt:
+        return []
+    try:
+        encoded = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=False)
+        pieces = list(zip(encoded["input_ids"], encoded["offset_mapping"]))
+    except (NotImplementedError, ValueError, TypeError):  # a tokenizer without offsets: judge word by word
+        pieces, position = [], 0
+        for word in prompt.split():
+            start = prompt.index(word, position)
+            position = start + len(word)
+            ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+            pieces.append((unk if unk in ids else -1, (start, position)))
+    spans: list[list[int]] = []
+    for token, (start, end) in pieces:
+        if token != unk or end <= start:
+            continue
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    parts: list[str] = []
+    for start, end in spans:
+        part = prompt[start:end].strip()
+        if part and part not in parts:
+            parts.append(part)
+    return parts
+
+
+def unknown_prompt_note(parts: list[str]) -> str:
+    """A note for the page about prompt parts the model cannot read ("" when there are none)."""
+    if not parts:
+        return ""
+    shown = ", ".join(f"“{p}”" for p in parts[:MAX_UNKNOWN_PARTS_SHOWN])
+    more = f" and {len(parts) - MAX_UNKNOWN_PARTS_SHOWN} more" if len(parts) > MAX_UNKNOWN_PARTS_SHOWN else ""
+    return (
+        f"The model's vocabulary has no words for {shown}{more}: it will not understand that part of the prompt. "
+        "MusicGen learned from English descriptions, so English prompts work best."
+    )
+
+
 def parse_seed(seed: str | int | float | None) -> int | None:
     """A seed from a text box: empty means None (pick one at random); otherwise an integer in [0, 2**31)."""
     if seed is None or (isinstance(seed, str) and not seed.strip()):
@@ -196,6 +246,7 @@ class MusicResult:
         seed: the seed used; the same seed, model, prompt and settings give the same audio.
         params: everything needed to reproduce the result, JSON-serialisable.
         chroma: the melody's one-hot chroma [frames, 12] that conditioned the model, or None.
+        notes: remarks for the user (e.g. prompt parts the model cannot read).
     """
 
     audio: np.ndarray
@@ -203,6 +254,7 @@ class MusicResult:
     seed: int
     params: dict[str, Any] = field(default_factory=dict)
     chroma: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -372,6 +424,7 @@ class MusicGenModel:
         assert self.model is not None and self.tokenizer is not None
 
         seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        unknown = unknown_prompt_parts(self.tokenizer, prompt)
         inputs = self.tokenizer([prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
         extra: dict[str, Any] = {}
         chroma = None
@@ -425,12 +478,15 @@ class MusicGenModel:
         }
         if melody is not None:
             record["melody_seconds"] = round(melody.duration, 3)
+        if unknown:
+            record["unknown_prompt_parts"] = unknown
         return MusicResult(
             np.clip(audio, -1.0, 1.0).astype(np.float32),
             self.sample_rate,
             seed,
             record,
             None if chroma is None else chroma[0].cpu().numpy(),
+            [note for note in (unknown_prompt_note(unknown),) if note],
         )
 
 

@@ -70,10 +70,22 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
             ) from e
     if audio.size == 0:
         raise ValueError(f"`{path.name}` contains no audio samples.")
+    check_finite(audio, path.name)
     if sample_rate is not None and sr != sample_rate:
         audio = librosa.resample(audio, orig_sr=sr, target_sr=sample_rate)
         sr = sample_rate
     return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
+
+
+def check_finite(audio: np.ndarray, name: str = "The audio") -> None:
+    """Raise ValueError when ``audio`` holds NaN or infinite samples (a damaged or wrongly written float file)."""
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        count = int(bad.sum())
+        raise ValueError(
+            f"`{name}` holds {count} sample(s) that are not numbers (NaN or infinity), so it cannot be used: the "
+            "file is damaged or was written wrongly. Export it again (16-bit WAV, FLAC or MP3) and upload that."
+        )
 
 
 def check_not_silent(audio: np.ndarray, name: str = "The audio") -> None:
