@@ -441,7 +441,11 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, str]:
     except ValueError as e:
         raise user_error(e) from e
     end = min(total, musicgen.MAX_MELODY_SECONDS)
-    preview, info = melody_preview(path, 0.0, end)
+    try:
+        preview, info = melody_preview(path, 0.0, end)
+    except gr.Error as e:  # unusable (silent, damaged...): say so beside the player, where the user looks
+        gr.Warning(e.message, duration=None)
+        preview, info = None, f"⚠️ {e.message}"
     return (
         gr.Slider(maximum=round(total, 2), value=0.0),
         gr.Slider(maximum=round(total, 2), value=round(end, 2)),
@@ -471,7 +475,7 @@ def melody_to_music(
     cancel = new_cancel_event(request)
     try:
         params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
-        musicgen.check_prompt(prompt)
+        musicgen.check_prompt(prompt, required=False)
         melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
         result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
         out = new_run_dir("melody-to-music")

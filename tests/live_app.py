@@ -41,22 +41,47 @@ class LiveApp:
                 self.process.wait(15)
 
 
-def start_app(piano: Path, musicgen: Path, melody: Path, log_name: str = "app-server.log") -> LiveApp:
-    """Launch app.py on 127.0.0.1 with the given model folders (flags and env vars, as a user would).
+# Run app.py with `spaces` hidden, as on a machine where it is not installed (a meta-path entry refusing it).
+WITHOUT_SPACES = (
+    "import runpy, sys\n"
+    "class NoSpaces:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name == 'spaces' or name.startswith('spaces.'):\n"
+    "            raise ModuleNotFoundError(\"No module named 'spaces'\", name='spaces')\n"
+    "sys.meta_path.insert(0, NoSpaces())\n"
+    "sys.argv[0] = 'app.py'\n"
+    "runpy.run_path('app.py', run_name='__main__')\n"
+)
 
-    Waits until the page answers; raises RuntimeError with the server log if it dies or never answers.
+
+def start_app(
+    piano: Path,
+    musicgen: Path,
+    melody: Path,
+    log_name: str = "app-server.log",
+    extra_args: list[str] | None = None,
+    without_spaces: bool = False,
+) -> LiveApp:
+    """Launch app.py on 127.0.0.1 with the given model folders, as a user would.
+
+    The piano model is given by its flag, the two MusicGen models by their env vars (``MUSICGEN_MODEL``,
+    ``MUSICGEN_MELODY_MODEL``). ``without_spaces`` hides the `spaces` package (plain calls instead of
+    ZeroGPU's decorator). Waits until the page answers; raises RuntimeError with the server log if it dies or
+    never answers.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     log = ARTIFACTS / log_name
     env = os.environ | {
         "GRADIO_ANALYTICS_ENABLED": "False",
-        "MUSICGEN_MELODY_MODEL": str(melody),  # one model by env var, the others by flags
+        "MUSICGEN_MODEL": str(musicgen),
+        "MUSICGEN_MELODY_MODEL": str(melody),
         "HF_HUB_OFFLINE": "1",
     }
+    entry = ["-c", WITHOUT_SPACES] if without_spaces else ["app.py"]
     command = [
-        sys.executable, "app.py", "--server-name", "127.0.0.1", "--server-port", str(port),
-        "--piano-model", str(piano), "--musicgen-model", str(musicgen), "--device", "cpu",
+        sys.executable, *entry, "--server-name", "127.0.0.1", "--server-port", str(port),
+        "--piano-model", str(piano), "--device", "cpu", *(extra_args or []),
     ]
     with log.open("w") as out:
         process = subprocess.Popen(

@@ -104,3 +104,63 @@ def test_text_only_checkpoint_in_the_melody_endpoint(client, hummed_melody):
             handle_file(str(hummed_melody)), 0, 0, "jazz", "facebook/musicgen-large", 2, 250, 0.0, 1.0, 3.0, "", 1,
             api_name="/melody_to_music",
         )
+
+
+# ------------------------------------------------------------------------------ defaults, docs, bad input
+def non_finite_wav(folder, seconds: float = 5.0):
+    """A float WAV of a tone with NaN and infinite samples in it (as a broken export writes them)."""
+    import numpy as np
+
+    sr = 44100
+    audio = (0.5 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * sr)) / sr)).astype(np.float32)
+    audio[1000:1010] = np.nan
+    audio[5000] = np.inf
+    path = folder / "broken_float.wav"
+    sf.write(str(path), audio, sr, subtype="FLOAT")
+    return path
+
+
+def test_every_endpoint_works_with_only_its_required_arguments(client, clicks, hummed_melody):
+    """The app was started with MUSICGEN_MODEL / MUSICGEN_MELODY_MODEL pointing at local folders."""
+    piano, midi_path, *_ = client.predict(handle_file(str(clicks[0])), api_name="/piano_cover")
+    assert_audio(piano, 44100, sf.info(str(clicks[0])).duration)
+    *variants, _picture, params, _details = client.predict("calm piano", api_name="/text_to_music")
+    assert params["model"].endswith("tiny-musicgen0") or "tiny-musicgen" in params["model"]
+    assert params["duration"] == 10.0 and params["variants"] == 1
+    assert_audio(variants[0], 32000, 10.0)
+    *variants, _picture, params, _details, chroma = client.predict(
+        handle_file(str(hummed_melody)), api_name="/melody_to_music"
+    )
+    assert "tiny-musicgen-melody" in params["model"] and params["task"] == "melody_to_music"
+    assert_audio(variants[0], 32000, 10.0)
+    preview, _info = client.predict(handle_file(str(hummed_melody)), api_name="/melody_preview")
+    assert_audio(preview, 44100, sf.info(str(hummed_melody)).duration)
+
+
+def test_view_api_describes_every_parameter(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/piano_cover", "/text_to_music", "/melody_to_music", "/melody_preview", "/piano_cover_remix"):
+        description = endpoints[name]["description"]
+        for parameter in endpoints[name]["parameters"]:
+            assert f"`{parameter['parameter_name']}`" in description, (name, parameter["parameter_name"])
+    text = endpoints["/text_to_music"]["description"]
+    assert '"" (the default) = the model the app was started with' in text
+    assert "seconds of music, 1-30" in text and '"" = random' in text
+    defaults = {p["parameter_name"]: p for p in endpoints["/text_to_music"]["parameters"]}
+    assert defaults["model_name"]["parameter_default"] == "" and not defaults["prompt"]["parameter_has_default"]
+
+
+@pytest.mark.parametrize("api_name", ["/piano_cover", "/melody_to_music", "/melody_preview"])
+def test_non_finite_samples_are_refused_with_a_clear_message(client, tmp_path, api_name):
+    with pytest.raises(Exception, match="not numbers \\(NaN or infinity\\)"):
+        client.predict(handle_file(str(non_finite_wav(tmp_path))), api_name=api_name)
+
+
+def test_a_prompt_the_vocabulary_cannot_read_comes_with_a_note(client):
+    *_variants, _picture, params, details = client.predict(
+        "calm piano 雨天的钢琴", "", 1, api_name="/text_to_music"
+    )
+    assert "“雨天的钢琴”" in details and "English prompts work best" in details
+    assert params["unknown_prompt_parts"] == ["雨天的钢琴"]
+    *_variants, _picture, params, details = client.predict("calm piano", "", 1, api_name="/text_to_music")
+    assert "English prompts" not in details and "unknown_prompt_parts" not in params

@@ -197,3 +197,33 @@ def test_stop_button_stops_a_running_generation(tiny_app):
     worker.join(60)
     assert not worker.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], gr.Error) and "Stopped" in errors[0].message
+
+
+def test_auth_file_and_share_warning(tmp_path, capsys):
+    logins = tmp_path / "logins.txt"
+    logins.write_text("# team\nana:s3cret\n\nbo:pa:ss\n")
+    assert app.parse_auth("me:pw", str(logins)) == [("me", "pw"), ("ana", "s3cret"), ("bo", "pa:ss")]
+    assert app.parse_auth(None, None) is None
+    logins.write_text("no-colon-here\n")
+    with pytest.raises(ValueError, match="line 1: expected user:password"):
+        app.parse_auth(None, str(logins))
+    with pytest.raises(ValueError, match="no such file"):
+        app.parse_auth(None, str(tmp_path / "missing.txt"))
+    assert "anyone with the link" in app.SHARE_WITHOUT_LOGIN_WARNING
+
+
+def test_zero_gpu_wrapping_is_plain_off_zero_gpu(monkeypatch):
+    import inspect
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert not app.on_zero_gpu()
+    # with `spaces` installed (the test extras) its decorator hands the function back unchanged off ZeroGPU
+    assert app.spaces is not None and "ZeroGPU: off" in app.runtime_line()
+    assert "request" in inspect.signature(app.text_to_music).parameters
+
+    def f(x: int) -> int:
+        return x + 1
+
+    assert app.gpu_task("text_to_music")(f) is f
+    monkeypatch.setattr(app, "spaces", None)
+    assert app.gpu_task("text_to_music")(f) is f and "not installed" in app.runtime_line()

@@ -93,3 +93,45 @@ def test_fit_length():
     assert fit_length(np.ones(5), 3).shape == (3,)
     padded = fit_length(np.ones(3), 5)
     assert padded.tolist() == [1, 1, 1, 0, 0]
+
+
+# ------------------------------------------------------------------ the bad-input matrix, file by file
+def write(path, audio, sr, **kwargs):
+    sf.write(str(path), audio, sr, **kwargs)
+    return path
+
+
+def test_non_finite_samples_are_refused(tmp_path):
+    audio = tone(1.0, 44100).astype(np.float32)
+    audio[100] = np.nan
+    audio[200] = -np.inf
+    path = write(tmp_path / "broken.wav", audio, 44100, subtype="FLOAT")
+    with pytest.raises(ValueError, match="2 sample\\(s\\) that are not numbers"):
+        load_audio(path, 22050)
+
+
+def test_empty_file_and_truncated_mp3(tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="Could not read `empty.wav`"):
+        load_audio(empty)
+    full = write(tmp_path / "song.mp3", tone(3.0, 44100), 44100, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
+    audio, sr = load_audio(cut)  # a download cut short: the part that arrived is used
+    assert 0.3 < audio.shape[0] / sr < 2.0
+
+
+def test_six_channels_at_96_khz_and_8_bit_at_8_khz(tmp_path):
+    six = write(tmp_path / "surround.wav", tone(1.0, 96000, channels=6), 96000)
+    audio, sr = load_audio(six, 44100)
+    assert sr == 44100 and audio.ndim == 1 and audio.shape[0] == 44100
+    low = write(tmp_path / "phone.wav", tone(1.0, 8000), 8000, subtype="PCM_U8")
+    audio, sr = load_audio(low, 44100)
+    assert sr == 44100 and abs(audio.shape[0] - 44100) <= 1 and 0.4 < np.abs(audio).max() < 0.6
+
+
+def test_clipped_audio_is_accepted_and_stays_in_range(tmp_path):
+    loud = np.clip(4.0 * tone(1.0, 44100), -1.0, 1.0)
+    audio, _ = load_audio(write(tmp_path / "clipped.wav", loud, 44100), 44100)
+    assert np.abs(audio).max() <= 1.0 + 1e-6 and np.isfinite(audio).all()

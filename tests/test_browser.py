@@ -136,3 +136,27 @@ def test_melody_without_a_melody_says_so(page):
     page.locator("#melody-prompt textarea").fill("a jazz trio")
     page.locator("#melody-run").click()
     assert "upload or record a melody" in toast_text(page)
+
+
+def test_broken_float_file_is_refused_in_every_tab(page, tmp_path):
+    from tests.test_api_client import non_finite_wav
+
+    broken = non_finite_wav(tmp_path)
+    page.locator("#piano-song input[type=file]").set_input_files(str(broken))
+    page.locator("#piano-run").click()
+    assert "not numbers (NaN or infinity)" in toast_text(page)
+    open_tab(page, "Melody to music")
+    page.locator("#melody-input input[type=file]").set_input_files(str(broken))
+    page.wait_for_selector("#melody-preview-info >> text=not numbers (NaN or infinity)", timeout=60_000)
+    screenshot(page, "broken-file")
+
+
+def test_prompt_outside_the_vocabulary_gets_a_visible_note(page):
+    open_tab(page, "Text to music")
+    assert "the app's model" in page.locator("#text-model input").input_value()
+    page.locator("#text-prompt textarea").fill("calm piano 雨天的钢琴")
+    page.locator("#text-run").click()
+    page.wait_for_selector("#text-details >> text=English prompts work best", timeout=RUN_TIMEOUT_MS)
+    assert "“雨天的钢琴”" in page.locator("#text-details").inner_text()
+    assert "English prompts work best" in toast_text(page)
+    screenshot(page, "unknown-prompt-note")

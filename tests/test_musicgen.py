@@ -210,3 +210,18 @@ def test_env_vars_set_the_defaults(monkeypatch):
     monkeypatch.delenv("MUSICGEN_MELODY_MODEL")
     assert MusicGenModel(device="cpu").name == "facebook/musicgen-small"
     assert MusicGenModel(device="cpu", melody=True).name == "facebook/musicgen-melody"
+
+
+def test_unknown_prompt_parts_are_found_by_the_real_tokenizer_class(tmp_path):
+    from transformers import AutoTokenizer
+
+    from models.musicgen import unknown_prompt_note, unknown_prompt_parts
+    from tests.tiny_models import build_t5_tokenizer
+
+    build_t5_tokenizer(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert unknown_prompt_parts(tokenizer, "lo fi piano, 80 bpm") == []
+    assert unknown_prompt_parts(tokenizer, "雨天的钢琴 jazz café 雨天的钢琴") == ["雨天的钢琴", "é"]
+    note = unknown_prompt_note(["雨天的钢琴"])
+    assert "“雨天的钢琴”" in note and "English prompts work best" in note
+    assert unknown_prompt_note([]) == ""

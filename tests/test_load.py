@@ -1,0 +1,97 @@
+"""Many users at once, on loopback: every request gets its own answer, or a clear "queue is full".
+
+Each simulated user is its own ``gradio_client.Client`` (its own session) and sends one request to each of the
+three jobs at the same moment. Every request is made distinguishable (its own song length, prompt and duration),
+so an answer that carried another request's file would show.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import soundfile as sf
+from gradio_client import Client, handle_file
+
+from tests.live_app import start_app
+from tests.music_fixtures import click_track
+
+N_USERS = 6  # x 3 jobs = 18 requests in flight, within the app's default queue of 32
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("load-songs")
+    paths = []
+    for i in range(N_USERS):
+        path = folder / f"user{i}_clicks.wav"
+        sf.write(str(path), click_track(6.0 + 0.5 * i, SR), SR)
+        paths.append(path)
+    return paths
+
+
+def user_session(url: str, i: int, song, melody, downloads) -> dict:
+    """One user: three jobs submitted at once; returns what came back for each."""
+    client = Client(url, verbose=False, download_files=str(downloads / f"user{i}"))
+    jobs = {
+        "piano": client.submit(handle_file(str(song)), f"composer{i + 1}", 0.5, api_name="/piano_cover"),
+        "text": client.submit(f"user {i} piano", "", 1.0 + 0.2 * i, 250, 0.0, 1.0, 3.0, str(i), 1,
+                              api_name="/text_to_music"),
+        "melody": client.submit(handle_file(str(melody)), 0, 0, f"user {i} jazz", "", 1.0 + 0.1 * i, 250, 0.0,
+                                1.0, 3.0, str(100 + i), 1, api_name="/melody_to_music"),
+    }
+    return {name: job.result(timeout=600) for name, job in jobs.items()}
+
+
+def test_mixed_load_every_request_gets_its_own_answer(live_app, songs, hummed_melody, tmp_path):
+    with ThreadPoolExecutor(N_USERS) as pool:
+        futures = [
+            pool.submit(user_session, live_app.url, i, songs[i], hummed_melody, tmp_path) for i in range(N_USERS)
+        ]
+        answers = [f.result() for f in futures]
+
+    files = []
+    for i, answer in enumerate(answers):
+        piano_wav, midi, mix_wav, roll, _tempo, details = answer["piano"]
+        assert sf.info(piano_wav).duration == pytest.approx(6.0 + 0.5 * i, abs=0.01)
+        assert f"Arranger {i + 1}" in details
+        *variants, picture, params, details = answer["text"]
+        assert params["prompt"] == f"user {i} piano" and params["seed"] == i
+        assert sf.info(variants[0]).duration == pytest.approx(1.0 + 0.2 * i, abs=1e-3)
+        *variants_m, picture_m, params_m, _details_m, chroma = answer["melody"]
+        assert params_m["prompt"] == f"user {i} jazz" and params_m["seed"] == 100 + i
+        assert sf.info(variants_m[0]).duration == pytest.approx(1.0 + 0.1 * i, abs=1e-3)
+        files += [piano_wav, midi, mix_wav, roll, variants[0], picture, variants_m[0], picture_m, chroma]
+    assert len(set(files)) == len(files)  # no answer holds another request's file
+    assert live_app.process.poll() is None
+    with urllib.request.urlopen(live_app.url, timeout=10) as response:
+        assert response.status == 200
+
+
+@pytest.fixture(scope="module")
+def small_queue_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
+    """The app with a queue of 2 and the `spaces` package hidden (plain calls, as off Hugging Face)."""
+    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="app-server-small-queue.log",
+                    extra_args=["--queue-size", "2"], without_spaces=True)
+    yield app
+    app.stop()
+
+
+def test_without_spaces_it_serves_and_a_full_queue_says_so(small_queue_app):
+    assert "ZeroGPU: off (`spaces` not installed" in small_queue_app.log.read_text()
+    clients = [Client(small_queue_app.url, verbose=False) for _ in range(8)]
+    jobs = [c.submit(f"request {i}", "", 3.0, 250, 0.0, 1.0, 3.0, str(i), 1, api_name="/text_to_music")
+            for i, c in enumerate(clients)]
+    served, refused = 0, 0
+    for i, job in enumerate(jobs):
+        try:
+            *_variants, params, _details = job.result(timeout=600)
+            assert params["prompt"] == f"request {i}"
+            served += 1
+        except Exception as e:  # noqa: BLE001 - the refusal must say why
+            assert "queue is full" in str(e).lower(), repr(e)
+            refused += 1
+    assert served >= 1 and refused >= 1 and served + refused == len(jobs)
+    assert small_queue_app.process.poll() is None
