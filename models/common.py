@@ -48,12 +48,31 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def pick_dtype(device: torch.device) -> torch.dtype:
-    """Half precision on a GPU (bfloat16 where supported: T5-style models overflow in float16), else float32."""
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere: the first NVIDIA GPUs with bfloat16 in hardware
+
+
+def has_hardware_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware.
+
+    ``torch.cuda.is_bf16_supported()`` also says True on older GPUs (a T4, compute capability 7.5, the free
+    Colab GPU) where bfloat16 is only emulated, slowly; the compute capability tells the truth.
+    """
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= BF16_MIN_CAPABILITY
+
+
+def pick_dtype(device: torch.device, float16_ok: bool = True) -> torch.dtype:
+    """The weights' dtype on ``device``.
+
+    bfloat16 on GPUs that have it in hardware; below that (T4, V100) float16 where ``float16_ok`` (MusicGen, as
+    the official demo runs it), else float32 (T5-style models can overflow in float16); float16 on MPS;
+    float32 on CPU.
+    """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if has_hardware_bf16(device):
+            return torch.bfloat16
+        return torch.float16 if float16_ok else torch.float32
     if device.type == "mps":
-        return torch.float16
+        return torch.float16 if float16_ok else torch.float32
     return torch.float32
 
 

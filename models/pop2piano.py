@@ -159,7 +159,7 @@ class PianoCoverModel:
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
         self.name = name or default_model_name()
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device)
+        self.dtype = pick_dtype(self.device, float16_ok=False)  # a small T5: float32 where bf16 is missing
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.model: Pop2PianoForConditionalGeneration | None = None
