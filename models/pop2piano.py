@@ -19,6 +19,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pretty_midi
@@ -40,7 +41,7 @@ from models.common import (
 from models.fast_pop2piano import FastPop2Piano
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
-from utils.midi import notes_of, piano_midi
+from utils.midi import GridNotes, grid_to_pretty_midi, notes_of
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +135,7 @@ class PianoCover:
         n_chunks: number of four-beat chunks generated.
         n_unfinished: chunks that hit the token limit without an end token (decoded as far as they went).
         warnings: notes for the user (fallbacks used, unfinished chunks).
+        grid: the same notes on the song's half-beat grid (for the tempo-mapped MIDI, the score, the video).
     """
 
     midi: pretty_midi.PrettyMIDI
@@ -142,6 +144,7 @@ class PianoCover:
     n_chunks: int
     n_unfinished: int
     warnings: list[str] = field(default_factory=list)
+    grid: GridNotes | None = None
 
     @property
     def n_notes(self) -> int:
@@ -298,9 +301,25 @@ class PianoCoverModel:
                 f"{n_unfinished} of {n_chunks} chunks reached the {max_tokens_per_chunk}-token limit "
                 "without finishing; they were kept as far as they went."
             )
-        decoded = self.tokenizer.batch_decode(token_ids=token_ids, feature_extractor_output=features)
-        midi = piano_midi(decoded["notes"], bpm=beats.bpm)
-        return PianoCover(midi, beats, composer, n_chunks, n_unfinished, warnings)
+        grid = self._decode_grid(token_ids, features)
+        midi = grid_to_pretty_midi(grid, bpm=beats.bpm)
+        return PianoCover(midi, beats, composer, n_chunks, n_unfinished, warnings, grid)
+
+    def _decode_grid(self, token_ids: np.ndarray, features: Any) -> GridNotes:
+        """Token ids [N, L] -> notes on the song's half-beat grid, decoded as ``Pop2PianoTokenizer.batch_decode``
+        decodes them (same notes, same seconds), but keeping each note's grid step instead of only its time."""
+        assert self.tokenizer is not None
+        eos = int(str(self.tokenizer.eos_token))
+        ids = token_ids[:, : np.max(np.where(token_ids == eos)[1]) + 1]
+        notes = self.tokenizer.relative_batch_tokens_ids_to_notes(
+            tokens=ids, beat_offset_idx=0, bars_per_batch=self.tokenizer.num_bars,
+            cutoff_time_idx=(self.tokenizer.num_bars + 1) * 4,
+        )
+        beatsteps = np.asarray(features["beatsteps"][0], dtype=np.float64)
+        extrapolated = np.asarray(features["extrapolated_beatstep"][0], dtype=np.float64)
+        # the reference's note times: extrapolated[step] - extrapolated[0], then + beatsteps[0]
+        step_times = (extrapolated - extrapolated[0]) + beatsteps[0]
+        return GridNotes.from_steps(np.asarray(notes).reshape(-1, 4), step_times)
 
     def _join_chunks(self, outputs: list[torch.Tensor]) -> tuple[np.ndarray, int]:
         """Pad per-batch token ids [B_i, L_i] to one array [N, L+1] ending in an end-token column.

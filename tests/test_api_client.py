@@ -31,7 +31,8 @@ def assert_png(path: str) -> None:
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
 
 
-def test_endpoints_are_listed(client):
+def test_endpoints_are_listed(client, live_app):
+    assert "ZeroGPU: off (`spaces` installed, not on a ZeroGPU Space)" in live_app.log.read_text()
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/piano_cover", "/piano_cover_remix", "/text_to_music", "/melody_to_music", "/melody_preview"} <= endpoints
 

@@ -72,9 +72,9 @@ def test_mixed_load_every_request_gets_its_own_answer(live_app, songs, hummed_me
 
 @pytest.fixture(scope="module")
 def small_queue_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
-    """The app with a queue of 2 and the `spaces` package hidden (plain calls, as off Hugging Face)."""
+    """The app with a queue of 2, uploads up to 1 MB, and `spaces` hidden (plain calls, as off Hugging Face)."""
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="app-server-small-queue.log",
-                    extra_args=["--queue-size", "2"], without_spaces=True)
+                    extra_args=["--queue-size", "2", "--max-upload-mb", "1"], without_spaces=True)
     yield app
     app.stop()
 
@@ -95,3 +95,17 @@ def test_without_spaces_it_serves_and_a_full_queue_says_so(small_queue_app):
             refused += 1
     assert served >= 1 and refused >= 1 and served + refused == len(jobs)
     assert small_queue_app.process.poll() is None
+
+
+def test_an_upload_over_the_limit_is_refused_with_a_clear_message(small_queue_app, tmp_path):
+    big = tmp_path / "long_song.wav"
+    sf.write(str(big), click_track(20.0, SR), SR)  # 1.7 MB of 16-bit mono
+    client = Client(small_queue_app.url, verbose=False)
+    with pytest.raises(Exception) as err:
+        client.predict(handle_file(str(big)), api_name="/piano_cover")
+    assert "exceeds the maximum file size of 1048576 bytes" in str(err.value)
+    # the server enforces it too, for clients that do not check first
+    import httpx
+
+    response = httpx.post(f"{small_queue_app.url}gradio_api/upload", files={"files": big.open("rb")}, timeout=60)
+    assert response.status_code == 413 and "maximum allowed size of 1048576 bytes" in response.text

@@ -134,12 +134,31 @@ def mix(piano: np.ndarray, original: np.ndarray, balance: float) -> np.ndarray:
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write ``audio`` [T] (or [T, C]) as 16-bit PCM WAV and return the path."""
+WAV_TAGS = ("title", "comment", "software", "date", "artist", "copyright")  # what RIFF INFO chunks hold
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, tags: dict[str, str] | None = None) -> Path:
+    """Write ``audio`` [T] (or [T, C]) as 16-bit PCM WAV and return the path.
+
+    Args:
+        tags: text tags (``title``, ``comment``, ``software``, ``date``...) written as RIFF INFO chunks.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    data = np.clip(audio, -1.0, 1.0)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with sf.SoundFile(str(path), "w", sample_rate, channels, subtype="PCM_16", format="WAV") as out:
+        for key, value in (tags or {}).items():
+            if key in WAV_TAGS and value:
+                setattr(out, key, value)
+        out.write(data)
     return path
+
+
+def read_tags(path: str | Path) -> dict[str, str]:
+    """The text tags of an audio file (see ``write_wav``)."""
+    with sf.SoundFile(str(path)) as f:
+        return {k: v for k, v in f.copy_metadata().items() if v}
 
 
 def trim(audio: np.ndarray, sample_rate: int, start: float = 0.0, end: float | None = None,

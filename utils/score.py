@@ -1,0 +1,257 @@
+"""Sheet music for a cover: two hands, quantised to the beat grid, engraved with verovio.
+
+The notes come from the cover's beat grid (``utils.midi.GridNotes``: half-beat steps), so there is nothing to
+quantise by guesswork: a beat is a quarter note, a step an eighth, and bar lines fall every four beats from the
+first tracked beat, as Pop2Piano arranges. music21 builds the score (measures, ties across bar lines, beams,
+rests) and writes MusicXML; verovio lays the pages out as SVG; cairosvg turns the pages into PNG and PDF.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from utils.midi import BEATS_PER_BAR, STEPS_PER_BEAT, GridNotes
+
+logger = logging.getLogger(__name__)
+
+MAX_NOTES_PER_HAND = 4  # the Easier version's limit of notes one hand plays at once
+MAX_HAND_SPAN = 16  # semitones: a major tenth, the widest a hand is asked to stretch in the Easier version
+START_CENTERS = (67, 48)  # right hand around G4, left hand around C3
+CENTER_MEMORY = 0.7  # how much a hand's position remembers where it was (0 = jump to each chord)
+PAGE_WIDTH_PX = 1240  # PNG width of a rendered page (A4 at ~150 dpi)
+VEROVIO_OPTIONS = {
+    "pageWidth": 2100,  # A4 in tenths of a millimetre
+    "pageHeight": 2970,
+    "scale": 45,
+    "adjustPageHeight": False,
+    "breaks": "auto",
+    "footer": "none",
+}
+
+
+@dataclass(frozen=True)
+class Hands:
+    """Which hand plays each note: ``right`` [N] bool over the grid's notes (False = left hand)."""
+
+    right: np.ndarray
+
+
+def onset_groups(grid: GridNotes) -> list[np.ndarray]:
+    """Indices of the notes starting together, group by group in time order."""
+    order = np.lexsort((grid.pitches, grid.onsets))
+    if order.size == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(grid.onsets[order])) + 1
+    return np.split(order, cuts)
+
+
+def split_hands(grid: GridNotes) -> Hands:
+    """Give each note to a hand, as a pianist would read the arrangement.
+
+    Not a fixed split at middle C: each hand has a position that follows what it plays. For every chord (notes
+    starting together, low to high) the split that keeps both hands closest to where they are is chosen, with
+    the lowest notes to the left hand and the highest to the right, a hand never asked to span more than a tenth
+    or play more than five notes when the other hand can take them. A line that wanders across middle C stays
+    in one hand instead of jumping between staves.
+    """
+    right = np.zeros(len(grid), dtype=bool)
+    rh, lh = map(float, START_CENTERS)
+    for group in onset_groups(grid):
+        pitches = grid.pitches[group].astype(float)  # ascending within the group
+        best, best_cost = 0, np.inf
+        for k in range(pitches.size + 1):  # notes [0, k) to the left hand, [k, n) to the right
+            left_part, right_part = pitches[:k], pitches[k:]
+            cost = np.abs(left_part - lh).sum() + np.abs(right_part - rh).sum()
+            for part in (left_part, right_part):
+                if part.size and part[-1] - part[0] > MAX_HAND_SPAN:
+                    cost += 1000.0
+                if part.size > 5:
+                    cost += 1000.0
+            if cost < best_cost:
+                best, best_cost = k, cost
+        right[group[best:]] = True
+        if best > 0:
+            lh = CENTER_MEMORY * lh + (1 - CENTER_MEMORY) * pitches[:best].mean()
+        if best < pitches.size:
+            rh = CENTER_MEMORY * rh + (1 - CENTER_MEMORY) * pitches[best:].mean()
+        if rh - lh < 7:  # keep the hands apart so the next chord is shared sensibly
+            middle = (rh + lh) / 2
+            rh, lh = middle + 3.5, middle - 3.5
+    return Hands(right)
+
+
+def hard_places(grid: GridNotes, hands: Hands) -> int:
+    """How many chords (one hand, one onset) ask for more than 4 notes or a span wider than a tenth."""
+    count = 0
+    for group in onset_groups(grid):
+        for side in (True, False):
+            part = grid.pitches[group][hands.right[group] == side]
+            if part.size > MAX_NOTES_PER_HAND or (part.size and part.max() - part.min() > MAX_HAND_SPAN):
+                count += 1
+    return count
+
+
+def easier(grid: GridNotes, hands: Hands) -> tuple[GridNotes, Hands]:
+    """Thin the arrangement so each hand plays at most 4 notes at once, within a tenth.
+
+    The right hand keeps its top note (the tune), the left hand its bottom note (the bass); each then keeps the
+    notes nearest to that anchor that still fit the span, up to four.
+    """
+    keep = np.zeros(len(grid), dtype=bool)
+    for group in onset_groups(grid):
+        for side in (True, False):
+            members = group[hands.right[group] == side]
+            if members.size == 0:
+                continue
+            pitches = grid.pitches[members]
+            anchor = members[np.argmax(pitches)] if side else members[np.argmin(pitches)]
+            ranked = sorted(members, key=lambda i: abs(int(grid.pitches[i]) - int(grid.pitches[anchor])))
+            chosen: list[int] = []
+            for i in ranked:
+                candidate = grid.pitches[[*chosen, i]]
+                if len(chosen) < MAX_NOTES_PER_HAND and candidate.max() - candidate.min() <= MAX_HAND_SPAN:
+                    chosen.append(i)
+            keep[chosen] = True
+    return grid.subset(keep), Hands(hands.right[keep])
+
+
+def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: str):
+    """A music21 Score: two PartStaffs (right hand treble, left hand bass) in 4/4, key signature estimated.
+
+    Each hand reads as a sequence of chords: notes starting together are one chord, held until the hand's next
+    chord or until they end, whichever comes first; gaps are rests. music21 makes the measures, ties across bar
+    lines and beams.
+
+    Args:
+        grid: the notes on the half-beat grid (step 0 = the first beat of bar 1).
+        hands: which hand plays each note.
+        bpm: the tempo mark.
+        title: the score's title.
+        credit: the credit line (provenance), also written as the score's composer/arranger credit.
+    """
+    from music21 import chord, clef, expressions, key, layout, metadata, meter, note, stream, text
+
+    quarter_per_step = 1.0 / STEPS_PER_BEAT
+    parts = []
+    for side, staff_clef in ((True, clef.TrebleClef()), (False, clef.BassClef())):
+        part = stream.PartStaff(id="RH" if side else "LH")
+        part.partName = ""  # the brace says "Piano"
+        part.partAbbreviation = ""
+        part.insert(0, staff_clef)
+        sub = grid.subset(hands.right == side)
+        groups = onset_groups(sub)
+        for index, group in enumerate(groups):
+            start = int(sub.onsets[group[0]])
+            end = int(sub.offsets[group].max())
+            if index + 1 < len(groups):
+                end = min(end, int(sub.onsets[groups[index + 1][0]]))
+            length = (end - start) * quarter_per_step
+            pitches = sorted(int(p) for p in sub.pitches[group])
+            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+            element.quarterLength = length
+            element.volume.velocity = int(sub.velocities[group].max())
+            part.insert(start * quarter_per_step, element)
+        parts.append(part)
+
+    score = stream.Score()
+    score.metadata = metadata.Metadata()
+    score.metadata.title = title
+    score.metadata.composer = credit
+    estimated = estimate_key(grid)
+    for i, part in enumerate(parts):
+        part.insert(0, meter.TimeSignature(f"{BEATS_PER_BAR}/4"))
+        part.insert(0, key.KeySignature(estimated.sharps))
+        if i == 0:  # in words: the engraving's fonts have no note glyph for a "♩ = 96" metronome mark
+            mark = expressions.TextExpression(f"{round(float(bpm))} BPM")
+            mark.placement = "above"
+            part.insert(0, mark)
+        score.insert(0, part)
+    score.insert(0, layout.StaffGroup(parts, symbol="brace", barTogether=True, name="Piano"))
+    for words, y, size in ((title, 1650, 22), (credit, 1580, 9)):  # <credit>s on the first page
+        box = text.TextBox(words, 600, y)
+        box.style.fontSize = size
+        box.style.justify = "center"
+        score.insert(0, box)
+    score.makeNotation(inPlace=True)
+    return score
+
+
+def estimate_key(grid: GridNotes):
+    """The most likely key (Krumhansl-Schmuckler on the notes weighted by their length)."""
+    from music21 import analysis, pitch
+
+    weights = np.zeros(12)
+    for p, length in zip(grid.pitches, grid.offsets - grid.onsets):
+        weights[int(p) % 12] += float(length)
+    if not weights.any():
+        from music21 import key
+
+        return key.Key("C")
+    solver = analysis.discrete.KrumhanslSchmuckler()
+    best = max(
+        ((tonic, mode) for tonic in range(12) for mode in ("major", "minor")),
+        key=lambda km: np.corrcoef(np.roll(_profile(solver, km[1]), km[0]), weights)[0, 1],
+    )
+    from music21 import key
+
+    return key.Key(pitch.Pitch(best[0]).name, best[1])
+
+
+def _profile(solver, mode: str) -> np.ndarray:
+    return np.asarray(solver.getWeights(mode), dtype=float)
+
+
+def write_musicxml(score, path: str | Path) -> Path:
+    """Write ``score`` as MusicXML (uncompressed ``.musicxml``) and return the path."""
+    path = Path(path)
+    score.write("musicxml", fp=str(path))
+    return path
+
+
+@dataclass(frozen=True)
+class Engraving:
+    """A score laid out in pages.
+
+    Attributes:
+        pdf: the PDF, one page per score page (vector).
+        pages: PNG pictures of the pages, in order.
+    """
+
+    pdf: Path
+    pages: list[Path]
+
+
+def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path) -> Engraving:
+    """Lay out a MusicXML file in pages with verovio; write a PDF and one PNG per page.
+
+    Raises:
+        RuntimeError: verovio could not read the MusicXML.
+    """
+    import cairosvg
+    import verovio
+    from pypdf import PdfReader, PdfWriter
+
+    toolkit = verovio.toolkit()
+    toolkit.setOptions(VEROVIO_OPTIONS)
+    if not toolkit.loadData(Path(musicxml).read_text()):
+        raise RuntimeError(f"verovio could not read {Path(musicxml).name}.")
+    writer = PdfWriter()
+    pages: list[Path] = []
+    prefix = Path(png_prefix)
+    for number in range(1, toolkit.getPageCount() + 1):
+        svg = toolkit.renderToSVG(number).encode()
+        page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
+        cairosvg.svg2png(bytestring=svg, write_to=str(page_png), output_width=PAGE_WIDTH_PX,
+                         background_color="white")
+        pages.append(page_png)
+        for page in PdfReader(io.BytesIO(cairosvg.svg2pdf(bytestring=svg))).pages:
+            writer.add_page(page)
+    pdf_path = Path(pdf_path)
+    with pdf_path.open("wb") as out:
+        writer.write(out)
+    return Engraving(pdf_path, pages)
