@@ -1,0 +1,297 @@
+"""The "Piano cover" tab: a song in; a cover to listen to, a MIDI on the song's beat grid, a score, a video.
+
+The model runs once per song (``piano_cover``); every other action (another instrument, the Easier score, the
+video, a new mix) works from that cover's notes, kept in the session's state.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from models import pop2piano
+from models.common import describe_source, pick_device
+from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
+from utils import cover as products
+from utils.audio import write_wav
+from utils.beats import essentia_available
+from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS, fluidsynth_available
+from utils.plots import piano_roll_png
+from utils.score import MAX_HAND_SPAN, MAX_NOTES_PER_HAND
+from utils.video import DEFAULT_FORMAT, FORMATS
+
+PIANO_COVER_HELP = """\
+Arranged by [Pop2Piano](https://huggingface.co/sweetcocoa/pop2piano) in one of 21 arrangers' styles, on the
+song's own beats. You get the cover to listen to (on the instrument of your choice), a MIDI file that lines up
+with the song in a DAW (a tempo change on every beat), the sheet music (PDF and MusicXML for MuseScore) and, on
+request, a falling-notes video. Long songs take a while on a CPU; the progress bar shows how far it has got.
+"""
+DEFAULT_BALANCE = 0.7  # 1 = cover only, 0 = original only
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_SONGS = [  # public-domain pieces rendered with a drum groove (examples/make_examples.py)
+    ("bach_bwv66.6_pop.ogg", "composer1"),
+    ("bach_bwv7.7_pop.ogg", "composer7"),
+    ("schumann_op48_1_pop.ogg", "composer12"),
+]
+STYLE_CHOICES = [(pop2piano.composer_label(c), c) for c in (*pop2piano.COMPOSERS, pop2piano.RANDOM_COMPOSER)]
+VIDEO_CHOICES = [("Landscape 16:9, 1280×720 (YouTube)", "landscape"), ("Vertical 9:16, 720×1280 (Shorts, TikTok)",
+                                                                         "vertical")]
+PIANO_API_DOCS = {
+    "piano_cover": (
+        "Arrange a song for piano with Pop2Piano. `song_path` (required): a wav, mp3, flac or ogg file of "
+        f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit (--max-song-seconds, default "
+        f"{pop2piano.DEFAULT_MAX_SONG_SECONDS / 60:g} minutes); `style`: the arranger, composer1..composer21 or "
+        f"random (default composer1); `balance`: the mix, 0 = original only, 1 = cover only (default "
+        f"{DEFAULT_BALANCE:g}); `instrument`: the General MIDI instrument the cover is played on, one of "
+        f"{', '.join(INSTRUMENTS)} (default {DEFAULT_INSTRUMENT}); `easier`: true for a score thinned to "
+        f"{MAX_NOTES_PER_HAND} notes a hand within a tenth (default false). Returns the cover WAV (44.1 kHz), the "
+        "MIDI on the song's beat grid (a tempo per beat), the cover+original mix WAV, a piano-roll PNG, the tempo "
+        "in BPM, a details line (markdown), a constant-tempo MIDI, the score as MusicXML and as PDF, and the score "
+        "pages as PNGs. /piano_cover_instrument, /piano_cover_score, /piano_cover_video and /piano_cover_remix "
+        "then work from this session's cover without running the model again."
+    ),
+    "piano_cover_remix": (
+        "Mix this session's last cover with its original again. `balance`: 0 = original only, 1 = cover only. "
+        "Returns the mix WAV (44.1 kHz), or None before any cover."
+    ),
+    "piano_cover_instrument": (
+        "Play this session's last cover on another instrument. `instrument`: one of "
+        f"{', '.join(INSTRUMENTS)}; `balance`: 0-1, the mix with the original. Returns the cover WAV, its MIDI on "
+        "the beat grid (program set), the mix WAV and the constant-tempo MIDI."
+    ),
+    "piano_cover_score": (
+        "Engrave this session's last cover again. `easier`: true = at most "
+        f"{MAX_NOTES_PER_HAND} notes per hand at once, within a tenth ({MAX_HAND_SPAN} semitones). Returns the "
+        "MusicXML, the PDF, the page PNGs and a line about the score."
+    ),
+    "piano_cover_video": (
+        "A falling-notes video (MP4, H.264 + AAC, 30 fps) of this session's last cover. `instrument`: as above; "
+        "`balance`: 0-1, how much of the original song is mixed in; `video_format`: landscape (1280x720) or "
+        "vertical (720x1280). Returns the MP4."
+    ),
+}
+
+
+def piano_cover_status() -> str:
+    """One line on where the piano model comes from and what renders the audio (no network)."""
+    try:
+        device = str(pick_device(CONFIG.device))
+    except ValueError as e:
+        device = f"⚠️ {e}"
+    lines = [f"**Model:** {describe_source(CONFIG.piano_model)} · **device:** {device}"]
+    if not essentia_available():
+        lines.append("⚠️ essentia is not installed: beats are tracked with librosa (less accurate).")
+    if not fluidsynth_available():
+        lines.append("⚠️ FluidSynth is not installed: the piano is rendered with sine tones (`apt-get install libfluidsynth3`).")
+    return "  \n".join(lines)
+
+
+@gpu_task("piano_cover")
+def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tuple[pop2piano.PianoCover, Any, int]:
+    """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU)."""
+    model = pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device)
+    return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
+
+
+def score_line(files: products.ScoreFiles) -> str:
+    """What the page says about the score's playability."""
+    if files.easier:
+        return (f"Score: **Easier** version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
+                f"({files.removed} notes left out).")
+    if files.hard_places:
+        return (f"Score: {files.hard_places} place(s) ask one hand for more than {MAX_NOTES_PER_HAND} notes or a "
+                "span over a tenth; tick **Easier** for a version a pianist can play as written.")
+    return f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth)."
+
+
+def piano_cover(
+    song_path: str | None,
+    style: str,
+    balance: float = DEFAULT_BALANCE,
+    instrument: str = DEFAULT_INSTRUMENT,
+    easier: bool = False,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    """Arrange a song for piano and write every product of the cover.
+
+    Returns:
+        cover WAV, tempo-mapped MIDI, mix WAV, piano-roll PNG, tempo (BPM), details (markdown), constant-tempo
+        MIDI, MusicXML, PDF, score page PNGs, and the session state the other piano actions work from.
+    """
+    try:
+        cover, song, sr = make_cover(song_path, style, progress)
+        progress(0.93, desc="Writing the MIDI and rendering the audio")
+        out = new_run_dir("piano-cover")
+        stem = Path(song_path).stem[:60] if song_path else "song"
+        song_wav = write_wav(out / f"{stem}_original.wav", song, sr)
+        assert cover.grid is not None
+        job = products.CoverJob(
+            cover.grid, cover.beats.bpm, pop2piano.composer_label(cover.composer), CONFIG.piano_model, stem, out,
+            song_wav, song.shape[0] / sr,
+        )
+        midis = products.write_midis(job, instrument)
+        audio = products.write_audio(job, instrument, balance)
+        progress(0.96, desc="Engraving the score")
+        score = products.write_score(job, bool(easier))
+        roll = piano_roll_png(
+            cover.midi, out / f"{stem}_piano_roll.png", beat_times=cover.beats.times,
+            title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",
+        )
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+        raise user_error(e) from e
+    pickup = cover.grid.first_beat
+    details = [
+        f"**{job.style}** (`{cover.composer}`) · {cover.n_notes} notes · {cover.beats.bpm:.1f} BPM from "
+        f"{cover.beats.backend} (first beat at {pickup:.2f} s) · {cover.n_chunks} chunks of "
+        f"{pop2piano.BEATS_PER_CHUNK} beats",
+        f"MIDI: a tempo change on each of the song's {cover.beats.times.size} beats, so its bars line up with the "
+        "song in a DAW; the constant-tempo file is for tools that ignore tempo changes.",
+        score_line(score),
+        f"Played on {instrument}, rendered with {audio.renderer}",
+        *(f"⚠️ {w}" for w in (*cover.warnings, audio.warning) if w),
+    ]
+    state = {"job": job, "instrument": instrument}
+    return [
+        str(audio.cover), str(midis.tempo_map), str(audio.mix), str(roll), round(cover.beats.bpm, 2),
+        "  \n".join(details), str(midis.constant), str(score.musicxml), str(score.pdf),
+        [str(p) for p in score.pages], state,
+    ]
+
+
+def need_cover(state: dict[str, Any] | None) -> products.CoverJob:
+    """The session's last cover; raises ValueError before there is one."""
+    if not state or "job" not in state:
+        raise ValueError("Make a piano cover first: this works from the last cover of this page.")
+    return state["job"]
+
+
+def remix(state: dict[str, Any] | None, balance: float) -> str | None:
+    """Mix the last cover with the original again at a new balance (0 = original, 1 = cover)."""
+    if not state:
+        return None
+    try:
+        job = need_cover(state)
+        instrument = state.get("instrument", DEFAULT_INSTRUMENT)
+        cover_wav, _, _ = products.render_cover(job, instrument)
+        return str(products.write_mix(job, cover_wav, float(balance), instrument))
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+
+
+def change_instrument(state: dict[str, Any] | None, instrument: str, balance: float = DEFAULT_BALANCE) -> list[Any]:
+    """Play the last cover on ``instrument``: its audio, MIDI files and mix (the notes are not made again)."""
+    if not state:  # before any cover: the choice applies to the next one
+        return [gr.skip()] * 5
+    try:
+        job = need_cover(state)
+        midis = products.write_midis(job, instrument)
+        audio = products.write_audio(job, instrument, float(balance))
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return [str(audio.cover), str(midis.tempo_map), str(audio.mix), str(midis.constant),
+            {**state, "instrument": instrument}]
+
+
+def change_score(state: dict[str, Any] | None, easier: bool) -> list[Any]:
+    """Engrave the last cover again, full or Easier."""
+    if not state:  # before any cover: the choice applies to the next one
+        return [gr.skip()] * 4
+    try:
+        score = products.write_score(need_cover(state), bool(easier))
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return [str(score.musicxml), str(score.pdf), [str(p) for p in score.pages], score_line(score)]
+
+
+def make_video(
+    state: dict[str, Any] | None,
+    instrument: str = DEFAULT_INSTRUMENT,
+    balance: float = 1.0,
+    video_format: str = DEFAULT_FORMAT,
+    progress: gr.Progress = gr.Progress(),
+) -> str:
+    """The falling-notes video of the last cover, on ``instrument``, with the original mixed in at ``balance``."""
+    try:
+        if video_format not in FORMATS:
+            raise ValueError(f"Unknown video format {video_format!r}; choose one of {', '.join(FORMATS)}.")
+        job = need_cover(state)
+        path = products.write_video(job, instrument, float(balance), video_format, progress=gradio_progress(progress))
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return str(path)
+
+
+def example_songs() -> list[list[str]]:
+    """The example songs that are present, as [path, style] rows for gr.Examples."""
+    return [[str(EXAMPLES_DIR / name), style] for name, style in EXAMPLE_SONGS if (EXAMPLES_DIR / name).is_file()]
+
+
+def build_piano_cover_tab() -> gr.Markdown:
+    """The "Piano cover" tab. Returns its status line (filled in when the page loads)."""
+    gr.Markdown(PIANO_COVER_HELP)
+    status = gr.Markdown(elem_id="piano-cover-status")
+    with gr.Row():
+        with gr.Column():
+            song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)",
+                            elem_id="piano-song")
+            style = gr.Dropdown(STYLE_CHOICES, value="composer1", label="Arranger style", elem_id="piano-style")
+            instrument = gr.Dropdown(list(INSTRUMENTS), value=DEFAULT_INSTRUMENT, label="Played on",
+                                     elem_id="piano-instrument")
+            balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ cover",
+                                elem_id="piano-balance")
+            easier = gr.Checkbox(False, label=f"Easier score (at most {MAX_NOTES_PER_HAND} notes per hand, "
+                                 "within a tenth)", elem_id="piano-easier")
+            run = gr.Button("Make a piano cover", variant="primary", elem_id="piano-run")
+            examples = example_songs()
+            if examples:
+                gr.Examples(examples, inputs=[song, style], label="Examples (public-domain pieces with a beat)")
+        with gr.Column():
+            cover_audio = gr.Audio(type="filepath", label="Cover", interactive=False, elem_id="piano-audio")
+            mix_audio = gr.Audio(type="filepath", label="Cover + original", interactive=False, elem_id="piano-mix")
+            with gr.Row():
+                midi_file = gr.File(label="MIDI on the song's beats (for a DAW)", interactive=False, height=90,
+                                    scale=3, elem_id="piano-midi")
+                tempo = gr.Number(value=None, label="Detected tempo (BPM)", interactive=False, scale=1,
+                                  elem_id="piano-tempo")
+            details = gr.Markdown(elem_id="piano-cover-details")
+            with gr.Row():
+                pdf_file = gr.File(label="Score (PDF)", interactive=False, height=90, elem_id="piano-pdf")
+                musicxml_file = gr.File(label="Score (MusicXML, for MuseScore)", interactive=False, height=90,
+                                        elem_id="piano-musicxml")
+            score_info = gr.Markdown(elem_id="piano-score-info")
+            constant_midi = gr.File(label="MIDI at one constant tempo (for tools without tempo maps)",
+                                    interactive=False, height=90, elem_id="piano-midi-constant")
+    with gr.Accordion("Falling-notes video", open=False):
+        with gr.Row():
+            video_format = gr.Radio(VIDEO_CHOICES, value=DEFAULT_FORMAT, label="Format", elem_id="piano-video-format")
+            video_balance = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Soundtrack: original ↔ cover",
+                                      elem_id="piano-video-balance")
+            video_run = gr.Button("Make the video", elem_id="piano-video-run")
+        video = gr.Video(label="Video (MP4, 30 fps)", interactive=False, elem_id="piano-video")
+    score_pages = gr.Gallery(label="Score", columns=1, height="auto", object_fit="contain", elem_id="piano-score")
+    roll = gr.Image(type="filepath", label="Piano roll", interactive=False, elem_id="piano-roll")
+    state = gr.State(None)
+
+    run.click(
+        piano_cover,
+        inputs=[song, style, balance, instrument, easier],
+        outputs=[cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
+                 score_pages, state],
+        api_name="piano_cover",
+        api_description=PIANO_API_DOCS["piano_cover"],
+        show_progress_on=[cover_audio, roll],
+        concurrency_id=GPU_QUEUE,
+    )
+    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
+                    api_description=PIANO_API_DOCS["piano_cover_remix"])
+    instrument.input(change_instrument, inputs=[state, instrument, balance],
+                     outputs=[cover_audio, midi_file, mix_audio, constant_midi, state],
+                     api_name="piano_cover_instrument", api_description=PIANO_API_DOCS["piano_cover_instrument"])
+    easier.input(change_score, inputs=[state, easier], outputs=[musicxml_file, pdf_file, score_pages, score_info],
+                 api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
+    video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
+                    api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
+                    concurrency_id="video", concurrency_limit=1)
+    return status

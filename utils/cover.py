@@ -1,0 +1,206 @@
+"""The products of one piano cover, all written from the cover's notes (nothing is generated twice).
+
+A ``CoverJob`` holds what the model made (notes on the song's beat grid, the tempo) and where the files go.
+From it: the tempo-mapped MIDI and a constant-tempo one, the cover rendered on any General MIDI instrument, the
+mix with the original, the score (MusicXML, PDF, page pictures; full or Easier) and the falling-notes video.
+Every file says it was generated with AI, by which model, in which style, and when. The app's piano tab and the
+batch command line both call these functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav
+from utils.midi import (
+    DEFAULT_INSTRUMENT,
+    GridNotes,
+    add_text_event,
+    check_instrument,
+    grid_to_pretty_midi,
+    render_midi,
+    tempo_map_midi,
+)
+from utils.provenance import Provenance, utc_now
+
+Progress = Callable[[float, str], None]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of ``text`` ("Nylon-string guitar" -> "nylon-string_guitar")."""
+    return re.sub(r"[^a-z0-9-]+", "_", text.lower()).strip("_") or "x"
+
+
+@dataclass(frozen=True)
+class CoverJob:
+    """One cover's notes and where its files go.
+
+    Attributes:
+        grid: the notes on the song's half-beat grid.
+        bpm: the song's tempo (for the constant-tempo MIDI and the score's tempo mark).
+        style: the arranger style, as shown to people (e.g. "Arranger 7").
+        model: the checkpoint that made it (hub id or folder).
+        stem: the start of every file name (the song's name).
+        out: the folder the files go to.
+        song_wav: the original song (mono WAV), for mixes and the video's soundtrack.
+        duration: the song's length in seconds; audio products are exactly this long.
+        created: when the cover was made (ISO 8601 UTC).
+    """
+
+    grid: GridNotes
+    bpm: float
+    style: str
+    model: str
+    stem: str
+    out: Path
+    song_wav: Path
+    duration: float
+    created: str = field(default_factory=utc_now)
+
+    def provenance(self, instrument: str = DEFAULT_INSTRUMENT, what: str = "piano cover") -> Provenance:
+        settings = f"style {self.style}" + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
+        return Provenance(self.model, settings, f"{self.stem} ({what})", self.created)
+
+    def path(self, suffix: str) -> Path:
+        return self.out / f"{self.stem}_{suffix}"
+
+
+@dataclass(frozen=True)
+class MidiFiles:
+    """``tempo_map``: on the song's beat grid (a tempo per beat); ``constant``: one tempo, for older tools."""
+
+    tempo_map: Path
+    constant: Path
+
+
+def write_midis(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> MidiFiles:
+    """Write the cover as MIDI twice: on the song's beat grid, and at one constant tempo; program = instrument."""
+    program = check_instrument(instrument)
+    text = job.provenance(instrument).text()
+    name = slug(instrument)
+    tempo_map = tempo_map_midi(job.grid, program, instrument, text=text, title=job.provenance(instrument).title)
+    tempo_map_path = job.path(f"{name}.mid")
+    tempo_map.save(str(tempo_map_path))
+    constant = grid_to_pretty_midi(job.grid, job.bpm, program, instrument)
+    add_text_event(constant, text)
+    constant_path = job.path(f"{name}_constant_tempo.mid")
+    constant.write(str(constant_path))
+    return MidiFiles(tempo_map_path, constant_path)
+
+
+@dataclass(frozen=True)
+class AudioFiles:
+    """The cover rendered on an instrument (``cover``), its mix with the original (``mix``), how it was rendered."""
+
+    cover: Path
+    mix: Path
+    renderer: str
+    warning: str
+
+
+def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[Path, str, str]:
+    """Render the cover on ``instrument`` as a WAV as long as the song (reused when already written).
+
+    Returns:
+        (WAV path, renderer description, warning or "").
+    """
+    program = check_instrument(instrument)
+    path = job.path(f"{slug(instrument)}.wav")
+    midi = grid_to_pretty_midi(job.grid, job.bpm, program, instrument)
+    rendered = render_midi(midi, OUTPUT_SAMPLE_RATE)
+    description = rendered.renderer + (f" ({rendered.soundfont.name})" if rendered.soundfont else "")
+    if not path.exists():
+        audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
+        write_wav(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
+    return path, description, rendered.warning
+
+
+def write_mix(job: CoverJob, cover_wav: Path, balance: float, instrument: str = DEFAULT_INSTRUMENT) -> Path:
+    """The cover mixed with the original song: ``balance`` 0 = original only, 1 = cover only."""
+    cover, _ = load_audio(cover_wav, OUTPUT_SAMPLE_RATE)
+    song, _ = load_audio(job.song_wav, OUTPUT_SAMPLE_RATE)
+    path = job.path(f"{slug(instrument)}_mix_{int(round(balance * 100))}.wav")
+    return write_wav(path, mix(cover, song, balance), OUTPUT_SAMPLE_RATE, job.provenance(instrument, "mix").tags())
+
+
+def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 0.7) -> AudioFiles:
+    """Render the cover on ``instrument`` and mix it with the original at ``balance``."""
+    cover, renderer, warning = render_cover(job, instrument)
+    return AudioFiles(cover, write_mix(job, cover, balance, instrument), renderer, warning)
+
+
+@dataclass(frozen=True)
+class ScoreFiles:
+    """The engraved score.
+
+    Attributes:
+        musicxml: the score as MusicXML (opens in MuseScore, Finale, Sibelius, Dorico).
+        pdf: the engraved pages.
+        pages: one PNG per page.
+        hard_places: chords of the full arrangement where one hand has over 4 notes or spans over a tenth.
+        easier: whether this is the Easier version.
+        removed: notes the Easier version left out.
+    """
+
+    musicxml: Path
+    pdf: Path
+    pages: list[Path]
+    hard_places: int
+    easier: bool
+    removed: int
+
+
+def write_score(job: CoverJob, easier: bool = False) -> ScoreFiles:
+    """Engrave the cover for two hands: MusicXML, PDF and page pictures; ``easier`` thins it to 4 notes a hand."""
+    from utils import score
+
+    hands = score.split_hands(job.grid)
+    hard = score.hard_places(job.grid, hands)
+    grid, removed = job.grid, 0
+    if easier:
+        grid, hands = score.easier(job.grid, hands)
+        removed = len(job.grid) - len(grid)
+    what = "piano score, easier" if easier else "piano score"
+    provenance = job.provenance(what=what)
+    built = score.build_score(grid, hands, job.bpm, provenance.title, provenance.text())
+    name = "score_easier" if easier else "score"
+    musicxml = score.write_musicxml(built, job.path(f"{name}.musicxml"))
+    engraving = score.engrave(musicxml, job.path(f"{name}.pdf"), job.path(name))
+    return ScoreFiles(musicxml, engraving.pdf, engraving.pages, hard, easier, removed)
+
+
+def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 1.0,
+                fmt: str = "landscape", progress: Progress | None = None) -> Path:
+    """The falling-notes video: the cover on ``instrument`` mixed with the original at ``balance``.
+
+    Args:
+        fmt: "landscape" (1280x720) or "vertical" (720x1280, 9:16).
+        progress: called with (fraction, message) while frames are written.
+    """
+    from utils import score, video
+
+    cover, _, _ = render_cover(job, instrument)
+    soundtrack = cover if balance >= 1.0 else write_mix(job, cover, balance, instrument)
+    hands = score.split_hands(job.grid)
+    notes = video.FallingNotes(job.grid.starts, job.grid.ends, job.grid.pitches, job.grid.velocities,
+                               hands.right, job.duration, fmt)
+    path = job.path(f"{slug(instrument)}_{fmt}.mp4")
+    return video.write_video(notes, soundtrack, path, job.provenance(instrument, "falling-notes video").tags(),
+                             progress)
+
+
+__all__ = [
+    "AudioFiles",
+    "CoverJob",
+    "MidiFiles",
+    "ScoreFiles",
+    "render_cover",
+    "write_audio",
+    "write_midis",
+    "write_mix",
+    "write_score",
+    "write_video",
+]
