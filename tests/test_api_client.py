@@ -34,12 +34,13 @@ def assert_png(path: str) -> None:
 def test_endpoints_are_listed(client, live_app):
     assert "ZeroGPU: off (`spaces` installed, not on a ZeroGPU Space)" in live_app.log.read_text()
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/piano_cover", "/piano_cover_remix", "/text_to_music", "/melody_to_music", "/melody_preview"} <= endpoints
+    assert {"/piano_cover", "/piano_cover_remix", "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video",
+            "/text_to_music", "/melody_to_music", "/melody_preview"} <= endpoints
 
 
 def test_piano_cover_and_remix(client, chorale):
     song, bpm = chorale
-    piano, midi_path, mix, roll, tempo, details, *_ = client.predict(
+    (piano, midi_path, mix, roll, tempo, details, constant_midi, musicxml, pdf, pages) = client.predict(
         handle_file(str(song)), "composer9", 0.5, api_name="/piano_cover"
     )
     seconds = sf.info(str(song)).duration
@@ -48,12 +49,37 @@ def test_piano_cover_and_remix(client, chorale):
     midi = pretty_midi.PrettyMIDI(midi_path)
     notes = midi.instruments[0].notes
     assert notes and all(PIANO_PITCH_RANGE[0] <= n.pitch <= PIANO_PITCH_RANGE[1] for n in notes)
-    assert midi.get_tempo_changes()[1][0] == pytest.approx(tempo, abs=0.01)
+    assert len(midi.get_tempo_changes()[1]) > 20  # a tempo per beat of the 22-second chorale
+    assert pretty_midi.PrettyMIDI(constant_midi).get_tempo_changes()[1][0] == pytest.approx(tempo, abs=0.01)
     assert any(abs(tempo * k - bpm) / bpm < 0.05 for k in (0.5, 1, 2))
     assert_png(roll)
-    assert "Arranger 9" in details
+    assert "Arranger 9" in details and "tempo change on each" in details
+    assert open(pdf, "rb").read(4) == b"%PDF" and "<score-partwise" in open(musicxml).read()
+    assert len(pages) >= 1
+    for page in pages:
+        assert_png(page["image"] if isinstance(page["image"], str) else page["image"]["path"])
     remixed = client.predict(1.0, api_name="/piano_cover_remix")  # uses this session's last cover
     assert_audio(remixed, 44100, seconds)
+    # the other products work from the same cover, without running the model again
+    harp, harp_midi, harp_mix, harp_constant = client.predict("Harp", 0.3, api_name="/piano_cover_instrument")
+    assert_audio(harp, 44100, seconds)
+    assert pretty_midi.PrettyMIDI(harp_midi).instruments[0].program == 46
+    assert [n.pitch for n in pretty_midi.PrettyMIDI(harp_midi).instruments[0].notes] == [n.pitch for n in notes]
+    easy_xml, easy_pdf, easy_pages, line = client.predict(True, api_name="/piano_cover_score")
+    assert "Easier" in line and open(easy_pdf, "rb").read(4) == b"%PDF" and easy_xml.endswith("easier.musicxml")
+    video = client.predict("Harp", 0.5, "landscape", api_name="/piano_cover_video")
+    path = video["video"] if isinstance(video, dict) else video
+    from utils.video import probe
+
+    info = probe(path)
+    assert (info.video_codec, info.audio_codec, info.width, info.height) == ("h264", "aac", 1280, 720)
+    assert info.duration == pytest.approx(seconds, abs=0.1)
+
+
+def test_piano_actions_before_any_cover_say_so(client):
+    fresh = Client(client.src, verbose=False)
+    with pytest.raises(Exception, match="Make a piano cover first"):
+        fresh.predict("Harp", 1.0, "landscape", api_name="/piano_cover_video")
 
 
 def test_text_to_music(client):
@@ -140,7 +166,8 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, clicks, h
 
 def test_view_api_describes_every_parameter(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    for name in ("/piano_cover", "/text_to_music", "/melody_to_music", "/melody_preview", "/piano_cover_remix"):
+    for name in ("/piano_cover", "/text_to_music", "/melody_to_music", "/melody_preview", "/piano_cover_remix",
+                 "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video"):
         description = endpoints[name]["description"]
         for parameter in endpoints[name]["parameters"]:
             assert f"`{parameter['parameter_name']}`" in description, (name, parameter["parameter_name"])

@@ -54,7 +54,7 @@ def test_mixed_load_every_request_gets_its_own_answer(live_app, songs, hummed_me
 
     files = []
     for i, answer in enumerate(answers):
-        piano_wav, midi, mix_wav, roll, _tempo, details = answer["piano"]
+        piano_wav, midi, mix_wav, roll, _tempo, details, constant, musicxml, pdf, _pages = answer["piano"]
         assert sf.info(piano_wav).duration == pytest.approx(6.0 + 0.5 * i, abs=0.01)
         assert f"Arranger {i + 1}" in details
         *variants, picture, params, details = answer["text"]
@@ -63,7 +63,8 @@ def test_mixed_load_every_request_gets_its_own_answer(live_app, songs, hummed_me
         *variants_m, picture_m, params_m, _details_m, chroma = answer["melody"]
         assert params_m["prompt"] == f"user {i} jazz" and params_m["seed"] == 100 + i
         assert sf.info(variants_m[0]).duration == pytest.approx(1.0 + 0.1 * i, abs=1e-3)
-        files += [piano_wav, midi, mix_wav, roll, variants[0], picture, variants_m[0], picture_m, chroma]
+        files += [piano_wav, midi, mix_wav, roll, constant, musicxml, pdf, variants[0], picture, variants_m[0],
+                  picture_m, chroma]
     assert len(set(files)) == len(files)  # no answer holds another request's file
     assert live_app.process.poll() is None
     with urllib.request.urlopen(live_app.url, timeout=10) as response:

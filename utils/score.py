@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,6 +178,9 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
         box.style.fontSize = size
         box.style.justify = "center"
         score.insert(0, box)
+    end = float(np.ceil(max(p.highestTime for p in parts) / BEATS_PER_BAR) * BEATS_PER_BAR) or BEATS_PER_BAR
+    for part in parts:  # rests in every gap, to the end of the piece, so each bar reads complete
+        part.makeRests(fillGaps=True, inPlace=True, refStreamOrTimeRange=[0.0, end])
     score.makeNotation(inPlace=True)
     return score
 
@@ -213,6 +217,10 @@ def write_musicxml(score, path: str | Path) -> Path:
     return path
 
 
+_VEROVIO_LOCK = threading.Lock()
+_TOOLKIT = None  # created on first use, in whichever thread comes first, then shared
+
+
 @dataclass(frozen=True)
 class Engraving:
     """A score laid out in pages.
@@ -236,15 +244,20 @@ def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path) 
     import verovio
     from pypdf import PdfReader, PdfWriter
 
-    toolkit = verovio.toolkit()
-    toolkit.setOptions(VEROVIO_OPTIONS)
-    if not toolkit.loadData(Path(musicxml).read_text()):
-        raise RuntimeError(f"verovio could not read {Path(musicxml).name}.")
+    with _VEROVIO_LOCK:  # verovio's fonts are process-wide: one toolkit, one caller at a time
+        global _TOOLKIT
+        if _TOOLKIT is None:
+            _TOOLKIT = verovio.toolkit()
+        toolkit = _TOOLKIT
+        toolkit.setOptions(VEROVIO_OPTIONS)
+        toolkit.setInputFrom("musicxml")
+        if not toolkit.loadData(Path(musicxml).read_text()):
+            raise RuntimeError(f"verovio could not read {Path(musicxml).name}: {toolkit.getLog().strip()[-300:]}")
+        svgs = [toolkit.renderToSVG(number).encode() for number in range(1, toolkit.getPageCount() + 1)]
     writer = PdfWriter()
     pages: list[Path] = []
     prefix = Path(png_prefix)
-    for number in range(1, toolkit.getPageCount() + 1):
-        svg = toolkit.renderToSVG(number).encode()
+    for number, svg in enumerate(svgs, start=1):
         page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
         cairosvg.svg2png(bytestring=svg, write_to=str(page_png), output_width=PAGE_WIDTH_PX,
                          background_color="white")

@@ -1,0 +1,216 @@
+"""A cover people can publish: tempo-mapped MIDI, score, instruments, video and provenance.
+
+Every test works from one real cover: Bach's chorale BWV 66.6 with a drum beat, arranged by the tiny random
+Pop2Piano through the app's own model wrapper (random weights make plenty of notes on the beat grid).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import mido
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+
+from models.pop2piano import get_piano_cover_model
+from utils import cover as products
+from utils.audio import read_tags, write_wav
+from utils.midi import (
+    MIDI_RESOLUTION,
+    INSTRUMENTS,
+    notes_of,
+    pickup_beats,
+)
+from utils.score import MAX_HAND_SPAN, MAX_NOTES_PER_HAND, easier, hard_places, onset_groups, split_hands
+from utils.video import FORMATS, KEYBOARD_SHARE, FallingNotes, keyboard_layout, probe, read_frame
+
+
+@pytest.fixture(scope="module")
+def made(tiny_pop2piano_dir, chorale, tmp_path_factory):
+    """(cover, job): the chorale arranged once; its products go to a fresh folder."""
+    model = get_piano_cover_model(str(tiny_pop2piano_dir), "cpu")
+    cover, song, sr = model.cover_file(str(chorale[0]), "composer5")
+    out = tmp_path_factory.mktemp("cover-products")
+    song_wav = write_wav(out / "bwv66_original.wav", song, sr)
+    job = products.CoverJob(cover.grid, cover.beats.bpm, "Arranger 5", "tiny-pop2piano", "bwv66", out, song_wav,
+                            song.shape[0] / sr)
+    return cover, job
+
+
+# ------------------------------------------------------------------------------------------------- MIDI
+def test_tempo_map_puts_every_beat_on_its_tick_and_keeps_the_seconds(made):
+    cover, job = made
+    files = products.write_midis(job)
+    midi = pretty_midi.PrettyMIDI(str(files.tempo_map))
+    pickup = pickup_beats(job.grid)
+    assert cover.beats.times[0] > 0.001 and pickup >= 1  # the chorale starts before its first tracked beat
+    for i, beat in enumerate(cover.beats.times):  # tracked beat i sits at tick (pickup + i) * resolution
+        assert midi.time_to_tick(beat) == (pickup + i) * MIDI_RESOLUTION
+    raw = mido.MidiFile(str(files.tempo_map))
+    onset_ticks, now = [], 0
+    for message in raw.tracks[1]:
+        now += message.time
+        if message.type == "note_on" and message.velocity > 0:
+            onset_ticks.append(now)
+    assert onset_ticks and all(t % (MIDI_RESOLUTION // 2) == 0 for t in onset_ticks)  # on the half-beat grid
+    tempo_events = [m for m in raw.tracks[0] if m.type == "set_tempo"]
+    assert len(tempo_events) >= cover.beats.times.size  # a tempo per beat
+    signatures = [(m.numerator, m.denominator) for m in raw.tracks[0] if m.type == "time_signature"]
+    assert signatures[-1] == (4, 4) and (pickup % 4 == 0 or signatures[0] == (pickup % 4, 4))
+    # read back in seconds: the same notes at the same times as the cover (so the rendered audio is unchanged)
+    got = sorted((n.pitch, n.start, n.end) for n in notes_of(midi))
+    want = sorted((n.pitch, n.start, n.end) for n in notes_of(cover.midi))
+    assert len(got) == len(want) == len(job.grid)
+    assert max(max(abs(a[1] - b[1]), abs(a[2] - b[2])) for a, b in zip(got, want)) < 1e-3
+    constant = pretty_midi.PrettyMIDI(str(files.constant))
+    assert constant.get_tempo_changes()[1].tolist() == pytest.approx([cover.beats.bpm])
+
+
+def test_instrument_sets_the_program_and_changes_the_sound(made):
+    _, job = made
+    piano = products.write_audio(job, "Acoustic grand piano", 1.0)
+    strings = products.write_audio(job, "Strings", 1.0)
+    midis = products.write_midis(job, "Strings")
+    for path in (midis.tempo_map, midis.constant):
+        assert pretty_midi.PrettyMIDI(str(path)).instruments[0].program == INSTRUMENTS["Strings"]
+    a, sr_a = sf.read(str(piano.cover))
+    b, sr_b = sf.read(str(strings.cover))
+    assert sr_a == sr_b == 44100 and a.shape == b.shape
+    assert a.shape[0] / sr_a == pytest.approx(job.duration, abs=1e-3)
+    spectrum = [np.abs(np.fft.rfft(x[: 44100 * 8])) for x in (a, b)]
+    assert np.corrcoef(*spectrum)[0, 1] < 0.95  # a different timbre, not the piano again
+    with pytest.raises(ValueError, match="Unknown instrument"):
+        products.write_audio(job, "Kazoo")
+
+
+# ------------------------------------------------------------------------------------------------ score
+def xml_pitches(path) -> Counter:
+    """The MIDI pitches of a MusicXML file's notes (a tied note counts once)."""
+    from music21 import converter
+
+    parsed = converter.parse(str(path))
+    pitches: Counter = Counter()
+    for element in parsed.recurse().notes:
+        if element.tie is not None and element.tie.type != "start":
+            continue
+        for p in element.pitches:
+            pitches[p.midi] += 1
+    return pitches
+
+
+def test_score_has_two_staves_and_the_midis_notes(made):
+    _, job = made
+    files = products.write_score(job)
+    assert xml_pitches(files.musicxml) == Counter(int(p) for p in job.grid.pitches)
+    from music21 import converter
+
+    parsed = converter.parse(str(files.musicxml))
+    assert len(parsed.parts) == 2
+    clefs = [p.recurse().getElementsByClass("Clef").first().sign for p in parsed.parts]
+    assert clefs == ["G", "F"]
+    assert parsed.recurse().getElementsByClass("KeySignature").first() is not None
+    text = files.musicxml.read_text()
+    assert "<credit" in text and "Generated with AI" in text and "tiny-pop2piano" in text
+    assert files.pdf.read_bytes()[:4] == b"%PDF" and len(files.pages) >= 1
+    from PIL import Image
+
+    with Image.open(files.pages[0]) as page:
+        ink = np.asarray(page.convert("L")) < 128
+        assert page.size[0] == 1240 and ink.mean() > 0.01  # something was engraved
+
+
+def test_easier_fits_every_chord_in_one_hand(made):
+    _, job = made
+    hands = split_hands(job.grid)
+    assert hard_places(job.grid, hands) > 0  # random weights make chords no hand can play
+    thin, thin_hands = easier(job.grid, hands)
+    assert hard_places(thin, thin_hands) == 0
+    for group in onset_groups(thin):
+        for side in (True, False):
+            chord = thin.pitches[group][thin_hands.right[group] == side]
+            assert chord.size <= MAX_NOTES_PER_HAND
+            assert chord.size == 0 or chord.max() - chord.min() <= MAX_HAND_SPAN
+    files = products.write_score(job, easier=True)
+    assert files.easier and files.removed == len(job.grid) - len(thin) > 0
+    assert xml_pitches(files.musicxml) == Counter(int(p) for p in thin.pitches)
+
+
+def test_hands_follow_the_music_not_a_fixed_split():
+    """A scale climbing from G3 to G5 and back stays in the right hand while a bass holds C2-C3 below it."""
+    from utils.midi import GridNotes
+
+    melody = [55, 57, 59, 60, 62, 64, 65, 67, 69, 71, 72, 74, 76, 79, 76, 72, 67, 64, 60, 57, 55]
+    rows = [[2 * i, 2 * i + 2, p, 80] for i, p in enumerate(melody)]
+    rows += [[8 * i, 8 * i + 8, 36 + 12 * (i % 2), 70] for i in range(6)]
+    grid = GridNotes.from_steps(np.array(rows), np.arange(120) * 0.25 + 0.5)
+    hands = split_hands(grid)
+    right = {int(p) for p, r in zip(grid.pitches, hands.right) if r}
+    assert set(melody) <= right and {36, 48}.isdisjoint(right)
+
+
+# ------------------------------------------------------------------------------------------------ video
+def test_video_streams_length_and_a_note_on_its_key(made):
+    cover, job = made
+    path = products.write_video(job, "Acoustic grand piano", balance=0.5, fmt="vertical")
+    info = probe(path)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height) == FORMATS["vertical"]
+    assert info.duration == pytest.approx(job.duration, abs=0.1)
+    assert "Generated with AI" in info.tags.get("comment", "") and "tiny-pop2piano" in info.tags["comment"]
+
+    width, height = FORMATS["vertical"]
+    keys = keyboard_layout(width)
+    grid = job.grid
+    white = [i for i in range(len(grid)) if not keys[int(grid.pitches[i])].black
+             and grid.ends[i] - grid.starts[i] >= 0.25]
+    note = white[len(white) // 2]
+    at = float(grid.starts[note] + 0.1)
+    frame = read_frame(path, at, width, height)
+    key = keys[int(grid.pitches[note])]
+    x = (key.x0 + key.x1) // 2
+    keyboard_top = height - int(round(height * KEYBOARD_SHARE["vertical"]))
+    bar = frame[keyboard_top - 6, x].astype(int)
+    assert bar.max() > 120  # a lit bar (blue or orange) just above the key, not the dark background
+    silent = [p for p, k in keys.items() if not k.black and not np.any(
+        (grid.pitches == p) & (grid.starts <= at + 1.0) & (grid.ends >= at - 0.1))]
+    empty = frame[keyboard_top - 6, (keys[silent[0]].x0 + keys[silent[0]].x1) // 2].astype(int)
+    assert empty.max() < 80  # a key with nothing falling onto it shows the background
+
+
+def test_frames_are_drawn_where_the_note_is():
+    notes = FallingNotes(np.array([1.0]), np.array([2.0]), np.array([60]), np.array([100]), np.array([True]), 3.0)
+    keys = keyboard_layout(notes.width)
+    x = (keys[60].x0 + keys[60].x1) // 2
+    before = notes.full_frame(15)  # 0.5 s: the bar is still falling, 0.5 s (a sixth of the roll) above the keys
+    during = notes.full_frame(45)  # 1.5 s: it reaches the keys, and the key is lit
+    top = notes.roll_h
+    assert before[top - 2, x].max() < 80 and before[top - 1 - int(0.6 * notes.pixels_per_second), x].max() > 120
+    assert during[top - 2, x].max() > 120 and during[-5, x].tolist() != list(notes.keyboard[-5, x])
+
+
+# ------------------------------------------------------------------------------------------- provenance
+def test_every_file_says_it_was_made_with_ai(made):
+    _, job = made
+    audio = products.write_audio(job, "Harp", 0.6)
+    for wav in (audio.cover, audio.mix):
+        tags = read_tags(wav)
+        assert "Generated with AI" in tags["comment"] and "tiny-pop2piano" in tags["comment"]
+        assert "Arranger 5" in tags["comment"] and tags["date"] == job.created
+    midis = products.write_midis(job, "Harp")
+    texts = [m.text for m in mido.MidiFile(str(midis.tempo_map)).tracks[0] if m.type == "text"]
+    assert any("Generated with AI" in t and "Harp" in t for t in texts)
+    assert any("Generated with AI" in t.text for t in pretty_midi.PrettyMIDI(str(midis.constant)).text_events)
+
+
+def test_engraving_from_several_threads_at_once(made, tmp_path):
+    """The app engraves in worker threads; verovio's fonts are process-wide and must survive concurrent use."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from utils.score import engrave
+
+    musicxml = products.write_score(made[1]).musicxml
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: engrave(musicxml, tmp_path / f"{i}.pdf", tmp_path / f"p{i}"), range(8)))
+    assert all(r.pdf.read_bytes()[:4] == b"%PDF" and r.pages for r in results)
