@@ -160,3 +160,29 @@ def test_prompt_outside_the_vocabulary_gets_a_visible_note(page):
     assert "“雨天的钢琴”" in page.locator("#text-details").inner_text()
     assert "English prompts work best" in toast_text(page)
     screenshot(page, "unknown-prompt-note")
+
+
+def test_piano_cover_from_an_example_to_score_instrument_and_video(page):
+    page.locator("#piano-examples").get_by_text("bach_bwv66.6_pop.ogg").first.click()
+    page.wait_for_selector("#piano-song audio, #piano-song [data-testid=waveform-controls], #piano-song .waveform-container",
+                           state="attached", timeout=30_000)
+    page.locator("#piano-run").click()
+    page.wait_for_selector("#piano-cover-details >> text=tempo change on each", timeout=RUN_TIMEOUT_MS)
+    assert_no_error_toast(page)
+    assert fetch(page, "piano-pdf")[:4] == b"%PDF"
+    assert b"<score-partwise" in fetch(page, "piano-musicxml")
+    assert fetch(page, "piano-midi-constant")[:4] == b"MThd"
+    page.wait_for_selector("#piano-score img", timeout=30_000)
+    # another instrument: the files change without running the model again
+    page.locator("#piano-instrument input").click()
+    page.get_by_role("option", name="Harp", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#piano-midi a[data-testid=download-link]')]"
+        ".some(a => (a.getAttribute('download') || '').includes('harp'))", timeout=60_000)
+    page.locator("#piano-easier input").check()
+    page.wait_for_selector("#piano-score-info >> text=Easier", timeout=60_000)
+    page.get_by_role("button", name="Falling-notes video").click()
+    page.locator("#piano-video-run").click()
+    page.wait_for_selector("#piano-video video", timeout=RUN_TIMEOUT_MS)
+    assert_no_error_toast(page)
+    screenshot(page, "piano-cover-products")

@@ -13,7 +13,7 @@ from models.common import describe_source
 from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
 from utils.audio import audio_duration, write_wav
 from utils.plots import chroma_png, spectrograms_png
-from utils.provenance import Provenance
+from utils.provenance import music_provenance
 
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",
@@ -21,6 +21,11 @@ TEXT_PROMPT_EXAMPLES = [
     "90s rock song with electric guitar and heavy drums",
     "a light and cheerful EDM track, with syncopated drums, airy pads, and strong emotions, bpm: 130",
     "lo-fi hip hop with warm piano and vinyl crackle, 80 bpm",
+]
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_MELODIES = [  # hummed or played public-domain tunes (examples/make_examples.py)
+    ("melody_ode_to_joy_hummed.ogg", "a grand orchestral arrangement with strings and horns"),
+    ("melody_twinkle_flute.ogg", "a lo-fi hip hop beat with warm piano"),
 ]
 MELODY_PROMPT_EXAMPLES = [
     "a grand orchestral arrangement with strings and horns",
@@ -115,12 +120,7 @@ def sampling_params(
 def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[Any]:
     """Write each variant as WAV and draw them: [WAV path or None x MAX_VARIANTS, picture, params, details]."""
     n = result.audio.shape[0]
-    prompt = result.params.get("prompt", "")
-    provenance = Provenance(
-        result.params.get("model", "MusicGen"),
-        f'{result.params.get("task", "music").replace("_", " ")}, prompt "{prompt}", seed {result.seed}',
-        (prompt[:60] or "melody to music"),
-    )
+    provenance = music_provenance(result.params, result.seed)
     audios: list[str | None] = [
         str(write_wav(out / f"{stem}_seed{result.seed}_v{i + 1}.wav", result.audio[i].T, result.sample_rate,
                       provenance.tags()))
@@ -341,6 +341,11 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
     return model, status
 
 
+def example_melodies() -> list[list[str]]:
+    """The example melodies that are present, as [path, prompt] rows for gr.Examples."""
+    return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
+
+
 def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
     status = gr.Markdown()
     with gr.Row():
@@ -362,6 +367,9 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
                 run = gr.Button("Generate", variant="primary", elem_id="melody-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="melody-stop")
             gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+            melodies = example_melodies()
+            if melodies:
+                gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)")
         with gr.Column():
             outputs = music_result_panel("melody")
             chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,

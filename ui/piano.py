@@ -33,7 +33,7 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_SONGS = [  # public-domain pieces rendered with a drum groove (examples/make_examples.py)
     ("bach_bwv66.6_pop.ogg", "composer1"),
     ("bach_bwv7.7_pop.ogg", "composer7"),
-    ("schumann_op48_1_pop.ogg", "composer12"),
+    ("joplin_maple_leaf_rag_pop.ogg", "composer12"),
 ]
 STYLE_CHOICES = [(pop2piano.composer_label(c), c) for c in (*pop2piano.COMPOSERS, pop2piano.RANDOM_COMPOSER)]
 VIDEO_CHOICES = [("Landscape 16:9, 1280×720 (YouTube)", "landscape"), ("Vertical 9:16, 720×1280 (Shorts, TikTok)",
@@ -149,7 +149,7 @@ def piano_cover(
         f"MIDI: a tempo change on each of the song's {cover.beats.times.size} beats, so its bars line up with the "
         "song in a DAW; the constant-tempo file is for tools that ignore tempo changes.",
         score_line(score),
-        f"Played on {instrument}, rendered with {audio.renderer}",
+        f"Rendered with {audio.renderer}",
         *(f"⚠️ {w}" for w in (*cover.warnings, audio.warning) if w),
     ]
     state = {"job": job, "instrument": instrument}
@@ -246,7 +246,8 @@ def build_piano_cover_tab() -> gr.Markdown:
             run = gr.Button("Make a piano cover", variant="primary", elem_id="piano-run")
             examples = example_songs()
             if examples:
-                gr.Examples(examples, inputs=[song, style], label="Examples (public-domain pieces with a beat)")
+                gr.Examples(examples, inputs=[song, style], label="Examples (public-domain pieces with a beat)",
+                            elem_id="piano-examples")
         with gr.Column():
             cover_audio = gr.Audio(type="filepath", label="Cover", interactive=False, elem_id="piano-audio")
             mix_audio = gr.Audio(type="filepath", label="Cover + original", interactive=False, elem_id="piano-mix")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 APP_NAME = "Music demo"
 
@@ -29,10 +30,24 @@ class Provenance:
     title: str = "AI music"
     created: str = field(default_factory=utc_now)
 
+    @property
+    def model_label(self) -> str:
+        """The model as credited: a hub id as it is, a local folder by its name (not the machine's path)."""
+        local = self.model.startswith(("/", ".", "~")) or self.model.count("/") > 1
+        return f"{Path(self.model).name} (local folder)" if local else self.model
+
     def text(self) -> str:
         """One line for tags and meta events."""
-        return f"Generated with AI ({APP_NAME}): model {self.model}, {self.settings}, {self.created}"
+        return f"Generated with AI ({APP_NAME}): model {self.model_label}, {self.settings}, {self.created}"
 
     def tags(self) -> dict[str, str]:
         """Tags for audio files and MP4 metadata: title, comment, software, date."""
         return {"title": self.title, "comment": self.text(), "software": f"{APP_NAME} (AI)", "date": self.created}
+
+
+def music_provenance(params: dict, seed: int) -> Provenance:
+    """Provenance of a MusicGen result from its parameters (model, task, prompt)."""
+    prompt = str(params.get("prompt", ""))
+    task = str(params.get("task", "music")).replace("_", " ")
+    return Provenance(str(params.get("model", "MusicGen")), f'{task}, prompt "{prompt}", seed {seed}',
+                      prompt[:60] or task)
