@@ -45,6 +45,8 @@ def main() -> None:
     parser.add_argument("--piano-model", help="folder; default: a tiny random Pop2Piano")
     parser.add_argument("--musicgen-model", help="folder; default: a tiny random MusicGen")
     parser.add_argument("--melody-model", help="folder; default: a tiny random MusicGen-Melody")
+    parser.add_argument("--jobs", nargs="+", default=["piano", "text", "melody"], choices=["piano", "text", "melody"],
+                        help="which jobs to send (each request of a round goes to each of them)")
     parser.add_argument("--out", type=Path, default=RESULTS / "soak-cpu.json")
     args = parser.parse_args()
 
@@ -71,10 +73,14 @@ def main() -> None:
     try:
         client = Client(app.url, verbose=False, download_files=False)
         for i in range(1, args.requests + 1):
-            client.predict(handle_file(str(song)), f"composer{i % 21 + 1}", 0.5, api_name="/piano_cover")
-            client.predict(f"soak request {i}", "", 1.0, 250, 0.0, 1.0, 3.0, str(i), 1, api_name="/text_to_music")
-            client.predict(handle_file(str(hum)), 0, 0, f"soak {i}", "", 1.0, 250, 0.0, 1.0, 3.0, str(i), 1,
-                           api_name="/melody_to_music")
+            if "piano" in args.jobs:
+                client.predict(handle_file(str(song)), f"composer{i % 21 + 1}", 0.5, api_name="/piano_cover")
+            if "text" in args.jobs:
+                client.predict(f"soak request {i}", "", 1.0, 250, 0.0, 1.0, 3.0, str(i), 1,
+                               api_name="/text_to_music")
+            if "melody" in args.jobs:
+                client.predict(handle_file(str(hum)), 0, 0, f"soak {i}", "", 1.0, 250, 0.0, 1.0, 3.0, str(i), 1,
+                               api_name="/melody_to_music")
             if i % args.every == 0 or i == 1:
                 readings.append({"requests_per_job": i, "rss_mb": round(rss_mb(app.process.pid), 1),
                                  "elapsed_s": round(time.perf_counter() - started, 1)})
@@ -91,6 +97,7 @@ def main() -> None:
         "malloc_arena_max": __import__("os").environ.get("MALLOC_ARENA_MAX", "glibc default (8 x cores)"),
         "models": "tiny random" if not (args.piano_model or args.musicgen_model or args.melody_model) else "given",
         "requests_per_job": args.requests,
+        "jobs": args.jobs,
         "readings": readings,
         "growth_after_warmup_mb": round(growth, 1),
         "goal_mb": GOAL_MB,

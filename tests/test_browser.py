@@ -84,8 +84,8 @@ def test_piano_cover_tab(page, chorale):
     page.wait_for_selector("#piano-cover-details >> text=notes", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     assert "Arranger 3" in page.locator("#piano-cover-details").inner_text()
-    assert any(n.endswith("_piano_composer3.wav") for n in download_names(page, "piano-audio"))
-    assert any(n.endswith("_mix.wav") for n in download_names(page, "piano-mix"))
+    assert any(n.endswith("_acoustic_grand_piano.wav") for n in download_names(page, "piano-audio"))
+    assert any(n.endswith("_mix_70.wav") for n in download_names(page, "piano-mix"))
     assert any(n.endswith(".mid") for n in download_names(page, "piano-midi"))
     assert fetch(page, "piano-midi")[:4] == b"MThd"
     assert float(page.locator("#piano-tempo input").input_value()) > 40
