@@ -60,6 +60,53 @@ def quantize_decoder_int8(model: MusicgenForConditionalGeneration) -> MusicgenFo
     return model
 
 
+def codebook_delays(decoder_config) -> list[int]:
+    """Each codebook's delay in steps in MusicGen's delay pattern (stereo: a level's left and right share one)."""
+    k, channels = decoder_config.num_codebooks, decoder_config.audio_channels
+    return [c // 2 if channels == 2 else c for c in range(k)]
+
+
+def undelay(tokens: torch.Tensor, delays: list[int]) -> torch.Tensor:
+    """[B, K, T] tokens in the delay pattern (start token first) -> [B, K, frames] aligned codes.
+
+    Keeps the frames complete in every codebook: ``T - 1 - max(delays)`` of them, which is what stock ``generate``
+    returns after a full run, and what was finished when a run stopped early.
+    """
+    frames = tokens.shape[-1] - 1 - max(delays)
+    return torch.stack([tokens[:, c, 1 + d : 1 + d + frames] for c, d in enumerate(delays)], dim=1)
+
+
+@torch.inference_mode()
+def decode_codes(model, codes: torch.Tensor) -> torch.Tensor:
+    """Audio codes [B, K, frames] -> waveform [B, channels, T] with the model's EnCodec, as stock ``generate`` does
+    (stereo: even codebooks are the left channel, odd the right)."""
+    codes = codes[None, ...]
+    scales = [None] * codes.shape[1]
+    encoder = model.audio_encoder
+    if model.config.decoder.audio_channels == 1:
+        return encoder.decode(codes, audio_scales=scales).audio_values
+    left = encoder.decode(codes[:, :, ::2, :], audio_scales=scales).audio_values
+    right = encoder.decode(codes[:, :, 1::2, :], audio_scales=scales).audio_values
+    return torch.cat([left, right], dim=1)
+
+
+@torch.inference_mode()
+def encode_audio(model, audio: torch.Tensor) -> torch.Tensor:
+    """Waveform [B, channels, T] at the model's rate -> audio codes [B, K, frames] (an audio prompt).
+
+    Stereo checkpoints code each channel on its own and interleave the codebooks (left, right, left...); a mono
+    clip given to a stereo model is used for both channels.
+    """
+    encoder = model.audio_encoder
+    if model.config.decoder.audio_channels == 1:
+        return encoder.encode(audio.mean(dim=1, keepdim=True)).audio_codes[0]
+    if audio.shape[1] == 1:
+        audio = audio.repeat(1, 2, 1)
+    left = encoder.encode(audio[:, :1]).audio_codes[0]
+    right = encoder.encode(audio[:, 1:2]).audio_codes[0]
+    return torch.stack([left, right], dim=2).flatten(1, 2)
+
+
 def supports_fast_path(model: torch.nn.Module) -> bool:
     """The loop covers text-conditioned MusicGen (mono and stereo); MusicGen-Melody keeps stock ``generate``."""
     return isinstance(model, MusicgenForConditionalGeneration)
@@ -141,6 +188,28 @@ class FastMusicgen:
         """[B, S, d] -> [B, H, S, D]."""
         return x.view(x.shape[0], -1, self.n_heads, self.head_dim).transpose(1, 2)
 
+    def _layers(self, hidden: torch.Tensor, start: int, self_k: list[torch.Tensor], self_v: list[torch.Tensor],
+                cross_kv: list[tuple[torch.Tensor, torch.Tensor]], cross_mask: torch.Tensor) -> torch.Tensor:
+        """Run the decoder layers over ``hidden`` [rows, S, d] at positions ``start..start+S-1``, writing the
+        key/value cache in place; S > 1 only for the prompt (causal attention within the block)."""
+        rows, length = hidden.shape[0], hidden.shape[1]
+        heads = (rows, length, self.n_heads, self.head_dim)
+        end = start + length
+        for i, (ln1, q_fn, k_fn, v_fn, o_fn, ln2, cq_fn, co_fn, ln3, fc1, act, fc2) in enumerate(self.plan):
+            x = ln1(hidden)
+            self_k[i][:, :, start:end] = k_fn(x).view(heads).transpose(1, 2)
+            self_v[i][:, :, start:end] = v_fn(x).view(heads).transpose(1, 2)
+            q = q_fn(x).view(heads).transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, self_k[i][:, :, :end], self_v[i][:, :, :end],
+                                                 is_causal=length > 1)
+            hidden = hidden + o_fn(out.transpose(1, 2).reshape(rows, length, -1))
+            x = ln2(hidden)
+            q = cq_fn(x).view(heads).transpose(1, 2)
+            out = F.scaled_dot_product_attention(q, *cross_kv[i], attn_mask=cross_mask)
+            hidden = hidden + co_fn(out.transpose(1, 2).reshape(rows, length, -1))
+            hidden = hidden + fc2(act(fc1(ln3(hidden))))
+        return hidden
+
     @torch.inference_mode()
     def generate_codes(
         self,
@@ -153,8 +222,18 @@ class FastMusicgen:
         top_p: float = 1.0,
         guidance_scale: float = 3.0,
         on_step: StepCallback | None = None,
+        prompt_codes: torch.Tensor | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> torch.Tensor:
-        """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes)."""
+        """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
+
+        Args:
+            prompt_codes: [B, K, P] codes to continue (an audio prompt, or the previous window of a long piece);
+                the result starts with them, as stock ``generate`` given ``decoder_input_ids`` does. The prompt goes
+                through the decoder in one pass, as in stock.
+            should_stop: polled after every step; when it returns True the loop ends early and the frames that
+                are complete in every codebook so far are returned (fewer than asked for).
+        """
         model = self.model
         config = model.generation_config
         start = int(config.decoder_start_token_id)
@@ -163,7 +242,13 @@ class FastMusicgen:
         k = self.n_codebooks
         guided = guidance_scale is not None and guidance_scale > 1
         rows = 2 * batch if guided else batch
-        total = max_new_tokens + 1  # the start token, then one token per step
+
+        first = torch.full((batch * k, 1), start, dtype=torch.long, device=self.device)
+        if prompt_codes is not None:
+            first = torch.cat([first, prompt_codes.reshape(batch * k, -1).to(self.device)], dim=1)
+        total = first.shape[1] + max_new_tokens  # stock's max_length: the prompt, then one token per step
+        first, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=total)
+        known = first.shape[1]  # positions fixed before sampling starts (start token and prompt)
 
         encoder_hidden, encoder_mask = self._encode(input_ids, attention_mask, guidance_scale)
         min_value = torch.finfo(self.dtype).min
@@ -175,61 +260,47 @@ class FastMusicgen:
         cache_shape = (rows, self.n_heads, total, self.head_dim)
         self_k = [torch.zeros(cache_shape, dtype=self.dtype, device=self.device) for _ in self.decoder.layers]
         self_v = [torch.zeros(cache_shape, dtype=self.dtype, device=self.device) for _ in self.decoder.layers]
-
-        first = torch.full((batch * k, 1), start, dtype=torch.long, device=self.device)
-        first, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=total)
         tokens = torch.full((batch * k, total), pad, dtype=torch.long, device=self.device)
-        tokens[:, :1] = first
+        tokens[:, :known] = first
         positions = self.decoder.embed_positions.weights.to(self.dtype)
         processors = sampling_processors(do_sample, temperature, top_k, top_p)
 
-        for t in range(max_new_tokens):
-            step_ids = torch.where(pattern[:, t : t + 1] == -1, tokens[:, t : t + 1], pattern[:, t : t + 1])
+        done = known - 1  # the last position whose token is decided
+        position = 0
+        while done + 1 < total:
+            span = slice(position, done + 1)  # the prompt in one pass at first, then one token a step
+            step_ids = torch.where(pattern[:, span] == -1, tokens[:, span], pattern[:, span])
             if guided:
                 step_ids = step_ids.repeat(2, 1)
-            codes = step_ids.view(rows, k)
-            hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))[:, None, :]
-            hidden = hidden + positions[t]
-            heads = (rows, self.n_heads, 1, self.head_dim)
-            for i, (ln1, q_fn, k_fn, v_fn, o_fn, ln2, cq_fn, co_fn, ln3, fc1, act, fc2) in enumerate(self.plan):
-                x = ln1(hidden)
-                self_k[i][:, :, t] = k_fn(x).view(rows, self.n_heads, self.head_dim)
-                self_v[i][:, :, t] = v_fn(x).view(rows, self.n_heads, self.head_dim)
-                out = F.scaled_dot_product_attention(q_fn(x).view(heads), self_k[i][:, :, : t + 1], self_v[i][:, :, : t + 1])
-                hidden = hidden + o_fn(out.view(rows, 1, -1))
-                x = ln2(hidden)
-                out = F.scaled_dot_product_attention(cq_fn(x).view(heads), *cross_kv[i], attn_mask=cross_mask)
-                hidden = hidden + co_fn(out.view(rows, 1, -1))
-                hidden = hidden + fc2(act(fc1(ln3(hidden))))
-            hidden = self.final_norm(hidden)
+            codes = step_ids.view(rows, k, -1)
+            hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))
+            hidden = hidden + positions[position : done + 1]
+            hidden = self._layers(hidden, position, self_k, self_v, cross_kv, cross_mask)
+            hidden = self.final_norm(hidden[:, -1:])
             logits = torch.stack([head(hidden) for head in self.heads_fns], dim=1)  # [rows, K, 1, V]
             scores = logits.reshape(rows * k, -1).float()
             if guided:
                 cond, uncond = scores.split(batch * k, dim=0)
                 scores = uncond + (cond - uncond) * guidance_scale
-            scores = processors(tokens[:, : t + 1], scores)
+            scores = processors(tokens[:, : done + 1], scores)
             if do_sample:
                 next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
-            tokens[:, t + 1] = next_tokens
+            position = done + 1
+            done += 1
+            tokens[:, done] = next_tokens
             if on_step is not None:
-                on_step(t + 1)
+                on_step(done - known + 1)
+            if should_stop is not None and should_stop():
+                break
 
-        output = model.decoder.apply_delay_pattern_mask(tokens, pattern)
-        return output[output != pad].reshape(batch, k, -1)
+        tokens = model.decoder.apply_delay_pattern_mask(tokens[:, : done + 1], pattern[:, : done + 1])
+        return undelay(tokens.view(batch, k, -1), codebook_delays(model.config.decoder))
 
-    @torch.inference_mode()
     def decode_audio(self, codes: torch.Tensor) -> torch.Tensor:
         """Audio codes [B, K, frames] -> waveform [B, channels, T], as stock ``generate`` decodes them."""
-        codes = codes[None, ...]
-        scales = [None] * codes.shape[1]
-        encoder = self.model.audio_encoder
-        if self.audio_channels == 1:
-            return encoder.decode(codes, audio_scales=scales).audio_values
-        left = encoder.decode(codes[:, :, ::2, :], audio_scales=scales).audio_values
-        right = encoder.decode(codes[:, :, 1::2, :], audio_scales=scales).audio_values
-        return torch.cat([left, right], dim=1)
+        return decode_codes(self.model, codes)
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
         """Prompts -> waveform [B, channels, T]; keyword arguments as in ``generate_codes``."""

@@ -13,6 +13,7 @@ import math
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,7 +36,15 @@ from models.common import (
     pick_device,
     pick_dtype,
 )
-from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
+from models.fast_musicgen import (
+    FastMusicgen,
+    codebook_delays,
+    decode_codes,
+    encode_audio,
+    quantize_decoder_int8,
+    supports_fast_path,
+    undelay,
+)
 from utils.audio import audio_duration, check_not_silent, load_audio, trim
 from utils.chroma import ChromaExtractor
 
@@ -67,8 +76,14 @@ MELODY_CHECKPOINTS = (
 
 # Generation settings: the official demo's defaults and ranges.
 MIN_DURATION_S = 1.0
-MAX_DURATION_S = 30.0
+MAX_DURATION_S = 300.0  # past the model's 30 s window, the piece is extended window by window (audiocraft's way)
 DEFAULT_DURATION_S = 10.0
+WINDOW_S = 30.0  # the model's context: one window of codes (MusicGen was trained on 30 s)
+DEFAULT_STRIDE_S = 18.0  # each window after the first adds this much; it keeps WINDOW_S - stride as its prompt
+MIN_STRIDE_S = 10.0
+MAX_STRIDE_S = 25.0
+MIN_CLIP_SECONDS = 1.0  # a clip to continue: at least this long
+MAX_CLIP_SECONDS = 25.0  # ... and short enough to leave the window room for new music
 DEFAULT_TOP_K = 250
 MAX_TOP_K = 2048  # the codebook size
 DEFAULT_TOP_P = 0.0  # 0 = off, as in audiocraft
@@ -178,6 +193,7 @@ class SamplingParams:
     temperature: float = DEFAULT_TEMPERATURE
     guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     seed: int | None = None
+    stride: float = DEFAULT_STRIDE_S
 
     def validated(self) -> SamplingParams:
         """Return self after checking every value; raises ValueError with what is wrong."""
@@ -196,6 +212,11 @@ class SamplingParams:
             raise ValueError(f"The guidance scale must lie between 1 and {MAX_GUIDANCE_SCALE:g}, got {self.guidance_scale}.")
         if self.seed is not None:
             parse_seed(self.seed)
+        if not MIN_STRIDE_S <= self.stride <= MAX_STRIDE_S:
+            raise ValueError(
+                f"The window stride must lie between {MIN_STRIDE_S:.0f} and {MAX_STRIDE_S:.0f} seconds, "
+                f"got {self.stride:g}."
+            )
         return self
 
 
@@ -237,6 +258,53 @@ class Melody:
 
 
 @dataclass
+class Clip:
+    """Audio to continue: float32 [channels, T] at ``sample_rate`` Hz, already trimmed and checked."""
+
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    @classmethod
+    def from_file(cls, path: str | None, start: float = 0.0, end: float | None = None) -> Clip:
+        """Read, trim (``start``..``end`` s) and check a clip to continue.
+
+        Raises:
+            ValueError: no file, unreadable, silent, shorter than a second, or too long for the model's window.
+        """
+        if not path:
+            raise ValueError("Please upload or record the clip to continue first.")
+        if audio_duration(path) > MAX_MELODY_FILE_SECONDS:
+            raise ValueError(f"The clip file is over {MAX_MELODY_FILE_SECONDS / 60:.0f} minutes long; trim it first.")
+        audio, sr = load_audio(path)
+        clip = trim(audio, sr, float(start or 0.0), None if end is None else float(end))
+        check_not_silent(clip, "The clip")
+        seconds = clip.shape[0] / sr
+        if seconds < MIN_CLIP_SECONDS:
+            raise ValueError(f"The clip is {seconds:.2f} s long: use at least {MIN_CLIP_SECONDS:.0f} second to continue.")
+        if seconds > MAX_CLIP_SECONDS:
+            raise ValueError(
+                f"The clip is {seconds:.1f} s long, more than the {MAX_CLIP_SECONDS:.0f} s the model can take as a "
+                "start (its window is 30 s): trim it with the start/end sliders."
+            )
+        return cls(clip[None, :], sr)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a long piece, in frames of the output: its prompt ``[context_start, start)`` and new music
+    ``[start, end)``; ``melody_offset`` is where in the (looped) melody its chroma starts, in seconds."""
+
+    context_start: int
+    start: int
+    end: int
+    melody_offset: float | None = None
+
+
+@dataclass
 class MusicResult:
     """Generated music.
 
@@ -245,8 +313,11 @@ class MusicResult:
         sample_rate: Hz (32 kHz for MusicGen).
         seed: the seed used; the same seed, model, prompt and settings give the same audio.
         params: everything needed to reproduce the result, JSON-serialisable.
-        chroma: the melody's one-hot chroma [frames, 12] that conditioned the model, or None.
-        notes: remarks for the user (e.g. prompt parts the model cannot read).
+        chroma: the melody's one-hot chroma [frames, 12] that conditioned the model (first window), or None.
+        notes: remarks for the user (e.g. prompt parts the model cannot read, a stop).
+        codes: the audio codes [variants, codebooks, frames], to extend the piece later.
+        windows: how the piece was made, window by window.
+        stopped: True when the user stopped it; ``audio`` holds what was finished.
     """
 
     audio: np.ndarray
@@ -255,6 +326,9 @@ class MusicResult:
     params: dict[str, Any] = field(default_factory=dict)
     chroma: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    codes: np.ndarray | None = None
+    windows: list[Window] = field(default_factory=list)
+    stopped: bool = False
 
     @property
     def duration(self) -> float:
@@ -274,15 +348,19 @@ class _StepWatcher(StoppingCriteria):
         self.cancel = cancel
         self.step = 0
         self.every = max(1, self.total // 100)
+        self.label = ""
+        self.last_ids: torch.Tensor | None = None
 
     def tick(self, *_: Any) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise GenerationCancelled("Generation was stopped.")
         self.step += 1
         if self.step % self.every == 0 or self.step == self.total:
-            self.progress(0.05 + 0.9 * self.step / self.total, f"Generating: step {self.step} of {self.total}")
+            where = f" ({self.label})" if self.label else ""
+            self.progress(0.05 + 0.9 * self.step / self.total, f"Generating: step {self.step} of {self.total}{where}")
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        self.last_ids = input_ids
         self.tick()
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
@@ -307,6 +385,7 @@ class MusicGenModel:
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None
         self._lock = threading.Lock()
+        self._step_seconds: float | None = None  # measured decode speed here, for time estimates
 
     @property
     def what(self) -> str:
@@ -387,6 +466,44 @@ class MusicGenModel:
         delay = decoder.num_codebooks // decoder.audio_channels - 1
         return math.ceil(duration * self.model.config.audio_encoder.frame_rate) + delay
 
+    def plan_windows(self, total_frames: int, stride_s: float, context_frames: int = 0,
+                     whole_context: bool = False) -> list[Window]:
+        """The windows of a piece of ``total_frames`` new frames after ``context_frames`` of given codes.
+
+        As audiocraft's extension: a window holds at most WINDOW_S seconds of codes; every window keeps the last
+        ``WINDOW_S - stride`` seconds before it as its prompt (none for a fresh piece's first window) and adds up to
+        ``stride`` seconds (the first window of a fresh piece: up to WINDOW_S). ``whole_context``: the first window
+        keeps all the given codes (a clip, at most MAX_CLIP_SECONDS).
+        """
+        assert self.model is not None
+        rate = self.model.config.audio_encoder.frame_rate
+        window, stride = int(round(WINDOW_S * rate)), int(round(stride_s * rate))
+        windows: list[Window] = []
+        end = context_frames
+        while end < context_frames + total_frames:
+            keep = min(end, window - stride)
+            if not windows and whole_context:
+                keep = min(end, int(round(MAX_CLIP_SECONDS * rate)))
+            new = min(window - keep, context_frames + total_frames - end)
+            windows.append(Window(end - keep, end, end + new))
+            end += new
+        return windows
+
+    def estimate_seconds(self, duration: float, n_variants: int = 1, stride: float = DEFAULT_STRIDE_S) -> float | None:
+        """Roughly how long a piece takes here, from the decode speed measured on this machine (None before any)."""
+        if not self._step_seconds or self.model is None:
+            return None
+        rate = self.model.config.audio_encoder.frame_rate
+        windows = self.plan_windows(int(round(duration * rate)), stride)
+        steps = sum(w.end - w.start + self.delay for w in windows)
+        return steps * self._step_seconds * (1 + 0.15 * (n_variants - 1))
+
+    @property
+    def delay(self) -> int:
+        """The delay pattern's tail: steps after the last frame until every codebook has it."""
+        assert self.model is not None
+        return max(codebook_delays(self.model.config.decoder))
+
     @torch.inference_mode()
     def generate(
         self,
@@ -396,24 +513,34 @@ class MusicGenModel:
         melody: Melody | None = None,
         progress: Progress | None = None,
         cancel: threading.Event | None = None,
+        clip: Clip | None = None,
+        continue_codes: np.ndarray | None = None,
     ) -> MusicResult:
-        """Generate ``n_variants`` pieces in one batched call.
+        """Generate ``n_variants`` pieces in one batched call per window.
+
+        Up to 30 s is one window; longer pieces (up to 300 s) are extended window by window, each keeping the last
+        ``30 - params.stride`` seconds of codes as its prompt (audiocraft's extension). With a melody, each window
+        follows the part of the melody under its own time, the melody looping when the piece outlasts it.
 
         Args:
             prompt: text description (may be empty when a melody is given).
             params: sampling settings; ``params.seed`` None picks a random seed (returned).
             n_variants: 1..4 different pieces from the same prompt.
             melody: melody to follow (melody checkpoints only).
-            progress: called with (fraction, message) as decoding advances.
-            cancel: set it from another thread to stop; raises GenerationCancelled.
+            progress: called with (fraction, message) as decoding advances, across all windows.
+            cancel: set it from another thread to stop: the finished part comes back (``result.stopped``), or
+                GenerationCancelled when nothing was finished yet.
+            clip: audio to continue: the result is the clip (re-encoded by the model's codec) then ``duration``
+                seconds more.
+            continue_codes: [variants or 1, K, frames] codes of an earlier result to extend by ``duration`` seconds.
 
         Raises:
-            ValueError: invalid prompt, settings, or melody.
-            GenerationCancelled: ``cancel`` was set.
+            ValueError: invalid prompt, settings, melody or clip.
+            GenerationCancelled: ``cancel`` was set before any music was finished.
         """
         report = progress or (lambda fraction, message: None)
         params = params.validated()
-        prompt = check_prompt(prompt, required=melody is None)
+        prompt = check_prompt(prompt, required=melody is None and clip is None and continue_codes is None)
         if not 1 <= n_variants <= MAX_VARIANTS:
             raise ValueError(f"Ask for 1 to {MAX_VARIANTS} variants, got {n_variants}.")
         if melody is not None and self.melody is False:
@@ -426,19 +553,29 @@ class MusicGenModel:
         seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
         unknown = unknown_prompt_parts(self.tokenizer, prompt)
         inputs = self.tokenizer([prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
-        extra: dict[str, Any] = {}
-        chroma = None
         if self.melody:
             if melody is None:
                 raise ValueError("Please upload or record a melody first.")
             assert self.chroma is not None
             if melody.duration < MIN_MELODY_SECONDS:
                 raise ValueError(f"The melody is too short; use at least {MIN_MELODY_SECONDS:.0f} second of it.")
-            chroma = self.chroma(melody.audio, melody.sample_rate)  # [1, frames, 12]
-            extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
 
-        steps = self.n_steps(params.duration)
-        watcher = _StepWatcher(steps, report, cancel)
+        given = None  # codes the piece starts from: a clip, or an earlier result
+        if clip is not None:
+            audio_in = torch.from_numpy(resample_to(clip.audio, clip.sample_rate, self.sample_rate))[None]
+            codec_dtype = next(self.model.audio_encoder.parameters()).dtype
+            given = encode_audio(self.model, audio_in.to(self.device, codec_dtype))
+        elif continue_codes is not None:
+            given = torch.as_tensor(continue_codes, dtype=torch.long, device=self.device)
+        if given is not None and given.shape[0] != n_variants:
+            given = given[:1].repeat(n_variants, 1, 1)
+
+        rate = self.model.config.audio_encoder.frame_rate
+        new_frames = int(math.ceil(params.duration * rate))
+        context = 0 if given is None else int(given.shape[-1])
+        windows = self.plan_windows(new_frames, params.stride, context, whole_context=clip is not None)
+        total_steps = sum(w.end - w.start + self.delay for w in windows)
+        watcher = _StepWatcher(total_steps, report, cancel if not self._can_stop_softly() else None)
         sampling = dict(
             do_sample=True,
             top_k=int(params.top_k),
@@ -446,20 +583,56 @@ class MusicGenModel:
             temperature=params.temperature,
             guidance_scale=params.guidance_scale,
         )
-        fast = self.fast_path and supports_fast_path(self.model) and not extra
+        fast = self.fast_path and supports_fast_path(self.model)
         torch.manual_seed(seed)
         report(0.05, "Generating")
-        if fast:
-            audio = FastMusicgen(self.model).generate(
-                inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick, **sampling
-            )
-        else:
-            audio = self.model.generate(
-                **inputs, **extra, max_new_tokens=steps, stopping_criteria=StoppingCriteriaList([watcher]), **sampling
-            )
+        codes = given
+        first_chroma = None
+        done_windows: list[Window] = []
+        stopped = False
+        started = time.perf_counter()
+        for index, window in enumerate(windows):
+            prompt_codes = None if codes is None else codes[..., window.context_start : window.start]
+            if prompt_codes is not None and prompt_codes.shape[-1] == 0:
+                prompt_codes = None
+            steps = window.end - window.start + self.delay
+            extra: dict[str, Any] = {}
+            if self.melody:
+                assert melody is not None and self.chroma is not None
+                # As audiocraft: one window follows the melody as given; a longer piece gives each window
+                # WINDOW_S seconds of the melody from the window's own time on, the melody looping.
+                offset = (window.context_start / rate) % melody.duration
+                window = Window(window.context_start, window.start, window.end, round(offset, 3))
+                segment = (melody.audio if len(windows) == 1
+                           else looped(melody.audio, melody.sample_rate, offset, WINDOW_S))
+                chroma = self.chroma(segment, melody.sample_rate)  # [1, frames, 12]
+                first_chroma = chroma if first_chroma is None else first_chroma
+                extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
+            if len(windows) > 1:
+                watcher.label = f"window {index + 1} of {len(windows)}"
+            try:
+                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel)
+            except GenerationCancelled:
+                if codes is None or codes.shape[-1] <= context:
+                    raise
+                stopped = True
+                break
+            fresh = out[..., 0 if prompt_codes is None else prompt_codes.shape[-1] :]
+            codes = fresh if codes is None else torch.cat([codes, fresh], dim=-1)
+            done_windows.append(window)
+            if out.shape[-1] - (0 if prompt_codes is None else prompt_codes.shape[-1]) < window.end - window.start:
+                stopped = True  # the loop stopped inside this window: keep what it finished
+                break
+        if codes is None or (stopped and codes.shape[-1] <= context):
+            raise GenerationCancelled("Generation was stopped before any music was finished.")
+        elapsed = time.perf_counter() - started
+        if watcher.step:
+            self._step_seconds = elapsed / watcher.step
         report(0.97, "Decoding audio")
-        n_samples = int(round(params.duration * self.sample_rate))
-        audio = audio[..., :n_samples].float().cpu().numpy()
+        audio = decode_codes(self.model, codes).float().cpu().numpy()
+        seconds = codes.shape[-1] / rate if stopped else context / rate + params.duration
+        n_samples = int(round(seconds * self.sample_rate))
+        audio = audio[..., :n_samples]
         if audio.shape[-1] < n_samples:
             audio = np.pad(audio, ((0, 0), (0, 0), (0, n_samples - audio.shape[-1])))
         record = {
@@ -471,6 +644,8 @@ class MusicGenModel:
             "variants": n_variants,
             "sample_rate": self.sample_rate,
             "channels": int(audio.shape[1]),
+            "seconds": round(audio.shape[-1] / self.sample_rate, 3),
+            "windows": [asdict(w) for w in done_windows],
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
@@ -478,16 +653,77 @@ class MusicGenModel:
         }
         if melody is not None:
             record["melody_seconds"] = round(melody.duration, 3)
+        if clip is not None:
+            record["clip_seconds"] = round(clip.duration, 3)
+            record["clip"] = "re-encoded by the model's codec (EnCodec), then continued"
+        if continue_codes is not None:
+            record["extended_from_seconds"] = round(context / rate, 3)
         if unknown:
             record["unknown_prompt_parts"] = unknown
+        notes = [note for note in (unknown_prompt_note(unknown),) if note]
+        if stopped:
+            record["stopped"] = True
+            notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
         return MusicResult(
             np.clip(audio, -1.0, 1.0).astype(np.float32),
             self.sample_rate,
             seed,
             record,
-            None if chroma is None else chroma[0].cpu().numpy(),
-            [note for note in (unknown_prompt_note(unknown),) if note],
+            None if first_chroma is None else first_chroma[0].cpu().numpy(),
+            notes,
+            codes.cpu().numpy(),
+            done_windows,
+            stopped,
         )
+
+    def _can_stop_softly(self) -> bool:
+        """The fast loop can stop at any step and keep the frames it finished; stock generate cannot."""
+        return bool(self.fast_path and supports_fast_path(self.model))
+
+    def _window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
+                watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None
+                ) -> torch.Tensor:
+        """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given)."""
+        assert self.model is not None
+        if fast:
+            return FastMusicgen(self.model).generate_codes(
+                inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick,
+                prompt_codes=prompt_codes, should_stop=(lambda: cancel.is_set()) if cancel is not None else None,
+                **sampling,
+            )
+        batch, k = inputs["input_ids"].shape[0], self.model.config.decoder.num_codebooks
+        start = int(self.model.generation_config.decoder_start_token_id)
+        first = torch.full((batch * k, 1), start, dtype=torch.long, device=self.device)
+        if prompt_codes is not None:
+            first = torch.cat([first, prompt_codes.reshape(batch * k, -1)], dim=1)
+        watcher.last_ids = None
+        self.model.generate(
+            **inputs, **extra, decoder_input_ids=first, max_new_tokens=steps,
+            stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
+        )
+        # stock generate returns audio only: its codes are the ids the watcher saw last, in the delay pattern
+        ids = watcher.last_ids
+        _, pattern = self.model.decoder.build_delay_pattern_mask(first, pad_token_id=start,
+                                                                 max_length=first.shape[1] + steps)
+        ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
+        return undelay(ids.view(batch, k, -1), codebook_delays(self.model.config.decoder))
+
+
+def resample_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """[channels, T] audio at ``rate`` Hz -> ``target`` Hz (float32)."""
+    if rate == target:
+        return audio.astype(np.float32)
+    import librosa
+
+    return librosa.resample(audio, orig_sr=rate, target_sr=target).astype(np.float32)
+
+
+def looped(audio: np.ndarray, rate: int, offset: float, seconds: float) -> np.ndarray:
+    """``seconds`` of ``audio`` [T] from ``offset`` s on, the audio repeating when it runs out."""
+    start = int(round(offset * rate))
+    need = int(round(seconds * rate))
+    reps = -(-(start + need) // max(1, audio.shape[0]))
+    return np.tile(audio, reps)[start : start + need]
 
 
 _cache: dict[str, MusicGenModel] = {}

@@ -114,7 +114,7 @@ def test_melody_preview_and_melody_to_music(client, hummed_melody):
     [
         ((None, "composer1", 0.5), "/piano_cover", "upload a song"),
         (("", "", 2, 250, 0.0, 1.0, 3.0, "", 1), "/text_to_music", "describe the music"),
-        (("pop", "", 99, 250, 0.0, 1.0, 3.0, "", 1), "/text_to_music", "maximum value 30|between 1 and 30"),
+        (("pop", "", 999, 250, 0.0, 1.0, 3.0, "", 1), "/text_to_music", "maximum value 300|between 1 and 300"),
         (("pop", "", 2, 250, 0.0, 1.0, 3.0, "", 9), "/text_to_music", "maximum value 4|1 to 4 variants"),
         ((None, 0, 0, "jazz", "", 2, 250, 0.0, 1.0, 3.0, "", 1), "/melody_to_music", "upload or record a melody"),
     ],

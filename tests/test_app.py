@@ -152,7 +152,7 @@ def test_melody_to_music_event(tiny_app, hummed_melody):
     ("args", "message"),
     [
         (("", "", 2, 250, 0, 1.0, 3.0, "", 1), "describe the music"),
-        (("pop", "", 45, 250, 0, 1.0, 3.0, "", 1), "between 1 and 30 seconds"),
+        (("pop", "", 450, 250, 0, 1.0, 3.0, "", 1), "between 1 and 300 seconds"),
         (("pop", "", 2, 250, 0, 1.0, 3.0, "twelve", 1), "seed"),
         (("pop", "", 2, 2.5, 0, 1.0, 3.0, "", 1), "Top-k must be a whole number"),
     ],

@@ -90,3 +90,51 @@ def test_melody_models_keep_stock_generate(tiny_melody_dir):
     assert not supports_fast_path(model)
     with pytest.raises(TypeError):
         FastMusicgen(model)
+
+
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_audio_prompt_greedy_matches_stock_decoder_input_ids(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo,
+                                                              weights):
+    """Continuing given codes (a clip, or the previous window of a long piece) = stock given decoder_input_ids."""
+    model, inputs = load(tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir, weights)
+    k = model.config.decoder.num_codebooks
+    prompt = torch.randint(0, 2048, (2, k, 17), generator=torch.Generator().manual_seed(3))
+    start = torch.full((2 * k, 1), model.generation_config.decoder_start_token_id)
+    with torch.inference_mode():
+        stock = model.generate(**inputs, decoder_input_ids=torch.cat([start, prompt.reshape(2 * k, -1)], dim=1),
+                               max_new_tokens=30, do_sample=False, guidance_scale=3.0)
+        fast = FastMusicgen(model)
+        codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 30, do_sample=False,
+                                    guidance_scale=3.0, prompt_codes=prompt)
+        audio = fast.decode_audio(codes)
+    assert torch.equal(codes[..., :17], prompt)  # the result starts with the prompt
+    assert codes.shape[-1] == 17 + 30 - 3
+    assert torch.equal(stock, audio)
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_audio_prompt_seeded_sampling_matches_stock(tiny_musicgen_dir, weights):
+    model, inputs = load(tiny_musicgen_dir, weights)
+    prompt = torch.randint(0, 2048, (2, 4, 11), generator=torch.Generator().manual_seed(5))
+    start = torch.full((8, 1), model.generation_config.decoder_start_token_id)
+    settings = dict(do_sample=True, top_k=50, top_p=0.95, temperature=1.2, guidance_scale=3.0)
+    with torch.inference_mode():
+        torch.manual_seed(11)
+        stock = model.generate(**inputs, decoder_input_ids=torch.cat([start, prompt.reshape(8, -1)], dim=1),
+                               max_new_tokens=25, **settings)
+        torch.manual_seed(11)
+        fast = FastMusicgen(model)
+        audio = fast.decode_audio(fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 25,
+                                                      prompt_codes=prompt, **settings))
+    assert torch.equal(stock, audio)
+
+
+def test_stopping_early_keeps_the_frames_finished_in_every_codebook(tiny_musicgen_dir):
+    model, inputs = load(tiny_musicgen_dir)
+    fast = FastMusicgen(model)
+    full = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 40, do_sample=False)
+    seen: list[int] = []
+    cut = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 40, do_sample=False,
+                              on_step=seen.append, should_stop=lambda: len(seen) >= 20)
+    assert cut.shape[-1] == 20 - 3 and torch.equal(cut, full[..., :17])

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from models.common import ModelLoadError
 from models.musicgen import (
+    Clip,
     GenerationCancelled,
     Melody,
     MusicGenModel,
@@ -95,9 +96,18 @@ def test_cancel_stops_and_the_next_run_works(text_model):
         if len(calls) == 3:
             cancel.set()
 
-    with pytest.raises(GenerationCancelled):
-        text_model.generate("pop", SamplingParams(duration=10.0, seed=0), 1, progress=progress, cancel=cancel)
+    stopped = text_model.generate("pop", SamplingParams(duration=10.0, seed=0), 1, progress=progress, cancel=cancel)
     assert len(calls) < 10
+    # what was finished comes back: the frames complete in every codebook when Stop was pressed
+    assert stopped.stopped and 0 < stopped.duration < 1.0 and "Stopped" in stopped.notes[-1]
+    assert stopped.audio.shape[-1] == stopped.codes.shape[-1] * SR // 50
+    full = text_model.generate("pop", SamplingParams(duration=10.0, seed=0), 1)
+    frames = stopped.codes.shape[-1]
+    np.testing.assert_array_equal(stopped.codes, full.codes[..., :frames])  # the same music, cut where it stopped
+    cancel = threading.Event()
+    cancel.set()  # stopped before a single frame was finished: nothing to give back
+    with pytest.raises(GenerationCancelled):
+        text_model.generate("pop", SamplingParams(duration=10.0, seed=0), 1, cancel=cancel)
     assert text_model.generate("pop", SamplingParams(duration=1.0, seed=0), 1).audio.shape == (1, 1, SR)
 
 
@@ -122,8 +132,9 @@ def test_melody_trim(hummed_melody):
     [
         ({"prompt": ""}, "describe the music"),
         ({"prompt": "x" * 1001}, "under 1000"),
-        ({"params": SamplingParams(duration=0.5)}, "between 1 and 30 seconds"),
-        ({"params": SamplingParams(duration=31)}, "between 1 and 30 seconds"),
+        ({"params": SamplingParams(duration=0.5)}, "between 1 and 300 seconds"),
+        ({"params": SamplingParams(duration=301)}, "between 1 and 300 seconds"),
+        ({"params": SamplingParams(stride=30)}, "stride must lie between 10 and 25"),
         ({"n_variants": 5}, "1 to 4 variants"),
         ({"params": SamplingParams(top_p=1.5)}, "Top-p"),
         ({"params": SamplingParams(top_k=-1)}, "Top-k"),
@@ -225,3 +236,55 @@ def test_unknown_prompt_parts_are_found_by_the_real_tokenizer_class(tmp_path):
     note = unknown_prompt_note(["雨天的钢琴"])
     assert "“雨天的钢琴”" in note and "English prompts work best" in note
     assert unknown_prompt_note([]) == ""
+
+
+# --------------------------------------------------------------------------------------- past 30 seconds
+def test_a_75_second_piece_in_windows(text_model):
+    result = text_model.generate("lo fi piano", SamplingParams(duration=75.0, seed=3, stride=18.0), 1)
+    assert result.audio.shape == (1, 1, 75 * SR)
+    assert result.codes.shape[-1] == pytest.approx(75 * 50, abs=1)
+    windows = result.windows
+    assert [(w.start, w.end) for w in windows] == [(0, 1500), (1500, 2400), (2400, 3300), (3300, 3750)]
+    for previous, window in zip(windows, windows[1:]):
+        assert window.start - window.context_start == (30 - 18) * 50  # each window keeps 30 - stride s of codes
+        assert window.context_start == previous.end - 600
+    assert len(result.params["windows"]) == 4 and result.params["stride"] == 18.0
+
+
+def test_a_continuation_starts_with_the_clip(text_model, tmp_path):
+    from models.fast_musicgen import encode_audio
+
+    t = np.arange(int(2.0 * SR)) / SR
+    sf.write(str(tmp_path / "clip.wav"), (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), SR)
+    clip = Clip.from_file(str(tmp_path / "clip.wav"))
+    result = text_model.generate("jazz", SamplingParams(duration=3.0, seed=1), 2, clip=clip)
+    assert result.audio.shape == (2, 1, 5 * SR)  # the clip, then 3 s more
+    import torch
+
+    clip_codes = encode_audio(text_model.model, torch.from_numpy(clip.audio)[None]).numpy()
+    assert (result.codes[:, :, : clip_codes.shape[-1]] == clip_codes).all()
+    assert result.params["clip_seconds"] == 2.0 and "re-encoded" in result.params["clip"]
+    extended = text_model.generate("jazz", SamplingParams(duration=2.0, seed=4), 2, continue_codes=result.codes)
+    assert extended.audio.shape == (2, 1, 7 * SR)
+    assert (extended.codes[..., : result.codes.shape[-1]] == result.codes).all()  # Extend keeps what was there
+
+
+@pytest.mark.parametrize(
+    ("seconds", "message"), [(0.5, "at least 1 second"), (27.0, "trim it"), (0.0, "silent")],
+    ids=["too-short", "too-long", "silent"],
+)
+def test_bad_clips(tmp_path, seconds, message):
+    n = int(max(seconds, 2.0) * SR) if seconds else 2 * SR
+    audio = np.zeros(n, dtype=np.float32) if seconds == 0.0 else 0.3 * np.sin(np.arange(int(seconds * SR)) / 5)
+    sf.write(str(tmp_path / "c.wav"), audio.astype(np.float32), SR)
+    with pytest.raises(ValueError, match=message):
+        Clip.from_file(str(tmp_path / "c.wav"))
+
+
+def test_long_melody_piece_follows_the_melody_in_time_and_loops(melody_model, hummed_melody):
+    melody = Melody.from_file(str(hummed_melody))  # 4 s
+    result = melody_model.generate("jazz", SamplingParams(duration=40.0, seed=2, stride=25.0), 1, melody=melody)
+    assert result.audio.shape == (1, 1, 40 * SR)
+    offsets = [w["melody_offset"] for w in result.params["windows"]]
+    starts = [w["context_start"] / 50 for w in result.params["windows"]]
+    assert starts == [0.0, 25.0] and offsets == [0.0, 25.0 % 4.0]  # the melody under each window's time, looped
