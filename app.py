@@ -29,6 +29,7 @@ from ui.common import (  # noqa: E402
 )
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
+    MUSIC_API_DOCS,
     build_melody_tab,
     build_text_tab,
     melody_preview,
@@ -52,7 +53,8 @@ DESCRIPTION = """\
 # 🎹 Music demo
 **Piano cover**: upload a pop song and get a piano arrangement: audio on the instrument you like, a MIDI that lines
 up with the song in a DAW, sheet music (PDF, MusicXML) and a falling-notes video.
-**Text to music**: describe music and hear it. **Melody to music**: hum or upload a tune and restyle it.
+**Text to music**: describe music and hear it, up to 5 minutes, or continue your own clip.
+**Melody to music**: hum, upload a tune or a whole song, and restyle it.
 """
 
 def initial_settings() -> tuple[str, Any, str, Any, str]:
@@ -66,14 +68,24 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
     )
 
 
+def send_to_melody(path: str | None) -> tuple[str, Any]:
+    """"Use as melody": the text tab's result becomes the melody tab's input, and that tab opens."""
+    if not path:
+        raise gr.Error("Generate something first: this sends the first variant to the melody tab.")
+    return path, gr.Tabs(selected="melody")
+
+
 with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as demo:
     gr.Markdown(DESCRIPTION)
-    with gr.Tab("Piano cover"):
-        piano_status = build_piano_cover_tab()
-    with gr.Tab("Text to music"):
-        text_model, text_status = build_text_tab()
-    with gr.Tab("Melody to music"):
-        melody_model, melody_status = build_melody_tab()
+    with gr.Tabs() as tabs:
+        with gr.Tab("Piano cover", id="piano"):
+            piano_status = build_piano_cover_tab()
+        with gr.Tab("Text to music", id="text"):
+            text_model, text_status, use_as_melody, first_variant = build_text_tab()
+        with gr.Tab("Melody to music", id="melody"):
+            melody_model, melody_status, melody_input = build_melody_tab()
+    use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
+                        api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
               api_visibility="private")
 

@@ -109,17 +109,13 @@ class PianoCoverWork:
 
 
 def to_mp3(wav: Path, tags: dict[str, str]) -> Path:
-    """Re-encode a WAV as MP3 (libsndfile's LAME encoder) with the same tags; the WAV is removed."""
+    """Re-encode a WAV as MP3 with the same tags; the WAV is removed."""
     import soundfile as sf
 
+    from utils.audio import write_mp3
+
     data, sr = sf.read(str(wav), dtype="float32")
-    mp3 = wav.with_suffix(".mp3")
-    with sf.SoundFile(str(mp3), "w", sr, 1 if data.ndim == 1 else data.shape[1], format="MP3",
-                      subtype="MPEG_LAYER_III") as out:
-        for key in ("title", "comment", "artist", "date"):
-            if tags.get(key):
-                setattr(out, key, tags[key])
-        out.write(data)
+    mp3 = write_mp3(wav.with_suffix(".mp3"), data, sr, tags)
     wav.unlink()
     return mp3
 

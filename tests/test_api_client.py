@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pretty_midi
 import pytest
 import soundfile as sf
@@ -83,7 +86,7 @@ def test_piano_actions_before_any_cover_say_so(client):
 
 
 def test_text_to_music(client):
-    *variants, picture, params, details = client.predict(
+    *variants, picture, params, details, downloads = client.predict(
         "warm piano and soft drums", "", 2, 250, 0.0, 1.0, 3.0, "77", 3, api_name="/text_to_music"
     )
     assert all(v is not None for v in variants[:3]) and variants[3] is None
@@ -97,7 +100,7 @@ def test_melody_preview_and_melody_to_music(client, hummed_melody):
     preview, info = client.predict(handle_file(str(hummed_melody)), 1.0, 3.0, api_name="/melody_preview")
     assert_audio(preview, 44100, 2.0)
     assert "2.0 s" in info
-    *variants, picture, params, details, chroma = client.predict(
+    *variants, picture, params, details, chroma, downloads = client.predict(
         handle_file(str(hummed_melody)), 1.0, 3.0, "a jazz trio", "", 1.5, 250, 0.0, 1.0, 3.0, "", 2,
         api_name="/melody_to_music",
     )
@@ -151,11 +154,11 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, clicks, h
     """The app was started with MUSICGEN_MODEL / MUSICGEN_MELODY_MODEL pointing at local folders."""
     piano, midi_path, *_ = client.predict(handle_file(str(clicks[0])), api_name="/piano_cover")
     assert_audio(piano, 44100, sf.info(str(clicks[0])).duration)
-    *variants, _picture, params, _details = client.predict("calm piano", api_name="/text_to_music")
+    *variants, _picture, params, _details, _downloads = client.predict("calm piano", api_name="/text_to_music")
     assert params["model"].endswith("tiny-musicgen0") or "tiny-musicgen" in params["model"]
     assert params["duration"] == 10.0 and params["variants"] == 1
     assert_audio(variants[0], 32000, 10.0)
-    *variants, _picture, params, _details, chroma = client.predict(
+    *variants, _picture, params, _details, chroma, _downloads = client.predict(
         handle_file(str(hummed_melody)), api_name="/melody_to_music"
     )
     assert "tiny-musicgen-melody" in params["model"] and params["task"] == "melody_to_music"
@@ -185,10 +188,50 @@ def test_non_finite_samples_are_refused_with_a_clear_message(client, tmp_path, a
 
 
 def test_a_prompt_the_vocabulary_cannot_read_comes_with_a_note(client):
-    *_variants, _picture, params, details = client.predict(
+    *_variants, _picture, params, details, _downloads = client.predict(
         "calm piano 雨天的钢琴", "", 1, api_name="/text_to_music"
     )
     assert "“雨天的钢琴”" in details and "English prompts work best" in details
     assert params["unknown_prompt_parts"] == ["雨天的钢琴"]
-    *_variants, _picture, params, details = client.predict("calm piano", "", 1, api_name="/text_to_music")
+    *_variants, _picture, params, details, _downloads = client.predict("calm piano", "", 1, api_name="/text_to_music")
     assert "English prompts" not in details and "unknown_prompt_parts" not in params
+
+
+# ------------------------------------------------------------------------------------ past 30 seconds
+def test_a_75_second_piece_extend_and_downloads(client):
+    *variants, _picture, params, details, downloads = client.predict(
+        "lo fi piano", "", 75, 250, 0.0, 1.0, 3.0, "5", 1, 18, api_name="/text_to_music"
+    )
+    assert_audio(variants[0], 32000, 75.0)
+    assert len(params["windows"]) == 4 and params["stride"] == 18
+    names = [Path(p).name for p in downloads]
+    assert any(n.endswith(".wav") for n in names) and any(n.endswith(".mp3") for n in names)
+    saved = json.loads(Path(next(p for p in downloads if p.endswith(".json"))).read_text())
+    assert saved["seed"] == 5 and saved["prompt"] == "lo fi piano" and saved["windows"] == params["windows"]
+    *longer, _picture, more, _details, _downloads = client.predict(5, api_name="/text_to_music_extend")
+    assert_audio(longer[0], 32000, 80.0)
+    assert more["extended_from_seconds"] == 75.0 and more["seed"] == 5
+    sent = client.predict(handle_file(longer[0]), api_name="/use_as_melody")
+    path = sent[0] if isinstance(sent, (list, tuple)) else sent
+    assert_audio(path, 32000, 80.0)
+
+
+def test_continuing_a_clip(client, hummed_melody):
+    preview, info = client.predict(handle_file(str(hummed_melody)), 0.5, 2.5, api_name="/clip_preview")
+    assert_audio(preview, 44100, 2.0) and "re-encoded" in info
+    *variants, _picture, params, _details, _downloads = client.predict(
+        "", "", 3, 250, 0.0, 1.0, 3.0, "1", 1, 18, handle_file(str(hummed_melody)), 0.5, 2.5,
+        api_name="/text_to_music",
+    )
+    assert_audio(variants[0], 32000, 5.0)  # the 2 s clip, then 3 s more
+    assert params["clip_seconds"] == 2.0
+
+
+def test_a_clip_too_long_to_continue(client, tmp_path):
+    long_clip = tmp_path / "long.wav"
+    import numpy as np
+
+    sf.write(str(long_clip), 0.3 * np.sin(np.arange(27 * 16000) / 7), 16000)
+    with pytest.raises(Exception, match="trim it"):
+        client.predict("jazz", "", 3, 250, 0.0, 1.0, 3.0, "", 1, 18, handle_file(str(long_clip)), 0, 0,
+                       api_name="/text_to_music")

@@ -186,3 +186,25 @@ def test_piano_cover_from_an_example_to_score_instrument_and_video(page):
     page.wait_for_selector("#piano-video video", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     screenshot(page, "piano-cover-products")
+
+
+def test_a_75_second_piece_then_use_it_as_the_melody(page):
+    import io
+
+    import soundfile as sf
+
+    open_tab(page, "Text to music")
+    page.locator("#text-prompt textarea").fill("lo fi piano")
+    number = page.locator("#text-duration input[type=number]")
+    number.fill("75")
+    number.press("Enter")
+    page.wait_for_selector("#text-estimate >> text=windows", timeout=30_000)
+    page.locator("#text-run").click()
+    page.wait_for_selector("#text-details >> text=75.0 s", timeout=RUN_TIMEOUT_MS)
+    assert_no_error_toast(page)
+    audio, sr = sf.read(io.BytesIO(fetch(page, "text-variant-1")))
+    assert sr == 32000 and abs(audio.shape[0] / sr - 75.0) <= 0.02
+    page.wait_for_selector("#text-estimate >> text=min", timeout=30_000)  # the measured speed gives a time
+    page.locator("#text-use-as-melody").click()
+    page.wait_for_selector("#melody-preview-info >> text=Using 30.0 s", timeout=60_000)
+    screenshot(page, "long-piece-to-melody")

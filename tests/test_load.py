@@ -57,10 +57,10 @@ def test_mixed_load_every_request_gets_its_own_answer(live_app, songs, hummed_me
         piano_wav, midi, mix_wav, roll, _tempo, details, constant, musicxml, pdf, _pages = answer["piano"]
         assert sf.info(piano_wav).duration == pytest.approx(6.0 + 0.5 * i, abs=0.01)
         assert f"Arranger {i + 1}" in details
-        *variants, picture, params, details = answer["text"]
+        *variants, picture, params, details, _downloads = answer["text"]
         assert params["prompt"] == f"user {i} piano" and params["seed"] == i
         assert sf.info(variants[0]).duration == pytest.approx(1.0 + 0.2 * i, abs=1e-3)
-        *variants_m, picture_m, params_m, _details_m, chroma = answer["melody"]
+        *variants_m, picture_m, params_m, _details_m, chroma, _downloads_m = answer["melody"]
         assert params_m["prompt"] == f"user {i} jazz" and params_m["seed"] == 100 + i
         assert sf.info(variants_m[0]).duration == pytest.approx(1.0 + 0.1 * i, abs=1e-3)
         files += [piano_wav, midi, mix_wav, roll, constant, musicxml, pdf, variants[0], picture, variants_m[0],
@@ -88,7 +88,7 @@ def test_without_spaces_it_serves_and_a_full_queue_says_so(small_queue_app):
     served, refused = 0, 0
     for i, job in enumerate(jobs):
         try:
-            *_variants, params, _details = job.result(timeout=600)
+            *_variants, params, _details, _downloads = job.result(timeout=600)
             assert params["prompt"] == f"request {i}"
             served += 1
         except Exception as e:  # noqa: BLE001 - the refusal must say why

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import gradio as gr
 from models import musicgen
 from models.common import describe_source
 from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
-from utils.audio import audio_duration, write_wav
+from utils.audio import audio_duration, write_mp3, write_wav
 from utils.plots import chroma_png, spectrograms_png
 from utils.provenance import music_provenance
 
@@ -45,32 +46,46 @@ SAMPLING_API_DOC = (
     f"`guidance_scale`: classifier-free guidance, 1-{musicgen.MAX_GUIDANCE_SCALE:g} "
     f"(default {musicgen.DEFAULT_GUIDANCE_SCALE:g}); "
     f'`seed`: a whole number 0-{musicgen.MAX_SEED} as text, "" = random (the seed used is in the parameters); '
-    f"`variants`: 1-{musicgen.MAX_VARIANTS} pieces from one batched call (default 1). "
+    f"`variants`: 1-{musicgen.MAX_VARIANTS} pieces from one batched call (default 1); "
+    f"`stride`: seconds each window adds past the first {musicgen.WINDOW_S:g} s, {musicgen.MIN_STRIDE_S:g}-"
+    f"{musicgen.MAX_STRIDE_S:g} (default {musicgen.DEFAULT_STRIDE_S:g}). "
 )
 MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = the model the app was started with. '
 MUSIC_RETURNS_API_DOC = (
     f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
-    "waveform/spectrogram PNG, the parameters (dict, to reproduce the result) and a details line (markdown; it "
-    "also says which parts of the prompt the model's vocabulary does not know)."
+    "waveform/spectrogram PNG, the parameters (dict, to reproduce the result: prompt, seed, windows, stride, "
+    "model) and a details line (markdown; it also says which parts of the prompt the model's vocabulary does not "
+    "know, and when a Stop cut the piece short)"
 )
 MUSIC_API_DOCS = {
     "text_to_music": (
         "Make music from a text description with MusicGen. `prompt` (required): what the music should be, at most "
-        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best. " + MODEL_API_DOC + SAMPLING_API_DOC
-        + MUSIC_RETURNS_API_DOC
+        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best (may be empty with a clip). " + MODEL_API_DOC
+        + SAMPLING_API_DOC + "`clip_path`: audio to continue (optional, "
+        f"{musicgen.MIN_CLIP_SECONDS:g}-{musicgen.MAX_CLIP_SECONDS:g} s after trimming; the result is the clip, "
+        "re-encoded by the model's codec, then `duration` s more); `clip_start` / `clip_end`: its trim in seconds, "
+        "0 = from the start / to the end. " + MUSIC_RETURNS_API_DOC + ", then the downloads (WAV, MP3, JSON)."
     ),
     "melody_to_music": (
         "Make music that follows a melody with MusicGen-Melody. `melody_path` (required): a wav, mp3, flac or ogg "
         f"file (at most {musicgen.MAX_MELODY_FILE_SECONDS / 60:g} minutes); `trim_start` / `trim_end`: the part "
         f"used, in seconds, 0 = from the start / to the end (at most {musicgen.MAX_MELODY_SECONDS:g} s are used); "
         "`prompt`: the style, may be empty. " + MODEL_API_DOC + SAMPLING_API_DOC + MUSIC_RETURNS_API_DOC
-        + " One more PNG at the end: the melody's chroma."
+        + ", the melody's chroma PNG, then the downloads (WAV, MP3, JSON). Past 30 s each window follows the part "
+        "of the melody under its own time, the melody looping."
     ),
     "melody_preview": (
         "The part of a melody that will be used. `path`: the melody file; `start` / `end`: seconds, end 0 = to "
         f"the end (at most {musicgen.MAX_MELODY_SECONDS:g} s). Returns that part as WAV and a line about it."
     ),
-    "stop": "Stop this session's running generation; what was already made is dropped. No parameters.",
+    "stop": ("Stop this session's running generation: it ends at the next step and the running call returns "
+             "what was finished (details say so). No parameters."),
+    "extend": ("Continue this session's last result of the tab by `seconds` (1-300) with the same prompt, "
+               "settings and seed; the result holds the earlier music then the new part. Returns as the tab's "
+               "generate endpoint."),
+    "clip_preview": ("The part of a clip that will be continued. `path`: the clip; `start` / `end`: seconds, end 0 = "
+                     "to the end. Returns that part as WAV and a line about it."),
+    "use_as_melody": "Send an audio file to the melody tab's input (returns the same file).",
 }
 
 
@@ -104,7 +119,8 @@ def whole(value: float | int | None, name: str) -> int:
 
 
 def sampling_params(
-    duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None
+    duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
 ) -> musicgen.SamplingParams:
     """The UI's sampling controls as checked SamplingParams."""
     return musicgen.SamplingParams(
@@ -114,11 +130,16 @@ def sampling_params(
         temperature=float(temperature),
         guidance_scale=float(guidance_scale),
         seed=musicgen.parse_seed(seed),
+        stride=float(stride),
     ).validated()
 
 
 def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[Any]:
-    """Write each variant as WAV and draw them: [WAV path or None x MAX_VARIANTS, picture, params, details]."""
+    """Write each variant as WAV and MP3, the parameters as JSON, and draw them.
+
+    Returns:
+        [WAV path or None x MAX_VARIANTS, picture, params, details, downloads (WAV, MP3 and JSON paths)].
+    """
     n = result.audio.shape[0]
     provenance = music_provenance(result.params, result.seed)
     audios: list[str | None] = [
@@ -127,6 +148,10 @@ def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[An
         if i < n else None
         for i in range(musicgen.MAX_VARIANTS)
     ]
+    mp3s = [str(write_mp3(out / f"{stem}_seed{result.seed}_v{i + 1}.mp3", result.audio[i].T, result.sample_rate,
+                          provenance.tags())) for i in range(n)]
+    params_file = out / f"{stem}_seed{result.seed}.json"
+    params_file.write_text(json.dumps(result.params, indent=2, ensure_ascii=False))
     picture = spectrograms_png(
         result.audio, result.sample_rate, out / f"{stem}_seed{result.seed}.png",
         titles=[f"variant {i + 1}" for i in range(n)],
@@ -138,24 +163,65 @@ def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[An
     ])
     for note in result.notes:
         gr.Warning(note, duration=None)
-    return [*audios, str(picture), result.params, details]
+    return [*audios, str(picture), result.params, details, [*(a for a in audios if a), *mp3s, str(params_file)]]
+
+
+def music_state(result: musicgen.MusicResult, melody_tab: bool, model_name: str | None, melody: dict | None) -> dict:
+    """What Extend needs from a result: its codes and how it was made."""
+    return {"codes": result.codes, "params": result.params, "melody_tab": melody_tab, "model_name": model_name,
+            "melody": melody}
+
+
+def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenModel:
+    """The cached model of a tab ("" = the one the app was started with)."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    return musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
 
 
 def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
+    clip: musicgen.Clip | None = None, continue_codes: Any = None,
 ) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
-    """Shared body of both MusicGen events: pick the cached model, generate, turn a stop into a message."""
-    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
-    model = musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
+    """Shared body of the MusicGen events: pick the cached model, generate, turn a stop into a message."""
+    model = music_model(melody_tab, model_name)
     try:
         result = model.generate(
             prompt, params, whole(variants, "The number of variants"), melody=melody,
-            progress=gradio_progress(progress), cancel=cancel,
+            progress=gradio_progress(progress), cancel=cancel, clip=clip, continue_codes=continue_codes,
         )
     except musicgen.GenerationCancelled as e:
-        raise ValueError("Stopped. Press Generate to start again.") from e
+        raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
     return result, model
+
+
+def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,
+                  stride: float = musicgen.DEFAULT_STRIDE_S) -> str:
+    """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
+    try:
+        model = music_model(melody_tab, model_name)
+        windows = 1 if duration <= musicgen.WINDOW_S else 1 + int(
+            -(-(float(duration) - musicgen.WINDOW_S) // float(stride)))
+        seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
+    except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
+        return ""
+    shape = f"{windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else "one window"
+    if seconds is None:
+        return f"{float(duration):.0f} s of music in {shape}; the time it takes here is shown after the first run."
+    return f"{float(duration):.0f} s of music in {shape}: about **{seconds / 60:.1f} min** on this machine."
+
+
+def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
+    """The part of a clip that will be continued, as a WAV, and a line about it."""
+    if not path:
+        return None, ""
+    try:
+        clip = musicgen.Clip.from_file(path, start, end)
+        out = write_wav(new_run_dir("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return str(out), (f"Continuing {clip.duration:.1f} s of the clip. It is kept as the model's codec hears it "
+                      "(re-encoded by EnCodec), then continued.")
 
 
 @gpu_task("text_to_music")
@@ -169,17 +235,56 @@ def text_to_music(
     guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
     seed: str | None = "",
     variants: float = 1,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
+    clip_path: str | None = None,
+    clip_start: float = 0.0,
+    clip_end: float = 0.0,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
-    """Prompt -> music. Returns 4 audio slots (unused ones hidden), a picture, the parameters, details."""
+    """Prompt (and optionally a clip to continue) -> music.
+
+    Returns 4 audio slots (unused ones hidden), a picture, the parameters, details, the downloads, and the
+    state Extend works from.
+    """
     cancel = new_cancel_event(request)
     try:
-        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
-        result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress)
-        return music_outputs(result, new_run_dir("text-to-music"), "music")
+        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
+        clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
+        result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip)
+        outputs = music_outputs(result, new_run_dir("text-to-music"), "music")
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
+    return [*outputs, music_state(result, False, model_name, None)]
+
+
+def extend_music(
+    state: dict[str, Any] | None,
+    seconds: float = musicgen.DEFAULT_STRIDE_S,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    """``seconds`` more of this session's last result, with the same prompt, settings and seed."""
+    cancel = new_cancel_event(request)
+    try:
+        if not state or state.get("codes") is None:
+            raise ValueError("Generate something first: Extend continues the last result of this tab.")
+        made = state["params"]
+        params = musicgen.SamplingParams(
+            duration=float(seconds), top_k=made["top_k"], top_p=made["top_p"], temperature=made["temperature"],
+            guidance_scale=made["guidance_scale"], seed=made["seed"], stride=made["stride"],
+        ).validated()
+        melody = None
+        if state["melody_tab"]:
+            melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
+                                               state["melody"]["end"])
+        result, model = run_music(state["melody_tab"], state["model_name"], made["prompt"], params,
+                                  made["variants"], melody, cancel, progress, continue_codes=state["codes"])
+        out = new_run_dir("extended")
+        outputs = music_outputs(result, out, "extended")
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return [*outputs, music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
 
 
 def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
@@ -230,23 +335,25 @@ def melody_to_music(
     guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
     seed: str | None = "",
     variants: float = 1,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
-    """Melody + prompt -> music. Returns the text tab's outputs plus the chroma picture."""
+    """Melody + prompt -> music. Returns the text tab's outputs with the chroma picture before the downloads."""
     cancel = new_cancel_event(request)
     try:
-        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed)
+        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
         musicgen.check_prompt(prompt, required=False)
         melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
         result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
         out = new_run_dir("melody-to-music")
-        outputs = music_outputs(result, out, "melody_music")
+        *outputs, downloads = music_outputs(result, out, "melody_music")
         frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
         picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png", "Melody chroma the model follows")
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return [*outputs, str(picture)]
+    state = music_state(result, True, model_name, {"path": melody_path, "start": trim_start, "end": trim_end})
+    return [*outputs, str(picture), downloads, state]
 
 
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
@@ -278,9 +385,13 @@ def melody_model_status(name: str | None) -> str:
 
 
 def sampling_controls(tab: str) -> list[gr.components.Component]:
-    """Duration, sampling settings, seed and variants (the same in both MusicGen tabs); ids start with ``tab``."""
+    """Duration, sampling settings, seed, variants and window stride (the same in both MusicGen tabs).
+
+    Returns the controls in the event functions' parameter order; element ids start with ``tab``.
+    """
     duration = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_DURATION_S,
-                         step=1, label="Duration (s)")
+                         step=1, label=f"Duration (s; past {musicgen.WINDOW_S:.0f} s the piece grows window by window)",
+                         elem_id=f"{tab}-duration")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             top_k = gr.Number(musicgen.DEFAULT_TOP_K, label="Top-k", precision=0, minimum=0, maximum=musicgen.MAX_TOP_K)
@@ -289,10 +400,13 @@ def sampling_controls(tab: str) -> list[gr.components.Component]:
                                     step=0.05)
             guidance = gr.Number(musicgen.DEFAULT_GUIDANCE_SCALE, label="Guidance scale (classifier-free)",
                                  minimum=1, maximum=musicgen.MAX_GUIDANCE_SCALE, step=0.5)
+        stride = gr.Slider(musicgen.MIN_STRIDE_S, musicgen.MAX_STRIDE_S, value=musicgen.DEFAULT_STRIDE_S, step=1,
+                           label=f"Window stride (s): each window after the first adds this much and keeps the "
+                                 f"last {musicgen.WINDOW_S:.0f} s − stride as its start", elem_id=f"{tab}-stride")
     with gr.Row():
         seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42", elem_id=f"{tab}-seed")
         variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants", elem_id=f"{tab}-variants")
-    return [duration, top_k, top_p, temperature, guidance, seed, variants]
+    return [duration, top_k, top_p, temperature, guidance, seed, variants, stride]
 
 
 def show_variants(variants: float) -> list[Any]:
@@ -301,7 +415,7 @@ def show_variants(variants: float) -> list[Any]:
 
 
 def music_result_panel(tab: str) -> list[gr.components.Component]:
-    """Variant players, picture, parameters and details (the same in both MusicGen tabs); ids start with ``tab``."""
+    """Variant players, picture, parameters, details and downloads (the same in both MusicGen tabs)."""
     audios = [
         gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
                  elem_id=f"{tab}-variant-{i + 1}")
@@ -315,7 +429,35 @@ def music_result_panel(tab: str) -> list[gr.components.Component]:
     return [*audios, picture, params, details]
 
 
-def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
+def downloads_box(tab: str) -> gr.File:
+    return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
+                   elem_id=f"{tab}-downloads")
+
+
+def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
+    with gr.Row():
+        seconds = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_STRIDE_S,
+                            step=1, label="Extend by (s)", elem_id=f"{tab}-extend-seconds", scale=3)
+        button = gr.Button("Extend this result", elem_id=f"{tab}-extend", scale=1)
+    return seconds, button
+
+
+def extend_text(state: dict[str, Any] | None, seconds: float = musicgen.DEFAULT_STRIDE_S,
+                request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    """Extend the text tab's last result."""
+    return extend_music(state, seconds, request, progress)
+
+
+def extend_melody(state: dict[str, Any] | None, seconds: float = musicgen.DEFAULT_STRIDE_S,
+                  request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    """Extend the melody tab's last result (the chroma picture stays as it was)."""
+    *outputs, downloads, state = extend_music(state, seconds, request, progress)
+    return [*outputs, gr.skip(), downloads, state]
+
+
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
+    """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
+    "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
     status = gr.Markdown()
     with gr.Row():
         with gr.Column():
@@ -324,21 +466,61 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown]:
             model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
                                 label=MODEL_LABEL, elem_id="text-model")
             controls = sampling_controls("text")
+            with gr.Accordion("Continue a clip (optional)", open=False):
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                label=f"Clip to continue ({musicgen.MIN_CLIP_SECONDS:.0f}-"
+                                      f"{musicgen.MAX_CLIP_SECONDS:.0f} s)", elem_id="text-clip")
+                with gr.Row():
+                    clip_start = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                           label="Clip start (s)", elem_id="text-clip-start")
+                    clip_end = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                         label="Clip end (s, 0 = end)", elem_id="text-clip-end")
+                clip_part = gr.Audio(type="filepath", label="Part continued", interactive=False,
+                                     elem_id="text-clip-preview")
+                clip_info = gr.Markdown(elem_id="text-clip-info")
+            estimate = gr.Markdown(elem_id="text-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="text-stop")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="text-stop")
             gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
         with gr.Column():
             outputs = music_result_panel("text")
-    event = run.click(text_to_music, inputs=[prompt, model, *controls], outputs=outputs, api_name="text_to_music",
+            downloads = downloads_box("text")
+            extend_seconds, extend = extend_row("text")
+            use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
+    state = gr.State(None)
+    event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
+                      outputs=[*outputs, downloads, state], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
                       concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
-    controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
-                        api_visibility="private", queue=False)
-    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="text_to_music_stop", api_description=MUSIC_API_DOCS["stop"],
-               queue=False)
-    model.change(text_model_status, inputs=model, outputs=status, api_visibility="private")
-    return model, status
+    extended = extend.click(extend_text, inputs=[state, extend_seconds], outputs=[*outputs, downloads, state],
+                            api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
+                            concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
+    gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
+          outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+    return model, status, use_as_melody, outputs[0]
+
+
+def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Button, events: list,
+                status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str) -> None:
+    """The events both MusicGen tabs share: variants shown, Stop, the model's status line, the time estimate."""
+    duration, variants, stride = controls[0], controls[6], controls[7]
+    variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
+                    api_visibility="private", queue=False)
+    # Stop sets this session's flag: the loop ends at the next step and the finished part comes back
+    stop.click(stop_generation, inputs=None, outputs=None, api_name=stop_name,
+               api_description=MUSIC_API_DOCS["stop"], queue=False)
+    model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
+                 api_visibility="private")
+    def estimate(m: str | None, d: float, v: float, s: float) -> str:
+        return estimate_line(melody_tab, m, d, v, s)
+
+    gr.on([duration.change, variants.change, stride.change, model.change], estimate,
+          inputs=[model, duration, variants, stride], outputs=estimate_box, api_visibility="private", queue=False)
+    for event in events:  # after a run the speed on this machine is known: refresh the estimate
+        event.then(estimate, inputs=[model, duration, variants, stride], outputs=estimate_box,
+                   api_visibility="private", queue=False)
 
 
 def example_melodies() -> list[list[str]]:
@@ -346,7 +528,8 @@ def example_melodies() -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
 
 
-def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
+    """The "Melody to music" tab. Returns its model dropdown, status line and melody input."""
     status = gr.Markdown()
     with gr.Row():
         with gr.Column():
@@ -363,9 +546,10 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
             model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
                                 label=MODEL_LABEL, elem_id="melody-model")
             controls = sampling_controls("melody")
+            estimate = gr.Markdown(elem_id="melody-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="melody-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="melody-stop")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="melody-stop")
             gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
             melodies = example_melodies()
             if melodies:
@@ -374,19 +558,20 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown]:
             outputs = music_result_panel("melody")
             chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
                               elem_id="melody-chroma")
+            downloads = downloads_box("melody")
+            extend_seconds, extend = extend_row("melody")
+    state = gr.State(None)
     melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
     event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
-                      outputs=[*outputs, chroma], api_name="melody_to_music",
+                      outputs=[*outputs, chroma, downloads, state], api_name="melody_to_music",
                       api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
                       show_progress_on=outputs[0])
-    controls[-1].change(show_variants, inputs=controls[-1], outputs=outputs[: musicgen.MAX_VARIANTS],
-                        api_visibility="private", queue=False)
-    stop.click(stop_generation, inputs=None, outputs=None, cancels=[event], api_name="melody_to_music_stop", api_description=MUSIC_API_DOCS["stop"],
-               queue=False)
-    model.change(melody_model_status, inputs=model, outputs=status, api_visibility="private")
-    return model, status
-
-
+    extended = extend.click(extend_melody, inputs=[state, extend_seconds],
+                            outputs=[*outputs, chroma, downloads, state], api_name="melody_to_music_extend",
+                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=GPU_QUEUE,
+                            show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
+    return model, status, melody

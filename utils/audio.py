@@ -175,3 +175,17 @@ def trim(audio: np.ndarray, sample_rate: int, start: float = 0.0, end: float | N
     if max_seconds is not None:
         end = min(end, start + max_seconds)
     return audio[int(round(start * sample_rate)) : int(round(end * sample_rate))]
+
+
+def write_mp3(path: str | Path, audio: np.ndarray, sample_rate: int, tags: dict[str, str] | None = None) -> Path:
+    """Write ``audio`` [T] (or [T, C]) as MP3 (libsndfile's LAME encoder) with text tags; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.clip(audio, -1.0, 1.0).astype(np.float32)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    with sf.SoundFile(str(path), "w", sample_rate, channels, format="MP3", subtype="MPEG_LAYER_III") as out:
+        for key, value in (tags or {}).items():
+            if key in WAV_TAGS and value and key != "software":
+                setattr(out, key, value)
+        out.write(data)
+    return path
