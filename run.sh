@@ -16,7 +16,8 @@ TORCH_VERSION="2.13.0"
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # --- system packages: FluidSynth's library (the app adds a better SoundFont, the tests a browser) -----------
-system_packages=(libfluidsynth3 libcairo2)  # FluidSynth renders the covers; cairo draws the score pages
+# FluidSynth renders the covers, cairo draws the score pages, ffmpeg streams audio to the page (gradio runs it)
+system_packages=(libfluidsynth3 libcairo2 ffmpeg)
 [ "$mode" = app ] && system_packages+=(fluid-soundfont-gm)
 [ "$mode" = test ] && system_packages+=(chromium fonts-dejavu-core)  # browser tests (Playwright drives it)
 missing=()

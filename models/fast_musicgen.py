@@ -224,6 +224,8 @@ class FastMusicgen:
         on_step: StepCallback | None = None,
         prompt_codes: torch.Tensor | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_frames: Callable[[torch.Tensor], None] | None = None,
+        frames_every: int = 50,
     ) -> torch.Tensor:
         """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
 
@@ -233,6 +235,8 @@ class FastMusicgen:
                 through the decoder in one pass, as in stock.
             should_stop: polled after every step; when it returns True the loop ends early and the frames that
                 are complete in every codebook so far are returned (fewer than asked for).
+            on_frames: called with the codes [B, K, frames] complete so far (the prompt's included) each time
+                ``frames_every`` more frames are complete in every codebook (for streaming).
         """
         model = self.model
         config = model.generation_config
@@ -292,6 +296,9 @@ class FastMusicgen:
             tokens[:, done] = next_tokens
             if on_step is not None:
                 on_step(done - known + 1)
+            if on_frames is not None and (done - known + 1) % frames_every == 0:
+                so_far = model.decoder.apply_delay_pattern_mask(tokens[:, : done + 1], pattern[:, : done + 1])
+                on_frames(undelay(so_far.view(batch, k, -1), codebook_delays(model.config.decoder)))
             if should_stop is not None and should_stop():
                 break
 

@@ -515,6 +515,7 @@ class MusicGenModel:
         cancel: threading.Event | None = None,
         clip: Clip | None = None,
         continue_codes: np.ndarray | None = None,
+        stream: Callable[[np.ndarray], None] | None = None,
     ) -> MusicResult:
         """Generate ``n_variants`` pieces in one batched call per window.
 
@@ -533,6 +534,9 @@ class MusicGenModel:
             clip: audio to continue: the result is the clip (re-encoded by the model's codec) then ``duration``
                 seconds more.
             continue_codes: [variants or 1, K, frames] codes of an earlier result to extend by ``duration`` seconds.
+            stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
+                music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
+                decoded in one go, and equals the result without streaming).
 
         Raises:
             ValueError: invalid prompt, settings, melody or clip.
@@ -587,6 +591,9 @@ class MusicGenModel:
         torch.manual_seed(seed)
         report(0.05, "Generating")
         codes = given
+        streamer = AudioStream(self.model, stream) if stream is not None else None
+        if streamer is not None:
+            streamer.limit = context + new_frames
         first_chroma = None
         done_windows: list[Window] = []
         stopped = False
@@ -610,8 +617,13 @@ class MusicGenModel:
                 extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
             if len(windows) > 1:
                 watcher.label = f"window {index + 1} of {len(windows)}"
+            on_frames = None
+            if streamer is not None:
+                before, prompt_len = codes, 0 if prompt_codes is None else prompt_codes.shape[-1]
+                on_frames = (lambda window_codes, before=before, prompt_len=prompt_len: streamer(
+                    window_codes if before is None else torch.cat([before, window_codes[..., prompt_len:]], -1)))
             try:
-                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel)
+                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel, on_frames)
             except GenerationCancelled:
                 if codes is None or codes.shape[-1] <= context:
                     raise
@@ -620,6 +632,8 @@ class MusicGenModel:
             fresh = out[..., 0 if prompt_codes is None else prompt_codes.shape[-1] :]
             codes = fresh if codes is None else torch.cat([codes, fresh], dim=-1)
             done_windows.append(window)
+            if streamer is not None:
+                streamer(codes)
             if out.shape[-1] - (0 if prompt_codes is None else prompt_codes.shape[-1]) < window.end - window.start:
                 stopped = True  # the loop stopped inside this window: keep what it finished
                 break
@@ -628,6 +642,8 @@ class MusicGenModel:
         elapsed = time.perf_counter() - started
         if watcher.step:
             self._step_seconds = elapsed / watcher.step
+        if streamer is not None:
+            streamer(codes, final=True)
         report(0.97, "Decoding audio")
         audio = decode_codes(self.model, codes).float().cpu().numpy()
         seconds = codes.shape[-1] / rate if stopped else context / rate + params.duration
@@ -681,15 +697,15 @@ class MusicGenModel:
         return bool(self.fast_path and supports_fast_path(self.model))
 
     def _window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
-                watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None
-                ) -> torch.Tensor:
+                watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None,
+                on_frames: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
         """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given)."""
         assert self.model is not None
         if fast:
             return FastMusicgen(self.model).generate_codes(
                 inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick,
                 prompt_codes=prompt_codes, should_stop=(lambda: cancel.is_set()) if cancel is not None else None,
-                **sampling,
+                on_frames=on_frames, frames_every=10, **sampling,
             )
         batch, k = inputs["input_ids"].shape[0], self.model.config.decoder.num_codebooks
         start = int(self.model.generation_config.decoder_start_token_id)
@@ -707,6 +723,49 @@ class MusicGenModel:
                                                                  max_length=first.shape[1] + steps)
         ids = self.model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
         return undelay(ids.view(batch, k, -1), codebook_delays(self.model.config.decoder))
+
+
+STREAM_FIRST_S = 1.0  # streaming: the first chunk as soon as this much music is finished
+STREAM_EVERY_S = 2.0  # ... then a chunk every this much
+STREAM_CONTEXT_S = 1.0  # each chunk is decoded with this much of the music before it, for a seamless join
+
+
+class AudioStream:
+    """Turns the codes finished so far into new audio while a piece is made (for players that start at once).
+
+    Each chunk decodes the new frames together with up to STREAM_CONTEXT_S of the frames before them and hands on
+    only the new part, so chunks join without clicks. It is a preview: the final file is decoded in one go from
+    the same codes, as without streaming.
+
+    Args:
+        model: the loaded MusicGen (its EnCodec decodes).
+        send: receives each chunk, float32 [variants, channels, samples].
+        start_frames: frames already in the output before this piece's new music (a clip, an earlier result),
+            streamed first as they are.
+    """
+
+    def __init__(self, model: Any, send: Callable[[np.ndarray], None], start_frames: int = 0) -> None:
+        self.model = model
+        self.send = send
+        rate = model.config.audio_encoder.frame_rate
+        self.hop = int(model.config.audio_encoder.sampling_rate // rate)  # samples per frame
+        self.context = int(STREAM_CONTEXT_S * rate)
+        self.first = int(STREAM_FIRST_S * rate)
+        self.every = int(STREAM_EVERY_S * rate)
+        self.sent = 0
+        self.limit: int | None = None  # frames to stream at most (the piece's length)
+
+    def __call__(self, codes: torch.Tensor, final: bool = False) -> None:
+        """Offer the codes [B, K, frames] finished so far; a chunk goes out when enough new frames are there."""
+        frames = codes.shape[-1] if self.limit is None else min(codes.shape[-1], self.limit)
+        threshold = self.first if self.sent == 0 else self.every
+        if frames <= self.sent or (frames - self.sent < threshold and not final):
+            return
+        start = max(0, self.sent - self.context)
+        audio = decode_codes(self.model, codes[..., start:frames]).float().cpu().numpy()
+        audio = audio[..., (self.sent - start) * self.hop : (frames - start) * self.hop]
+        self.sent = frames
+        self.send(np.clip(audio, -1.0, 1.0).astype(np.float32))
 
 
 def resample_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:

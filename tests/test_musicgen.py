@@ -288,3 +288,16 @@ def test_long_melody_piece_follows_the_melody_in_time_and_loops(melody_model, hu
     offsets = [w["melody_offset"] for w in result.params["windows"]]
     starts = [w["context_start"] / 50 for w in result.params["windows"]]
     assert starts == [0.0, 25.0] and offsets == [0.0, 25.0 % 4.0]  # the melody under each window's time, looped
+
+
+def test_streaming_grows_and_ends_as_the_full_result(text_model):
+    chunks: list[np.ndarray] = []
+    result = text_model.generate("pop", SamplingParams(duration=45.0, seed=5), 2, stream=chunks.append)
+    plain = text_model.generate("pop", SamplingParams(duration=45.0, seed=5), 2)
+    np.testing.assert_array_equal(result.audio, plain.audio)  # streaming does not change the result
+    assert chunks[0].shape[:2] == (2, 1) and SR <= chunks[0].shape[-1] <= 1.25 * SR  # about a second comes first
+    assert len(chunks) > 10  # then every two seconds, across both windows
+    assert sum(c.shape[-1] for c in chunks) == result.audio.shape[-1] == 45 * SR
+    streamed = np.concatenate(chunks, axis=-1)
+    # a preview decoded chunk by chunk (with a second of context): it sounds as the final file
+    assert np.corrcoef(streamed.ravel(), result.audio.ravel())[0, 1] > 0.95

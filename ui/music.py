@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextvars
+import io
 import json
+import queue
+import shutil
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import soundfile as sf
 
 import gradio as gr
 
@@ -182,13 +190,16 @@ def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
     clip: musicgen.Clip | None = None, continue_codes: Any = None,
+    send: Callable[[int, np.ndarray], None] | None = None,
 ) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
-    """Shared body of the MusicGen events: pick the cached model, generate, turn a stop into a message."""
+    """Shared body of the MusicGen events: pick the cached model, generate (streaming to ``send``), turn a stop
+    before anything was finished into a message."""
     model = music_model(melody_tab, model_name)
     try:
         result = model.generate(
             prompt, params, whole(variants, "The number of variants"), melody=melody,
             progress=gradio_progress(progress), cancel=cancel, clip=clip, continue_codes=continue_codes,
+            stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
         )
     except musicgen.GenerationCancelled as e:
         raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
@@ -224,6 +235,42 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
                       "(re-encoded by EnCodec), then continued.")
 
 
+N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """One streamed chunk [channels, T] as 16-bit WAV bytes (played as it is, not re-normalised)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def streamed(body: Callable[[Callable[[int, np.ndarray], None]], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
+    """Run ``body(send)`` in a worker thread (in this request's context, so progress works) and stream: each
+    chunk ``send(sample_rate, audio [variants, channels, T])`` goes to the "listen while it is made" player (the
+    first variant), then the body's outputs come, with that player left as it is."""
+    chunks: queue.Queue = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["outputs"] = body(lambda rate, audio: chunks.put((rate, audio)))
+        except BaseException as e:  # noqa: BLE001 - handed to the generator, which raises it in the event
+            box["error"] = e
+        finally:
+            chunks.put(None)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
+    live = live_playback()
+    while (item := chunks.get()) is not None:
+        rate, audio = item
+        if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
+            yield [gr.skip()] * n_outputs + [wav_bytes(audio[0], rate)]
+    if "error" in box:
+        raise box["error"]
+    yield [*box["outputs"], gr.skip()]
+
+
 @gpu_task("text_to_music")
 def text_to_music(
     prompt: str,
@@ -241,21 +288,26 @@ def text_to_music(
     clip_end: float = 0.0,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
-) -> list[Any]:
+) -> Iterator[list[Any]]:
     """Prompt (and optionally a clip to continue) -> music.
 
-    Returns 4 audio slots (unused ones hidden), a picture, the parameters, details, the downloads, and the
-    state Extend works from.
+    Yields streamed chunks for the "listen while it is made" player as the music is finished, then 4 audio slots
+    (unused ones hidden), a picture, the parameters, details, the downloads, and the state Extend works from.
     """
     cancel = new_cancel_event(request)
-    try:
-        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
-        clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
-        result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip)
-        outputs = music_outputs(result, new_run_dir("text-to-music"), "music")
-    except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
-        raise user_error(e) from e
-    return [*outputs, music_state(result, False, model_name, None)]
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        try:
+            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
+            clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
+            result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
+                                  send=send)
+            outputs = music_outputs(result, new_run_dir("text-to-music"), "music")
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+            raise user_error(e) from e
+        return [*outputs, music_state(result, False, model_name, None)]
+
+    yield from streamed(body, N_MUSIC_OUTPUTS)
 
 
 def extend_music(
@@ -263,9 +315,19 @@ def extend_music(
     seconds: float = musicgen.DEFAULT_STRIDE_S,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
-) -> list[Any]:
+) -> Iterator[list[Any]]:
     """``seconds`` more of this session's last result, with the same prompt, settings and seed."""
     cancel = new_cancel_event(request)
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        return extend_body(state, seconds, cancel, progress, send)
+
+    yield from streamed(body, N_MUSIC_OUTPUTS + (1 if state and state.get("melody_tab") else 0))
+
+
+def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, progress: gr.Progress,
+                send: Callable[[int, np.ndarray], None]) -> list[Any]:
+    """Extend's work (see ``extend_music``)."""
     try:
         if not state or state.get("codes") is None:
             raise ValueError("Generate something first: Extend continues the last result of this tab.")
@@ -279,12 +341,15 @@ def extend_music(
             melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
                                                state["melody"]["end"])
         result, model = run_music(state["melody_tab"], state["model_name"], made["prompt"], params,
-                                  made["variants"], melody, cancel, progress, continue_codes=state["codes"])
+                                  made["variants"], melody, cancel, progress, continue_codes=state["codes"],
+                                  send=send)
         out = new_run_dir("extended")
-        outputs = music_outputs(result, out, "extended")
+        *outputs, downloads = music_outputs(result, out, "extended")
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return [*outputs, music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
+    chroma = [gr.skip()] if state["melody_tab"] else []  # the melody tab's chroma picture stays as it was
+    return [*outputs, *chroma, downloads,
+            music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
 
 
 def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
@@ -338,22 +403,28 @@ def melody_to_music(
     stride: float = musicgen.DEFAULT_STRIDE_S,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
-) -> list[Any]:
-    """Melody + prompt -> music. Returns the text tab's outputs with the chroma picture before the downloads."""
+) -> Iterator[list[Any]]:
+    """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
     cancel = new_cancel_event(request)
-    try:
-        params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
-        musicgen.check_prompt(prompt, required=False)
-        melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
-        result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress)
-        out = new_run_dir("melody-to-music")
-        *outputs, downloads = music_outputs(result, out, "melody_music")
-        frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
-        picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png", "Melody chroma the model follows")
-    except Exception as e:  # noqa: BLE001
-        raise user_error(e) from e
-    state = music_state(result, True, model_name, {"path": melody_path, "start": trim_start, "end": trim_end})
-    return [*outputs, str(picture), downloads, state]
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        try:
+            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
+            musicgen.check_prompt(prompt, required=False)
+            melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
+            result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress,
+                                      send=send)
+            out = new_run_dir("melody-to-music")
+            *outputs, downloads = music_outputs(result, out, "melody_music")
+            frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
+            picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png",
+                                 "Melody chroma the model follows")
+        except Exception as e:  # noqa: BLE001
+            raise user_error(e) from e
+        state = music_state(result, True, model_name, {"path": melody_path, "start": trim_start, "end": trim_end})
+        return [*outputs, str(picture), downloads, state]
+
+    yield from streamed(body, N_MUSIC_OUTPUTS + 1)
 
 
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
@@ -429,6 +500,26 @@ def music_result_panel(tab: str) -> list[gr.components.Component]:
     return [*audios, picture, params, details]
 
 
+def live_playback() -> bool:
+    """Whether gradio can stream audio to the page here: it encodes the stream with the system's ffmpeg and
+    probes files with ffprobe (Debian/Ubuntu `ffmpeg`, which run.sh and packages.txt install)."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+class LivePlayer(gr.Audio):
+    """A streaming player for the page only: left out of the API (clients get the finished files instead)."""
+
+    @property
+    def skip_api(self) -> bool:
+        return True
+
+
+def stream_player(tab: str) -> gr.Audio:
+    """The player that starts while the music is being made (variant 1, chunk by chunk); hidden without ffmpeg."""
+    return LivePlayer(label="Listen while it is made (variant 1)", streaming=True, autoplay=True, interactive=False,
+                      visible=live_playback(), elem_id=f"{tab}-stream")
+
+
 def downloads_box(tab: str) -> gr.File:
     return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
                    elem_id=f"{tab}-downloads")
@@ -442,17 +533,6 @@ def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
     return seconds, button
 
 
-def extend_text(state: dict[str, Any] | None, seconds: float = musicgen.DEFAULT_STRIDE_S,
-                request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    """Extend the text tab's last result."""
-    return extend_music(state, seconds, request, progress)
-
-
-def extend_melody(state: dict[str, Any] | None, seconds: float = musicgen.DEFAULT_STRIDE_S,
-                  request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    """Extend the melody tab's last result (the chroma picture stays as it was)."""
-    *outputs, downloads, state = extend_music(state, seconds, request, progress)
-    return [*outputs, gr.skip(), downloads, state]
 
 
 def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
@@ -484,16 +564,18 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
                 stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="text-stop")
             gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
         with gr.Column():
+            stream = stream_player("text")
             outputs = music_result_panel("text")
             downloads = downloads_box("text")
             extend_seconds, extend = extend_row("text")
             use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
     state = gr.State(None)
     event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
-                      outputs=[*outputs, downloads, state], api_name="text_to_music",
+                      outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
                       concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
-    extended = extend.click(extend_text, inputs=[state, extend_seconds], outputs=[*outputs, downloads, state],
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, downloads, state, stream],
                             api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
                             concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
@@ -555,6 +637,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             if melodies:
                 gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)")
         with gr.Column():
+            stream = stream_player("melody")
             outputs = music_result_panel("melody")
             chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
                               elem_id="melody-chroma")
@@ -566,11 +649,11 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
     event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
-                      outputs=[*outputs, chroma, downloads, state], api_name="melody_to_music",
+                      outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
                       api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
                       show_progress_on=outputs[0])
-    extended = extend.click(extend_melody, inputs=[state, extend_seconds],
-                            outputs=[*outputs, chroma, downloads, state], api_name="melody_to_music_extend",
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
                             api_description=MUSIC_API_DOCS["extend"], concurrency_id=GPU_QUEUE,
                             show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")

@@ -1,0 +1,666 @@
+"""The "Text to music" and "Melody to music" tabs: MusicGen and MusicGen-Melody."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import json
+import queue
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+import gradio as gr
+
+from models import musicgen
+from models.common import describe_source
+from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
+from utils.audio import audio_duration, write_mp3, write_wav
+from utils.plots import chroma_png, spectrograms_png
+from utils.provenance import music_provenance
+
+TEXT_PROMPT_EXAMPLES = [
+    "An 80s driving pop song with heavy drums and synth pads in the background",
+    "A cheerful country song with acoustic guitars",
+    "90s rock song with electric guitar and heavy drums",
+    "a light and cheerful EDM track, with syncopated drums, airy pads, and strong emotions, bpm: 130",
+    "lo-fi hip hop with warm piano and vinyl crackle, 80 bpm",
+]
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_MELODIES = [  # hummed or played public-domain tunes (examples/make_examples.py)
+    ("melody_ode_to_joy_hummed.ogg", "a grand orchestral arrangement with strings and horns"),
+    ("melody_twinkle_flute.ogg", "a lo-fi hip hop beat with warm piano"),
+]
+MELODY_PROMPT_EXAMPLES = [
+    "a grand orchestral arrangement with strings and horns",
+    "a jazz trio: upright bass, brushed drums, piano",
+    "an 8-bit chiptune with punchy square-wave leads",
+]
+
+
+# What the view-API page (and `Client.view_api()`) says of each endpoint: every parameter with units, range and
+# default; "" for a model means the checkpoint the app was started with.
+SAMPLING_API_DOC = (
+    f"`duration`: seconds of music, {musicgen.MIN_DURATION_S:g}-{musicgen.MAX_DURATION_S:g} "
+    f"(default {musicgen.DEFAULT_DURATION_S:g}); "
+    f"`top_k`: sample among the k likeliest codes, 0-{musicgen.MAX_TOP_K}, 0 = off (default {musicgen.DEFAULT_TOP_K}); "
+    f"`top_p`: nucleus sampling, 0-1, 0 = off (default {musicgen.DEFAULT_TOP_P:g}); "
+    f"`temperature`: above 0, at most 10 (default {musicgen.DEFAULT_TEMPERATURE:g}); "
+    f"`guidance_scale`: classifier-free guidance, 1-{musicgen.MAX_GUIDANCE_SCALE:g} "
+    f"(default {musicgen.DEFAULT_GUIDANCE_SCALE:g}); "
+    f'`seed`: a whole number 0-{musicgen.MAX_SEED} as text, "" = random (the seed used is in the parameters); '
+    f"`variants`: 1-{musicgen.MAX_VARIANTS} pieces from one batched call (default 1); "
+    f"`stride`: seconds each window adds past the first {musicgen.WINDOW_S:g} s, {musicgen.MIN_STRIDE_S:g}-"
+    f"{musicgen.MAX_STRIDE_S:g} (default {musicgen.DEFAULT_STRIDE_S:g}). "
+)
+MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = the model the app was started with. '
+MUSIC_RETURNS_API_DOC = (
+    f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
+    "waveform/spectrogram PNG, the parameters (dict, to reproduce the result: prompt, seed, windows, stride, "
+    "model) and a details line (markdown; it also says which parts of the prompt the model's vocabulary does not "
+    "know, and when a Stop cut the piece short)"
+)
+MUSIC_API_DOCS = {
+    "text_to_music": (
+        "Make music from a text description with MusicGen. `prompt` (required): what the music should be, at most "
+        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best (may be empty with a clip). " + MODEL_API_DOC
+        + SAMPLING_API_DOC + "`clip_path`: audio to continue (optional, "
+        f"{musicgen.MIN_CLIP_SECONDS:g}-{musicgen.MAX_CLIP_SECONDS:g} s after trimming; the result is the clip, "
+        "re-encoded by the model's codec, then `duration` s more); `clip_start` / `clip_end`: its trim in seconds, "
+        "0 = from the start / to the end. " + MUSIC_RETURNS_API_DOC + ", then the downloads (WAV, MP3, JSON)."
+    ),
+    "melody_to_music": (
+        "Make music that follows a melody with MusicGen-Melody. `melody_path` (required): a wav, mp3, flac or ogg "
+        f"file (at most {musicgen.MAX_MELODY_FILE_SECONDS / 60:g} minutes); `trim_start` / `trim_end`: the part "
+        f"used, in seconds, 0 = from the start / to the end (at most {musicgen.MAX_MELODY_SECONDS:g} s are used); "
+        "`prompt`: the style, may be empty. " + MODEL_API_DOC + SAMPLING_API_DOC + MUSIC_RETURNS_API_DOC
+        + ", the melody's chroma PNG, then the downloads (WAV, MP3, JSON). Past 30 s each window follows the part "
+        "of the melody under its own time, the melody looping."
+    ),
+    "melody_preview": (
+        "The part of a melody that will be used. `path`: the melody file; `start` / `end`: seconds, end 0 = to "
+        f"the end (at most {musicgen.MAX_MELODY_SECONDS:g} s). Returns that part as WAV and a line about it."
+    ),
+    "stop": ("Stop this session's running generation: it ends at the next step and the running call returns "
+             "what was finished (details say so). No parameters."),
+    "extend": ("Continue this session's last result of the tab by `seconds` (1-300) with the same prompt, "
+               "settings and seed; the result holds the earlier music then the new part. Returns as the tab's "
+               "generate endpoint."),
+    "clip_preview": ("The part of a clip that will be continued. `path`: the clip; `start` / `end`: seconds, end 0 = "
+                     "to the end. Returns that part as WAV and a line about it."),
+    "use_as_melody": "Send an audio file to the melody tab's input (returns the same file).",
+}
+
+
+
+_cancel_events: dict[str, threading.Event] = {}
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+def new_cancel_event(request: gr.Request | None) -> threading.Event:
+    """A fresh stop flag for this browser session's next generation."""
+    event = threading.Event()
+    _cancel_events[_session(request)] = event
+    return event
+
+
+def stop_generation(request: gr.Request) -> None:
+    """Stop this session's running generation (the Stop button)."""
+    event = _cancel_events.get(_session(request))
+    if event is not None:
+        event.set()
+
+
+def whole(value: float | int | None, name: str) -> int:
+    """An integer from a number box; raises ValueError for 2.5 and the like."""
+    if value is None or float(value) != int(float(value)):
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    return int(float(value))
+
+
+def sampling_params(
+    duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
+) -> musicgen.SamplingParams:
+    """The UI's sampling controls as checked SamplingParams."""
+    return musicgen.SamplingParams(
+        duration=float(duration),
+        top_k=whole(top_k, "Top-k"),
+        top_p=float(top_p),
+        temperature=float(temperature),
+        guidance_scale=float(guidance_scale),
+        seed=musicgen.parse_seed(seed),
+        stride=float(stride),
+    ).validated()
+
+
+def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[Any]:
+    """Write each variant as WAV and MP3, the parameters as JSON, and draw them.
+
+    Returns:
+        [WAV path or None x MAX_VARIANTS, picture, params, details, downloads (WAV, MP3 and JSON paths)].
+    """
+    n = result.audio.shape[0]
+    provenance = music_provenance(result.params, result.seed)
+    audios: list[str | None] = [
+        str(write_wav(out / f"{stem}_seed{result.seed}_v{i + 1}.wav", result.audio[i].T, result.sample_rate,
+                      provenance.tags()))
+        if i < n else None
+        for i in range(musicgen.MAX_VARIANTS)
+    ]
+    mp3s = [str(write_mp3(out / f"{stem}_seed{result.seed}_v{i + 1}.mp3", result.audio[i].T, result.sample_rate,
+                          provenance.tags())) for i in range(n)]
+    params_file = out / f"{stem}_seed{result.seed}.json"
+    params_file.write_text(json.dumps(result.params, indent=2, ensure_ascii=False))
+    picture = spectrograms_png(
+        result.audio, result.sample_rate, out / f"{stem}_seed{result.seed}.png",
+        titles=[f"variant {i + 1}" for i in range(n)],
+    )
+    details = "  \n".join([
+        f"**Seed used: {result.seed}** (type it in the seed box to get the same music again) · "
+        f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)",
+        *(f"⚠️ {note}" for note in result.notes),
+    ])
+    for note in result.notes:
+        gr.Warning(note, duration=None)
+    return [*audios, str(picture), result.params, details, [*(a for a in audios if a), *mp3s, str(params_file)]]
+
+
+def music_state(result: musicgen.MusicResult, melody_tab: bool, model_name: str | None, melody: dict | None) -> dict:
+    """What Extend needs from a result: its codes and how it was made."""
+    return {"codes": result.codes, "params": result.params, "melody_tab": melody_tab, "model_name": model_name,
+            "melody": melody}
+
+
+def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenModel:
+    """The cached model of a tab ("" = the one the app was started with)."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    return musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
+
+
+def run_music(
+    melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
+    melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
+    clip: musicgen.Clip | None = None, continue_codes: Any = None,
+    send: Callable[[int, np.ndarray], None] | None = None,
+) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
+    """Shared body of the MusicGen events: pick the cached model, generate (streaming to ``send``), turn a stop
+    before anything was finished into a message."""
+    model = music_model(melody_tab, model_name)
+    try:
+        result = model.generate(
+            prompt, params, whole(variants, "The number of variants"), melody=melody,
+            progress=gradio_progress(progress), cancel=cancel, clip=clip, continue_codes=continue_codes,
+            stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
+        )
+    except musicgen.GenerationCancelled as e:
+        raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
+    return result, model
+
+
+def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,
+                  stride: float = musicgen.DEFAULT_STRIDE_S) -> str:
+    """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
+    try:
+        model = music_model(melody_tab, model_name)
+        windows = 1 if duration <= musicgen.WINDOW_S else 1 + int(
+            -(-(float(duration) - musicgen.WINDOW_S) // float(stride)))
+        seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
+    except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
+        return ""
+    shape = f"{windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else "one window"
+    if seconds is None:
+        return f"{float(duration):.0f} s of music in {shape}; the time it takes here is shown after the first run."
+    return f"{float(duration):.0f} s of music in {shape}: about **{seconds / 60:.1f} min** on this machine."
+
+
+def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
+    """The part of a clip that will be continued, as a WAV, and a line about it."""
+    if not path:
+        return None, ""
+    try:
+        clip = musicgen.Clip.from_file(path, start, end)
+        out = write_wav(new_run_dir("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return str(out), (f"Continuing {clip.duration:.1f} s of the clip. It is kept as the model's codec hears it "
+                      "(re-encoded by EnCodec), then continued.")
+
+
+N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
+    """One streamed chunk [channels, T] as 16-bit WAV bytes (played as it is, not re-normalised)."""
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def streamed(body: Callable[[Callable[[int, np.ndarray], None]], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
+    """Run ``body(send)`` in a worker thread (in this request's context, so progress works) and stream: each
+    chunk ``send(sample_rate, audio [variants, channels, T])`` goes to the "listen while it is made" player (the
+    first variant), then the body's outputs come, with that player left as it is."""
+    chunks: queue.Queue = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["outputs"] = body(lambda rate, audio: chunks.put((rate, audio)))
+        except BaseException as e:  # noqa: BLE001 - handed to the generator, which raises it in the event
+            box["error"] = e
+        finally:
+            chunks.put(None)
+
+    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
+    live = live_playback()
+    while (item := chunks.get()) is not None:
+        rate, audio = item
+        if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
+            yield [gr.skip()] * n_outputs + [wav_bytes(audio[0], rate)]
+    if "error" in box:
+        raise box["error"]
+    yield [*box["outputs"], gr.skip()]
+
+
+@gpu_task("text_to_music")
+def text_to_music(
+    prompt: str,
+    model_name: str | None,
+    duration: float = musicgen.DEFAULT_DURATION_S,
+    top_k: float = musicgen.DEFAULT_TOP_K,
+    top_p: float = musicgen.DEFAULT_TOP_P,
+    temperature: float = musicgen.DEFAULT_TEMPERATURE,
+    guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
+    seed: str | None = "",
+    variants: float = 1,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
+    clip_path: str | None = None,
+    clip_start: float = 0.0,
+    clip_end: float = 0.0,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[list[Any]]:
+    """Prompt (and optionally a clip to continue) -> music.
+
+    Yields streamed chunks for the "listen while it is made" player as the music is finished, then 4 audio slots
+    (unused ones hidden), a picture, the parameters, details, the downloads, and the state Extend works from.
+    """
+    cancel = new_cancel_event(request)
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        try:
+            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
+            clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
+            result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
+                                  send=send)
+            outputs = music_outputs(result, new_run_dir("text-to-music"), "music")
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+            raise user_error(e) from e
+        return [*outputs, music_state(result, False, model_name, None)]
+
+    yield from streamed(body, N_MUSIC_OUTPUTS)
+
+
+def extend_music(
+    state: dict[str, Any] | None,
+    seconds: float = musicgen.DEFAULT_STRIDE_S,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[list[Any]]:
+    """``seconds`` more of this session's last result, with the same prompt, settings and seed."""
+    cancel = new_cancel_event(request)
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        return extend_body(state, seconds, cancel, progress, send)
+
+    yield from streamed(body, N_MUSIC_OUTPUTS + (1 if state and state.get("melody_tab") else 0))
+
+
+def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, progress: gr.Progress,
+                send: Callable[[int, np.ndarray], None]) -> list[Any]:
+    """Extend's work (see ``extend_music``)."""
+    try:
+        if not state or state.get("codes") is None:
+            raise ValueError("Generate something first: Extend continues the last result of this tab.")
+        made = state["params"]
+        params = musicgen.SamplingParams(
+            duration=float(seconds), top_k=made["top_k"], top_p=made["top_p"], temperature=made["temperature"],
+            guidance_scale=made["guidance_scale"], seed=made["seed"], stride=made["stride"],
+        ).validated()
+        melody = None
+        if state["melody_tab"]:
+            melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
+                                               state["melody"]["end"])
+        result, model = run_music(state["melody_tab"], state["model_name"], made["prompt"], params,
+                                  made["variants"], melody, cancel, progress, continue_codes=state["codes"],
+                                  send=send)
+        out = new_run_dir("extended")
+        *outputs, downloads = music_outputs(result, out, "extended")
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    chroma = [gr.skip()] if state["melody_tab"] else []  # the melody tab's chroma picture stays as it was
+    return [*outputs, *chroma, downloads,
+            music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
+
+
+def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
+    """The part of the melody that will be used, as a WAV, and a line about it."""
+    if not path:
+        return None, ""
+    try:
+        melody = musicgen.Melody.from_file(path, start, end)
+        out = write_wav(new_run_dir("melody-preview") / "melody_part_used.wav", melody.audio, melody.sample_rate)
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
+
+
+def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, str]:
+    """When a melody arrives: fit the trim sliders to its length and show the part used."""
+    if not path:
+        return gr.Slider(value=0), gr.Slider(value=0), None, ""
+    try:
+        total = audio_duration(path)
+    except ValueError as e:
+        raise user_error(e) from e
+    end = min(total, musicgen.MAX_MELODY_SECONDS)
+    try:
+        preview, info = melody_preview(path, 0.0, end)
+    except gr.Error as e:  # unusable (silent, damaged...): say so beside the player, where the user looks
+        gr.Warning(e.message, duration=None)
+        preview, info = None, f"⚠️ {e.message}"
+    return (
+        gr.Slider(maximum=round(total, 2), value=0.0),
+        gr.Slider(maximum=round(total, 2), value=round(end, 2)),
+        preview,
+        info,
+    )
+
+
+@gpu_task("melody_to_music")
+def melody_to_music(
+    melody_path: str | None,
+    trim_start: float,
+    trim_end: float,
+    prompt: str | None = None,
+    model_name: str | None = None,
+    duration: float = musicgen.DEFAULT_DURATION_S,
+    top_k: float = musicgen.DEFAULT_TOP_K,
+    top_p: float = musicgen.DEFAULT_TOP_P,
+    temperature: float = musicgen.DEFAULT_TEMPERATURE,
+    guidance_scale: float = musicgen.DEFAULT_GUIDANCE_SCALE,
+    seed: str | None = "",
+    variants: float = 1,
+    stride: float = musicgen.DEFAULT_STRIDE_S,
+    request: gr.Request = None,
+    progress: gr.Progress = gr.Progress(),
+) -> Iterator[list[Any]]:
+    """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
+    cancel = new_cancel_event(request)
+
+    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+        try:
+            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
+            musicgen.check_prompt(prompt, required=False)
+            melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
+            result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress,
+                                      send=send)
+            out = new_run_dir("melody-to-music")
+            *outputs, downloads = music_outputs(result, out, "melody_music")
+            frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
+            picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png",
+                                 "Melody chroma the model follows")
+        except Exception as e:  # noqa: BLE001
+            raise user_error(e) from e
+        state = music_state(result, True, model_name, {"path": melody_path, "start": trim_start, "end": trim_end})
+        return [*outputs, str(picture), downloads, state]
+
+    yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+
+
+APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
+MODEL_LABEL = 'Model (hub id or local folder; "" = the one the app was started with)'
+
+
+def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
+    """The model dropdown's choices: the app's own checkpoint (value "") first, then the official ones."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
+    return [(f"{default} (the app's model)", APP_DEFAULT_MODEL), *((name, name) for name in official)]
+
+
+def music_model_status(name: str | None, melody_tab: bool) -> str:
+    """Where the chosen MusicGen checkpoint comes from (no network)."""
+    name = (name or "").strip() or (CONFIG.melody_model if melody_tab else CONFIG.musicgen_model)
+    line = f"**Model:** {describe_source(name)}"
+    if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
+        line += " · ⚠️ text-only checkpoint: choose a melody one"
+    return line
+
+
+def text_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=False)
+
+
+def melody_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=True)
+
+
+def sampling_controls(tab: str) -> list[gr.components.Component]:
+    """Duration, sampling settings, seed, variants and window stride (the same in both MusicGen tabs).
+
+    Returns the controls in the event functions' parameter order; element ids start with ``tab``.
+    """
+    duration = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_DURATION_S,
+                         step=1, label=f"Duration (s; past {musicgen.WINDOW_S:.0f} s the piece grows window by window)",
+                         elem_id=f"{tab}-duration")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            top_k = gr.Number(musicgen.DEFAULT_TOP_K, label="Top-k", precision=0, minimum=0, maximum=musicgen.MAX_TOP_K)
+            top_p = gr.Number(musicgen.DEFAULT_TOP_P, label="Top-p (0 = off)", minimum=0, maximum=1, step=0.05)
+            temperature = gr.Number(musicgen.DEFAULT_TEMPERATURE, label="Temperature", minimum=0.05, maximum=10,
+                                    step=0.05)
+            guidance = gr.Number(musicgen.DEFAULT_GUIDANCE_SCALE, label="Guidance scale (classifier-free)",
+                                 minimum=1, maximum=musicgen.MAX_GUIDANCE_SCALE, step=0.5)
+        stride = gr.Slider(musicgen.MIN_STRIDE_S, musicgen.MAX_STRIDE_S, value=musicgen.DEFAULT_STRIDE_S, step=1,
+                           label=f"Window stride (s): each window after the first adds this much and keeps the "
+                                 f"last {musicgen.WINDOW_S:.0f} s − stride as its start", elem_id=f"{tab}-stride")
+    with gr.Row():
+        seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42", elem_id=f"{tab}-seed")
+        variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants", elem_id=f"{tab}-variants")
+    return [duration, top_k, top_p, temperature, guidance, seed, variants, stride]
+
+
+def show_variants(variants: float) -> list[Any]:
+    """Show as many players as variants asked for."""
+    return [gr.Audio(visible=i < int(variants)) for i in range(musicgen.MAX_VARIANTS)]
+
+
+def music_result_panel(tab: str) -> list[gr.components.Component]:
+    """Variant players, picture, parameters, details and downloads (the same in both MusicGen tabs)."""
+    audios = [
+        gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
+                 elem_id=f"{tab}-variant-{i + 1}")
+        for i in range(musicgen.MAX_VARIANTS)
+    ]
+    details = gr.Markdown(elem_id=f"{tab}-details")
+    picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False,
+                       elem_id=f"{tab}-picture")
+    with gr.Accordion("Parameters (to reproduce this result)", open=False):
+        params = gr.JSON(label="Parameters", elem_id=f"{tab}-params")
+    return [*audios, picture, params, details]
+
+
+def live_playback() -> bool:
+    """Whether gradio can stream audio to the page here: it encodes the stream with the system's ffmpeg and
+    probes files with ffprobe (Debian/Ubuntu `ffmpeg`, which run.sh and packages.txt install)."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+from gradio.events import Dependency
+
+class LivePlayer(gr.Audio):
+    """A streaming player for the page only: left out of the API (clients get the finished files instead)."""
+
+    @property
+    def skip_api(self) -> bool:
+        return True
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def stream_player(tab: str) -> gr.Audio:
+    """The player that starts while the music is being made (variant 1, chunk by chunk); hidden without ffmpeg."""
+    return LivePlayer(label="Listen while it is made (variant 1)", streaming=True, autoplay=True, interactive=False,
+                      visible=live_playback(), elem_id=f"{tab}-stream")
+
+
+def downloads_box(tab: str) -> gr.File:
+    return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
+                   elem_id=f"{tab}-downloads")
+
+
+def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
+    with gr.Row():
+        seconds = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_STRIDE_S,
+                            step=1, label="Extend by (s)", elem_id=f"{tab}-extend-seconds", scale=3)
+        button = gr.Button("Extend this result", elem_id=f"{tab}-extend", scale=1)
+    return seconds, button
+
+
+
+
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
+    """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
+    "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
+            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="text-model")
+            controls = sampling_controls("text")
+            with gr.Accordion("Continue a clip (optional)", open=False):
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                label=f"Clip to continue ({musicgen.MIN_CLIP_SECONDS:.0f}-"
+                                      f"{musicgen.MAX_CLIP_SECONDS:.0f} s)", elem_id="text-clip")
+                with gr.Row():
+                    clip_start = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                           label="Clip start (s)", elem_id="text-clip-start")
+                    clip_end = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                         label="Clip end (s, 0 = end)", elem_id="text-clip-end")
+                clip_part = gr.Audio(type="filepath", label="Part continued", interactive=False,
+                                     elem_id="text-clip-preview")
+                clip_info = gr.Markdown(elem_id="text-clip-info")
+            estimate = gr.Markdown(elem_id="text-estimate")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="text-stop")
+            gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+        with gr.Column():
+            stream = stream_player("text")
+            outputs = music_result_panel("text")
+            downloads = downloads_box("text")
+            extend_seconds, extend = extend_row("text")
+            use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
+    state = gr.State(None)
+    event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
+                      outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
+                      api_description=MUSIC_API_DOCS["text_to_music"],
+                      concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, downloads, state, stream],
+                            api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
+                            concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
+    gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
+          outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+    return model, status, use_as_melody, outputs[0]
+
+
+def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Button, events: list,
+                status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str) -> None:
+    """The events both MusicGen tabs share: variants shown, Stop, the model's status line, the time estimate."""
+    duration, variants, stride = controls[0], controls[6], controls[7]
+    variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
+                    api_visibility="private", queue=False)
+    # Stop sets this session's flag: the loop ends at the next step and the finished part comes back
+    stop.click(stop_generation, inputs=None, outputs=None, api_name=stop_name,
+               api_description=MUSIC_API_DOCS["stop"], queue=False)
+    model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
+                 api_visibility="private")
+    def estimate(m: str | None, d: float, v: float, s: float) -> str:
+        return estimate_line(melody_tab, m, d, v, s)
+
+    gr.on([duration.change, variants.change, stride.change, model.change], estimate,
+          inputs=[model, duration, variants, stride], outputs=estimate_box, api_visibility="private", queue=False)
+    for event in events:  # after a run the speed on this machine is known: refresh the estimate
+        event.then(estimate, inputs=[model, duration, variants, stride], outputs=estimate_box,
+                   api_visibility="private", queue=False)
+
+
+def example_melodies() -> list[list[str]]:
+    """The example melodies that are present, as [path, prompt] rows for gr.Examples."""
+    return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
+
+
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
+    """The "Melody to music" tab. Returns its model dropdown, status line and melody input."""
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
+                              elem_id="melody-input")
+            with gr.Row():
+                start = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim start (s)")
+                end = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim end (s, 0 = end)")
+            preview = gr.Audio(type="filepath", label="Part of the melody used", interactive=False,
+                               elem_id="melody-preview")
+            preview_info = gr.Markdown(elem_id="melody-preview-info")
+            prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
+            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="melody-model")
+            controls = sampling_controls("melody")
+            estimate = gr.Markdown(elem_id="melody-estimate")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="melody-run")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="melody-stop")
+            gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+            melodies = example_melodies()
+            if melodies:
+                gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)")
+        with gr.Column():
+            stream = stream_player("melody")
+            outputs = music_result_panel("melody")
+            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
+                              elem_id="melody-chroma")
+            downloads = downloads_box("melody")
+            extend_seconds, extend = extend_row("melody")
+    state = gr.State(None)
+    melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
+                  api_visibility="private")
+    gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
+          api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
+    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
+                      outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
+                      api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
+                      show_progress_on=outputs[0])
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
+                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=GPU_QUEUE,
+                            show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
+    return model, status, melody
