@@ -200,6 +200,9 @@ def test_a_75_second_piece_then_use_it_as_the_melody(page):
     number.press("Enter")
     page.wait_for_selector("#text-estimate >> text=windows", timeout=30_000)
     page.locator("#text-run").click()
+    # the live player gets the music while it is made, before the results arrive
+    page.wait_for_selector("#text-stream audio", state="attached", timeout=RUN_TIMEOUT_MS)
+    assert page.locator("#text-details").inner_text().strip() == ""
     page.wait_for_selector("#text-details >> text=75.0 s", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     audio, sr = sf.read(io.BytesIO(fetch(page, "text-variant-1")))

@@ -507,7 +507,12 @@ def live_playback() -> bool:
 
 
 class LivePlayer(gr.Audio):
-    """A streaming player for the page only: left out of the API (clients get the finished files instead)."""
+    """A streaming player for the page only: left out of the API (clients get the finished files instead).
+
+    A template of gr.Audio (as gradio's own gr.Microphone is), so the page draws it with the Audio component.
+    """
+
+    is_template = True
 
     @property
     def skip_api(self) -> bool:
