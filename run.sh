@@ -41,7 +41,7 @@ fi
 requirements=requirements.txt
 [ "$mode" = test ] && requirements=requirements-dev.txt
 stamp="$VENV/.setup-stamp-$mode"
-digest="$(cat requirements.txt "$requirements" run.sh | sha256sum | cut -d' ' -f1)"
+digest="$(cat requirements*.txt run.sh | sha256sum | cut -d' ' -f1)"  # any requirements file or this script
 if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   echo ">> installing Python packages into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
