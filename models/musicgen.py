@@ -462,9 +462,7 @@ class MusicGenModel:
     def n_steps(self, duration: float) -> int:
         """Decode steps for ``duration`` seconds: frames plus the codebook delay pattern's tail."""
         assert self.model is not None
-        decoder = self.model.config.decoder
-        delay = decoder.num_codebooks // decoder.audio_channels - 1
-        return math.ceil(duration * self.model.config.audio_encoder.frame_rate) + delay
+        return math.ceil(duration * self.model.config.audio_encoder.frame_rate) + self.delay
 
     def plan_windows(self, total_frames: int, stride_s: float, context_frames: int = 0,
                      whole_context: bool = False) -> list[Window]:
@@ -579,7 +577,9 @@ class MusicGenModel:
         context = 0 if given is None else int(given.shape[-1])
         windows = self.plan_windows(new_frames, params.stride, context, whole_context=clip is not None)
         total_steps = sum(w.end - w.start + self.delay for w in windows)
-        watcher = _StepWatcher(total_steps, report, cancel if not self._can_stop_softly() else None)
+        fast = self.fast_path and supports_fast_path(self.model)
+        # the fast loop stops between steps and keeps what it finished; stock generate is stopped by the watcher
+        watcher = _StepWatcher(total_steps, report, None if fast else cancel)
         sampling = dict(
             do_sample=True,
             top_k=int(params.top_k),
@@ -587,21 +587,17 @@ class MusicGenModel:
             temperature=params.temperature,
             guidance_scale=params.guidance_scale,
         )
-        fast = self.fast_path and supports_fast_path(self.model)
         torch.manual_seed(seed)
         report(0.05, "Generating")
         codes = given
-        streamer = AudioStream(self.model, stream) if stream is not None else None
-        if streamer is not None:
-            streamer.limit = context + new_frames
+        streamer = AudioStream(self.model, stream, limit=context + new_frames) if stream is not None else None
         first_chroma = None
         done_windows: list[Window] = []
         stopped = False
         started = time.perf_counter()
         for index, window in enumerate(windows):
-            prompt_codes = None if codes is None else codes[..., window.context_start : window.start]
-            if prompt_codes is not None and prompt_codes.shape[-1] == 0:
-                prompt_codes = None
+            prompt_len = window.start - window.context_start  # frames of earlier music the window starts from
+            prompt_codes = codes[..., window.context_start : window.start] if prompt_len else None
             steps = window.end - window.start + self.delay
             extra: dict[str, Any] = {}
             if self.melody:
@@ -619,8 +615,7 @@ class MusicGenModel:
                 watcher.label = f"window {index + 1} of {len(windows)}"
             on_frames = None
             if streamer is not None:
-                before, prompt_len = codes, 0 if prompt_codes is None else prompt_codes.shape[-1]
-                on_frames = (lambda window_codes, before=before, prompt_len=prompt_len: streamer(
+                on_frames = (lambda window_codes, before=codes, prompt_len=prompt_len: streamer(
                     window_codes if before is None else torch.cat([before, window_codes[..., prompt_len:]], -1)))
             try:
                 out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel, on_frames)
@@ -629,12 +624,12 @@ class MusicGenModel:
                     raise
                 stopped = True
                 break
-            fresh = out[..., 0 if prompt_codes is None else prompt_codes.shape[-1] :]
+            fresh = out[..., prompt_len:]
             codes = fresh if codes is None else torch.cat([codes, fresh], dim=-1)
             done_windows.append(window)
             if streamer is not None:
                 streamer(codes)
-            if out.shape[-1] - (0 if prompt_codes is None else prompt_codes.shape[-1]) < window.end - window.start:
+            if fresh.shape[-1] < window.end - window.start:
                 stopped = True  # the loop stopped inside this window: keep what it finished
                 break
         if codes is None or (stopped and codes.shape[-1] <= context):
@@ -692,10 +687,6 @@ class MusicGenModel:
             stopped,
         )
 
-    def _can_stop_softly(self) -> bool:
-        """The fast loop can stop at any step and keep the frames it finished; stock generate cannot."""
-        return bool(self.fast_path and supports_fast_path(self.model))
-
     def _window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
                 watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None,
                 on_frames: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
@@ -740,11 +731,10 @@ class AudioStream:
     Args:
         model: the loaded MusicGen (its EnCodec decodes).
         send: receives each chunk, float32 [variants, channels, samples].
-        start_frames: frames already in the output before this piece's new music (a clip, an earlier result),
-            streamed first as they are.
+        limit: frames to stream at most (the piece's length; codes past it are the delay pattern's tail).
     """
 
-    def __init__(self, model: Any, send: Callable[[np.ndarray], None], start_frames: int = 0) -> None:
+    def __init__(self, model: Any, send: Callable[[np.ndarray], None], limit: int | None = None) -> None:
         self.model = model
         self.send = send
         rate = model.config.audio_encoder.frame_rate
@@ -753,7 +743,7 @@ class AudioStream:
         self.first = int(STREAM_FIRST_S * rate)
         self.every = int(STREAM_EVERY_S * rate)
         self.sent = 0
-        self.limit: int | None = None  # frames to stream at most (the piece's length)
+        self.limit = limit
 
     def __call__(self, codes: torch.Tensor, final: bool = False) -> None:
         """Offer the codes [B, K, frames] finished so far; a chunk goes out when enough new frames are there."""

@@ -22,6 +22,7 @@ from utils.midi import (
     check_instrument,
     grid_to_pretty_midi,
     render_midi,
+    renderer_in_use,
     tempo_map_midi,
 )
 from utils.provenance import Provenance, utc_now
@@ -109,13 +110,12 @@ def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[P
     """
     program = check_instrument(instrument)
     path = job.path(f"{slug(instrument)}.wav")
-    midi = grid_to_pretty_midi(job.grid, job.bpm, program, instrument)
-    rendered = render_midi(midi, OUTPUT_SAMPLE_RATE)
-    description = rendered.renderer + (f" ({rendered.soundfont.name})" if rendered.soundfont else "")
-    if not path.exists():
+    renderer, soundfont, warning = renderer_in_use()
+    if not path.exists():  # FluidSynth runs once per instrument; remixes and videos reuse the WAV
+        rendered = render_midi(grid_to_pretty_midi(job.grid, job.bpm, program, instrument), OUTPUT_SAMPLE_RATE)
         audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
         write_wav(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
-    return path, description, rendered.warning
+    return path, renderer + (f" ({soundfont.name})" if soundfont else ""), warning
 
 
 def write_mix(job: CoverJob, cover_wav: Path, balance: float, instrument: str = DEFAULT_INSTRUMENT) -> Path:

@@ -97,6 +97,19 @@ class Rendered:
     warning: str = ""
 
 
+FLUIDSYNTH_MISSING_WARNING = (
+    "FluidSynth is not installed, so the piano was rendered with plain sine tones. Install it with "
+    "`apt-get install libfluidsynth3` (Debian/Ubuntu) or `brew install fluid-synth` (macOS) for a real piano."
+)
+
+
+def renderer_in_use(soundfont: str | Path | None = None) -> tuple[str, Path | None, str]:
+    """What ``render_midi`` renders with here: ("fluidsynth", SoundFont, "") or ("sine", None, warning)."""
+    if fluidsynth_available():
+        return "fluidsynth", Path(soundfont) if soundfont else find_soundfont(), ""
+    return "sine", None, FLUIDSYNTH_MISSING_WARNING
+
+
 def render_midi(
     midi: pretty_midi.PrettyMIDI, sample_rate: int = OUTPUT_SAMPLE_RATE, soundfont: str | Path | None = None
 ) -> Rendered:
@@ -106,20 +119,16 @@ def render_midi(
     """
     from utils.audio import normalize_peak
 
-    if fluidsynth_available():
-        sf2 = Path(soundfont) if soundfont else find_soundfont()
+    renderer, sf2, warning = renderer_in_use(soundfont)
+    if sf2 is not None:
         try:
             audio = midi.fluidsynth(fs=sample_rate, sf2_path=str(sf2))
         except Exception as e:  # noqa: BLE001
             raise RuntimeError(f"FluidSynth failed to render the MIDI with SoundFont {sf2}: {e}") from e
-        return Rendered(normalize_peak(audio.astype(np.float32)), sample_rate, "fluidsynth", sf2)
-    warning = (
-        "FluidSynth is not installed, so the piano was rendered with plain sine tones. Install it with "
-        "`apt-get install libfluidsynth3` (Debian/Ubuntu) or `brew install fluid-synth` (macOS) for a real piano."
-    )
+        return Rendered(normalize_peak(audio.astype(np.float32)), sample_rate, renderer, sf2)
     logger.warning(warning)
     audio = midi.synthesize(fs=sample_rate) if midi.instruments else np.zeros(0)
-    return Rendered(normalize_peak(audio.astype(np.float32)), sample_rate, "sine", None, warning)
+    return Rendered(normalize_peak(audio.astype(np.float32)), sample_rate, renderer, None, warning)
 
 
 def notes_of(midi: pretty_midi.PrettyMIDI) -> list[pretty_midi.Note]:

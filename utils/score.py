@@ -187,27 +187,18 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
 
 def estimate_key(grid: GridNotes):
     """The most likely key (Krumhansl-Schmuckler on the notes weighted by their length)."""
-    from music21 import analysis, pitch
+    from music21 import analysis, key, pitch
 
-    weights = np.zeros(12)
-    for p, length in zip(grid.pitches, grid.offsets - grid.onsets):
-        weights[int(p) % 12] += float(length)
+    weights = np.bincount(grid.pitches % 12, weights=(grid.offsets - grid.onsets).astype(float), minlength=12)
     if not weights.any():
-        from music21 import key
-
         return key.Key("C")
     solver = analysis.discrete.KrumhanslSchmuckler()
-    best = max(
-        ((tonic, mode) for tonic in range(12) for mode in ("major", "minor")),
-        key=lambda km: np.corrcoef(np.roll(_profile(solver, km[1]), km[0]), weights)[0, 1],
+    profiles = {mode: np.asarray(solver.getWeights(mode), dtype=float) for mode in ("major", "minor")}
+    tonic, mode = max(
+        ((tonic, mode) for tonic in range(12) for mode in profiles),
+        key=lambda tm: np.corrcoef(np.roll(profiles[tm[1]], tm[0]), weights)[0, 1],
     )
-    from music21 import key
-
-    return key.Key(pitch.Pitch(best[0]).name, best[1])
-
-
-def _profile(solver, mode: str) -> np.ndarray:
-    return np.asarray(solver.getWeights(mode), dtype=float)
+    return key.Key(pitch.Pitch(tonic).name, mode)
 
 
 def write_musicxml(score, path: str | Path) -> Path:
