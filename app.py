@@ -41,7 +41,7 @@ from ui.music import (  # noqa: E402
 )
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 
-from models import musicgen, pop2piano  # noqa: E402
+from models import musicgen, pop2piano, separator  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
@@ -147,6 +147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"MusicGen hub id or local folder for text to music (env {musicgen.MUSICGEN_ENV_VAR})")
     parser.add_argument(musicgen.MELODY_CLI_FLAG, default=CONFIG.melody_model,
                         help=f"MusicGen-Melody hub id or local folder (env {musicgen.MELODY_ENV_VAR})")
+    parser.add_argument(separator.SEPARATOR_CLI_FLAG, default=CONFIG.separator_model,
+                        help=f"Demucs melody separator, hub id or local folder, or 'off' (env "
+                             f"{separator.SEPARATOR_ENV_VAR})")
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
@@ -165,6 +168,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.piano_model = args.piano_model
     CONFIG.musicgen_model = args.musicgen_model
     CONFIG.melody_model = args.melody_model
+    CONFIG.separator_model = args.separator_model
     CONFIG.device = args.device
     CONFIG.max_song_seconds = args.max_song_seconds
     CONFIG.max_upload_mb = args.max_upload_mb

@@ -127,6 +127,7 @@ class MusicWork:
     model: str
     device: str | None
     melody: bool
+    separator: str | None = None
 
     def __call__(self):
         from models import musicgen
@@ -148,11 +149,12 @@ class MusicWork:
         params = musicgen.SamplingParams(
             duration=float(s["duration"]), top_k=int(s["top_k"]), top_p=float(s["top_p"]),
             temperature=float(s["temperature"]), guidance_scale=float(s["guidance_scale"]),
-            seed=musicgen.parse_seed(s.get("seed")),
+            seed=musicgen.parse_seed(s.get("seed")), stride=float(s.get("stride", musicgen.DEFAULT_STRIDE_S)),
         ).validated()
         melody = musicgen.Melody.from_file(s["melody"]) if self.melody else None
         t = time.perf_counter()
-        result = model.generate(s["prompt"], params, int(s["variants"]), melody=melody)
+        result = model.generate(s["prompt"], params, int(s["variants"]), melody=melody,
+                                melody_source=s.get("melody_source", "mix"), separator=self.separator)
         seconds = time.perf_counter() - t
         tags = music_provenance(result.params, result.seed).tags()
         files = []
@@ -210,7 +212,10 @@ def music_items(args: argparse.Namespace, melody: bool) -> list:
     from utils.batch import Item, find_audio, safe_id, unique_ids
 
     base = {"duration": args.duration, "top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature,
-            "guidance_scale": args.guidance_scale, "variants": args.variants, "seed": args.seed}
+            "guidance_scale": args.guidance_scale, "variants": args.variants, "seed": args.seed,
+            "stride": args.stride}
+    if melody:
+        base["melody_source"] = args.melody_source
     items = []
     if not melody:
         for row in prompt_rows(args.prompts):
@@ -248,10 +253,13 @@ def add_sampling(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=musicgen.DEFAULT_TOP_P)
     parser.add_argument("--temperature", type=float, default=musicgen.DEFAULT_TEMPERATURE)
     parser.add_argument("--guidance-scale", type=float, default=musicgen.DEFAULT_GUIDANCE_SCALE)
+    parser.add_argument("--stride", type=float, default=musicgen.DEFAULT_STRIDE_S,
+                        help=f"past {musicgen.WINDOW_S:g} s: seconds each window adds, "
+                             f"{musicgen.MIN_STRIDE_S:g}-{musicgen.MAX_STRIDE_S:g}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models import musicgen, pop2piano
+    from models import musicgen, pop2piano, separator
     from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS
     from utils.video import DEFAULT_FORMAT, FORMATS
 
@@ -288,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     melody.add_argument("--prompts", help="styles to apply to every melody (.txt, .csv or .jsonl)")
     melody.add_argument(musicgen.MELODY_CLI_FLAG, dest="melody_model",
                         default=musicgen.default_model_name(melody=True), help=f"env {musicgen.MELODY_ENV_VAR}")
+    melody.add_argument("--melody-source", choices=list(separator.MELODY_SOURCES),
+                        default=separator.DEFAULT_MELODY_SOURCE,
+                        help="separated: drums and bass removed with Demucs first, as audiocraft; mix: as given")
+    melody.add_argument(separator.SEPARATOR_CLI_FLAG, dest="separator_model",
+                        default=separator.default_separator_name(), help=f"env {separator.SEPARATOR_ENV_VAR}")
     add_sampling(melody)
     add_common(melody)
     return parser
@@ -322,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             melody = args.job == "melody-to-music"
             items = music_items(args, melody)
             model = args.melody_model if melody else args.musicgen_model
-            factory = MusicWork(model, args.device, melody)
+            factory = MusicWork(model, args.device, melody, getattr(args, "separator_model", None))
             from utils.batch import Item
 
             items = [Item(i.id, i.input, i.settings | {"model": model}) for i in items]

@@ -1,7 +1,8 @@
 """MusicGen speed: stock transformers ``generate`` against the app's fast path, in the same run.
 
 Each (path, duration) runs in its own process so peak memory is its own. Models are full-size with random
-weights (speed does not depend on weight values). Text prompt, classifier-free guidance 3, top-k 250.
+weights (speed does not depend on weight values). Text prompt, classifier-free guidance 3, top-k 250; the melody
+model also gets a 30 s melody's chroma.
 
     python -m bench.musicgen_bench --model musicgen-small --seconds 10 30 --paths stock-fp32 fast-int8
 """
@@ -72,6 +73,10 @@ def worker(path: str, model_name: str, seconds: float, device: str, threads: int
     steps = int(round(seconds * frame_rate)) + model.config.decoder.num_codebooks - 1
     ids = torch.tensor(PROMPT_IDS, device=device)
     mask = torch.ones_like(ids)
+    melody: dict[str, torch.Tensor] = {}
+    if model_name == "musicgen-melody":  # a 30 s melody's one-hot chroma (235 frames), as the app passes it
+        notes = torch.randint(0, 12, (1, model.config.chroma_length), generator=torch.Generator().manual_seed(0))
+        melody["input_features"] = torch.nn.functional.one_hot(notes, 12).to(device, model.dtype)
     stamps: list[float] = []
 
     class Stamp(StoppingCriteria):
@@ -89,14 +94,14 @@ def worker(path: str, model_name: str, seconds: float, device: str, threads: int
         if loop == "stock":
             return model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=n_steps, do_sample=True, top_k=250,
-                guidance_scale=3.0, stopping_criteria=StoppingCriteriaList([Stamp()]),
+                guidance_scale=3.0, stopping_criteria=StoppingCriteriaList([Stamp()]), **melody,
             )
 
         def on_step(_: int) -> None:
             stamps.append(time.perf_counter())
 
         return FastMusicgen(model).generate(
-            ids, mask, n_steps, do_sample=True, top_k=250, guidance_scale=3.0, on_step=on_step
+            ids, mask, n_steps, do_sample=True, top_k=250, guidance_scale=3.0, on_step=on_step, **melody
         )
 
     with torch.inference_mode():

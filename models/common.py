@@ -104,11 +104,17 @@ class ModelSource:
     local_files_only: bool
 
 
-def _hub_is_cached(repo_id: str) -> bool:
+def _hub_is_cached(repo_id: str, marker: str = "config.json") -> bool:
+    """Whether the hub cache holds ``repo_id``'s ``marker`` file (a glob pattern such as ``*.yaml`` works too)."""
     try:
+        if any(c in marker for c in "*?["):
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(repo_id, allow_patterns=[marker], local_files_only=True)
+            return any(Path(folder).glob(marker))
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        return isinstance(try_to_load_from_cache(repo_id, marker), str)
     except Exception:  # noqa: BLE001 - an odd cache layout just means "not cached"
         return False
 
@@ -134,7 +140,7 @@ def how_to_fix(name: str, env_var: str, cli_flag: str) -> str:
     )
 
 
-def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSource:
+def resolve_source(name: str, what: str, env_var: str, cli_flag: str, marker: str = "config.json") -> ModelSource:
     """Check that ``name`` (hub id or local folder) can be loaded, without hanging on an unreachable hub.
 
     Args:
@@ -142,6 +148,7 @@ def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSo
         what: the model's role, for messages (e.g. "Piano cover model").
         env_var: the environment variable that sets this model.
         cli_flag: the command-line flag that sets this model.
+        marker: the file (glob pattern in a folder) that marks a saved model of this kind.
 
     Raises:
         ModelLoadError: the folder is missing, or the hub is unreachable and the model is not cached.
@@ -156,14 +163,14 @@ def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSo
                 f"{what} `{name}`: the local folder does not exist. Point `{cli_flag}` or `{env_var}` "
                 f"at a folder holding the model files (config.json, weights, preprocessor files)."
             )
-        if not (folder / "config.json").is_file():
+        if not any(folder.glob(marker)):
             raise ModelLoadError(
-                f"{what} `{name}`: the folder has no config.json, so it is not a saved model. "
+                f"{what} `{name}`: the folder has no {marker}, so it is not a saved model. "
                 f"Save one there with `save_pretrained` or `huggingface-cli download ... --local-dir {name}`."
             )
         return ModelSource(name, str(folder), is_local=True, local_files_only=True)
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
-    if _hub_is_cached(name) and (offline or not hub_is_reachable()):
+    if _hub_is_cached(name, marker) and (offline or not hub_is_reachable()):
         return ModelSource(name, name, is_local=False, local_files_only=True)
     if offline:
         raise ModelLoadError(
@@ -178,7 +185,8 @@ def resolve_source(name: str, what: str, env_var: str, cli_flag: str) -> ModelSo
     return ModelSource(name, name, is_local=False, local_files_only=False)
 
 
-def load_or_explain(what: str, name: str, env_var: str, cli_flag: str, load: Callable[[ModelSource], T]) -> T:
+def load_or_explain(what: str, name: str, env_var: str, cli_flag: str, load: Callable[[ModelSource], T],
+                    marker: str = "config.json") -> T:
     """Resolve ``name`` and run ``load(source)``; any failure becomes a ModelLoadError saying what and how to fix.
 
     Args:
@@ -187,8 +195,9 @@ def load_or_explain(what: str, name: str, env_var: str, cli_flag: str, load: Cal
         env_var: the environment variable that sets this model.
         cli_flag: the command-line flag that sets this model.
         load: builds the model objects from a resolved source (``from_pretrained`` calls).
+        marker: the file that marks a saved model of this kind (see ``resolve_source``).
     """
-    source = resolve_source(name, what, env_var, cli_flag)
+    source = resolve_source(name, what, env_var, cli_flag, marker)
     try:
         return load(source)
     except (ModelLoadError, ValueError):
@@ -200,13 +209,13 @@ def load_or_explain(what: str, name: str, env_var: str, cli_flag: str, load: Cal
         ) from e
 
 
-def describe_source(name: str) -> str:
+def describe_source(name: str, marker: str = "config.json") -> str:
     """A one-line, network-free description of where a model will come from, for the page."""
     if looks_like_path(name):
         folder = Path(name).expanduser()
-        state = "found" if (folder / "config.json").is_file() else "missing or not a saved model"
+        state = "found" if folder.is_dir() and any(folder.glob(marker)) else "missing or not a saved model"
         return f"local folder `{name}` ({state})"
-    cached = " (in the local cache)" if _hub_is_cached(name) else " (downloaded on first use)"
+    cached = " (in the local cache)" if _hub_is_cached(name, marker) else " (downloaded on first use)"
     return f"hub id `{name}`{cached}"
 
 

@@ -1,11 +1,13 @@
-"""A lean decode loop for text-conditioned MusicGen, computing exactly what ``generate`` computes.
+"""A lean decode loop for MusicGen and MusicGen-Melody, computing exactly what ``generate`` computes.
 
 Stock ``MusicgenForConditionalGeneration.generate`` spends much of each step outside the matrix products:
 it grows every layer's key/value cache with ``torch.cat`` (copying the whole cache each step: O(T^2) over a
 30 s piece), recomputes masks, and runs generic generation machinery. This loop keeps the model's own modules
 and weights (fp32, bf16 or int8 alike) and changes only the bookkeeping:
 - a static key/value cache, allocated once and written in place;
-- cross-attention keys/values computed once from the text encoder's output;
+- the conditioning computed once: cross-attention keys/values from the text encoder's output (MusicGen), or the
+  prefix of projected chroma + text states that MusicGen-Melody puts before the audio tokens, run through the
+  decoder in the first pass together with any audio prompt;
 - classifier-free guidance in one batched pass (conditional and unconditional rows together), as stock does;
 - the same logits processing (guidance, temperature, top-k, top-p, in that order) and the same delay pattern.
 With greedy decoding it yields the same tokens as stock ``generate`` on the same weights (tested); with
@@ -17,11 +19,12 @@ On CPU the fast path also replaces the decoder's linear layers by int8 dynamical
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from transformers import MusicgenForConditionalGeneration
+from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     TemperatureLogitsWarper,
@@ -54,7 +57,10 @@ def layer_norm_fn(module: torch.nn.LayerNorm) -> Fn:
     return lambda x: F.layer_norm(x, shape, weight, bias, eps)
 
 
-def quantize_decoder_int8(model: MusicgenForConditionalGeneration) -> MusicgenForConditionalGeneration:
+AnyMusicgen = MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration
+
+
+def quantize_decoder_int8(model: AnyMusicgen) -> AnyMusicgen:
     """Swap the decoder's ``nn.Linear`` layers for int8 ones (per-channel weights, dynamic activations). CPU only."""
     model.decoder = quantize_int8(model.decoder)
     return model
@@ -108,8 +114,8 @@ def encode_audio(model, audio: torch.Tensor) -> torch.Tensor:
 
 
 def supports_fast_path(model: torch.nn.Module) -> bool:
-    """The loop covers text-conditioned MusicGen (mono and stereo); MusicGen-Melody keeps stock ``generate``."""
-    return isinstance(model, MusicgenForConditionalGeneration)
+    """The loop covers MusicGen and MusicGen-Melody, mono and stereo."""
+    return isinstance(model, (MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration))
 
 
 def sampling_processors(do_sample: bool, temperature: float, top_k: int, top_p: float) -> LogitsProcessorList:
@@ -126,12 +132,16 @@ def sampling_processors(do_sample: bool, temperature: float, top_k: int, top_p: 
 
 
 class FastMusicgen:
-    """Decode loop over a loaded ``MusicgenForConditionalGeneration`` (its modules are used as they are)."""
+    """Decode loop over a loaded MusicGen or MusicGen-Melody model (its modules are used as they are)."""
 
-    def __init__(self, model: MusicgenForConditionalGeneration) -> None:
+    def __init__(self, model: AnyMusicgen, kv_dtype: torch.dtype | None = None) -> None:
+        """``kv_dtype``: the self-attention key/value cache's dtype; None = the model's (exact, as stock). A
+        narrower one (bfloat16 under float32 weights) halves the bytes attention reads each step: an
+        approximation, measured in docs/PERFORMANCE.md."""
         if not supports_fast_path(model):
-            raise TypeError(f"The fast path covers MusicgenForConditionalGeneration, not {type(model).__name__}.")
+            raise TypeError(f"The fast path covers MusicGen and MusicGen-Melody, not {type(model).__name__}.")
         self.model = model
+        self.prefix = isinstance(model, MusicgenMelodyForConditionalGeneration)  # conditioning as a prefix
         self.decoder = model.decoder.model.decoder  # MusicgenDecoder: embeddings, layers, final norm
         self.lm_heads = model.decoder.lm_heads
         config = model.config.decoder
@@ -146,9 +156,9 @@ class FastMusicgen:
                 linear_fn(layer.self_attn.k_proj),
                 linear_fn(layer.self_attn.v_proj),
                 linear_fn(layer.self_attn.out_proj),
-                layer_norm_fn(layer.encoder_attn_layer_norm),
-                linear_fn(layer.encoder_attn.q_proj),
-                linear_fn(layer.encoder_attn.out_proj),
+                None if self.prefix else layer_norm_fn(layer.encoder_attn_layer_norm),
+                None if self.prefix else linear_fn(layer.encoder_attn.q_proj),
+                None if self.prefix else linear_fn(layer.encoder_attn.out_proj),
                 layer_norm_fn(layer.final_layer_norm),
                 linear_fn(layer.fc1),
                 layer.activation_fn,
@@ -158,6 +168,7 @@ class FastMusicgen:
         ]
         self.heads_fns = [linear_fn(head) for head in self.lm_heads]
         self.final_norm = layer_norm_fn(self.decoder.layer_norm)
+        self.kv_dtype = kv_dtype or self.dtype
 
     @property
     def device(self) -> torch.device:
@@ -184,12 +195,43 @@ class FastMusicgen:
         hidden = hidden * attention_mask[..., None]
         return hidden.to(self.dtype), attention_mask
 
+    def _prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, guidance_scale: float,
+                input_features: torch.Tensor | None) -> torch.Tensor:
+        """MusicGen-Melody's conditioning prefix [B', chroma_length + S, d]: the projected chroma (repeated or cut to
+        ``chroma_length`` frames), then the masked text states; unconditional rows (a one-hot "no chroma" and zero
+        text) appended under guidance. The same steps, in the same order, as stock ``generate``."""
+        model = self.model
+        guided = guidance_scale is not None and guidance_scale > 1
+        text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if model.text_encoder.config.hidden_size != model.decoder.config.hidden_size:
+            text = model.enc_to_dec_proj(text)
+        if guided:
+            text = torch.cat([text, torch.zeros_like(text)], dim=0)
+            attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=0)
+        text = text * attention_mask[..., None]
+
+        if input_features is not None:
+            null = torch.zeros_like(input_features)
+        else:
+            null = torch.zeros((input_ids.shape[0], 1, model.config.num_chroma), device=self.device, dtype=model.dtype)
+        null[:, :, 0] = 1
+        chroma = input_features if input_features is not None else null
+        if guided:
+            chroma = torch.cat([chroma, null], dim=0)
+        if model.config.num_chroma != model.decoder.config.hidden_size:
+            chroma = model.audio_enc_to_dec_proj(chroma)
+        length = model.config.chroma_length
+        if chroma.shape[1] < length:
+            chroma = chroma.repeat(1, int(math.ceil(length / chroma.shape[1])), 1)
+        return torch.cat([chroma[:, :length], text], dim=1).to(self.dtype)
+
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, S, d] -> [B, H, S, D]."""
         return x.view(x.shape[0], -1, self.n_heads, self.head_dim).transpose(1, 2)
 
     def _layers(self, hidden: torch.Tensor, start: int, self_k: list[torch.Tensor], self_v: list[torch.Tensor],
-                cross_kv: list[tuple[torch.Tensor, torch.Tensor]], cross_mask: torch.Tensor) -> torch.Tensor:
+                cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                cross_mask: torch.Tensor | None) -> torch.Tensor:
         """Run the decoder layers over ``hidden`` [rows, S, d] at positions ``start..start+S-1``, writing the
         key/value cache in place; S > 1 only for the prompt (causal attention within the block)."""
         rows, length = hidden.shape[0], hidden.shape[1]
@@ -200,13 +242,14 @@ class FastMusicgen:
             self_k[i][:, :, start:end] = k_fn(x).view(heads).transpose(1, 2)
             self_v[i][:, :, start:end] = v_fn(x).view(heads).transpose(1, 2)
             q = q_fn(x).view(heads).transpose(1, 2)
-            out = F.scaled_dot_product_attention(q, self_k[i][:, :, :end], self_v[i][:, :, :end],
-                                                 is_causal=length > 1)
+            out = F.scaled_dot_product_attention(q.to(self.kv_dtype), self_k[i][:, :, :end], self_v[i][:, :, :end],
+                                                 is_causal=length > 1).to(hidden.dtype)
             hidden = hidden + o_fn(out.transpose(1, 2).reshape(rows, length, -1))
-            x = ln2(hidden)
-            q = cq_fn(x).view(heads).transpose(1, 2)
-            out = F.scaled_dot_product_attention(q, *cross_kv[i], attn_mask=cross_mask)
-            hidden = hidden + co_fn(out.transpose(1, 2).reshape(rows, length, -1))
+            if ln2 is not None:  # cross-attention (MusicGen; MusicGen-Melody has none)
+                x = ln2(hidden)
+                q = cq_fn(x).view(heads).transpose(1, 2)
+                out = F.scaled_dot_product_attention(q, *cross_kv[i], attn_mask=cross_mask)
+                hidden = hidden + co_fn(out.transpose(1, 2).reshape(rows, length, -1))
             hidden = hidden + fc2(act(fc1(ln3(hidden))))
         return hidden
 
@@ -226,6 +269,7 @@ class FastMusicgen:
         should_stop: Callable[[], bool] | None = None,
         on_frames: Callable[[torch.Tensor], None] | None = None,
         frames_every: int = 50,
+        input_features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
 
@@ -237,6 +281,8 @@ class FastMusicgen:
                 are complete in every codebook so far are returned (fewer than asked for).
             on_frames: called with the codes [B, K, frames] complete so far (the prompt's included) each time
                 ``frames_every`` more frames are complete in every codebook (for streaming).
+            input_features: MusicGen-Melody only: the melody's chroma [B, frames, 12] in the model's dtype (None:
+                no melody, as stock).
         """
         model = self.model
         config = model.generation_config
@@ -254,19 +300,30 @@ class FastMusicgen:
         first, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=total)
         known = first.shape[1]  # positions fixed before sampling starts (start token and prompt)
 
-        encoder_hidden, encoder_mask = self._encode(input_ids, attention_mask, guidance_scale)
-        min_value = torch.finfo(self.dtype).min
-        cross_mask = ((1.0 - encoder_mask[:, None, None, :].to(self.dtype)) * min_value).to(self.dtype)
-        cross_kv = [
-            (self._heads(layer.encoder_attn.k_proj(encoder_hidden)), self._heads(layer.encoder_attn.v_proj(encoder_hidden)))
-            for layer in self.decoder.layers
-        ]
-        cache_shape = (rows, self.n_heads, total, self.head_dim)
-        self_k = [torch.zeros(cache_shape, dtype=self.dtype, device=self.device) for _ in self.decoder.layers]
-        self_v = [torch.zeros(cache_shape, dtype=self.dtype, device=self.device) for _ in self.decoder.layers]
+        prefix, cross_kv, cross_mask = None, None, None
+        if self.prefix:
+            prefix = self._prefix(input_ids, attention_mask, guidance_scale, input_features)
+        else:
+            if input_features is not None:
+                raise ValueError("A text-only MusicGen takes no melody (input_features); use a MusicGen-Melody model.")
+            encoder_hidden, encoder_mask = self._encode(input_ids, attention_mask, guidance_scale)
+            min_value = torch.finfo(self.dtype).min
+            cross_mask = ((1.0 - encoder_mask[:, None, None, :].to(self.dtype)) * min_value).to(self.dtype)
+            cross_kv = [
+                (self._heads(layer.encoder_attn.k_proj(encoder_hidden)),
+                 self._heads(layer.encoder_attn.v_proj(encoder_hidden)))
+                for layer in self.decoder.layers
+            ]
+        offset = 0 if prefix is None else prefix.shape[1]  # the prefix takes the first positions
+        cache_shape = (rows, self.n_heads, offset + total, self.head_dim)
+        self_k = [torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers]
+        self_v = [torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers]
+        embed_positions = self.decoder.embed_positions
+        if offset + total > embed_positions.weights.shape[0]:  # as stock: grow the sinusoidal table when needed
+            embed_positions.make_weights(offset + total, embed_positions.embedding_dim)
+        positions = embed_positions.weights.to(self.dtype)
         tokens = torch.full((batch * k, total), pad, dtype=torch.long, device=self.device)
         tokens[:, :known] = first
-        positions = self.decoder.embed_positions.weights.to(self.dtype)
         processors = sampling_processors(do_sample, temperature, top_k, top_p)
 
         done = known - 1  # the last position whose token is decided
@@ -278,8 +335,12 @@ class FastMusicgen:
                 step_ids = step_ids.repeat(2, 1)
             codes = step_ids.view(rows, k, -1)
             hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))
-            hidden = hidden + positions[position : done + 1]
-            hidden = self._layers(hidden, position, self_k, self_v, cross_kv, cross_mask)
+            first_pass = position == 0
+            if first_pass and prefix is not None:
+                hidden = torch.cat([prefix, hidden], dim=1)
+            begin = 0 if first_pass else offset + position
+            hidden = hidden + positions[begin : offset + done + 1]
+            hidden = self._layers(hidden, begin, self_k, self_v, cross_kv, cross_mask)
             hidden = self.final_norm(hidden[:, -1:])
             logits = torch.stack([head(hidden) for head in self.heads_fns], dim=1)  # [rows, K, 1, V]
             scores = logits.reshape(rows * k, -1).float()

@@ -29,6 +29,7 @@ from transformers import (
 from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
 from models.common import (
+    ModelLoadError,
     ModelSource,
     env_flag,
     free_accelerator_memory,
@@ -45,6 +46,7 @@ from models.fast_musicgen import (
     supports_fast_path,
     undelay,
 )
+from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
 from utils.audio import audio_duration, check_not_silent, load_audio, trim
 from utils.chroma import ChromaExtractor
 
@@ -226,6 +228,7 @@ class Melody:
 
     audio: np.ndarray
     sample_rate: int
+    trim: tuple[float, float | None] = (0.0, None)  # the part of the file used, in seconds (None = to the end)
 
     @property
     def duration(self) -> float:
@@ -254,7 +257,7 @@ class Melody:
                 f"The melody is {clip.shape[0] / sr:.2f} s long: too short to follow. Use at least "
                 f"{MIN_MELODY_SECONDS:.0f} second."
             )
-        return cls(clip, sr)
+        return cls(clip, sr, (float(start or 0.0), None if not end else float(end)))
 
 
 @dataclass
@@ -263,6 +266,7 @@ class Clip:
 
     audio: np.ndarray
     sample_rate: int
+    trim: tuple[float, float | None] = (0.0, None)  # the part of the file used, in seconds (None = to the end)
 
     @property
     def duration(self) -> float:
@@ -290,7 +294,7 @@ class Clip:
                 f"The clip is {seconds:.1f} s long, more than the {MAX_CLIP_SECONDS:.0f} s the model can take as a "
                 "start (its window is 30 s): trim it with the start/end sliders."
             )
-        return cls(clip[None, :], sr)
+        return cls(clip[None, :], sr, (float(start or 0.0), None if not end else float(end)))
 
 
 @dataclass(frozen=True)
@@ -514,6 +518,8 @@ class MusicGenModel:
         clip: Clip | None = None,
         continue_codes: np.ndarray | None = None,
         stream: Callable[[np.ndarray], None] | None = None,
+        melody_source: str = SOURCE_SEPARATED,
+        separator: str | None = None,
     ) -> MusicResult:
         """Generate ``n_variants`` pieces in one batched call per window.
 
@@ -535,6 +541,10 @@ class MusicGenModel:
             stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
                 music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
                 decoded in one go, and equals the result without streaming).
+            melody_source: "separated": the chroma is taken from the melody's vocals + other stems (Demucs), as
+                audiocraft does; "mix": from the melody as given. When the separator cannot be loaded, the whole
+                mix is used and a note says why.
+            separator: the Demucs model (hub id or folder); None: ``$MELODY_SEPARATOR_MODEL`` or the default.
 
         Raises:
             ValueError: invalid prompt, settings, melody or clip.
@@ -545,6 +555,7 @@ class MusicGenModel:
         prompt = check_prompt(prompt, required=melody is None and clip is None and continue_codes is None)
         if not 1 <= n_variants <= MAX_VARIANTS:
             raise ValueError(f"Ask for 1 to {MAX_VARIANTS} variants, got {n_variants}.")
+        melody_source = check_melody_source(melody_source)
         if melody is not None and self.melody is False:
             raise ValueError("This is the text-to-music model; use the melody tab to follow a melody.")
         self.check_kind_by_name()
@@ -561,6 +572,18 @@ class MusicGenModel:
             assert self.chroma is not None
             if melody.duration < MIN_MELODY_SECONDS:
                 raise ValueError(f"The melody is too short; use at least {MIN_MELODY_SECONDS:.0f} second of it.")
+        source_used, source_note = None, ""
+        if self.melody and melody is not None:
+            source_used = "whole mix"
+            if melody_source == SOURCE_SEPARATED:
+                report(0.02, "Separating the melody from drums and bass (Demucs)")
+                try:
+                    stems = get_separator(separator).melody_stems(melody.audio, melody.sample_rate)
+                    melody = Melody(stems, melody.sample_rate, melody.trim)
+                    source_used = f"separated: {' + '.join(MELODY_STEMS)} stems ({get_separator(separator).name})"
+                except ModelLoadError as e:
+                    source_used = "whole mix (the separator could not be loaded)"
+                    source_note = f"The melody was not separated, so its chroma comes from the whole mix. {e}"
 
         given = None  # codes the piece starts from: a clip, or an earlier result
         if clip is not None:
@@ -664,14 +687,18 @@ class MusicGenModel:
         }
         if melody is not None:
             record["melody_seconds"] = round(melody.duration, 3)
+            record["melody_trim"] = list(melody.trim)
+            record["melody_source"] = melody_source
+            record["melody_source_used"] = source_used
         if clip is not None:
             record["clip_seconds"] = round(clip.duration, 3)
+            record["clip_trim"] = list(clip.trim)
             record["clip"] = "re-encoded by the model's codec (EnCodec), then continued"
         if continue_codes is not None:
             record["extended_from_seconds"] = round(context / rate, 3)
         if unknown:
             record["unknown_prompt_parts"] = unknown
-        notes = [note for note in (unknown_prompt_note(unknown),) if note]
+        notes = [note for note in (unknown_prompt_note(unknown), source_note) if note]
         if stopped:
             record["stopped"] = True
             notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
@@ -696,7 +723,7 @@ class MusicGenModel:
             return FastMusicgen(self.model).generate_codes(
                 inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick,
                 prompt_codes=prompt_codes, should_stop=(lambda: cancel.is_set()) if cancel is not None else None,
-                on_frames=on_frames, frames_every=10, **sampling,
+                on_frames=on_frames, frames_every=10, input_features=extra.get("input_features"), **sampling,
             )
         batch, k = inputs["input_ids"].shape[0], self.model.config.decoder.num_codebooks
         start = int(self.model.generation_config.decoder_start_token_id)

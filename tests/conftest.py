@@ -15,7 +15,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from tests.music_fixtures import CLICK_BPM, click_track, render_corpus_piece  # noqa: E402
-from tests.tiny_models import build_tiny_musicgen, build_tiny_pop2piano  # noqa: E402
+from tests.tiny_models import build_tiny_htdemucs, build_tiny_musicgen, build_tiny_pop2piano  # noqa: E402
 
 SAMPLE_RATE = 44100
 
@@ -42,6 +42,18 @@ def tiny_musicgen_stereo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_melody_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random MusicGen-Melody checkpoint folder."""
     return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen-melody"), melody=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_melody_stereo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random stereo MusicGen-Melody checkpoint folder (8 codebooks, 2 channels)."""
+    return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen-melody-stereo"), melody=True, stereo=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_htdemucs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random HTDemucs in the hub's format (bag .yaml + .safetensors), as `adefossez/HTDemucs` holds it."""
+    return build_tiny_htdemucs(tmp_path_factory.mktemp("tiny-htdemucs"))
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +92,12 @@ def clicks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 @pytest.fixture(scope="session")
-def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
+def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir):
     """The app running as its own process on 127.0.0.1 with the tiny model folders; stopped afterwards."""
     from tests.live_app import start_app
 
-    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir)
+    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir,
+                    extra_args=["--separator-model", str(tiny_htdemucs_dir)])
     yield app
     app.stop()
 

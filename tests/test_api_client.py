@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 import pytest
 import soundfile as sf
@@ -170,7 +171,8 @@ def test_every_endpoint_works_with_only_its_required_arguments(client, clicks, h
 def test_view_api_describes_every_parameter(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/piano_cover", "/text_to_music", "/melody_to_music", "/melody_preview", "/piano_cover_remix",
-                 "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video"):
+                 "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video", "/text_to_music_load_params",
+                 "/melody_to_music_load_params"):
         description = endpoints[name]["description"]
         for parameter in endpoints[name]["parameters"]:
             assert f"`{parameter['parameter_name']}`" in description, (name, parameter["parameter_name"])
@@ -235,3 +237,50 @@ def test_a_clip_too_long_to_continue(client, tmp_path):
     with pytest.raises(Exception, match="trim it"):
         client.predict("jazz", "", 3, 250, 0.0, 1.0, 3.0, "", 1, 18, handle_file(str(long_clip)), 0, 0,
                        api_name="/text_to_music")
+
+
+# ------------------------------------------------------------------------- reproduce, melody source
+def test_a_parameters_file_fed_back_makes_the_same_music(client, hummed_melody):
+    """Text tab: the downloaded JSON gives back every setting; generating with them gives the same samples."""
+    *variants, _picture, params, _details, downloads = client.predict(
+        "warm piano", "", 2, 100, 0.9, 1.2, 4.0, "31", 2, 18, handle_file(str(hummed_melody)), 0.5, 2.5,
+        api_name="/text_to_music",
+    )
+    saved = next(p for p in downloads if p.endswith(".json"))
+    *settings, note = client.predict(handle_file(saved), api_name="/text_to_music_load_params")
+    assert settings == ["warm piano", "", 2.0, 100, 0.9, 1.2, 4.0, "31", 2, 18.0, 0.5, 2.5]
+    assert "seed 31" in note and "same clip" in note
+    *again, _picture, params_again, _details, _downloads = client.predict(
+        *settings[:10], handle_file(str(hummed_melody)), *settings[10:], api_name="/text_to_music"
+    )
+    for first, second in zip(variants[:2], again[:2]):
+        assert np.array_equal(sf.read(first)[0], sf.read(second)[0])
+    assert params_again["seed"] == 31 and params_again["clip_trim"] == [0.5, 2.5]
+
+
+def test_melody_parameters_and_source_round_trip(client, hummed_melody, tmp_path):
+    *variants, _picture, params, details, _chroma, downloads = client.predict(
+        handle_file(str(hummed_melody)), 0.0, 0.0, "a jazz trio", "", 1, 250, 0.0, 1.0, 3.0, "8", 1, 18, "separated",
+        api_name="/melody_to_music",
+    )
+    assert params["melody_source"] == "separated"  # the app was started with the tiny HTDemucs folder
+    assert params["melody_source_used"].startswith("separated: vocals + other")
+    saved = next(p for p in downloads if p.endswith(".json"))
+    *settings, source, note = client.predict(handle_file(saved), api_name="/melody_to_music_load_params")
+    assert source == "separated" and settings[7] == "8" and "same melody" in note
+    *again, _picture, _params, _details, _chroma, _downloads = client.predict(
+        handle_file(str(hummed_melody)), *settings[10:], *settings[:10], source, api_name="/melody_to_music"
+    )
+    assert np.array_equal(sf.read(variants[0])[0], sf.read(again[0])[0])
+    # the whole mix gives another chroma, so other music
+    *mixed, _picture, mix_params, _details, _chroma, _downloads = client.predict(
+        handle_file(str(hummed_melody)), 0.0, 0.0, "a jazz trio", "", 1, 250, 0.0, 1.0, 3.0, "8", 1, 18, "mix",
+        api_name="/melody_to_music",
+    )
+    assert mix_params["melody_source_used"] == "whole mix"
+    with pytest.raises(Exception, match="from the melody tab"):
+        client.predict(handle_file(saved), api_name="/text_to_music_load_params")
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    with pytest.raises(Exception, match="not a parameters file"):
+        client.predict(handle_file(str(bogus)), api_name="/melody_to_music_load_params")

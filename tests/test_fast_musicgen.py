@@ -83,13 +83,68 @@ def test_int8_weights_are_quantized(tiny_musicgen_dir):
     assert "quantized" in type(layer.fc1).__module__
 
 
-def test_melody_models_keep_stock_generate(tiny_melody_dir):
+def load_melody(folder, weights: str = "fp32"):
     from transformers import MusicgenMelodyForConditionalGeneration
 
-    model = MusicgenMelodyForConditionalGeneration.from_pretrained(tiny_melody_dir)
-    assert not supports_fast_path(model)
-    with pytest.raises(TypeError):
-        FastMusicgen(model)
+    model = MusicgenMelodyForConditionalGeneration.from_pretrained(folder).eval()
+    if weights == "int8":
+        model = quantize_decoder_int8(model)
+    inputs = AutoTokenizer.from_pretrained(folder)(PROMPTS, return_tensors="pt", padding=True)
+    return model, dict(inputs)
+
+
+def chroma_features(frames: int, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """One-hot chroma [batch, frames, 12], as the melody extractor makes."""
+    notes = torch.randint(0, 12, (batch, frames), generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.one_hot(notes, 12).float()
+
+
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+@pytest.mark.parametrize("chroma", ["melody", "none", "long"])
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_melody_greedy_matches_stock(tiny_melody_dir, tiny_melody_stereo_dir, stereo, chroma, weights):
+    """MusicGen-Melody: the conditioning prefix (chroma, then text) goes through the fast loop as through stock."""
+    model, inputs = load_melody(tiny_melody_stereo_dir if stereo else tiny_melody_dir, weights)
+    assert supports_fast_path(model)
+    # a short melody repeats to the chroma length; a long one is cut; none uses the "no melody" one-hot
+    features = {"melody": chroma_features(37), "none": None, "long": chroma_features(300)}[chroma]
+    extra = {} if features is None else {"input_features": features}
+    fast = FastMusicgen(model)
+    with torch.inference_mode():
+        stock = model.generate(**inputs, **extra, max_new_tokens=30, do_sample=False, guidance_scale=3.0)
+        codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 30, do_sample=False,
+                                    guidance_scale=3.0, input_features=features)
+        audio = fast.decode_audio(codes)
+    assert codes.shape == (2, 8 if stereo else 4, 30 - 3)
+    assert torch.equal(stock, audio)
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_melody_with_audio_prompt_and_seeded_sampling_matches_stock(tiny_melody_dir, weights):
+    """A melody window that continues earlier codes (a long piece's next window) = stock given decoder_input_ids."""
+    model, inputs = load_melody(tiny_melody_dir, weights)
+    prompt = torch.randint(0, 2048, (2, 4, 13), generator=torch.Generator().manual_seed(4))
+    start = torch.full((8, 1), model.generation_config.decoder_start_token_id)
+    features = chroma_features(50, seed=2)
+    for settings in (dict(do_sample=False, guidance_scale=3.0),
+                     dict(do_sample=True, top_k=50, top_p=0.95, temperature=1.2, guidance_scale=3.0)):
+        with torch.inference_mode():
+            torch.manual_seed(9)
+            stock = model.generate(**inputs, input_features=features, max_new_tokens=25,
+                                   decoder_input_ids=torch.cat([start, prompt.reshape(8, -1)], dim=1), **settings)
+            torch.manual_seed(9)
+            fast = FastMusicgen(model)
+            codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 25, prompt_codes=prompt,
+                                        input_features=features, **settings)
+        assert torch.equal(codes[..., :13], prompt)
+        assert torch.equal(stock, fast.decode_audio(codes)), settings
+
+
+def test_text_model_refuses_a_melody(tiny_musicgen_dir):
+    model, inputs = load(tiny_musicgen_dir)
+    with pytest.raises(ValueError, match="MusicGen-Melody"):
+        FastMusicgen(model).generate_codes(inputs["input_ids"], inputs["attention_mask"], 5,
+                                           input_features=chroma_features(10))
 
 
 @pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])

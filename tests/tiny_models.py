@@ -186,3 +186,42 @@ TINY_MELODY_PREPROCESSOR = {
     "sampling_rate": 32000,
     "stem_indices": [3, 2],
 }
+
+
+DEMUCS_SOURCES = ["drums", "bass", "other", "vocals"]  # htdemucs' stems, in its order
+
+
+def build_tiny_htdemucs(folder: str | Path, seed: int = 0, name: str = "tiny_htdemucs") -> Path:
+    """Write a tiny random HTDemucs to ``folder`` in the hub's format (what ``adefossez/HTDemucs`` holds):
+    ``NAME.yaml`` listing the model signatures, and ``SIG.safetensors`` with the state and, in its metadata, the
+    class and init arguments as JSON (fractions encoded as demucs' exporter does)."""
+    from fractions import Fraction
+
+    import yaml
+    from demucs.htdemucs import HTDemucs
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    segment = Fraction(39, 5)  # htdemucs' 7.8 s training segment
+    kwargs = dict(sources=DEMUCS_SOURCES, audio_channels=2, samplerate=44100, segment=segment, channels=4,
+                  growth=2, depth=4, t_layers=1, t_heads=2, bottom_channels=0, dconv_depth=1, dconv_comp=2)
+    # htdemucs' depth and FFT size (its transformer sees ~1,300 time steps per segment), with few channels
+    model = HTDemucs(**kwargs)
+
+    def encode(value):
+        if isinstance(value, Fraction):
+            return {"_type": "fraction", "numerator": value.numerator, "denominator": value.denominator}
+        return value
+
+    metadata = {
+        "klass": "demucs.htdemucs.HTDemucs",
+        "args": json.dumps([]),
+        "kwargs": json.dumps({key: encode(value) for key, value in kwargs.items()}),
+    }
+    signature = "0123abcd"
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    save_file(state, str(folder / f"{signature}.safetensors"), metadata=metadata)
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump({"models": [signature]}))
+    return folder

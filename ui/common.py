@@ -17,7 +17,7 @@ try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch (models/ im
 except ImportError:  # not on a Space, and not installed: plain calls
     spaces = None
 
-from models import musicgen, pop2piano  # noqa: E402
+from models import musicgen, pop2piano, separator  # noqa: E402
 from models.common import DEVICE_ENV_VAR, ModelLoadError  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir as make_run_dir  # noqa: E402
@@ -40,6 +40,7 @@ class AppConfig:
     piano_model: str = field(default_factory=pop2piano.default_model_name)
     musicgen_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=False))
     melody_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=True))
+    separator_model: str = field(default_factory=separator.default_separator_name)
     device: str | None = field(default_factory=lambda: os.environ.get(DEVICE_ENV_VAR) or None)
     max_song_seconds: float = field(default_factory=pop2piano.default_max_song_seconds)
     output_dir: Path = field(

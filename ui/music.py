@@ -17,7 +17,7 @@ import soundfile as sf
 
 import gradio as gr
 
-from models import musicgen
+from models import musicgen, separator
 from models.common import describe_source
 from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
 from utils.audio import audio_duration, write_mp3, write_wav
@@ -80,7 +80,16 @@ MUSIC_API_DOCS = {
         f"used, in seconds, 0 = from the start / to the end (at most {musicgen.MAX_MELODY_SECONDS:g} s are used); "
         "`prompt`: the style, may be empty. " + MODEL_API_DOC + SAMPLING_API_DOC + MUSIC_RETURNS_API_DOC
         + ", the melody's chroma PNG, then the downloads (WAV, MP3, JSON). Past 30 s each window follows the part "
-        "of the melody under its own time, the melody looping."
+        "of the melody under its own time, the melody looping. `melody_source`: "
+        + ", ".join(f'"{key}" = {label.lower()}' for key, label in separator.MELODY_SOURCES.items())
+        + f' (default "{separator.DEFAULT_MELODY_SOURCE}"; when the Demucs separator cannot be loaded the whole mix '
+        "is used and the details say so)."
+    ),
+    "load_params": (
+        "`path`: a parameters JSON file (the one in a result's downloads). Returns the tab's settings from it, "
+        "to make the same music again: the prompt, model, duration, top-k, top-p, temperature, guidance scale, "
+        "seed, variants and stride, then the tab's trim settings (and, for the melody tab, the melody source), and "
+        "a note. The audio it used (melody or clip) is not in the file: give the same file again."
     ),
     "melody_preview": (
         "The part of a melody that will be used. `path`: the melody file; `start` / `end`: seconds, end 0 = to "
@@ -190,7 +199,7 @@ def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
     clip: musicgen.Clip | None = None, continue_codes: Any = None,
-    send: Callable[[int, np.ndarray], None] | None = None,
+    send: Callable[[int, np.ndarray], None] | None = None, melody_source: str = separator.DEFAULT_MELODY_SOURCE,
 ) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
     """Shared body of the MusicGen events: pick the cached model, generate (streaming to ``send``), turn a stop
     before anything was finished into a message."""
@@ -200,6 +209,7 @@ def run_music(
             prompt, params, whole(variants, "The number of variants"), melody=melody,
             progress=gradio_progress(progress), cancel=cancel, clip=clip, continue_codes=continue_codes,
             stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
+            melody_source=melody_source, separator=CONFIG.separator_model,
         )
     except musicgen.GenerationCancelled as e:
         raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
@@ -340,9 +350,10 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
         if state["melody_tab"]:
             melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
                                                state["melody"]["end"])
+        source = (state.get("melody") or {}).get("source", separator.DEFAULT_MELODY_SOURCE)
         result, model = run_music(state["melody_tab"], state["model_name"], made["prompt"], params,
                                   made["variants"], melody, cancel, progress, continue_codes=state["codes"],
-                                  send=send)
+                                  send=send, melody_source=source)
         out = new_run_dir("extended")
         *outputs, downloads = music_outputs(result, out, "extended")
     except Exception as e:  # noqa: BLE001
@@ -401,6 +412,7 @@ def melody_to_music(
     seed: str | None = "",
     variants: float = 1,
     stride: float = musicgen.DEFAULT_STRIDE_S,
+    melody_source: str = separator.DEFAULT_MELODY_SOURCE,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
@@ -412,8 +424,9 @@ def melody_to_music(
             params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
             musicgen.check_prompt(prompt, required=False)
             melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
+            source = separator.check_melody_source(melody_source)
             result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress,
-                                      send=send)
+                                      send=send, melody_source=source)
             out = new_run_dir("melody-to-music")
             *outputs, downloads = music_outputs(result, out, "melody_music")
             frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
@@ -421,10 +434,79 @@ def melody_to_music(
                                  "Melody chroma the model follows")
         except Exception as e:  # noqa: BLE001
             raise user_error(e) from e
-        state = music_state(result, True, model_name, {"path": melody_path, "start": trim_start, "end": trim_end})
+        state = music_state(result, True, model_name,
+                            {"path": melody_path, "start": trim_start, "end": trim_end, "source": source})
         return [*outputs, str(picture), downloads, state]
 
     yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+
+
+def load_params(path: str | None, melody_tab: bool) -> list[Any]:
+    """A result's parameters JSON -> the tab's settings, to make the same music again.
+
+    Returns:
+        [prompt, model, duration, top_k, top_p, temperature, guidance_scale, seed, variants, stride, trim start,
+        trim end, (melody source, melody tab only), note]; settings the file does not hold are left as they are.
+
+    Raises:
+        gr.Error: not a parameters file, or one from the other tab.
+    """
+    try:
+        if not path:
+            raise ValueError("Choose a parameters file (the .json in a result's downloads).")
+        try:
+            made = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"This is not a parameters file: {e}") from e
+        task = "melody_to_music" if melody_tab else "text_to_music"
+        if not isinstance(made, dict) or made.get("task") not in ("text_to_music", "melody_to_music"):
+            raise ValueError("This JSON is not a parameters file of this app (it has no \"task\").")
+        if made["task"] != task:
+            other = "melody" if made["task"] == "melody_to_music" else "text"
+            raise ValueError(f"These parameters come from the {other} tab: load them there.")
+    except ValueError as e:
+        raise user_error(e) from e
+
+    def value(key: str, convert: Callable[[Any], Any] = lambda v: v) -> Any:
+        return gr.skip() if made.get(key) is None else convert(made[key])
+
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    model = made.get("model")
+    trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]
+    notes = [f"Loaded the settings of seed {made.get('seed')}."]
+    if melody_tab:
+        notes.append(f"Give the same melody ({made.get('melody_seconds', '?')} s used): it is not in the file.")
+    elif made.get("clip_seconds"):
+        notes.append(f"This result continued a clip ({made['clip_seconds']} s used): give the same clip.")
+    if made.get("extended_from_seconds"):
+        notes.append(f"It extended an earlier result ({made['extended_from_seconds']} s): these settings remake "
+                     "the earlier piece's settings, not its music; generate it first, then Extend.")
+    updates = [
+        value("prompt"),
+        gr.skip() if not model else (APP_DEFAULT_MODEL if model == default else model),
+        value("duration", float), value("top_k", int), value("top_p", float), value("temperature", float),
+        value("guidance_scale", float), value("seed", str), value("variants", int), value("stride", float),
+        gr.skip() if trim[0] is None else float(trim[0]), gr.skip() if trim[0] is None else float(trim[1] or 0.0),
+    ]
+    if melody_tab:
+        updates.append(value("melody_source"))
+    return [*updates, " ".join(notes)]
+
+
+def load_text_params(path: str | None) -> list[Any]:
+    return load_params(path, melody_tab=False)
+
+
+def load_melody_params(path: str | None) -> list[Any]:
+    return load_params(path, melody_tab=True)
+
+
+def params_loader(tab: str) -> tuple[gr.File, gr.Markdown]:
+    """The "Reproduce from a parameters file" box of a MusicGen tab."""
+    with gr.Accordion("Reproduce a result from its parameters file (.json)", open=False):
+        upload = gr.File(label="Parameters JSON", file_types=[".json"], elem_id=f"{tab}-params-file")
+        note = gr.Markdown(elem_id=f"{tab}-params-note")
+    return upload, note
 
 
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
@@ -444,7 +526,21 @@ def music_model_status(name: str | None, melody_tab: bool) -> str:
     line = f"**Model:** {describe_source(name)}"
     if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
         line += " · ⚠️ text-only checkpoint: choose a melody one"
+    if melody_tab:
+        line += " · " + separator_status()
     return line
+
+
+def separator_status() -> str:
+    """Where the Demucs melody separator comes from, or why the whole mix will be used (no network)."""
+    name = CONFIG.separator_model
+    if name.lower() in separator.OFF_VALUES:
+        return f"**Melody separator:** off (`{separator.SEPARATOR_ENV_VAR}`): the chroma comes from the whole mix"
+    if not separator.demucs_installed():
+        return "**Melody separator:** ⚠️ `demucs` is not installed: the chroma comes from the whole mix"
+    return (f"**Melody separator:** {describe_source(name, separator.BAG_MARKER)}; if it cannot be loaded, the "
+            f"whole mix is used (set `{separator.SEPARATOR_CLI_FLAG}` or `{separator.SEPARATOR_ENV_VAR}` to a "
+            "folder holding the Demucs bag .yaml and .safetensors)")
 
 
 def text_model_status(name: str | None) -> str:
@@ -563,6 +659,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
                 clip_part = gr.Audio(type="filepath", label="Part continued", interactive=False,
                                      elem_id="text-clip-preview")
                 clip_info = gr.Markdown(elem_id="text-clip-info")
+            params_file, params_note = params_loader("text")
             estimate = gr.Markdown(elem_id="text-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
@@ -586,6 +683,9 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+    params_file.upload(load_text_params, inputs=params_file,
+                       outputs=[prompt, model, *controls, clip_start, clip_end, params_note],
+                       api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     return model, status, use_as_melody, outputs[0]
 
 
@@ -632,7 +732,13 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
             model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
                                 label=MODEL_LABEL, elem_id="melody-model")
+            source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
+                              value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",
+                              info="Separated: drums and bass are removed first (Demucs), as audiocraft does, so a "
+                                   "full song's chroma follows its tune rather than its bass line.",
+                              elem_id="melody-source")
             controls = sampling_controls("melody")
+            params_file, params_note = params_loader("melody")
             estimate = gr.Markdown(elem_id="melody-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="melody-run")
@@ -653,7 +759,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
-    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls],
+    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
                       outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
                       api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
                       show_progress_on=outputs[0])
@@ -662,4 +768,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                             api_description=MUSIC_API_DOCS["extend"], concurrency_id=GPU_QUEUE,
                             show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
+    params_file.upload(load_melody_params, inputs=params_file,
+                       outputs=[prompt, model, *controls, start, end, source, params_note],
+                       api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     return model, status, melody

@@ -1,0 +1,194 @@
+"""Melody stems with Demucs, as audiocraft's melody conditioner hears a song.
+
+audiocraft does not take MusicGen-Melody's chroma from the raw mix: its chroma-stem conditioner first runs the
+HTDemucs source separator and keeps the ``vocals`` + ``other`` stems, so that drums and bass do not dominate the
+chroma. This wrapper does the same with demucs 4.1, which loads HTDemucs from the hub (``adefossez/HTDemucs``: a
+bag yaml and one safetensors file per model) or from a local folder holding the same files.
+
+Differences from audiocraft, on purpose: the separation is deterministic (``shifts=0``; audiocraft's default of
+one random shift makes two runs differ), and it runs once per melody (at most 30 s), not per window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.common import ModelLoadError, ModelSource, load_or_explain, pick_device
+
+logger = logging.getLogger(__name__)
+
+SEPARATOR_ENV_VAR = "MELODY_SEPARATOR_MODEL"  # hub id or folder; "off" turns separation off
+SEPARATOR_CLI_FLAG = "--separator-model"
+DEFAULT_SEPARATOR_MODEL = "adefossez/HTDemucs"
+OFF_VALUES = {"off", "none", "0", "no"}
+MELODY_STEMS = ("vocals", "other")  # what audiocraft's ChromaStemConditioner keeps
+BAG_MARKER = "*.yaml"  # a demucs model folder: a bag yaml (its models' signatures) + one safetensors per model
+RETRY_AFTER_S = 600.0  # after a failed load, use the whole mix without retrying for this long
+CACHE_ITEMS = 4  # separated melodies kept (the same melody is often used again with other prompts)
+
+# The melody source control: values (API) and what the page shows.
+SOURCE_SEPARATED = "separated"
+SOURCE_MIX = "mix"
+MELODY_SOURCES = {
+    SOURCE_SEPARATED: "Separated melody (vocals + other, as audiocraft)",
+    SOURCE_MIX: "Whole mix",
+}
+DEFAULT_MELODY_SOURCE = SOURCE_SEPARATED
+
+
+def default_separator_name() -> str:
+    """The separator from ``$MELODY_SEPARATOR_MODEL``, else audiocraft's HTDemucs on the hub."""
+    return os.environ.get(SEPARATOR_ENV_VAR, "").strip() or DEFAULT_SEPARATOR_MODEL
+
+
+def demucs_installed() -> bool:
+    """Whether the demucs package can be imported here (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("demucs") is not None
+
+
+def check_melody_source(source: str | None) -> str:
+    """A melody source value (``separated`` or ``mix``; empty means the default); raises ValueError otherwise."""
+    value = (source or DEFAULT_MELODY_SOURCE).strip().lower()
+    for key, label in MELODY_SOURCES.items():
+        if value in (key, label.lower()):
+            return key
+    raise ValueError(f"The melody source must be one of {', '.join(MELODY_SOURCES)}, got {source!r}.")
+
+
+def load_bag(folder: str | Path) -> Any:
+    """A demucs model (``BagOfModels``) from a folder as the hub holds it: ``NAME.yaml`` listing the models'
+    signatures (and optional weights and segment) and ``SIG.safetensors`` for each, read by demucs' own loader."""
+    import yaml
+    from demucs.apply import BagOfModels
+    from demucs.hf import load_safetensors_model
+
+    folder = Path(folder)
+    bags = sorted(folder.glob(BAG_MARKER))
+    if len(bags) != 1:
+        raise ValueError(f"expected one bag .yaml file in {folder}, found {len(bags)}")
+    bag = yaml.safe_load(bags[0].read_text())
+    models = [load_safetensors_model(folder / f"{sig}.safetensors") for sig in bag["models"]]
+    return BagOfModels(models, bag.get("weights"), bag.get("segment"))
+
+
+class StemSeparator:
+    """HTDemucs (or another demucs bag), loaded on first use and kept.
+
+    Args:
+        name: hub id or local folder; default from ``$MELODY_SEPARATOR_MODEL``; "off" disables separation.
+        device: "cuda", "cpu"...; default: the best available.
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None) -> None:
+        self.name = (name or default_separator_name()).strip()
+        self.device = pick_device(device)
+        self.model: Any = None
+        self._lock = threading.Lock()
+        self._failure: tuple[float, str] | None = None  # (when, why) the last load failed
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @property
+    def disabled(self) -> bool:
+        return self.name.lower() in OFF_VALUES
+
+    def load(self) -> None:
+        """Load the separator once.
+
+        Raises:
+            ModelLoadError: demucs is not installed, or the weights cannot be found (a recent failure is repeated
+                without retrying for RETRY_AFTER_S).
+        """
+        with self._lock:
+            if self.model is not None:
+                return
+            if self.disabled:
+                raise ModelLoadError(f"Melody separation is turned off (`{SEPARATOR_ENV_VAR}={self.name}`).")
+            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
+                raise ModelLoadError(self._failure[1])
+            if not demucs_installed():
+                self._fail("Melody separator: the `demucs` package is not installed (`pip install demucs==4.1.0`).")
+                raise ModelLoadError(self._failure[1])  # type: ignore[index]
+            try:
+                self.model = load_or_explain("Melody separator (Demucs)", self.name, SEPARATOR_ENV_VAR,
+                                             SEPARATOR_CLI_FLAG, self._from_source, marker=BAG_MARKER)
+            except (ModelLoadError, ValueError) as e:
+                self._fail(str(e))
+                raise ModelLoadError(str(e)) from e
+            self._failure = None
+            logger.info("Loaded melody separator %s on %s", self.name, self.device)
+
+    def _fail(self, why: str) -> None:
+        self._failure = (time.monotonic(), why)
+        logger.warning("%s", why)
+
+    def _from_source(self, source: ModelSource) -> Any:
+        folder = source.location
+        if not source.is_local:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(source.location, allow_patterns=[BAG_MARKER, "*.safetensors"],
+                                       local_files_only=source.local_files_only)
+        model = load_bag(folder)
+        missing = [stem for stem in MELODY_STEMS if stem not in model.sources]
+        if missing:
+            raise ValueError(f"`{self.name}` has no {' or '.join(missing)} stem (its stems: {', '.join(model.sources)})")
+        return model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def melody_stems(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Mono audio [T] at ``sample_rate`` Hz -> the sum of its vocals and other stems, mono [T] at the same rate.
+
+        Raises:
+            ModelLoadError: the separator cannot be loaded.
+        """
+        key = hashlib.sha1(audio.tobytes() + str(sample_rate).encode()).hexdigest()
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        self.load()
+        from demucs.apply import apply_model
+        from demucs.audio import convert_audio
+
+        model = self.model
+        wav = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, None]  # [1, 1, T]
+        wav = convert_audio(wav, sample_rate, model.samplerate, model.audio_channels)
+        stems = apply_model(model, wav, shifts=0, split=True, overlap=0.25, progress=False, device=self.device)
+        indices = [model.sources.index(stem) for stem in MELODY_STEMS]
+        mix = stems[:, indices].sum(1)  # [1, channels, T']
+        mix = convert_audio(mix, model.samplerate, sample_rate, 1)[0, 0].float().cpu().numpy()
+        mix = np.pad(mix, (0, max(0, audio.shape[0] - mix.shape[0])))[: audio.shape[0]]
+        self._cache[key] = mix
+        while len(self._cache) > CACHE_ITEMS:
+            self._cache.popitem(last=False)
+        return mix
+
+    def unload(self) -> None:
+        with self._lock:
+            self.model = None
+            self._cache.clear()
+
+
+_separator: StemSeparator | None = None
+_separator_lock = threading.Lock()
+
+
+def get_separator(name: str | None = None) -> StemSeparator:
+    """The shared separator (one per process); another name replaces it."""
+    global _separator
+    name = (name or default_separator_name()).strip()
+    with _separator_lock:
+        if _separator is None or _separator.name != name:
+            _separator = StemSeparator(name)
+        return _separator
