@@ -270,6 +270,7 @@ class FastMusicgen:
         on_frames: Callable[[torch.Tensor], None] | None = None,
         frames_every: int = 50,
         input_features: torch.Tensor | None = None,
+        on_scores: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
 
@@ -283,6 +284,8 @@ class FastMusicgen:
                 ``frames_every`` more frames are complete in every codebook (for streaming).
             input_features: MusicGen-Melody only: the melody's chroma [B, frames, 12] in the model's dtype (None:
                 no melody, as stock).
+            on_scores: for measurements: called each step with (step, the processed scores [B*K, V]); a tensor it
+                returns [B*K] replaces the sampled tokens (teacher forcing).
         """
         model = self.model
         config = model.generation_config
@@ -352,6 +355,9 @@ class FastMusicgen:
                 next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
             else:
                 next_tokens = torch.argmax(scores, dim=-1)
+            if on_scores is not None:
+                forced = on_scores(done - known + 2, scores)
+                next_tokens = next_tokens if forced is None else forced
             position = done + 1
             done += 1
             tokens[:, done] = next_tokens

@@ -7,6 +7,7 @@ extractor needs torchaudio.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -14,6 +15,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -390,6 +392,7 @@ class MusicGenModel:
         self.chroma: ChromaExtractor | None = None
         self._lock = threading.Lock()
         self._step_seconds: float | None = None  # measured decode speed here, for time estimates
+        self.shared: list[str] = []  # parts found equal to an already loaded model's, and shared with it
 
     @property
     def what(self) -> str:
@@ -446,6 +449,7 @@ class MusicGenModel:
         model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
         if self.int8:
             model = quantize_decoder_int8(model)
+        self.shared = share_frozen_parts(model)
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         chroma = None
         if is_melody:
@@ -800,6 +804,41 @@ def looped(audio: np.ndarray, rate: int, offset: float, seconds: float) -> np.nd
     need = int(round(seconds * rate))
     reps = -(-(start + need) // max(1, audio.shape[0]))
     return np.tile(audio, reps)[start : start + need]
+
+
+SHARED_PARTS = ("text_encoder", "audio_encoder")  # frozen T5 and EnCodec: the same in many checkpoints
+_parts: weakref.WeakValueDictionary[str, torch.nn.Module] = weakref.WeakValueDictionary()
+_parts_lock = threading.Lock()
+
+
+def fingerprint(module: torch.nn.Module) -> str:
+    """A hash of a module's class, parameter and buffer names, dtypes, shapes, devices and values."""
+    digest = hashlib.blake2b(type(module).__name__.encode(), digest_size=20)
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|{tensor.device}".encode())
+        digest.update(tensor.detach().contiguous().cpu().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def share_frozen_parts(model: torch.nn.Module) -> list[str]:
+    """Point ``model``'s text encoder and audio codec at an already loaded model's when their tensors are equal
+    (checked by hash, never assumed): the MusicGen checkpoints share T5-base and the 32 kHz EnCodec, so the text
+    and melody tabs then hold one copy. Returns the parts that were shared."""
+    shared = []
+    with _parts_lock:
+        for part in SHARED_PARTS:
+            module = getattr(model, part, None)
+            if module is None:
+                continue
+            key = f"{part}:{fingerprint(module)}"
+            existing = _parts.get(key)
+            if existing is not None and existing is not module:
+                setattr(model, part, existing)
+                shared.append(part)
+                logger.info("Sharing the %s with an already loaded model (equal tensors)", part)
+            else:
+                _parts[key] = module
+    return shared
 
 
 _cache: dict[str, MusicGenModel] = {}

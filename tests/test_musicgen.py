@@ -7,6 +7,7 @@ import threading
 import weakref
 
 import numpy as np
+import torch
 import pytest
 import soundfile as sf
 
@@ -301,3 +302,40 @@ def test_streaming_grows_and_ends_as_the_full_result(text_model):
     streamed = np.concatenate(chunks, axis=-1)
     # a preview decoded chunk by chunk (with a second of context): it sounds as the final file
     assert np.corrcoef(streamed.ravel(), result.audio.ravel())[0, 1] > 0.95
+
+
+def test_equal_text_encoder_and_codec_are_loaded_once(tiny_musicgen_dir, tiny_melody_dir, tmp_path):
+    """A melody checkpoint whose T5 and EnCodec tensors equal the text model's shares them; others do not."""
+    from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
+
+    text = MusicgenForConditionalGeneration.from_pretrained(tiny_musicgen_dir)
+    same = MusicgenMelodyForConditionalGeneration.from_pretrained(tiny_melody_dir)
+    same.text_encoder.load_state_dict(text.text_encoder.state_dict())
+    same.audio_encoder.load_state_dict(text.audio_encoder.state_dict())
+
+    def save(model, name: str):
+        folder = tmp_path / name
+        model.save_pretrained(folder)
+        for file in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "preprocessor_config.json"):
+            if (tiny_melody_dir / file).exists():
+                (folder / file).write_bytes((tiny_melody_dir / file).read_bytes())
+        return folder
+
+    folder = save(same, "melody-same-parts")
+    with torch.no_grad():  # one T5 value a hair off: equal shapes, not equal tensors
+        next(same.text_encoder.parameters()).view(-1)[0] += 1e-6
+    differing = save(same, "melody-other-t5")
+
+    first = MusicGenModel(str(tiny_musicgen_dir), "cpu")
+    first.load()
+    second = MusicGenModel(str(folder), "cpu", melody=True)
+    second.load()
+    assert sorted(second.shared) == ["audio_encoder", "text_encoder"]
+    assert second.model.text_encoder is first.model.text_encoder
+    assert second.model.audio_encoder is first.model.audio_encoder
+    other = MusicGenModel(str(differing), "cpu", melody=True)
+    other.load()
+    assert other.shared == ["audio_encoder"] and other.model.text_encoder is not first.model.text_encoder
+    melody = Melody(np.sin(np.arange(32000 * 2) / 9).astype(np.float32), 32000)
+    result = second.generate("jazz", SamplingParams(duration=1.0, seed=1), 1, melody=melody, melody_source="mix")
+    assert result.audio.shape == (1, 1, 32000)

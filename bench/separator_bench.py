@@ -1,0 +1,82 @@
+"""Melody separation cost: a full-size HTDemucs (htdemucs' published configuration, random weights) on a melody
+of ``--seconds``, through the app's wrapper (``models.separator``), loaded from a folder in the hub's format.
+
+    python -m bench.separator_bench --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.musicgen_bench import RESULTS, machine
+
+
+def save_full_size_htdemucs(folder: Path) -> Path:
+    """htdemucs' configuration (its 7.8 s segment, 4 stems, 48 channels, depth 4, 5 transformer layers) with random
+    weights, written as the hub holds it (bag yaml + safetensors with the class and arguments in the metadata)."""
+    from fractions import Fraction
+
+    import yaml
+    from demucs.htdemucs import HTDemucs
+    from safetensors.torch import save_file
+
+    kwargs = dict(sources=["drums", "bass", "other", "vocals"], audio_channels=2, samplerate=44100,
+                  segment=Fraction(39, 5))
+    model = HTDemucs(**kwargs)
+    kwargs["segment"] = {"_type": "fraction", "numerator": 39, "denominator": 5}
+    metadata = {"klass": "demucs.htdemucs.HTDemucs", "args": "[]", "kwargs": json.dumps(kwargs)}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "955717e8.safetensors"),
+              metadata=metadata)
+    (folder / "htdemucs.yaml").write_text(yaml.safe_dump({"models": ["955717e8"]}))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    from models.separator import StemSeparator
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_full_size_htdemucs(Path(tmp))
+        separator = StemSeparator(str(folder), "cpu")
+        t = time.perf_counter()
+        separator.load()
+        load_s = time.perf_counter() - t
+        rate = 32000
+        audio = (0.3 * np.sin(2 * np.pi * 220 * np.arange(int(args.seconds * rate)) / rate)).astype(np.float32)
+        t = time.perf_counter()
+        separator.melody_stems(audio, rate)
+        separate_s = time.perf_counter() - t
+        t = time.perf_counter()
+        separator.melody_stems(audio, rate)
+        cached_s = time.perf_counter() - t
+    params = sum(p.numel() for p in separator.model.parameters())
+    record = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench.separator_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "threads": torch.get_num_threads(),
+        "parameters": params,
+        "melody_seconds": args.seconds,
+        "load_s": round(load_s, 2),
+        "separate_s": round(separate_s, 2),
+        "same_melody_again_s": round(cached_s, 4),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(record, indent=2))
+    (RESULTS / f"separator-{int(args.seconds)}s.json").write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
