@@ -132,6 +132,9 @@ def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]]
     return logins or None
 
 
+DEFAULT_CONCURRENCY = 1  # model requests running at once (launch flag --concurrency)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
@@ -159,7 +162,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-output-mb", type=float, default=CONFIG.max_output_mb,
                         help=f"size cap of --output-dir in MB; the oldest results go first (env {MAX_OUTPUT_MB_ENV_VAR})")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
-                        help="requests that may wait at once; more are refused with 'queue is full'")
+                        help="requests that may wait at once; more are refused with 'queue is full' and its size")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="model requests that run at once (default 1: on 2 CPU cores or one GPU, one at a time "
+                             "is fastest for each; more lets short requests pass long ones)")
     return parser.parse_args(argv)
 
 
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
             preload_models()
         except Exception as e:  # noqa: BLE001 - the tabs say what is missing when they are used
             logger.warning("Could not preload the models: %s", e)
-    demo.queue(default_concurrency_limit=1, max_size=args.queue_size).launch(
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size).launch(
         share=args.share,
         server_name=args.server_name,
         server_port=args.server_port,

@@ -25,20 +25,48 @@ PROMPT = "lo-fi hip hop with warm piano and vinyl crackle, 80 bpm"
 
 
 def timed(model, seconds: float, stream: bool) -> dict:
+    """One piece through ``model.generate``; the total split into text encoding, EnCodec decoding (streamed chunks
+    and the final decode) and the rest (the decode loop)."""
+    import models.musicgen as wrapper
     from models.musicgen import SamplingParams
 
     marks: dict[str, float] = {}
+    spent = {"text_encoder_s": 0.0, "encodec_decode_s": 0.0}
+    decode = wrapper.decode_codes
+
+    def timed_decode(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return decode(*args, **kwargs)
+        finally:
+            spent["encodec_decode_s"] += time.perf_counter() - t
+
+    encoder = model.model.text_encoder
+    hooks = [encoder.register_forward_pre_hook(lambda *_: marks.__setitem__("encoder_in", time.perf_counter())),
+             encoder.register_forward_hook(lambda *_: spent.__setitem__(
+                 "text_encoder_s", spent["text_encoder_s"] + time.perf_counter() - marks["encoder_in"]))]
+    wrapper.decode_codes = timed_decode
     start = time.perf_counter()
 
     def first(_audio) -> None:
         marks.setdefault("first_audio_s", time.perf_counter() - start)
 
-    result = model.generate(PROMPT, SamplingParams(duration=seconds, seed=1), 1, stream=first if stream else None)
+    try:
+        result = model.generate(PROMPT, SamplingParams(duration=seconds, seed=1), 1, stream=first if stream else None)
+    finally:
+        wrapper.decode_codes = decode
+        for hook in hooks:
+            hook.remove()
     total = time.perf_counter() - start
     steps = sum(w.end - w.start + model.delay for w in result.windows)
+    loop = total - spent["text_encoder_s"] - spent["encodec_decode_s"]
     return {"seconds": seconds, "total_s": round(total, 2), "first_audio_s": round(marks.get("first_audio_s", total), 2),
             "windows": len(result.windows), "steps": steps, "ms_per_step": round(1000 * total / steps, 1),
-            "real_time_factor": round(total / seconds, 2)}
+            "real_time_factor": round(total / seconds, 2),
+            "split_s": {"text_encoder": round(spent["text_encoder_s"], 2),
+                        "decode_loop_and_rest": round(loop, 2),
+                        "encodec_decode": round(spent["encodec_decode_s"], 2)},
+            "loop_ms_per_step": round(1000 * loop / steps, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:

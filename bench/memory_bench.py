@@ -24,9 +24,11 @@ from pathlib import Path
 from bench.musicgen_bench import RESULTS, ROOT, machine
 
 
-def rss_mb() -> float:
+def rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory in MB; ``RssAnon`` counts only anonymous memory (not the mapped checkpoint
+    file's pages, which the kernel can drop under pressure and read again)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -36,6 +38,7 @@ class PeakWatch:
 
     def __init__(self) -> None:
         self.peak = rss_mb()
+        self.peak_anon = rss_mb("RssAnon")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -43,6 +46,7 @@ class PeakWatch:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_mb())
+            self.peak_anon = max(self.peak_anon, rss_mb("RssAnon"))
             time.sleep(0.02)
 
     def stop(self) -> float:
@@ -93,16 +97,18 @@ def worker(kinds: list[str], paths: dict[str, Path]) -> list[dict]:
 
     rows, keep = [], []
     for kind in kinds:
-        before = rss_mb()
+        before, before_anon = rss_mb(), rss_mb("RssAnon")
         watch = PeakWatch()
         keep.append(load(kind, paths[kind]))
         peak = watch.stop()
         time.sleep(0.5)
-        after = rss_mb()
+        after, after_anon = rss_mb(), rss_mb("RssAnon")
         shared = getattr(keep[-1], "shared", [])
         rows.append({"model": kind, "before_mb": round(before), "peak_mb": round(peak), "after_mb": round(after),
                      "added_mb": round(after - before), "load_peak_over_added": round((peak - before) / max(1, after - before), 2),
-                     "shared": shared})
+                     "shared": shared, "anon_before_mb": round(before_anon), "anon_peak_mb": round(watch.peak_anon),
+                     "anon_after_mb": round(after_anon),
+                     "anon_peak_over_added": round((watch.peak_anon - before_anon) / max(1, after_anon - before_anon), 2)})
     return rows
 
 

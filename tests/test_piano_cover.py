@@ -81,14 +81,17 @@ def test_batches_give_the_same_result_in_float32(tiny_pop2piano_dir, monkeypatch
 
 
 @pytest.mark.skipif(not beats_module.essentia_available(), reason="the reference processor needs essentia")
-def test_same_notes_as_the_transformers_reference_pipeline(model, chorale):
-    """processor -> generate -> batch_decode, as transformers documents it, on the same weights."""
+def test_same_notes_as_the_transformers_reference_pipeline(tiny_pop2piano_dir, chorale, monkeypatch):
+    """processor -> generate -> batch_decode, as transformers documents it, on the same weights, with the
+    reference's resampler (the app's default, PIANO_COVER_RESAMPLER=kaiser_best)."""
     import librosa
     import torch
     from transformers import Pop2PianoProcessor
 
     from utils.midi import fold_into_piano_range
 
+    monkeypatch.setenv("PIANO_COVER_RESAMPLER", "kaiser_best")
+    model = PianoCoverModel(str(tiny_pop2piano_dir), "cpu")
     ours, _, _ = model.cover_file(str(chorale[0]), "composer6")
     processor = Pop2PianoProcessor(model.feature_extractor.__class__.__base__.from_dict(
         model.feature_extractor.to_dict()), model.tokenizer)
@@ -197,3 +200,35 @@ def test_env_var_sets_the_default(monkeypatch, tiny_pop2piano_dir):
     assert PianoCoverModel(device="cpu").name == str(tiny_pop2piano_dir)
     monkeypatch.delenv("PIANO_COVER_MODEL")
     assert PianoCoverModel(device="cpu").name == "sweetcocoa/pop2piano"
+
+
+def test_the_fast_resampler_changes_only_the_top_mel_bins(model, chorale):
+    """soxr (opt-in) against the reference extractor's resampy kaiser_best, on the same beats: the log-mel features
+    agree below ~10.5 kHz and differ in the top bins, as recorded in docs/PERFORMANCE.md."""
+    import librosa
+
+    from models.pop2piano import _PRECOMPUTED_BEATS
+    from utils.beats import track_beats
+
+    audio, sr = librosa.load(str(chorale[0]), sr=44100)
+    token = _PRECOMPUTED_BEATS.set(track_beats(audio, sr))
+    try:
+        extract = model.feature_extractor
+        reference = extract(audio=audio, sampling_rate=sr, steps_per_beat=2, return_tensors="np")["input_features"]
+        fast_audio = librosa.resample(audio, orig_sr=sr, target_sr=extract.sampling_rate, res_type="soxr_hq")
+        fast = extract(audio=fast_audio, sampling_rate=extract.sampling_rate, steps_per_beat=2,
+                       return_tensors="np")["input_features"]
+    finally:
+        _PRECOMPUTED_BEATS.reset(token)
+    per_bin = np.abs(fast - reference).mean(axis=(0, 1))  # [512 mel bins]
+    assert fast.shape == reference.shape
+    top = int(0.9 * per_bin.size)
+    assert per_bin[:top].max() < 0.05  # below the top bins: the same features
+    assert per_bin[top:].max() > 0.5  # near Nyquist the two filters differ: why kaiser_best stays the default
+    assert model.resampler == "kaiser_best"
+
+
+def test_bad_resampler_setting(tiny_pop2piano_dir, monkeypatch):
+    monkeypatch.setenv("PIANO_COVER_RESAMPLER", "linear")
+    with pytest.raises(ValueError, match="kaiser_best, soxr_hq"):
+        PianoCoverModel(str(tiny_pop2piano_dir), "cpu")
