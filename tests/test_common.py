@@ -25,3 +25,22 @@ def test_bfloat16_only_where_the_hardware_has_it(monkeypatch, capability, float1
 
 def test_cpu_is_float32():
     assert pick_dtype(torch.device("cpu")) == torch.float32
+
+
+def test_own_memory_copies_tensors_and_keeps_ties():
+    import torch
+
+    from models.common import own_memory, return_freed_memory
+
+    base = torch.arange(12.0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(3, 4))
+    module[1].weight = module[0].weight  # tied
+    module[0].register_buffer("table", base.view(3, 4))  # a view: its base would stay alive through it
+    module[1].register_buffer("table", module[0].table)  # shared buffer
+    before = [t.clone() for t in (module[0].weight, module[0].bias, module[0].table)]
+    own_memory(module)
+    return_freed_memory()
+    assert module[1].weight is module[0].weight and module[1].table is module[0].table
+    assert module[0].table._base is None and module[0].table.untyped_storage().data_ptr() != base.data_ptr()
+    for old, new in zip(before, (module[0].weight, module[0].bias, module[0].table)):
+        assert torch.equal(old, new)
