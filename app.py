@@ -187,6 +187,10 @@ def preload_models() -> None:
     pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device).load()
     musicgen.get_musicgen_model(CONFIG.musicgen_model, CONFIG.device, melody=False).load()
     musicgen.get_musicgen_model(CONFIG.melody_model, CONFIG.device, melody=True).load()
+    try:  # optional: without it the melody tab uses the whole mix and says so
+        separator.get_separator(CONFIG.separator_model).load()
+    except Exception as e:  # noqa: BLE001
+        logger.warning("Melody separator not preloaded: %s", e)
 
 
 def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
