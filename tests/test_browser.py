@@ -211,3 +211,30 @@ def test_a_75_second_piece_then_use_it_as_the_melody(page):
     page.locator("#text-use-as-melody").click()
     page.wait_for_selector("#melody-preview-info >> text=Using 30.0 s", timeout=60_000)
     screenshot(page, "long-piece-to-melody")
+
+
+def test_melody_source_and_reproducing_from_a_parameters_file(page, hummed_melody, tmp_path):
+    import json
+
+    open_tab(page, "Melody to music")
+    page.wait_for_selector("text=Melody separator:", timeout=30_000)  # the status line names the separator
+    page.locator("#melody-input input[type=file]").set_input_files(str(hummed_melody))
+    page.wait_for_selector("#melody-preview-info >> text=Using 4.0 s", timeout=60_000)
+    page.locator("#melody-source").get_by_label("Whole mix").check()
+    page.locator("#melody-seed input").fill("5")
+    page.locator("#melody-run").click()
+    page.wait_for_selector("#melody-details >> text=Seed used: 5", timeout=RUN_TIMEOUT_MS)
+    assert_no_error_toast(page)
+
+    saved = tmp_path / "melody_music_seed77.json"
+    saved.write_text(json.dumps({"task": "melody_to_music", "prompt": "a string quartet", "seed": 77,
+                                 "duration": 3.0, "top_k": 100, "top_p": 0.0, "temperature": 1.1,
+                                 "guidance_scale": 4.0, "variants": 2, "stride": 20.0,
+                                 "melody_source": "separated", "melody_trim": [0.5, 3.5], "melody_seconds": 3.0}))
+    page.locator("#melody-params-box").get_by_text("Reproduce a result").click()  # open the accordion
+    page.locator("#melody-params-file input[type=file]").set_input_files(str(saved))
+    page.wait_for_selector("#melody-params-note >> text=seed 77", timeout=30_000)
+    assert page.locator("#melody-prompt textarea").input_value() == "a string quartet"
+    assert page.locator("#melody-seed input").input_value() == "77"
+    assert page.locator("#melody-source").get_by_label("Separated melody").is_checked()
+    screenshot(page, "melody-reproduce")

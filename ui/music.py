@@ -503,7 +503,7 @@ def load_melody_params(path: str | None) -> list[Any]:
 
 def params_loader(tab: str) -> tuple[gr.File, gr.Markdown]:
     """The "Reproduce from a parameters file" box of a MusicGen tab."""
-    with gr.Accordion("Reproduce a result from its parameters file (.json)", open=False):
+    with gr.Accordion("Reproduce a result from its parameters file (.json)", open=False, elem_id=f"{tab}-params-box"):
         upload = gr.File(label="Parameters JSON", file_types=[".json"], elem_id=f"{tab}-params-file")
         note = gr.Markdown(elem_id=f"{tab}-params-note")
     return upload, note
