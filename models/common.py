@@ -229,26 +229,95 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
 
 
-def own_memory(module: torch.nn.Module) -> torch.nn.Module:
-    """Copy ``module``'s parameters and buffers into memory of their own, in place (ties kept).
+CHECKPOINT_SUFFIX = ".safetensors"
+MADV_PAGEOUT = 21  # Linux >= 5.4: reclaim these pages now (clean file pages are dropped, contents never change)
 
-    ``from_pretrained`` maps the safetensors file and its tensors point into that mapping: once the int8
-    conversion has read every float32 decoder weight, the whole file stays resident (as file pages) for as long as
-    any tensor still points into it, e.g. the T5 encoder's. Copying those few lets the mapping go: musicgen-small's
-    resident memory drops by about 1 GB (docs/PERFORMANCE.md).
+
+def _mapped_checkpoints() -> list[tuple[int, int]]:
+    """Address ranges where this process maps checkpoint files (Linux; [] elsewhere)."""
+    ranges = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                fields = line.split()
+                if len(fields) >= 6 and fields[5].endswith(CHECKPOINT_SUFFIX):
+                    start, end = (int(x, 16) for x in fields[0].split("-"))
+                    ranges.append((start, end))
+    except OSError:
+        pass
+    return ranges
+
+
+def page_out_checkpoints() -> None:
+    """Let the kernel reclaim the checkpoint files' pages read so far (they are read again if touched).
+
+    ``from_pretrained`` maps the safetensors file; converting the decoder to int8 reads every float32 weight, and
+    those pages would all stay resident until loading ends. Paging them out after each step keeps the load's peak
+    near the final footprint. No-op where ``madvise(MADV_PAGEOUT)`` is missing.
     """
+    import ctypes
+
+    ranges = _mapped_checkpoints()
+    if not ranges:
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        for start, end in ranges:
+            libc.madvise(start, end - start, MADV_PAGEOUT)
+    except (OSError, AttributeError):
+        pass
+
+
+def own_memory(module: torch.nn.Module) -> torch.nn.Module:
+    """Copy the parameters and buffers of ``module`` that live in a mapped checkpoint file into memory of their
+    own, in place (ties kept).
+
+    ``from_pretrained`` maps the safetensors file and its tensors point into that mapping; as long as one does
+    (the T5 encoder's, say, after the decoder went int8), the file's pages stay resident. Buffers are replaced,
+    not re-pointed: a buffer that is a view would keep its base, and so the mapping, alive.
+    """
+    ranges = _mapped_checkpoints()
+
+    def mapped(tensor: torch.Tensor) -> bool:
+        base = tensor._base if tensor._base is not None else tensor
+        pointer = base.untyped_storage().data_ptr()
+        return any(start <= pointer < end for start, end in ranges)
+
     copies: dict[int, torch.Tensor] = {}  # a buffer shared by two modules stays shared
     with torch.no_grad():
         for parameter in module.parameters():
-            parameter.data = parameter.data.clone()
+            if mapped(parameter):
+                parameter.data = parameter.data.clone()
         for sub in module.modules():
             for name, buffer in sub._buffers.items():
-                # replaced, not `.data =`: a buffer that is a view keeps its base (the mapping) alive otherwise
-                if buffer is not None:
+                if buffer is not None and (mapped(buffer) or buffer._base is not None):
                     if id(buffer) not in copies:
                         copies[id(buffer)] = buffer.clone()
                     sub._buffers[name] = copies[id(buffer)]
     return module
+
+
+def quantize_int8_in_steps(target: torch.nn.Module, steps: list[torch.nn.Module], owner: torch.nn.Module,
+                           keep_float: list[torch.nn.Module] | None = None) -> torch.nn.Module:
+    """``quantize_int8(target)`` with a low memory peak when the weights come from a mapped checkpoint.
+
+    First the float parts that stay (``keep_float``) get memory of their own; then each of ``steps`` (submodules
+    of ``target``, e.g. its layers) is converted in turn and the file pages it read are paged out; then whatever
+    is left in ``target``; finally ``owner`` (the whole model) lets go of the file. The int8 layers are the same as
+    one ``quantize_int8(target)`` call makes: each linear layer is quantised on its own either way.
+    """
+    for module in keep_float or []:
+        own_memory(module)
+    page_out_checkpoints()
+    for step in steps:
+        quantize_int8(step)
+        page_out_checkpoints()
+    quantize_int8(target)
+    own_memory(owner)
+    page_out_checkpoints()
+    return_freed_memory()
+    return target
 
 
 def return_freed_memory() -> None:

@@ -32,7 +32,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from models.common import quantize_int8
+from models.common import quantize_int8_in_steps
 
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -61,8 +61,10 @@ AnyMusicgen = MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGen
 
 
 def quantize_decoder_int8(model: AnyMusicgen) -> AnyMusicgen:
-    """Swap the decoder's ``nn.Linear`` layers for int8 ones (per-channel weights, dynamic activations). CPU only."""
-    model.decoder = quantize_int8(model.decoder)
+    """Swap the decoder's ``nn.Linear`` layers for int8 ones (per-channel weights, dynamic activations), in place,
+    layer by layer so that loading from a checkpoint file peaks near the final footprint. CPU only."""
+    quantize_int8_in_steps(model.decoder, list(model.decoder.model.decoder.layers), owner=model,
+                           keep_float=[model.text_encoder, model.audio_encoder])
     return model
 
 

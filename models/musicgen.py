@@ -37,7 +37,6 @@ from models.common import (
     free_accelerator_memory,
     load_or_explain,
     pick_device,
-    own_memory,
     pick_dtype,
     return_freed_memory,
 )
@@ -450,7 +449,7 @@ class MusicGenModel:
         model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
         model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
         if self.int8:
-            model = own_memory(quantize_decoder_int8(model))  # lets go of the mapped checkpoint file
+            model = quantize_decoder_int8(model)  # layer by layer; the model lets go of the mapped checkpoint
         self.shared = share_frozen_parts(model)
         return_freed_memory()  # the float32 layers the int8 ones replaced, and any duplicate T5/EnCodec
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)

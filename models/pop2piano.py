@@ -34,11 +34,9 @@ from models.common import (
     env_flag,
     free_accelerator_memory,
     load_or_explain,
-    own_memory,
     pick_device,
     pick_dtype,
-    quantize_int8,
-    return_freed_memory,
+    quantize_int8_in_steps,
 )
 from models.fast_pop2piano import FastPop2Piano
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
@@ -209,8 +207,8 @@ class PianoCoverModel:
                 )
             model = model.to(self.device).eval()
             if self.int8:  # weights read as int8: faster matrix products on CPU
-                model = own_memory(quantize_int8(model))  # lets go of the mapped checkpoint file
-                return_freed_memory()
+                # block by block, so that loading peaks near the final footprint
+                model = quantize_int8_in_steps(model, [*model.encoder.block, *model.decoder.block], owner=model)
             self.model = model
             if self.resampler == "kaiser_best":
                 _warm_up_resampler()
