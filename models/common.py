@@ -239,8 +239,8 @@ def _mapped_checkpoints() -> list[tuple[int, int]]:
     try:
         with open("/proc/self/maps") as maps:
             for line in maps:
-                fields = line.split()
-                if len(fields) >= 6 and fields[5].endswith(CHECKPOINT_SUFFIX):
+                fields = line.split(maxsplit=5)  # the path (field 6) may hold spaces
+                if len(fields) == 6 and fields[5].rstrip("\n").endswith(CHECKPOINT_SUFFIX):
                     start, end = (int(x, 16) for x in fields[0].split("-"))
                     ranges.append((start, end))
     except OSError:

@@ -44,3 +44,34 @@ def test_own_memory_copies_tensors_and_keeps_ties():
     assert module[0].table._base is None and module[0].table.untyped_storage().data_ptr() != base.data_ptr()
     for old, new in zip(before, (module[0].weight, module[0].bias, module[0].table)):
         assert torch.equal(old, new)
+
+
+def test_int8_conversion_lets_go_of_the_checkpoint_file(tiny_musicgen_dir, tmp_path):
+    """After the layer-by-layer int8 conversion no tensor points into the mapped safetensors file any more."""
+    import gc
+    import shutil
+
+    from transformers import MusicgenForConditionalGeneration
+
+    from models.common import _mapped_checkpoints
+    from models.fast_musicgen import quantize_decoder_int8
+
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_musicgen_dir, folder)
+
+    def maps_of_the_copy() -> int:
+        with open("/proc/self/maps") as maps:
+            return sum(str(folder) in line for line in maps)
+
+    model = MusicgenForConditionalGeneration.from_pretrained(folder).eval()
+    if not maps_of_the_copy():
+        pytest.skip("this platform's loader reads the checkpoint instead of mapping it")
+    before = {name: t.clone() for name, t in model.text_encoder.state_dict().items()}
+    quantize_decoder_int8(model)
+    gc.collect()
+    assert maps_of_the_copy() == 0
+    ranges = _mapped_checkpoints()
+    for tensor in [*model.parameters(), *model.buffers()]:
+        assert not any(a <= tensor.untyped_storage().data_ptr() < b for a, b in ranges)
+    assert all(torch.equal(before[name], t) for name, t in model.text_encoder.state_dict().items())
+    assert "quantized" in type(model.decoder.model.decoder.layers[0].fc1).__module__
