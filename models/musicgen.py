@@ -226,16 +226,27 @@ class SamplingParams:
 
 
 @dataclass
-class Melody:
-    """A melody to follow: mono float32 audio [T] at ``sample_rate`` Hz, already trimmed."""
+class TrimmedAudio:
+    """Audio read from a file and trimmed: float32 [..., T] at ``sample_rate`` Hz; ``trim`` is the part of the
+    file used, in seconds (end None = to the end)."""
 
     audio: np.ndarray
     sample_rate: int
-    trim: tuple[float, float | None] = (0.0, None)  # the part of the file used, in seconds (None = to the end)
+    trim: tuple[float, float | None] = (0.0, None)
 
     @property
     def duration(self) -> float:
-        return self.audio.shape[0] / self.sample_rate
+        return self.audio.shape[-1] / self.sample_rate
+
+    @staticmethod
+    def trim_of(start: float | None, end: float | None) -> tuple[float, float | None]:
+        """The trim as recorded: start in seconds, end None for "to the end" (0 or empty in the UI)."""
+        return float(start or 0.0), None if not end else float(end)
+
+
+@dataclass
+class Melody(TrimmedAudio):
+    """A melody to follow: mono float32 audio [T] at ``sample_rate`` Hz, already trimmed."""
 
     @classmethod
     def from_file(cls, path: str | None, start: float = 0.0, end: float | None = None) -> Melody:
@@ -260,20 +271,12 @@ class Melody:
                 f"The melody is {clip.shape[0] / sr:.2f} s long: too short to follow. Use at least "
                 f"{MIN_MELODY_SECONDS:.0f} second."
             )
-        return cls(clip, sr, (float(start or 0.0), None if not end else float(end)))
+        return cls(clip, sr, cls.trim_of(start, end))
 
 
 @dataclass
-class Clip:
+class Clip(TrimmedAudio):
     """Audio to continue: float32 [channels, T] at ``sample_rate`` Hz, already trimmed and checked."""
-
-    audio: np.ndarray
-    sample_rate: int
-    trim: tuple[float, float | None] = (0.0, None)  # the part of the file used, in seconds (None = to the end)
-
-    @property
-    def duration(self) -> float:
-        return self.audio.shape[-1] / self.sample_rate
 
     @classmethod
     def from_file(cls, path: str | None, start: float = 0.0, end: float | None = None) -> Clip:
@@ -297,7 +300,7 @@ class Clip:
                 f"The clip is {seconds:.1f} s long, more than the {MAX_CLIP_SECONDS:.0f} s the model can take as a "
                 "start (its window is 30 s): trim it with the start/end sliders."
             )
-        return cls(clip[None, :], sr, (float(start or 0.0), None if not end else float(end)))
+        return cls(clip[None, :], sr, cls.trim_of(start, end))
 
 
 @dataclass(frozen=True)
@@ -583,10 +586,11 @@ class MusicGenModel:
             source_used = "whole mix"
             if melody_source == SOURCE_SEPARATED:
                 report(0.02, "Separating the melody from drums and bass (Demucs)")
+                stemmer = get_separator(separator)
                 try:
-                    stems = get_separator(separator).melody_stems(melody.audio, melody.sample_rate)
+                    stems = stemmer.melody_stems(melody.audio, melody.sample_rate)
                     melody = Melody(stems, melody.sample_rate, melody.trim)
-                    source_used = f"separated: {' + '.join(MELODY_STEMS)} stems ({get_separator(separator).name})"
+                    source_used = f"separated: {' + '.join(MELODY_STEMS)} stems ({stemmer.name})"
                 except ModelLoadError as e:
                     source_used = "whole mix (the separator could not be loaded)"
                     source_note = f"The melody was not separated, so its chroma comes from the whole mix. {e}"
