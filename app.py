@@ -132,7 +132,7 @@ def parse_auth(auth: str | None, auth_file: str | None) -> list[tuple[str, str]]
     return logins or None
 
 
-DEFAULT_CONCURRENCY = 1  # model requests running at once (launch flag --concurrency)
+DEFAULT_CONCURRENCY = 4  # model requests in flight at once (launch flag --concurrency); their work shares one thread
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -164,8 +164,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                         help="requests that may wait at once; more are refused with 'queue is full' and its size")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
-                        help="model requests that run at once (default 1: on 2 CPU cores or one GPU, one at a time "
-                             "is fastest for each; more lets short requests pass long ones)")
+                        help="model requests in flight at once (default 4). Their model work runs on one model "
+                             "thread, where MusicGen requests share each decode step's pass (each still gets exactly "
+                             "the result it gets alone); 1 serves them one after another")
     return parser.parse_args(argv)
 
 
@@ -180,6 +181,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.max_upload_mb = args.max_upload_mb
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
+    musicgen.set_concurrency(args.concurrency)
 
 
 def preload_models() -> None:

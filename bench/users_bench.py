@@ -1,9 +1,13 @@
-"""Four users asking for 10 s of text-to-music at once: served one after another (the app) against one batched
-decode pass (what grouping them would give), full-size musicgen-small with the app's int8 decoder, 2 CPU cores.
-
-The batched pass is measured to size the opportunity, not used by the app: fbgemm's dynamic int8 quantises each
-layer's activations over the whole batch, so a request's tokens would depend on who shared its pass (see
-docs/PERFORMANCE.md). Four different prompts, guidance 3, top-k 250.
+"""Four users asking for 10 s of text-to-music at once, full-size musicgen-small with the app's int8 decoder,
+2 CPU cores, in one process:
+- one request alone;
+- the four one after another (the app with ``--music-concurrency 1``);
+- the four in four threads, their steps sharing each pass on the model thread (the app's default): every matrix
+  product and attention still runs request by request, so each gets the tokens it gets alone (checked here);
+- one batched pass of all four prompts (one matrix product for all rows): measured to size what batching could
+  give, not used: fbgemm's dynamic int8 quantises a layer's input over all its rows, so a request's tokens would
+  depend on who shared its pass.
+Four different prompts, guidance 3, top-k 250, each request with its own seeded generator.
 
     python -m bench.users_bench --seconds 10 --users 4
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -35,9 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
+    from models.common import ModelThread
     from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
 
-    model = quantize_decoder_int8(build_musicgen("musicgen-small"))
+    thread = ModelThread()  # as the app: every model call on one thread (built there too)
+    model = thread.call(lambda: quantize_decoder_int8(build_musicgen("musicgen-small")))
     loop = FastMusicgen(model)
     steps = int(round(args.seconds * model.config.audio_encoder.frame_rate)) + model.config.decoder.num_codebooks - 1
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.users)]
@@ -48,18 +55,40 @@ def main(argv: list[str] | None = None) -> None:
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         return ids, mask
 
-    def run(rows: list[list[int]]) -> float:
+    def run(rows: list[list[int]], seed: int = 0, joint: ModelThread | None = thread) -> tuple[float, torch.Tensor]:
+        """One request from a thread of its own (the app's worker), its work on the model thread."""
         ids, mask = batch(rows)
-        torch.manual_seed(0)
         start = time.perf_counter()
-        with torch.inference_mode():
-            loop.generate(ids, mask, steps, do_sample=True, top_k=250, guidance_scale=3.0)
-        return time.perf_counter() - start
+        codes = loop.generate_codes(ids, mask, steps, do_sample=True, top_k=250, guidance_scale=3.0,
+                                    generator=torch.Generator().manual_seed(seed), joint=joint)
+        return time.perf_counter() - start, codes
+
+    def in_threads(work: list) -> tuple[float, list]:
+        gate = threading.Barrier(len(work) + 1)
+        results: list = [None] * len(work)
+
+        def user(i: int) -> None:
+            gate.wait()
+            results[i] = work[i]()
+
+        threads = [threading.Thread(target=user, args=(i,)) for i in range(len(work))]
+        for t in threads:
+            t.start()
+        gate.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        return time.perf_counter() - start, results
 
     run(prompts[:1])  # warm-up (short pieces are not enough to settle the allocator)
-    one = run(prompts[:1])
-    in_a_row = [run([p]) for p in prompts]
-    batched = run(prompts)
+    one, _ = run(prompts[:1])
+    in_a_row = [run([p], seed=i) for i, p in enumerate(prompts)]
+    rounds_before, shared_before = thread.rounds, thread.shared_rounds
+    shared, together = in_threads([lambda i=i: run([prompts[i]], seed=i) for i in range(len(prompts))])
+    batched, _ = thread.call(lambda: run(prompts, joint=None))
+    # the same request computed in a thread of its own, beside the model thread (two teams of kernel threads)
+    _, (second_thread,) = in_threads([lambda: run(prompts[:1], joint=None)])
+    a_row = sum(t for t, _ in in_a_row)
     record = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench.users_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -67,11 +96,18 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": args.seconds,
         "users": args.users,
         "one_request_s": round(one, 2),
-        "one_after_another_s": round(sum(in_a_row), 2),
-        "last_user_waits_s": round(sum(in_a_row), 2),
+        "one_after_another_s": round(a_row, 2),
+        "one_after_another_finish_s": [round(sum(t for t, _ in in_a_row[: i + 1]), 2) for i in range(len(prompts))],
+        "shared_passes_s": round(shared, 2),
+        "shared_passes_finish_s": [round(t, 2) for t, _ in together],
+        "shared_passes_same_tokens_as_alone": all(torch.equal(c, a) for (_, c), (_, a) in zip(together, in_a_row)),
+        "rounds": thread.rounds - rounds_before,
+        "rounds_shared": thread.shared_rounds - shared_before,
         "one_batched_pass_s": round(batched, 2),
+        "one_request_in_a_second_thread_s": round(second_thread[0], 2),
+        "one_after_another_over_one": round(a_row / one, 2),
+        "shared_passes_over_one": round(shared / one, 2),
         "batched_over_one": round(batched / one, 2),
-        "one_after_another_over_one": round(sum(in_a_row) / one, 2),
     }
     print(json.dumps(record, indent=2))
     (RESULTS / f"users-{args.users}x{int(args.seconds)}s-cpu.json").write_text(json.dumps(record, indent=2))

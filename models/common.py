@@ -1,14 +1,18 @@
-"""What every model wrapper shares: device choice, model sources and load errors."""
+"""What every model wrapper shares: device choice, model sources, load errors, int8 layers and the model thread."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -344,3 +348,170 @@ def free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
     elif torch.backends.mps.is_available():
         torch.mps.empty_cache()
+
+
+class Step(Protocol):
+    """A unit of stepwise work handed to the model thread; the steps of one ``group`` are advanced together."""
+
+    done: bool
+    error: BaseException | None
+
+    @property
+    def group(self) -> Hashable: ...
+
+    @property
+    def member(self) -> int: ...
+
+    @staticmethod
+    def advance(batch: list[Any]) -> None: ...
+
+
+@dataclass(eq=False)
+class _Job:
+    fn: Callable[[], Any]
+    result: Any = None
+    done: bool = False
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class Seat:
+    """A request's place among those stepping on the model thread (``member``: its steps' ``member``)."""
+
+    rows: int
+    member: int | None = None
+
+
+class ModelThread:
+    """The one thread that runs the models' work for every request of this process.
+
+    Requests run in their own threads (one per app worker) and hand their model work here: jobs (``call``:
+    loading, encoding, audio decoding, a whole piano cover) and decode steps (``step``). Before a round of steps
+    the thread waits (at most ``wait_s``) until every request stepping has handed in its next step, then advances
+    the steps of each group (one model's decode loop) together: MusicGen runs them in one pass
+    (``models.fast_musicgen``), so that each layer's weights are read from memory once for all of them.
+
+    Why one thread: with torch's OpenMP kernels each thread that calls into torch wakes a team of worker threads
+    of its own; with more team threads than cores they sleep between kernels, and a request ran half as fast in a
+    second thread as in the first (docs/PERFORMANCE.md). One thread keeps one team.
+
+    ``max_rows`` bounds the decoder rows stepping at once (each holds a key/value cache): a request that would
+    pass it waits for room before it starts (``seat``); one request alone is always let in.
+    """
+
+    def __init__(self, max_rows: int | None = None, wait_s: float = 0.02) -> None:
+        self.max_rows = max_rows
+        self.wait_s = wait_s
+        self._cond = threading.Condition()
+        self._rows = 0  # rows of the requests seated
+        self._joined: set[int] = set()  # members that have stepped here and not left their seat
+        self._steps: list[Any] = []
+        self._jobs: list[_Job] = []
+        self._worker: threading.Thread | None = None
+        self.rounds = 0  # rounds of steps run, how many served more than one member, and the most in one
+        self.shared_rounds = 0
+        self.most_members = 0
+
+    @property
+    def on_it(self) -> bool:
+        """Whether the caller is this thread."""
+        return threading.current_thread() is self._worker
+
+    @contextlib.contextmanager
+    def seat(self, rows: int) -> Iterator[Seat]:
+        """Take part for one request with ``rows`` decoder rows (waits for room first)."""
+        seat = Seat(rows)
+        with self._cond:
+            while self.max_rows is not None and self._rows > 0 and self._rows + rows > self.max_rows:
+                self._cond.wait()
+            self._rows += rows
+        try:
+            yield seat
+        finally:
+            with self._cond:
+                self._rows -= rows
+                self._joined.discard(seat.member)
+                self._cond.notify_all()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` on this thread, in the caller's context (so progress reports reach its page),
+        in inference mode; its result, or its error raised here."""
+        if self.on_it:
+            return fn(*args, **kwargs)
+        context = contextvars.copy_context()
+        job = _Job(lambda: context.run(fn, *args, **kwargs))
+        self._hand_in(job, self._jobs)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def step(self, step: Step) -> None:
+        """Advance ``step`` with the other steps of its group handed in for this round; its error raised here."""
+        if self.on_it:  # called from a job: nobody to wait for
+            with torch.inference_mode():
+                step.advance([step])
+        else:
+            self._hand_in(step, self._steps, member=step.member)
+        if step.error is not None:
+            raise step.error
+
+    def _hand_in(self, item: Any, queue: list, member: int | None = None) -> None:
+        with self._cond:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="model-thread", daemon=True)
+                self._worker.start()
+            if member is not None:
+                self._joined.add(member)
+            queue.append(item)
+            self._cond.notify_all()
+            while not item.done:
+                self._cond.wait()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._steps and not self._jobs:
+                    self._cond.wait()
+                job, steps = None, []
+                if self._jobs:  # jobs first: a request waiting for its setup joins the next round
+                    job = self._jobs.pop(0)
+                else:
+                    deadline = time.monotonic() + self.wait_s
+                    while (len(self._steps) < len(self._joined) and not self._jobs
+                           and (left := deadline - time.monotonic()) > 0):
+                        self._cond.wait(left)
+                    steps, self._steps = self._steps, []
+            with torch.inference_mode():
+                if job is not None:
+                    try:
+                        job.result = job.fn()
+                    except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
+                        job.error = e
+                else:
+                    groups: dict[Any, list[Any]] = {}
+                    for s in steps:
+                        groups.setdefault(s.group, []).append(s)
+                    for batch in groups.values():
+                        try:
+                            batch[0].advance(batch)
+                        except BaseException as e:  # noqa: BLE001
+                            for s in batch:
+                                s.error = s.error or e
+            with self._cond:
+                if job is not None:
+                    job.done = True
+                else:
+                    for s in steps:
+                        s.done = True
+                    self.rounds += 1
+                    self.shared_rounds += len(steps) > 1
+                    self.most_members = max(self.most_members, len(steps))
+                self._cond.notify_all()
+
+
+_MODEL_THREAD = ModelThread()
+
+
+def model_thread() -> ModelThread:
+    """The process's model thread (the wrappers hand it their work)."""
+    return _MODEL_THREAD

@@ -19,8 +19,11 @@ On CPU the fast path also replaces the decoder's linear layers by int8 dynamical
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,10 +35,11 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from models.common import quantize_int8_in_steps
+from models.common import ModelThread, quantize_int8_in_steps
 
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
 Fn = Callable[[torch.Tensor], torch.Tensor]
+ScoresHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]  # (step, scores [B*K, V]) -> forced tokens or None
 
 
 def linear_fn(module: torch.nn.Module) -> Fn:
@@ -131,6 +135,85 @@ def sampling_processors(do_sample: bool, temperature: float, top_k: int, top_p: 
         if top_p is not None and top_p < 1.0:
             processors.append(TopPLogitsWarper(top_p=top_p, min_tokens_to_keep=1))
     return processors
+
+
+@dataclass(eq=False)
+class _Run:
+    """One request's decoding state (its rows: [conditional..., unconditional...] under guidance)."""
+
+    batch: int  # prompts (variants) of the request
+    rows: int  # rows through the decoder: 2 * batch under guidance
+    guidance_scale: float | None  # None: no guidance
+    do_sample: bool
+    processors: LogitsProcessorList
+    generator: torch.Generator | None
+    tokens: torch.Tensor  # [batch * K, total] in the delay pattern
+    pattern: torch.Tensor  # the delay pattern's fixed positions (-1 where a token is sampled)
+    known: int  # positions fixed before sampling (start token and prompt)
+    total: int
+    done: int  # the last position whose token is decided
+    offset: int  # positions taken by MusicGen-Melody's conditioning prefix (0 for MusicGen)
+    prefix: torch.Tensor | None
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None
+    cross_mask: torch.Tensor | None
+    self_k: list[torch.Tensor]  # per layer [rows, heads, offset + total, head_dim], written in place
+    self_v: list[torch.Tensor]
+    positions: torch.Tensor  # the sinusoidal position table
+    position: int = 0  # the first position of the next pass's tokens
+    begin: int = 0  # the first cache position of the current pass
+
+
+@dataclass(eq=False)
+class _Step:
+    """One run's step handed to the model thread; steps of the same loop are advanced together."""
+
+    loop: FastMusicgen
+    run: _Run
+    on_scores: ScoresHook | None
+    done: bool = False
+    error: BaseException | None = None
+
+    @property
+    def group(self) -> FastMusicgen:
+        return self.loop
+
+    @property
+    def member(self) -> int:
+        return id(self.run)
+
+    @property
+    def rows(self) -> int:
+        return self.run.rows
+
+    @staticmethod
+    def advance(batch: list[_Step]) -> None:
+        """One step for every run of ``batch`` (all on one loop): one-token passes together; a first pass (many
+        positions) alone. Errors are kept per run, to be raised in its own thread."""
+        loop = batch[0].loop
+        ready, inputs = [], []
+        for s in batch:
+            try:
+                hidden = loop._inputs(s.run)
+                if hidden.shape[1] > 1:
+                    loop._next_tokens(s.run, loop._layers([s.run], hidden), s.on_scores)
+                else:
+                    ready.append(s)
+                    inputs.append(hidden)
+            except BaseException as e:  # noqa: BLE001
+                s.error = e
+        if not ready:
+            return
+        try:
+            outs = loop._layers([s.run for s in ready], torch.cat(inputs)).split([s.rows for s in ready])
+        except BaseException as e:  # noqa: BLE001
+            for s in ready:
+                s.error = e
+            return
+        for s, out in zip(ready, outs):
+            try:
+                loop._next_tokens(s.run, out, s.on_scores)
+            except BaseException as e:  # noqa: BLE001
+                s.error = e
 
 
 class FastMusicgen:
@@ -231,72 +314,66 @@ class FastMusicgen:
         """[B, S, d] -> [B, H, S, D]."""
         return x.view(x.shape[0], -1, self.n_heads, self.head_dim).transpose(1, 2)
 
-    def _layers(self, hidden: torch.Tensor, start: int, self_k: list[torch.Tensor], self_v: list[torch.Tensor],
-                cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
-                cross_mask: torch.Tensor | None) -> torch.Tensor:
-        """Run the decoder layers over ``hidden`` [rows, S, d] at positions ``start..start+S-1``, writing the
-        key/value cache in place; S > 1 only for the prompt (causal attention within the block)."""
-        rows, length = hidden.shape[0], hidden.shape[1]
-        heads = (rows, length, self.n_heads, self.head_dim)
-        end = start + length
+    def _layers(self, runs: list[_Run], hidden: torch.Tensor) -> torch.Tensor:
+        """Run the decoder layers over ``hidden`` [rows of every run, S, d], each run at its own positions
+        ``run.begin..run.begin+S-1``, writing each run's key/value cache in place; S > 1 only for a run's first pass
+        (causal attention within the block), which runs alone.
+
+        Several runs share a pass row-wise only where the arithmetic of a row cannot depend on its neighbours
+        (layer norms, residual additions); every matrix product and attention is done run by run, so a run computes
+        exactly what it computes alone (int8 layers quantise their input over the rows of one call)."""
+        sizes = [run.rows for run in runs]
+        length = hidden.shape[1]
+
+        def each(fn: Callable[[_Run, torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            if len(runs) == 1:
+                return fn(runs[0], x)
+            return torch.cat([fn(run, part) for run, part in zip(runs, x.split(sizes))])
+
         for i, (ln1, q_fn, k_fn, v_fn, o_fn, ln2, cq_fn, co_fn, ln3, fc1, act, fc2) in enumerate(self.plan):
-            x = ln1(hidden)
-            self_k[i][:, :, start:end] = k_fn(x).view(heads).transpose(1, 2)
-            self_v[i][:, :, start:end] = v_fn(x).view(heads).transpose(1, 2)
-            q = q_fn(x).view(heads).transpose(1, 2)
-            out = F.scaled_dot_product_attention(q.to(self.kv_dtype), self_k[i][:, :, :end], self_v[i][:, :, :end],
-                                                 is_causal=length > 1).to(hidden.dtype)
-            hidden = hidden + o_fn(out.transpose(1, 2).reshape(rows, length, -1))
+
+            def self_attention(run: _Run, x: torch.Tensor) -> torch.Tensor:
+                heads = (run.rows, length, self.n_heads, self.head_dim)
+                end = run.begin + length
+                run.self_k[i][:, :, run.begin : end] = k_fn(x).view(heads).transpose(1, 2)
+                run.self_v[i][:, :, run.begin : end] = v_fn(x).view(heads).transpose(1, 2)
+                q = q_fn(x).view(heads).transpose(1, 2)
+                out = F.scaled_dot_product_attention(q.to(self.kv_dtype), run.self_k[i][:, :, :end],
+                                                     run.self_v[i][:, :, :end], is_causal=length > 1).to(x.dtype)
+                return o_fn(out.transpose(1, 2).reshape(run.rows, length, -1))
+
+            def cross_attention(run: _Run, x: torch.Tensor) -> torch.Tensor:
+                q = cq_fn(x).view(run.rows, length, self.n_heads, self.head_dim).transpose(1, 2)
+                out = F.scaled_dot_product_attention(q, *run.cross_kv[i], attn_mask=run.cross_mask)
+                return co_fn(out.transpose(1, 2).reshape(run.rows, length, -1))
+
+            hidden = hidden + each(self_attention, ln1(hidden))
             if ln2 is not None:  # cross-attention (MusicGen; MusicGen-Melody has none)
-                x = ln2(hidden)
-                q = cq_fn(x).view(heads).transpose(1, 2)
-                out = F.scaled_dot_product_attention(q, *cross_kv[i], attn_mask=cross_mask)
-                hidden = hidden + co_fn(out.transpose(1, 2).reshape(rows, length, -1))
-            hidden = hidden + fc2(act(fc1(ln3(hidden))))
+                hidden = hidden + each(cross_attention, ln2(hidden))
+            hidden = hidden + each(lambda run, x: fc2(act(fc1(x))), ln3(hidden))
         return hidden
 
-    @torch.inference_mode()
-    def generate_codes(
+    def _start(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         max_new_tokens: int,
-        do_sample: bool = True,
-        temperature: float = 1.0,
-        top_k: int = 250,
-        top_p: float = 1.0,
-        guidance_scale: float = 3.0,
-        on_step: StepCallback | None = None,
-        prompt_codes: torch.Tensor | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_frames: Callable[[torch.Tensor], None] | None = None,
-        frames_every: int = 50,
-        input_features: torch.Tensor | None = None,
-        on_scores: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
-    ) -> torch.Tensor:
-        """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
-
-        Args:
-            prompt_codes: [B, K, P] codes to continue (an audio prompt, or the previous window of a long piece);
-                the result starts with them, as stock ``generate`` given ``decoder_input_ids`` does. The prompt goes
-                through the decoder in one pass, as in stock.
-            should_stop: polled after every step; when it returns True the loop ends early and the frames that
-                are complete in every codebook so far are returned (fewer than asked for).
-            on_frames: called with the codes [B, K, frames] complete so far (the prompt's included) each time
-                ``frames_every`` more frames are complete in every codebook (for streaming).
-            input_features: MusicGen-Melody only: the melody's chroma [B, frames, 12] in the model's dtype (None:
-                no melody, as stock).
-            on_scores: for measurements: called each step with (step, the processed scores [B*K, V]); a tensor it
-                returns [B*K] replaces the sampled tokens (teacher forcing).
-        """
+        do_sample: bool,
+        temperature: float,
+        top_k: int,
+        top_p: float,
+        guidance_scale: float,
+        prompt_codes: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+        generator: torch.Generator | None,
+    ) -> _Run:
+        """A request's decoding state: its conditioning, key/value cache and tokens (start token and prompt)."""
         model = self.model
         config = model.generation_config
         start = int(config.decoder_start_token_id)
-        pad = int(config.pad_token_id)
         batch = input_ids.shape[0]
         k = self.n_codebooks
         guided = guidance_scale is not None and guidance_scale > 1
-        rows = 2 * batch if guided else batch
 
         first = torch.full((batch * k, 1), start, dtype=torch.long, device=self.device)
         if prompt_codes is not None:
@@ -320,59 +397,130 @@ class FastMusicgen:
                 for layer in self.decoder.layers
             ]
         offset = 0 if prefix is None else prefix.shape[1]  # the prefix takes the first positions
+        rows = 2 * batch if guided else batch
         cache_shape = (rows, self.n_heads, offset + total, self.head_dim)
-        self_k = [torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers]
-        self_v = [torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers]
         embed_positions = self.decoder.embed_positions
         if offset + total > embed_positions.weights.shape[0]:  # as stock: grow the sinusoidal table when needed
             embed_positions.make_weights(offset + total, embed_positions.embedding_dim)
-        positions = embed_positions.weights.to(self.dtype)
-        tokens = torch.full((batch * k, total), pad, dtype=torch.long, device=self.device)
+        tokens = torch.full((batch * k, total), int(config.pad_token_id), dtype=torch.long, device=self.device)
         tokens[:, :known] = first
-        processors = sampling_processors(do_sample, temperature, top_k, top_p)
+        return _Run(
+            batch=batch, rows=rows, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
+            processors=sampling_processors(do_sample, temperature, top_k, top_p), generator=generator,
+            tokens=tokens, pattern=pattern, known=known, total=total, done=known - 1, offset=offset,
+            prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask,
+            self_k=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
+            self_v=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
+            positions=embed_positions.weights.to(self.dtype),
+        )
 
-        done = known - 1  # the last position whose token is decided
-        position = 0
-        while done + 1 < total:
-            span = slice(position, done + 1)  # the prompt in one pass at first, then one token a step
-            step_ids = torch.where(pattern[:, span] == -1, tokens[:, span], pattern[:, span])
-            if guided:
-                step_ids = step_ids.repeat(2, 1)
-            codes = step_ids.view(rows, k, -1)
-            hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))
-            first_pass = position == 0
-            if first_pass and prefix is not None:
-                hidden = torch.cat([prefix, hidden], dim=1)
-            begin = 0 if first_pass else offset + position
-            hidden = hidden + positions[begin : offset + done + 1]
-            hidden = self._layers(hidden, begin, self_k, self_v, cross_kv, cross_mask)
-            hidden = self.final_norm(hidden[:, -1:])
-            logits = torch.stack([head(hidden) for head in self.heads_fns], dim=1)  # [rows, K, 1, V]
-            scores = logits.reshape(rows * k, -1).float()
-            if guided:
-                cond, uncond = scores.split(batch * k, dim=0)
-                scores = uncond + (cond - uncond) * guidance_scale
-            scores = processors(tokens[:, : done + 1], scores)
-            if do_sample:
-                next_tokens = torch.multinomial(F.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-            else:
-                next_tokens = torch.argmax(scores, dim=-1)
-            if on_scores is not None:
-                forced = on_scores(done - known + 2, scores)
-                next_tokens = next_tokens if forced is None else forced
-            position = done + 1
-            done += 1
-            tokens[:, done] = next_tokens
-            if on_step is not None:
-                on_step(done - known + 1)
-            if on_frames is not None and (done - known + 1) % frames_every == 0:
-                so_far = model.decoder.apply_delay_pattern_mask(tokens[:, : done + 1], pattern[:, : done + 1])
-                on_frames(undelay(so_far.view(batch, k, -1), codebook_delays(model.config.decoder)))
-            if should_stop is not None and should_stop():
-                break
+    def _inputs(self, run: _Run) -> torch.Tensor:
+        """The decoder's input for ``run``'s next pass [rows, S, d]: the prompt (and prefix) in one pass at first,
+        then the newest token; sets ``run.begin``, the pass's first position."""
+        k = self.n_codebooks
+        span = slice(run.position, run.done + 1)
+        step_ids = torch.where(run.pattern[:, span] == -1, run.tokens[:, span], run.pattern[:, span])
+        if run.guidance_scale is not None:
+            step_ids = step_ids.repeat(2, 1)
+        codes = step_ids.view(run.rows, k, -1)
+        hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))
+        first_pass = run.position == 0
+        if first_pass and run.prefix is not None:
+            hidden = torch.cat([run.prefix, hidden], dim=1)
+        run.begin = 0 if first_pass else run.offset + run.position
+        return hidden + run.positions[run.begin : run.offset + run.done + 1]
 
-        tokens = model.decoder.apply_delay_pattern_mask(tokens[:, : done + 1], pattern[:, : done + 1])
-        return undelay(tokens.view(batch, k, -1), codebook_delays(model.config.decoder))
+    def _next_tokens(self, run: _Run, hidden: torch.Tensor, on_scores: ScoresHook | None) -> None:
+        """Pick ``run``'s next tokens from its pass's output [rows, S, d] (guidance, warpers, sampling)."""
+        k = self.n_codebooks
+        hidden = self.final_norm(hidden[:, -1:])
+        logits = torch.stack([head(hidden) for head in self.heads_fns], dim=1)  # [rows, K, 1, V]
+        scores = logits.reshape(run.rows * k, -1).float()
+        if run.guidance_scale is not None:
+            cond, uncond = scores.split(run.batch * k, dim=0)
+            scores = uncond + (cond - uncond) * run.guidance_scale
+        scores = run.processors(run.tokens[:, : run.done + 1], scores)
+        if run.do_sample:
+            probs = F.softmax(scores, dim=-1)
+            next_tokens = torch.multinomial(probs, num_samples=1, generator=run.generator).squeeze(1)
+        else:
+            next_tokens = torch.argmax(scores, dim=-1)
+        if on_scores is not None:
+            forced = on_scores(run.done - run.known + 2, scores)
+            next_tokens = next_tokens if forced is None else forced
+        run.position = run.done + 1
+        run.done += 1
+        run.tokens[:, run.done] = next_tokens
+
+    def _codes(self, run: _Run) -> torch.Tensor:
+        """[B, K, frames] the frames of ``run`` complete in every codebook so far (the prompt's included)."""
+        tokens = self.model.decoder.apply_delay_pattern_mask(run.tokens[:, : run.done + 1],
+                                                             run.pattern[:, : run.done + 1])
+        return undelay(tokens.view(run.batch, self.n_codebooks, -1), codebook_delays(self.model.config.decoder))
+
+    @torch.inference_mode()
+    def generate_codes(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        max_new_tokens: int,
+        do_sample: bool = True,
+        temperature: float = 1.0,
+        top_k: int = 250,
+        top_p: float = 1.0,
+        guidance_scale: float = 3.0,
+        on_step: StepCallback | None = None,
+        prompt_codes: torch.Tensor | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_frames: Callable[[torch.Tensor], None] | None = None,
+        frames_every: int = 50,
+        input_features: torch.Tensor | None = None,
+        on_scores: ScoresHook | None = None,
+        generator: torch.Generator | None = None,
+        joint: ModelThread | None = None,
+    ) -> torch.Tensor:
+        """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
+
+        Args:
+            prompt_codes: [B, K, P] codes to continue (an audio prompt, or the previous window of a long piece);
+                the result starts with them, as stock ``generate`` given ``decoder_input_ids`` does. The prompt goes
+                through the decoder in one pass, as in stock.
+            should_stop: polled after every step; when it returns True the loop ends early and the frames that
+                are complete in every codebook so far are returned (fewer than asked for).
+            on_frames: called with the codes [B, K, frames] complete so far (the prompt's included) each time
+                ``frames_every`` more frames are complete in every codebook (for streaming).
+            input_features: MusicGen-Melody only: the melody's chroma [B, frames, 12] in the model's dtype (None:
+                no melody, as stock).
+            on_scores: for measurements: called each step with (step, the processed scores [B*K, V]); a tensor it
+                returns [B*K] replaces the sampled tokens (teacher forcing).
+            generator: the random numbers for sampling (None: torch's global generator, as stock ``generate``).
+                Give each request its own when several run at once, so that a seed reproduces.
+            joint: the model thread (``models.common.model_thread()``): the request's work runs there, and its
+                steps share each pass with the other requests decoding on this model at that moment; every
+                request still gets exactly the tokens it gets alone.
+        """
+        guided = guidance_scale is not None and guidance_scale > 1
+        seat = joint.seat(input_ids.shape[0] * (2 if guided else 1)) if joint is not None else contextlib.nullcontext()
+        with seat as taken:
+            start = (self._start if joint is None else functools.partial(joint.call, self._start))
+            run = start(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
+                        guidance_scale, prompt_codes, input_features, generator)
+            if taken is not None:
+                taken.member = id(run)
+            steps = 0
+            while run.done + 1 < run.total:
+                if joint is not None:
+                    joint.step(_Step(self, run, on_scores))
+                else:
+                    self._next_tokens(run, self._layers([run], self._inputs(run)), on_scores)
+                steps += 1
+                if on_step is not None:
+                    on_step(steps)
+                if on_frames is not None and steps % frames_every == 0:
+                    on_frames(self._codes(run))
+                if should_stop is not None and should_stop():
+                    break
+        return self._codes(run)
 
     def decode_audio(self, codes: torch.Tensor) -> torch.Tensor:
         """Audio codes [B, K, frames] -> waveform [B, channels, T], as stock ``generate`` decodes them."""

@@ -36,6 +36,7 @@ from models.common import (
     env_flag,
     free_accelerator_memory,
     load_or_explain,
+    model_thread,
     pick_device,
     pick_dtype,
     return_freed_memory,
@@ -431,6 +432,9 @@ class MusicGenModel:
             ModelLoadError: which model failed, why, and how to point the app at a local folder.
         """
         self.check_kind_by_name()
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
         with self._lock:
             if self.model is not None:
                 return
@@ -588,7 +592,7 @@ class MusicGenModel:
                 report(0.02, "Separating the melody from drums and bass (Demucs)")
                 stemmer = get_separator(separator)
                 try:
-                    stems = stemmer.melody_stems(melody.audio, melody.sample_rate)
+                    stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
                     melody = Melody(stems, melody.sample_rate, melody.trim)
                     source_used = f"separated: {' + '.join(MELODY_STEMS)} stems ({stemmer.name})"
                 except ModelLoadError as e:
@@ -599,7 +603,7 @@ class MusicGenModel:
         if clip is not None:
             audio_in = torch.from_numpy(resample_to(clip.audio, clip.sample_rate, self.sample_rate))[None]
             codec_dtype = next(self.model.audio_encoder.parameters()).dtype
-            given = encode_audio(self.model, audio_in.to(self.device, codec_dtype))
+            given = model_thread().call(encode_audio, self.model, audio_in.to(self.device, codec_dtype))
         elif continue_codes is not None:
             given = torch.as_tensor(continue_codes, dtype=torch.long, device=self.device)
         if given is not None and given.shape[0] != n_variants:
@@ -620,7 +624,8 @@ class MusicGenModel:
             temperature=params.temperature,
             guidance_scale=params.guidance_scale,
         )
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # stock generate samples with torch's global generator
+        sampling_generator = torch.Generator(self.device).manual_seed(seed)  # the fast loop: this request's own
         report(0.05, "Generating")
         codes = given
         streamer = AudioStream(self.model, stream, limit=context + new_frames) if stream is not None else None
@@ -641,7 +646,7 @@ class MusicGenModel:
                 window = Window(window.context_start, window.start, window.end, round(offset, 3))
                 segment = (melody.audio if len(windows) == 1
                            else looped(melody.audio, melody.sample_rate, offset, WINDOW_S))
-                chroma = self.chroma(segment, melody.sample_rate)  # [1, frames, 12]
+                chroma = model_thread().call(self.chroma, segment, melody.sample_rate)  # [1, frames, 12]
                 first_chroma = chroma if first_chroma is None else first_chroma
                 extra["input_features"] = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
             if len(windows) > 1:
@@ -651,7 +656,8 @@ class MusicGenModel:
                 on_frames = (lambda window_codes, before=codes, prompt_len=prompt_len: streamer(
                     window_codes if before is None else torch.cat([before, window_codes[..., prompt_len:]], -1)))
             try:
-                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel, on_frames)
+                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel, on_frames,
+                                   sampling_generator)
             except GenerationCancelled:
                 if codes is None or codes.shape[-1] <= context:
                     raise
@@ -673,7 +679,7 @@ class MusicGenModel:
         if streamer is not None:
             streamer(codes, final=True)
         report(0.97, "Decoding audio")
-        audio = decode_codes(self.model, codes).float().cpu().numpy()
+        audio = model_thread().call(decode_codes, self.model, codes).float().cpu().numpy()
         seconds = codes.shape[-1] / rate if stopped else context / rate + params.duration
         n_samples = int(round(seconds * self.sample_rate))
         audio = audio[..., :n_samples]
@@ -726,14 +732,20 @@ class MusicGenModel:
 
     def _window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
                 watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None,
-                on_frames: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
-        """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given)."""
+                on_frames: Callable[[torch.Tensor], None] | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given).
+
+        The fast loop steps on the model thread, sharing its passes with the other requests decoding on this
+        model at the time (each request gets exactly the tokens it gets alone); stock ``generate`` runs there whole.
+        """
         assert self.model is not None
         if fast:
             return FastMusicgen(self.model).generate_codes(
                 inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick,
                 prompt_codes=prompt_codes, should_stop=(lambda: cancel.is_set()) if cancel is not None else None,
-                on_frames=on_frames, frames_every=10, input_features=extra.get("input_features"), **sampling,
+                on_frames=on_frames, frames_every=10, input_features=extra.get("input_features"), generator=generator,
+                joint=model_thread(), **sampling,
             )
         batch, k = inputs["input_ids"].shape[0], self.model.config.decoder.num_codebooks
         start = int(self.model.generation_config.decoder_start_token_id)
@@ -741,7 +753,8 @@ class MusicGenModel:
         if prompt_codes is not None:
             first = torch.cat([first, prompt_codes.reshape(batch * k, -1)], dim=1)
         watcher.last_ids = None
-        self.model.generate(
+        model_thread().call(
+            self.model.generate,
             **inputs, **extra, decoder_input_ids=first, max_new_tokens=steps,
             stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
         )
@@ -789,7 +802,7 @@ class AudioStream:
         if frames <= self.sent or (frames - self.sent < threshold and not final):
             return
         start = max(0, self.sent - self.context)
-        audio = decode_codes(self.model, codes[..., start:frames]).float().cpu().numpy()
+        audio = model_thread().call(decode_codes, self.model, codes[..., start:frames]).float().cpu().numpy()
         audio = audio[..., (self.sent - start) * self.hop : (frames - start) * self.hop]
         self.sent = frames
         self.send(np.clip(audio, -1.0, 1.0).astype(np.float32))
@@ -849,6 +862,16 @@ def share_frozen_parts(model: torch.nn.Module) -> list[str]:
 
 _cache: dict[str, MusicGenModel] = {}
 _cache_lock = threading.Lock()
+
+
+ROWS_PER_REQUEST = 2  # decoder rows of one piece under guidance: conditional and unconditional
+
+
+def set_concurrency(requests: int) -> None:
+    """Let up to ``requests`` one-piece requests decode at once on the model thread, sharing its passes; a
+    request with variants counts as that many. Their key/value caches are the memory this costs; a request past
+    the limit waits for room."""
+    model_thread().max_rows = ROWS_PER_REQUEST * max(1, int(requests))
 
 
 def get_musicgen_model(name: str | None = None, device: str | None = None, melody: bool = False) -> MusicGenModel:

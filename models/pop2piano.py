@@ -34,6 +34,7 @@ from models.common import (
     env_flag,
     free_accelerator_memory,
     load_or_explain,
+    model_thread,
     pick_device,
     pick_dtype,
     quantize_int8_in_steps,
@@ -188,6 +189,9 @@ class PianoCoverModel:
         Raises:
             ModelLoadError: which model failed, why, and how to point the app at a local folder.
         """
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
         with self._lock:
             if self.model is not None:
                 return
@@ -232,7 +236,6 @@ class PianoCoverModel:
             self.model = self.feature_extractor = self.tokenizer = None
         free_accelerator_memory()
 
-    @torch.inference_mode()
     def transcribe(
         self,
         audio: np.ndarray,
@@ -251,7 +254,15 @@ class PianoCoverModel:
             beats: the song's beats if already tracked; tracked here otherwise.
             progress: called with (fraction, message) as work advances.
             max_tokens_per_chunk: token limit for each chunk.
+
+        Runs on the model thread (one team of CPU kernel threads for every model; see ``ModelThread``).
         """
+        return model_thread().call(self._transcribe, audio, sample_rate, composer, beats, progress,
+                                   max_tokens_per_chunk)
+
+    @torch.inference_mode()
+    def _transcribe(self, audio: np.ndarray, sample_rate: int, composer: str, beats: Beats | None,
+                    progress: Progress | None, max_tokens_per_chunk: int) -> PianoCover:
         report = progress or (lambda fraction, message: None)
         composer = check_composer(composer)
         self.load()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.common import ModelLoadError, ModelSource, load_or_explain, pick_device
+from models.common import ModelLoadError, ModelSource, load_or_explain, model_thread, pick_device
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,9 @@ class StemSeparator:
             ModelLoadError: demucs is not installed, or the weights cannot be found (a recent failure is repeated
                 without retrying for RETRY_AFTER_S).
         """
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
         with self._lock:
             if self.model is not None:
                 return
@@ -146,13 +149,17 @@ class StemSeparator:
             raise ValueError(f"`{self.name}` has no {' or '.join(missing)} stem (its stems: {', '.join(model.sources)})")
         return model.to(self.device).eval()
 
-    @torch.inference_mode()
     def melody_stems(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        """Mono audio [T] at ``sample_rate`` Hz -> the sum of its vocals and other stems, mono [T] at the same rate.
+        """Mono audio [T] at ``sample_rate`` Hz -> the sum of its vocals and other stems, mono [T] at the same rate
+        (computed on the model thread).
 
         Raises:
             ModelLoadError: the separator cannot be loaded.
         """
+        return model_thread().call(self._melody_stems, audio, sample_rate)
+
+    @torch.inference_mode()
+    def _melody_stems(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         key = hashlib.sha1(audio.tobytes() + str(sample_rate).encode()).hexdigest()
         if key in self._cache:
             self._cache.move_to_end(key)

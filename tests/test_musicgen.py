@@ -339,3 +339,41 @@ def test_equal_text_encoder_and_codec_are_loaded_once(tiny_musicgen_dir, tiny_me
     melody = Melody(np.sin(np.arange(32000 * 2) / 9).astype(np.float32), 32000)
     result = second.generate("jazz", SamplingParams(duration=1.0, seed=1), 1, melody=melody, melody_source="mix")
     assert result.audio.shape == (1, 1, 32000)
+
+
+def test_users_at_once_share_passes_and_get_their_own_results(text_model, melody_model, hummed_melody):
+    """Requests in flight together (the app's workers): their steps share the model thread's passes, and each
+    gets exactly the audio it gets alone, streamed or not, whatever the others ask for."""
+    from models.common import model_thread
+
+    melody = Melody.from_file(hummed_melody)
+    asks = [
+        (text_model, dict(prompt="lo fi hip hop", params=SamplingParams(duration=2.0, seed=1))),
+        (text_model, dict(prompt="sad jazz", params=SamplingParams(duration=1.5, seed=2, top_k=50), n_variants=2)),
+        (text_model, dict(prompt="epic drums", params=SamplingParams(duration=2.5, seed=3))),
+        (melody_model, dict(prompt="piano", params=SamplingParams(duration=1.5, seed=4), melody=melody,
+                            melody_source="mix")),
+    ]
+    alone = [model.generate(**kwargs) for model, kwargs in asks]
+    chunks: list[np.ndarray] = []
+    asks[0][1]["stream"] = chunks.append  # one of them streams as it goes
+    thread = model_thread()
+    rounds, shared = thread.rounds, thread.shared_rounds
+    results: list = [None] * len(asks)
+    gate = threading.Barrier(len(asks))
+
+    def user(i: int) -> None:
+        gate.wait()
+        model, kwargs = asks[i]
+        results[i] = model.generate(**kwargs)
+
+    users = [threading.Thread(target=user, args=(i,)) for i in range(len(asks))]
+    for u in users:
+        u.start()
+    for u in users:
+        u.join(timeout=300)
+    for a, r in zip(alone, results):
+        np.testing.assert_array_equal(a.audio, r.audio)
+        np.testing.assert_array_equal(a.codes, r.codes)
+    assert chunks and sum(c.shape[-1] for c in chunks) == alone[0].audio.shape[-1]
+    assert thread.shared_rounds > shared and thread.rounds > rounds

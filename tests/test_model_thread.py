@@ -1,0 +1,139 @@
+"""Requests decoding at the same time on the model thread share each step's pass, and each still gets exactly its own
+tokens: the same as alone, on the same weights, whoever shares its passes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from models.common import ModelThread
+from models.fast_musicgen import FastMusicgen
+from tests.test_fast_musicgen import chroma_features, load, load_melody
+
+
+def request(tokenizer, prompt: str, variants: int = 1, steps: int = 30, seed: int | None = 0, guidance: float = 3.0,
+            prompt_codes: torch.Tensor | None = None, features: torch.Tensor | None = None,
+            stop_after: int | None = None) -> dict:
+    inputs = tokenizer([prompt] * variants, return_tensors="pt", padding=True)
+    sampling = dict(do_sample=False) if seed is None else dict(do_sample=True, top_k=50, top_p=0.95, temperature=1.2)
+    return dict(inputs=inputs, steps=steps, seed=seed, sampling=dict(guidance_scale=guidance, **sampling),
+                prompt_codes=prompt_codes, features=features, stop_after=stop_after)
+
+
+def decode(loop: FastMusicgen, req: dict, joint: ModelThread | None) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(req["seed"]) if req["seed"] is not None else None
+    seen: list[int] = []
+    stop = (lambda: len(seen) >= req["stop_after"]) if req["stop_after"] else None
+    return loop.generate_codes(req["inputs"]["input_ids"], req["inputs"]["attention_mask"], req["steps"],
+                               prompt_codes=req["prompt_codes"], input_features=req["features"], generator=generator,
+                               on_step=seen.append, should_stop=stop, joint=joint, **req["sampling"])
+
+
+def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread) -> list[torch.Tensor]:
+    """Every request in its own thread, all started at once (as the app's workers run them)."""
+    results: list[torch.Tensor | BaseException | None] = [None] * len(requests)
+    gate = threading.Barrier(len(requests))
+
+    def work(i: int) -> None:
+        gate.wait()
+        try:
+            results[i] = decode(loop, requests[i], joint)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            results[i] = e
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_text_requests_sharing_passes_get_their_own_tokens(tiny_musicgen_dir, weights):
+    model, _ = load(tiny_musicgen_dir, weights)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    loop = FastMusicgen(model)
+    clip = torch.randint(0, 2048, (1, 4, 9), generator=torch.Generator().manual_seed(1))
+    requests = [
+        request(tokenizer, "lo fi hip hop warm piano", steps=40, seed=1),
+        request(tokenizer, "sad jazz", variants=2, steps=30, seed=2),  # two variants: four rows
+        request(tokenizer, "epic drums", steps=35, seed=None, prompt_codes=clip),  # greedy, continues a clip
+        request(tokenizer, "calm", steps=25, seed=4, guidance=1.0),  # no guidance: one row
+        request(tokenizer, "rock", steps=40, seed=5, stop_after=12),  # stopped by its user
+    ]
+    alone = [decode(loop, r, None) for r in requests]
+    joint = ModelThread(wait_s=0.5)
+    shared = together(loop, requests, joint)
+    for i, (a, s) in enumerate(zip(alone, shared)):
+        assert torch.equal(a, s), f"request {i} changed when it shared its passes"
+    assert shared[4].shape[-1] == 12 - 3  # the stopped one kept what it finished
+    assert joint.shared_rounds > 0 and joint.most_members >= 3
+    # and sharing is not a no-op: a different seed gives different tokens
+    other = dict(requests[0], seed=99)
+    assert not torch.equal(decode(loop, other, ModelThread()), alone[0])
+
+
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+def test_melody_requests_sharing_passes_get_their_own_tokens(tiny_melody_dir, weights):
+    model, _ = load_melody(tiny_melody_dir, weights)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_melody_dir)
+    loop = FastMusicgen(model)
+    earlier = torch.randint(0, 2048, (1, 4, 13), generator=torch.Generator().manual_seed(4))
+    requests = [
+        request(tokenizer, "lo fi hip hop warm piano", steps=30, seed=1, features=chroma_features(37, batch=1)),
+        request(tokenizer, "sad jazz", steps=25, seed=None, features=chroma_features(300, batch=1, seed=3)),
+        request(tokenizer, "", steps=30, seed=6, prompt_codes=earlier, features=chroma_features(50, batch=1, seed=2)),
+        request(tokenizer, "no melody at all", steps=20, seed=7),
+    ]
+    alone = [decode(loop, r, None) for r in requests]
+    joint = ModelThread(wait_s=0.5)
+    shared = together(loop, requests, joint)
+    for i, (a, s) in enumerate(zip(alone, shared)):
+        assert torch.equal(a, s), f"request {i} changed when it shared its passes"
+    assert joint.shared_rounds > 0 and joint.most_members >= 3
+
+
+def test_max_rows_lets_requests_in_one_after_another(tiny_musicgen_dir):
+    model, _ = load(tiny_musicgen_dir, "int8")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    loop = FastMusicgen(model)
+    requests = [request(tokenizer, "lo fi hip hop", seed=1), request(tokenizer, "sad jazz", seed=2)]
+    alone = [decode(loop, r, None) for r in requests]
+    joint = ModelThread(max_rows=2, wait_s=0.5)  # room for one guided request (two rows)
+    shared = together(loop, requests, joint)
+    assert all(torch.equal(a, s) for a, s in zip(alone, shared))
+    assert joint.shared_rounds == 0 and joint.most_members == 1 and joint.rounds > 0
+
+
+def test_an_error_in_one_request_leaves_the_others_running(tiny_musicgen_dir):
+    model, _ = load(tiny_musicgen_dir, "int8")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    loop = FastMusicgen(model)
+    good = request(tokenizer, "lo fi hip hop", steps=30, seed=1)
+    expected = decode(loop, good, None)
+    joint = ModelThread(wait_s=0.5)
+
+    class Gone(Exception):
+        pass
+
+    def failing() -> None:
+        def on_step(step: int) -> None:
+            if step == 5:
+                raise Gone  # e.g. the user closed the page
+        ids = tokenizer(["sad jazz"], return_tensors="pt")
+        with pytest.raises(Gone):
+            loop.generate_codes(ids["input_ids"], ids["attention_mask"], 30, on_step=on_step, joint=joint)
+
+    thread = threading.Thread(target=failing)
+    thread.start()
+    got = decode(loop, good, joint)
+    thread.join(timeout=60)
+    assert torch.equal(got, expected)
+    assert not thread.is_alive()
