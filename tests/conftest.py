@@ -8,6 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# Tests compute on the main thread (fixtures, the loops compared with stock) and on the model thread (the
+# wrappers). Two threads with OpenMP teams of 2 on 2 cores sleep between kernels (docs/PERFORMANCE.md, "Many
+# users"): with one kernel thread each there are no teams, and the tiny models lose nothing (measured: 55 s
+# instead of 94 s for the MusicGen tests). The live app, a process of its own, keeps its threads.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
