@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--model", default="musicgen-small", choices=["musicgen-small", "musicgen-melody"],
+                        help="musicgen-melody: each user with a melody's chroma (30 s, 235 frames) of their own")
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
 
     thread = ModelThread()  # as the app: every model call on one thread (built there too)
-    model = thread.call(lambda: quantize_decoder_int8(build_musicgen("musicgen-small")))
+    model = thread.call(lambda: quantize_decoder_int8(build_musicgen(args.model)))
     loop = FastMusicgen(model)
     steps = int(round(args.seconds * model.config.audio_encoder.frame_rate)) + model.config.decoder.num_codebooks - 1
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.users)]
@@ -58,9 +60,15 @@ def main(argv: list[str] | None = None) -> None:
     def run(rows: list[list[int]], seed: int = 0, joint: ModelThread | None = thread) -> tuple[float, torch.Tensor]:
         """One request from a thread of its own (the app's worker), its work on the model thread."""
         ids, mask = batch(rows)
+        chroma = None
+        if args.model == "musicgen-melody":  # one-hot chroma as the extractor makes, one melody per prompt
+            notes = torch.stack([torch.randint(0, 12, (235,), generator=torch.Generator().manual_seed(seed + i))
+                                 for i in range(len(rows))])
+            chroma = torch.nn.functional.one_hot(notes, 12).float()
         start = time.perf_counter()
         codes = loop.generate_codes(ids, mask, steps, do_sample=True, top_k=250, guidance_scale=3.0,
-                                    generator=torch.Generator().manual_seed(seed), joint=joint)
+                                    generator=torch.Generator().manual_seed(seed), joint=joint,
+                                    input_features=chroma)
         return time.perf_counter() - start, codes
 
     def in_threads(work: list) -> tuple[float, list]:
@@ -93,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m bench.users_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
+        "model": args.model,
         "seconds": args.seconds,
         "users": args.users,
         "one_request_s": round(one, 2),
@@ -110,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "batched_over_one": round(batched / one, 2),
     }
     print(json.dumps(record, indent=2))
-    (RESULTS / f"users-{args.users}x{int(args.seconds)}s-cpu.json").write_text(json.dumps(record, indent=2))
+    (RESULTS / f"users-{args.model.removeprefix('musicgen-')}-{args.users}x{int(args.seconds)}s-cpu.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
