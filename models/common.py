@@ -350,17 +350,15 @@ def free_accelerator_memory() -> None:
         torch.mps.empty_cache()
 
 
-class Step(Protocol):
-    """A unit of stepwise work handed to the model thread; the steps of one ``group`` are advanced together."""
+class Steps(Protocol):
+    """Stepwise work handed to the model thread: a decode in progress. ``advance`` takes one step for each item of
+    a batch of the same ``group`` (callbacks included), and sets ``finished`` or ``error`` on the items."""
 
-    done: bool
+    finished: bool
     error: BaseException | None
 
     @property
     def group(self) -> Hashable: ...
-
-    @property
-    def member(self) -> int: ...
 
     @staticmethod
     def advance(batch: list[Any]) -> None: ...
@@ -375,40 +373,37 @@ class _Job:
 
 
 @dataclass(eq=False)
-class Seat:
-    """A request's place among those stepping on the model thread (``member``: its steps' ``member``)."""
-
-    rows: int
-    member: int | None = None
+class _Active:
+    steps: Any  # a Steps
+    done: bool = False
 
 
 class ModelThread:
     """The one thread that runs the models' work for every request of this process.
 
     Requests run in their own threads (one per app worker) and hand their model work here: jobs (``call``:
-    loading, encoding, audio decoding, a whole piano cover) and decode steps (``step``). Before a round of steps
-    the thread waits (at most ``wait_s``) until every request stepping has handed in its next step, then advances
-    the steps of each group (one model's decode loop) together: MusicGen runs them in one pass
-    (``models.fast_musicgen``), so that each layer's weights are read from memory once for all of them.
+    loading, encoding, audio decoding, a whole piano cover) and decodes (``run``). The thread takes rounds: in each,
+    every decode in progress takes one step, those of one group (one model's decode loop) together: MusicGen runs
+    them in one pass (``models.fast_musicgen``), so each layer's weights are read from memory once for all of them.
+    A job waiting runs between two rounds. A decode's callbacks (progress, stop, streaming) run here too, in its
+    request's context, so a step costs no hand-over between threads.
 
     Why one thread: with torch's OpenMP kernels each thread that calls into torch wakes a team of worker threads
     of its own; with more team threads than cores they sleep between kernels, and a request ran half as fast in a
     second thread as in the first (docs/PERFORMANCE.md). One thread keeps one team.
 
-    ``max_rows`` bounds the decoder rows stepping at once (each holds a key/value cache): a request that would
+    ``max_rows`` bounds the decoder rows decoding at once (each holds a key/value cache): a request that would
     pass it waits for room before it starts (``seat``); one request alone is always let in.
     """
 
-    def __init__(self, max_rows: int | None = None, wait_s: float = 0.02) -> None:
+    def __init__(self, max_rows: int | None = None) -> None:
         self.max_rows = max_rows
-        self.wait_s = wait_s
         self._cond = threading.Condition()
         self._rows = 0  # rows of the requests seated
-        self._joined: set[int] = set()  # members that have stepped here and not left their seat
-        self._steps: list[Any] = []
+        self._incoming: list[_Active] = []
         self._jobs: list[_Job] = []
         self._worker: threading.Thread | None = None
-        self.rounds = 0  # rounds of steps run, how many served more than one member, and the most in one
+        self.rounds = 0  # rounds run, how many advanced more than one decode, and the most in one
         self.shared_rounds = 0
         self.most_members = 0
 
@@ -418,19 +413,17 @@ class ModelThread:
         return threading.current_thread() is self._worker
 
     @contextlib.contextmanager
-    def seat(self, rows: int) -> Iterator[Seat]:
+    def seat(self, rows: int) -> Iterator[None]:
         """Take part for one request with ``rows`` decoder rows (waits for room first)."""
-        seat = Seat(rows)
         with self._cond:
             while self.max_rows is not None and self._rows > 0 and self._rows + rows > self.max_rows:
                 self._cond.wait()
             self._rows += rows
         try:
-            yield seat
+            yield
         finally:
             with self._cond:
                 self._rows -= rows
-                self._joined.discard(seat.member)
                 self._cond.notify_all()
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -445,68 +438,65 @@ class ModelThread:
             raise job.error
         return job.result
 
-    def step(self, step: Step) -> None:
-        """Advance ``step`` with the other steps of its group handed in for this round; its error raised here."""
-        if self.on_it:  # called from a job: nobody to wait for
+    def run(self, steps: Steps) -> None:
+        """Step ``steps`` until it is finished, in rounds with the other decodes in progress; its error raised
+        here."""
+        if self.on_it:  # called from a job: it runs alone, to its end
             with torch.inference_mode():
-                step.advance([step])
+                while not steps.finished and steps.error is None:
+                    steps.advance([steps])
         else:
-            self._hand_in(step, self._steps, member=step.member)
-        if step.error is not None:
-            raise step.error
+            self._hand_in(_Active(steps), self._incoming)
+        if steps.error is not None:
+            raise steps.error
 
-    def _hand_in(self, item: Any, queue: list, member: int | None = None) -> None:
+    def _hand_in(self, item: Any, queue: list) -> None:
         with self._cond:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="model-thread", daemon=True)
                 self._worker.start()
-            if member is not None:
-                self._joined.add(member)
             queue.append(item)
             self._cond.notify_all()
             while not item.done:
                 self._cond.wait()
 
     def _work(self) -> None:
+        active: list[_Active] = []
         while True:
             with self._cond:
-                while not self._steps and not self._jobs:
+                while not self._jobs and not self._incoming and not active:
                     self._cond.wait()
-                job, steps = None, []
-                if self._jobs:  # jobs first: a request waiting for its setup joins the next round
-                    job = self._jobs.pop(0)
-                else:
-                    deadline = time.monotonic() + self.wait_s
-                    while (len(self._steps) < len(self._joined) and not self._jobs
-                           and (left := deadline - time.monotonic()) > 0):
-                        self._cond.wait(left)
-                    steps, self._steps = self._steps, []
+                active.extend(self._incoming)
+                self._incoming.clear()
+                job = self._jobs.pop(0) if self._jobs else None
             with torch.inference_mode():
                 if job is not None:
                     try:
                         job.result = job.fn()
                     except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
                         job.error = e
-                else:
-                    groups: dict[Any, list[Any]] = {}
-                    for s in steps:
-                        groups.setdefault(s.group, []).append(s)
-                    for batch in groups.values():
-                        try:
-                            batch[0].advance(batch)
-                        except BaseException as e:  # noqa: BLE001
-                            for s in batch:
-                                s.error = s.error or e
+                    with self._cond:
+                        job.done = True
+                        self._cond.notify_all()
+                    continue
+                groups: dict[Any, list[Any]] = {}
+                for a in active:
+                    groups.setdefault(a.steps.group, []).append(a.steps)
+                for batch in groups.values():
+                    try:
+                        batch[0].advance(batch)
+                    except BaseException as e:  # noqa: BLE001
+                        for s in batch:
+                            s.error = s.error or e
+            ended = [a for a in active if a.steps.finished or a.steps.error is not None]
             with self._cond:
-                if job is not None:
-                    job.done = True
-                else:
-                    for s in steps:
-                        s.done = True
-                    self.rounds += 1
-                    self.shared_rounds += len(steps) > 1
-                    self.most_members = max(self.most_members, len(steps))
+                self.rounds += 1
+                self.shared_rounds += len(active) > 1
+                self.most_members = max(self.most_members, len(active))
+                for a in ended:
+                    a.done = True
                 self._cond.notify_all()
+            active = [a for a in active if not a.done]
 
 
 _MODEL_THREAD = ModelThread()

@@ -20,6 +20,7 @@ On CPU the fast path also replaces the decoder's linear layers by int8 dynamical
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import math
 from collections.abc import Callable
@@ -164,56 +165,73 @@ class _Run:
 
 
 @dataclass(eq=False)
-class _Step:
-    """One run's step handed to the model thread; steps of the same loop are advanced together."""
+class _Decoding:
+    """A run in progress with its callbacks: what the model thread steps (decodes of one loop step together)."""
 
     loop: FastMusicgen
     run: _Run
-    on_scores: ScoresHook | None
-    done: bool = False
+    on_scores: ScoresHook | None = None
+    on_step: StepCallback | None = None
+    on_frames: Callable[[torch.Tensor], None] | None = None
+    frames_every: int = 50
+    should_stop: Callable[[], bool] | None = None
+    context: contextvars.Context | None = None  # the request's, for its callbacks (progress reaches its page)
+    steps: int = 0
+    finished: bool = False
     error: BaseException | None = None
 
     @property
     def group(self) -> FastMusicgen:
         return self.loop
 
-    @property
-    def member(self) -> int:
-        return id(self.run)
-
-    @property
-    def rows(self) -> int:
-        return self.run.rows
+    def _after_step(self) -> None:
+        """The request's callbacks after a step; ends the decode when the run is complete or asked to stop."""
+        self.steps += 1
+        if self.on_step is not None:
+            self.on_step(self.steps)
+        if self.on_frames is not None and self.steps % self.frames_every == 0:
+            self.on_frames(self.loop._codes(self.run))
+        self.finished = (self.run.done + 1 >= self.run.total
+                         or (self.should_stop is not None and self.should_stop()))
 
     @staticmethod
-    def advance(batch: list[_Step]) -> None:
-        """One step for every run of ``batch`` (all on one loop): one-token passes together; a first pass (many
-        positions) alone. Errors are kept per run, to be raised in its own thread."""
+    def advance(batch: list[_Decoding]) -> None:
+        """One step for every decode of ``batch`` (all on one loop): one-token passes together, a first pass (many
+        positions) alone; then each one's callbacks. Errors are kept per decode, to be raised in its own thread."""
         loop = batch[0].loop
-        ready, inputs = [], []
-        for s in batch:
+        ready, inputs, stepped = [], [], []
+        for d in batch:
             try:
-                hidden = loop._inputs(s.run)
+                hidden = loop._inputs(d.run)
                 if hidden.shape[1] > 1:
-                    loop._next_tokens(s.run, loop._layers([s.run], hidden), s.on_scores)
+                    loop._next_tokens(d.run, loop._layers([d.run], hidden), d.on_scores)
+                    stepped.append(d)
                 else:
-                    ready.append(s)
+                    ready.append(d)
                     inputs.append(hidden)
             except BaseException as e:  # noqa: BLE001
-                s.error = e
-        if not ready:
-            return
-        try:
-            outs = loop._layers([s.run for s in ready], torch.cat(inputs)).split([s.rows for s in ready])
-        except BaseException as e:  # noqa: BLE001
-            for s in ready:
-                s.error = e
-            return
-        for s, out in zip(ready, outs):
+                d.error = e
+        if ready:
             try:
-                loop._next_tokens(s.run, out, s.on_scores)
+                outs = loop._layers([d.run for d in ready], torch.cat(inputs)).split([d.run.rows for d in ready])
             except BaseException as e:  # noqa: BLE001
-                s.error = e
+                for d in ready:
+                    d.error = e
+                outs = []
+            for d, out in zip(ready, outs):
+                try:
+                    loop._next_tokens(d.run, out, d.on_scores)
+                    stepped.append(d)
+                except BaseException as e:  # noqa: BLE001
+                    d.error = e
+        for d in stepped:
+            try:
+                if d.context is None:
+                    d._after_step()
+                else:
+                    d.context.run(d._after_step)
+            except BaseException as e:  # noqa: BLE001
+                d.error = e
 
 
 class FastMusicgen:
@@ -495,31 +513,26 @@ class FastMusicgen:
                 returns [B*K] replaces the sampled tokens (teacher forcing).
             generator: the random numbers for sampling (None: torch's global generator, as stock ``generate``).
                 Give each request its own when several run at once, so that a seed reproduces.
-            joint: the model thread (``models.common.model_thread()``): the request's work runs there, and its
-                steps share each pass with the other requests decoding on this model at that moment; every
-                request still gets exactly the tokens it gets alone.
+            joint: the model thread (``models.common.model_thread()``): the request's work and callbacks run there,
+                and its steps share each pass with the other requests decoding on this model at that moment;
+                every request still gets exactly the tokens it gets alone.
         """
         guided = guidance_scale is not None and guidance_scale > 1
         seat = joint.seat(input_ids.shape[0] * (2 if guided else 1)) if joint is not None else contextlib.nullcontext()
-        with seat as taken:
+        with seat:
             start = (self._start if joint is None else functools.partial(joint.call, self._start))
             run = start(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
                         guidance_scale, prompt_codes, input_features, generator)
-            if taken is not None:
-                taken.member = id(run)
-            steps = 0
-            while run.done + 1 < run.total:
-                if joint is not None:
-                    joint.step(_Step(self, run, on_scores))
-                else:
-                    self._next_tokens(run, self._layers([run], self._inputs(run)), on_scores)
-                steps += 1
-                if on_step is not None:
-                    on_step(steps)
-                if on_frames is not None and steps % frames_every == 0:
-                    on_frames(self._codes(run))
-                if should_stop is not None and should_stop():
-                    break
+            decoding = _Decoding(self, run, on_scores, on_step, on_frames, frames_every, should_stop,
+                                 finished=run.done + 1 >= run.total)
+            if joint is not None:
+                decoding.context = contextvars.copy_context()
+                joint.run(decoding)
+            else:
+                while not decoding.finished:
+                    _Decoding.advance([decoding])
+                    if decoding.error is not None:
+                        raise decoding.error
         return self._codes(run)
 
     def decode_audio(self, codes: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread) -> li
 def check_shared_equals_alone(loop: FastMusicgen, requests: list[dict]) -> tuple[list[torch.Tensor], ModelThread]:
     """Each request alone, then all at once on a model thread: the same codes, and passes really shared."""
     alone = [decode(loop, r, None) for r in requests]
-    joint = ModelThread(wait_s=0.5)
+    joint = ModelThread()
     shared = together(loop, requests, joint)
     for i, (a, s) in enumerate(zip(alone, shared)):
         assert torch.equal(a, s), f"request {i} changed when it shared its passes"
@@ -107,7 +107,7 @@ def test_max_rows_lets_requests_in_one_after_another(tiny_musicgen_dir):
     loop = FastMusicgen(model)
     requests = [request(tokenizer, "lo fi hip hop", seed=1), request(tokenizer, "sad jazz", seed=2)]
     alone = [decode(loop, r, None) for r in requests]
-    joint = ModelThread(max_rows=2, wait_s=0.5)  # room for one guided request (two rows)
+    joint = ModelThread(max_rows=2)  # room for one guided request (two rows)
     shared = together(loop, requests, joint)
     assert all(torch.equal(a, s) for a, s in zip(alone, shared))
     assert joint.shared_rounds == 0 and joint.most_members == 1 and joint.rounds > 0
@@ -119,7 +119,7 @@ def test_an_error_in_one_request_leaves_the_others_running(tiny_musicgen_dir):
     loop = FastMusicgen(model)
     good = request(tokenizer, "lo fi hip hop", steps=30, seed=1)
     expected = decode(loop, good, None)
-    joint = ModelThread(wait_s=0.5)
+    joint = ModelThread()
 
     class Gone(Exception):
         pass
