@@ -1,7 +1,7 @@
 """Four users asking for 10 s of text-to-music at once, full-size musicgen-small with the app's int8 decoder,
 2 CPU cores, in one process:
 - one request alone;
-- the four one after another (the app with ``--music-concurrency 1``);
+- the four one after another (the app with ``--concurrency 1``);
 - the four in four threads, their steps sharing each pass on the model thread (the app's default): every matrix
   product and attention still runs request by request, so each gets the tokens it gets alone (checked here);
 - one batched pass of all four prompts (one matrix product for all rows): measured to size what batching could

@@ -28,7 +28,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
+from transformers import (
+    MusicgenForConditionalGeneration,
+    MusicgenMelodyForConditionalGeneration,
+)
 from transformers.generation.logits_process import (
     LogitsProcessorList,
     TemperatureLogitsWarper,
@@ -143,7 +146,6 @@ class _Run:
     """One request's decoding state (its rows: [conditional..., unconditional...] under guidance)."""
 
     batch: int  # prompts (variants) of the request
-    rows: int  # rows through the decoder: 2 * batch under guidance
     guidance_scale: float | None  # None: no guidance
     do_sample: bool
     processors: LogitsProcessorList
@@ -162,6 +164,11 @@ class _Run:
     positions: torch.Tensor  # the sinusoidal position table
     position: int = 0  # the first position of the next pass's tokens
     begin: int = 0  # the first cache position of the current pass
+
+    @property
+    def rows(self) -> int:
+        """Rows through the decoder: conditional and unconditional ones under guidance."""
+        return 2 * self.batch if self.guidance_scale is not None else self.batch
 
 
 @dataclass(eq=False)
@@ -423,7 +430,7 @@ class FastMusicgen:
         tokens = torch.full((batch * k, total), int(config.pad_token_id), dtype=torch.long, device=self.device)
         tokens[:, :known] = first
         return _Run(
-            batch=batch, rows=rows, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
+            batch=batch, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
             processors=sampling_processors(do_sample, temperature, top_k, top_p), generator=generator,
             tokens=tokens, pattern=pattern, known=known, total=total, done=known - 1, offset=offset,
             prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask,
