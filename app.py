@@ -41,7 +41,7 @@ from ui.music import (  # noqa: E402
 )
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 
-from models import musicgen, pop2piano, separator  # noqa: E402
+from models import musicgen, pop2piano, runtime, separator  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
@@ -181,7 +181,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.max_upload_mb = args.max_upload_mb
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
-    musicgen.set_concurrency(args.concurrency)
+    runtime.set_concurrency(args.concurrency)
 
 
 def preload_models() -> None:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
-    from models.common import ModelThread
+    from models.runtime import ModelThread
     from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
 
     thread = ModelThread()  # as the app: every model call on one thread (built there too)

@@ -1,17 +1,15 @@
-"""What every model wrapper shares: device choice, model sources, load errors, int8 layers and the model thread."""
+"""What every model wrapper shares: device choice, model sources, load errors and int8 layers (the model thread
+lives in ``models.runtime``)."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import logging
 import os
 import socket
-import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -347,160 +345,3 @@ def free_accelerator_memory() -> None:
         torch.cuda.empty_cache()
     elif torch.backends.mps.is_available():
         torch.mps.empty_cache()
-
-
-class Steps(Protocol):
-    """Stepwise work handed to the model thread: a decode in progress. ``advance`` takes one step for each item of
-    a batch of the same ``group`` (callbacks included), and sets ``finished`` or ``error`` on the items."""
-
-    finished: bool
-    error: BaseException | None
-
-    @property
-    def group(self) -> Hashable: ...
-
-    @staticmethod
-    def advance(batch: list[Any]) -> None: ...
-
-
-@dataclass(eq=False)
-class _Job:
-    fn: Callable[[], Any]
-    result: Any = None
-    done: bool = False
-    error: BaseException | None = None
-
-
-@dataclass(eq=False)
-class _Active:
-    steps: Any  # a Steps
-    done: bool = False
-
-
-class ModelThread:
-    """The one thread that runs the models' work for every request of this process.
-
-    Requests run in their own threads (one per app worker) and hand their model work here: jobs (``call``:
-    loading, encoding, audio decoding, a whole piano cover) and decodes (``run``). The thread takes rounds: in each,
-    every decode in progress takes one step, those of one group (one model's decode loop) together: MusicGen runs
-    them in one pass (``models.fast_musicgen``), so each layer's weights are read from memory once for all of them.
-    A job waiting runs between two rounds. A decode's callbacks (progress, stop, streaming) run here too, in its
-    request's context, so a step costs no hand-over between threads.
-
-    Why one thread: with torch's OpenMP kernels each thread that calls into torch wakes a team of worker threads
-    of its own; with more team threads than cores they sleep between kernels, and a request ran half as fast in a
-    second thread as in the first (docs/PERFORMANCE.md). One thread keeps one team.
-
-    ``max_rows`` bounds the decoder rows decoding at once (each holds a key/value cache): a request that would
-    pass it waits for room before it starts (``seat``); one request alone is always let in.
-    """
-
-    def __init__(self, max_rows: int | None = None) -> None:
-        self.max_rows = max_rows
-        self._cond = threading.Condition()
-        self._rows = 0  # rows of the requests seated
-        self._incoming: list[_Active] = []
-        self._jobs: list[_Job] = []
-        self._worker: threading.Thread | None = None
-        self.rounds = 0  # rounds run, how many advanced more than one decode, and the most in one
-        self.shared_rounds = 0
-        self.most_members = 0
-
-    @property
-    def on_it(self) -> bool:
-        """Whether the caller is this thread."""
-        return threading.current_thread() is self._worker
-
-    @contextlib.contextmanager
-    def seat(self, rows: int) -> Iterator[None]:
-        """Take part for one request with ``rows`` decoder rows (waits for room first)."""
-        with self._cond:
-            while self.max_rows is not None and self._rows > 0 and self._rows + rows > self.max_rows:
-                self._cond.wait()
-            self._rows += rows
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._rows -= rows
-                self._cond.notify_all()
-
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` on this thread, in the caller's context (so progress reports reach its page),
-        in inference mode; its result, or its error raised here."""
-        if self.on_it:
-            return fn(*args, **kwargs)
-        context = contextvars.copy_context()
-        job = _Job(lambda: context.run(fn, *args, **kwargs))
-        self._hand_in(job, self._jobs)
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def run(self, steps: Steps) -> None:
-        """Step ``steps`` until it is finished, in rounds with the other decodes in progress; its error raised
-        here."""
-        if self.on_it:  # called from a job: it runs alone, to its end
-            with torch.inference_mode():
-                while not steps.finished and steps.error is None:
-                    steps.advance([steps])
-        else:
-            self._hand_in(_Active(steps), self._incoming)
-        if steps.error is not None:
-            raise steps.error
-
-    def _hand_in(self, item: Any, queue: list) -> None:
-        with self._cond:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="model-thread", daemon=True)
-                self._worker.start()
-            queue.append(item)
-            self._cond.notify_all()
-            while not item.done:
-                self._cond.wait()
-
-    def _work(self) -> None:
-        active: list[_Active] = []
-        while True:
-            with self._cond:
-                while not self._jobs and not self._incoming and not active:
-                    self._cond.wait()
-                active.extend(self._incoming)
-                self._incoming.clear()
-                job = self._jobs.pop(0) if self._jobs else None
-            with torch.inference_mode():
-                if job is not None:
-                    try:
-                        job.result = job.fn()
-                    except BaseException as e:  # noqa: BLE001 - raised in the caller's thread
-                        job.error = e
-                    with self._cond:
-                        job.done = True
-                        self._cond.notify_all()
-                    continue
-                groups: dict[Any, list[Any]] = {}
-                for a in active:
-                    groups.setdefault(a.steps.group, []).append(a.steps)
-                for batch in groups.values():
-                    try:
-                        batch[0].advance(batch)
-                    except BaseException as e:  # noqa: BLE001
-                        for s in batch:
-                            s.error = s.error or e
-            ended = [a for a in active if a.steps.finished or a.steps.error is not None]
-            with self._cond:
-                self.rounds += 1
-                self.shared_rounds += len(active) > 1
-                self.most_members = max(self.most_members, len(active))
-                for a in ended:
-                    a.done = True
-                self._cond.notify_all()
-            active = [a for a in active if not a.done]
-
-
-_MODEL_THREAD = ModelThread()
-
-
-def model_thread() -> ModelThread:
-    """The process's model thread (the wrappers hand it their work)."""
-    return _MODEL_THREAD

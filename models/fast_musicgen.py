@@ -39,7 +39,8 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from models.common import ModelThread, quantize_int8_in_steps
+from models.common import quantize_int8_in_steps
+from models.runtime import ModelThread
 
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -141,6 +142,15 @@ def sampling_processors(do_sample: bool, temperature: float, top_k: int, top_p: 
     return processors
 
 
+@dataclass
+class PassCount:
+    """Decoder passes a request's rows went through, counted where the pass is made (``FastMusicgen._layers``):
+    ``total`` of them, ``shared`` with at least one other request's rows."""
+
+    total: int = 0
+    shared: int = 0
+
+
 @dataclass(eq=False)
 class _Run:
     """One request's decoding state (its rows: [conditional..., unconditional...] under guidance)."""
@@ -164,6 +174,7 @@ class _Run:
     positions: torch.Tensor  # the sinusoidal position table
     position: int = 0  # the first position of the next pass's tokens
     begin: int = 0  # the first cache position of the current pass
+    passes: PassCount | None = None  # where this request's passes are counted
 
     @property
     def rows(self) -> int:
@@ -349,6 +360,10 @@ class FastMusicgen:
         exactly what it computes alone (int8 layers quantise their input over the rows of one call)."""
         sizes = [run.rows for run in runs]
         length = hidden.shape[1]
+        for run in runs:
+            if run.passes is not None:
+                run.passes.total += 1
+                run.passes.shared += len(runs) > 1
 
         def each(fn: Callable[[_Run, torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             if len(runs) == 1:
@@ -391,6 +406,7 @@ class FastMusicgen:
         prompt_codes: torch.Tensor | None,
         input_features: torch.Tensor | None,
         generator: torch.Generator | None,
+        passes: PassCount | None = None,
     ) -> _Run:
         """A request's decoding state: its conditioning, key/value cache and tokens (start token and prompt)."""
         model = self.model
@@ -436,7 +452,7 @@ class FastMusicgen:
             prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask,
             self_k=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
             self_v=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
-            positions=embed_positions.weights.to(self.dtype),
+            positions=embed_positions.weights.to(self.dtype), passes=passes,
         )
 
     def _inputs(self, run: _Run) -> torch.Tensor:
@@ -503,6 +519,7 @@ class FastMusicgen:
         on_scores: ScoresHook | None = None,
         generator: torch.Generator | None = None,
         joint: ModelThread | None = None,
+        passes: PassCount | None = None,
     ) -> torch.Tensor:
         """Audio codes [B, K, frames] for a batch of tokenised prompts (the same codes stock ``generate`` makes).
 
@@ -520,16 +537,17 @@ class FastMusicgen:
                 returns [B*K] replaces the sampled tokens (teacher forcing).
             generator: the random numbers for sampling (None: torch's global generator, as stock ``generate``).
                 Give each request its own when several run at once, so that a seed reproduces.
-            joint: the model thread (``models.common.model_thread()``): the request's work and callbacks run there,
+            joint: the model thread (``models.runtime.model_thread()``): the request's work and callbacks run there,
                 and its steps share each pass with the other requests decoding on this model at that moment;
                 every request still gets exactly the tokens it gets alone.
+            passes: counts the decoder passes of this request, and those it shared with other requests.
         """
         guided = guidance_scale is not None and guidance_scale > 1
         seat = joint.seat(input_ids.shape[0] * (2 if guided else 1)) if joint is not None else contextlib.nullcontext()
         with seat:
             start = (self._start if joint is None else functools.partial(joint.call, self._start))
             run = start(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
-                        guidance_scale, prompt_codes, input_features, generator)
+                        guidance_scale, prompt_codes, input_features, generator, passes)
             decoding = _Decoding(self, run, on_scores, on_step, on_frames, frames_every, should_stop,
                                  finished=run.done + 1 >= run.total)
             if joint is not None:

@@ -36,13 +36,13 @@ from models.common import (
     env_flag,
     free_accelerator_memory,
     load_or_explain,
-    model_thread,
     pick_device,
     pick_dtype,
     return_freed_memory,
 )
 from models.fast_musicgen import (
     FastMusicgen,
+    PassCount,
     codebook_delays,
     decode_codes,
     encode_audio,
@@ -50,6 +50,7 @@ from models.fast_musicgen import (
     supports_fast_path,
     undelay,
 )
+from models.runtime import model_thread
 from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
 from utils.audio import audio_duration, check_not_silent, load_audio, trim
 from utils.chroma import ChromaExtractor
@@ -393,6 +394,7 @@ class MusicGenModel:
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
         self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
+        self.loop: FastMusicgen | None = None  # the decode loop, built once at load (None: stock ``generate``)
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None
         self._lock = threading.Lock()
@@ -440,6 +442,8 @@ class MusicGenModel:
                 return
             env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
             self.model, self.tokenizer, self.chroma = load_or_explain(self.what, self.name, env, flag, self._from_source)
+            # one loop per loaded model: every request's decode joins it, so requests in flight share its passes
+            self.loop = FastMusicgen(self.model) if self.fast_path and supports_fast_path(self.model) else None
             logger.info("Loaded %s %s on %s (%s)", self.what, self.name, self.device, self.dtype)
 
     def _from_source(self, source: ModelSource):
@@ -473,7 +477,7 @@ class MusicGenModel:
     def unload(self) -> None:
         """Drop the model and return its memory."""
         with self._lock:
-            self.model = self.tokenizer = self.chroma = None
+            self.model = self.tokenizer = self.chroma = self.loop = None
         free_accelerator_memory()
 
     def n_steps(self, duration: float) -> int:
@@ -614,7 +618,8 @@ class MusicGenModel:
         context = 0 if given is None else int(given.shape[-1])
         windows = self.plan_windows(new_frames, params.stride, context, whole_context=clip is not None)
         total_steps = sum(w.end - w.start + self.delay for w in windows)
-        fast = self.fast_path and supports_fast_path(self.model)
+        fast = self.loop is not None
+        passes = PassCount()
         # the fast loop stops between steps and keeps what it finished; stock generate is stopped by the watcher
         watcher = _StepWatcher(total_steps, report, None if fast else cancel)
         sampling = dict(
@@ -656,8 +661,8 @@ class MusicGenModel:
                 on_frames = (lambda window_codes, before=codes, prompt_len=prompt_len: streamer(
                     window_codes if before is None else torch.cat([before, window_codes[..., prompt_len:]], -1)))
             try:
-                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, fast, cancel, on_frames,
-                                   sampling_generator)
+                out = self._window(inputs, prompt_codes, steps, sampling, watcher, extra, cancel, on_frames,
+                                   sampling_generator, passes)
             except GenerationCancelled:
                 if codes is None or codes.shape[-1] <= context:
                     raise
@@ -701,6 +706,8 @@ class MusicGenModel:
             "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
             "decode_loop": "fast" if fast else "transformers generate",
         }
+        if fast:  # how it ran, not needed to reproduce it: passes through the decoder, and those shared with others
+            record["decode_passes"] = {"total": passes.total, "shared_with_other_requests": passes.shared}
         if melody is not None:
             record["melody_seconds"] = round(melody.duration, 3)
             record["melody_trim"] = list(melody.trim)
@@ -731,21 +738,22 @@ class MusicGenModel:
         )
 
     def _window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
-                watcher: _StepWatcher, extra: dict[str, Any], fast: bool, cancel: threading.Event | None,
+                watcher: _StepWatcher, extra: dict[str, Any], cancel: threading.Event | None,
                 on_frames: Callable[[torch.Tensor], None] | None = None,
-                generator: torch.Generator | None = None) -> torch.Tensor:
-        """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given).
+                generator: torch.Generator | None = None, passes: PassCount | None = None) -> torch.Tensor:
+        """One window: codes [B, K, prompt + new frames] (the prompt codes first, as given); ``passes`` counts the
+        fast loop's decoder passes.
 
         The fast loop steps on the model thread, sharing its passes with the other requests decoding on this
         model at the time (each request gets exactly the tokens it gets alone); stock ``generate`` runs there whole.
         """
         assert self.model is not None
-        if fast:
-            return FastMusicgen(self.model).generate_codes(
+        if self.loop is not None:
+            return self.loop.generate_codes(
                 inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick,
                 prompt_codes=prompt_codes, should_stop=(lambda: cancel.is_set()) if cancel is not None else None,
                 on_frames=on_frames, frames_every=10, input_features=extra.get("input_features"), generator=generator,
-                joint=model_thread(), **sampling,
+                joint=model_thread(), passes=passes, **sampling,
             )
         batch, k = inputs["input_ids"].shape[0], self.model.config.decoder.num_codebooks
         start = int(self.model.generation_config.decoder_start_token_id)
@@ -862,16 +870,6 @@ def share_frozen_parts(model: torch.nn.Module) -> list[str]:
 
 _cache: dict[str, MusicGenModel] = {}
 _cache_lock = threading.Lock()
-
-
-ROWS_PER_REQUEST = 2  # decoder rows of one piece under guidance: conditional and unconditional
-
-
-def set_concurrency(requests: int) -> None:
-    """Let up to ``requests`` one-piece requests decode at once on the model thread, sharing its passes; a
-    request with variants counts as that many. Their key/value caches are the memory this costs; a request past
-    the limit waits for room."""
-    model_thread().max_rows = ROWS_PER_REQUEST * max(1, int(requests))
 
 
 def get_musicgen_model(name: str | None = None, device: str | None = None, melody: bool = False) -> MusicGenModel:

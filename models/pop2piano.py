@@ -34,12 +34,12 @@ from models.common import (
     env_flag,
     free_accelerator_memory,
     load_or_explain,
-    model_thread,
     pick_device,
     pick_dtype,
     quantize_int8_in_steps,
 )
 from models.fast_pop2piano import FastPop2Piano
+from models.runtime import model_thread
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
 from utils.midi import GridNotes, grid_to_pretty_midi, notes_of

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.common import ModelLoadError, ModelSource, load_or_explain, model_thread, pick_device
+from models.common import ModelLoadError, ModelSource, load_or_explain, pick_device
+from models.runtime import model_thread
 
 logger = logging.getLogger(__name__)
 

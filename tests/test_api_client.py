@@ -284,3 +284,21 @@ def test_melody_parameters_and_source_round_trip(client, hummed_melody, tmp_path
     bogus.write_text('{"hello": 1}')
     with pytest.raises(Exception, match="not a parameters file"):
         client.predict(handle_file(str(bogus)), api_name="/melody_to_music_load_params")
+
+
+def test_two_users_at_once_share_decoder_passes(live_app, client, tmp_path):
+    """Two sessions ask at the same moment: the app's runtime puts both requests' rows through the same decoder
+    passes (counted in the pass itself and reported in each result's parameters), and each gets the audio it
+    gets alone."""
+    asks = [("warm piano and soft drums", "11"), ("fast punk guitars", "12")]
+    alone = [client.predict(prompt, "", 6, 250, 0.0, 1.0, 3.0, seed, 1, api_name="/text_to_music")
+             for prompt, seed in asks]
+    users = [Client(live_app.url, verbose=False, download_files=str(tmp_path / f"user{i}")) for i in range(2)]
+    jobs = [user.submit(prompt, "", 6, 250, 0.0, 1.0, 3.0, seed, 1, api_name="/text_to_music")
+            for user, (prompt, seed) in zip(users, asks)]
+    together = [job.result(timeout=300) for job in jobs]
+    for one, both in zip(alone, together):
+        passes = both[5]["decode_passes"]
+        assert passes["shared_with_other_requests"] > 0, passes
+        assert one[5]["decode_passes"]["shared_with_other_requests"] == 0  # alone, nothing to share with
+        np.testing.assert_array_equal(sf.read(one[0])[0], sf.read(both[0])[0])

@@ -9,8 +9,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from models.common import ModelThread
-from models.fast_musicgen import FastMusicgen
+from models.runtime import ModelThread
+from models.fast_musicgen import FastMusicgen, PassCount
 from tests.test_fast_musicgen import chroma_features, load, load_melody
 
 
@@ -23,24 +23,27 @@ def request(tokenizer, prompt: str, variants: int = 1, steps: int = 30, seed: in
                 prompt_codes=prompt_codes, features=features, stop_after=stop_after)
 
 
-def decode(loop: FastMusicgen, req: dict, joint: ModelThread | None) -> torch.Tensor:
+def decode(loop: FastMusicgen, req: dict, joint: ModelThread | None, passes: PassCount | None = None) -> torch.Tensor:
     generator = torch.Generator().manual_seed(req["seed"]) if req["seed"] is not None else None
     seen: list[int] = []
     stop = (lambda: len(seen) >= req["stop_after"]) if req["stop_after"] else None
     return loop.generate_codes(req["inputs"]["input_ids"], req["inputs"]["attention_mask"], req["steps"],
                                prompt_codes=req["prompt_codes"], input_features=req["features"], generator=generator,
-                               on_step=seen.append, should_stop=stop, joint=joint, **req["sampling"])
+                               on_step=seen.append, should_stop=stop, joint=joint, passes=passes, **req["sampling"])
 
 
-def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread) -> list[torch.Tensor]:
-    """Every request in its own thread, all started at once (as the app's workers run them)."""
+def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread,
+             passes: list[PassCount] | None = None) -> list[torch.Tensor]:
+    """Every request in its own thread, all started at once (as the app's workers run them); ``passes`` receives
+    each one's pass count, as ``FastMusicgen._layers`` counts them."""
     results: list[torch.Tensor | BaseException | None] = [None] * len(requests)
+    counts = passes if passes is not None else [PassCount() for _ in requests]
     gate = threading.Barrier(len(requests))
 
     def work(i: int) -> None:
         gate.wait()
         try:
-            results[i] = decode(loop, requests[i], joint)
+            results[i] = decode(loop, requests[i], joint, counts[i])
         except BaseException as e:  # noqa: BLE001 - re-raised below
             results[i] = e
 
@@ -59,10 +62,12 @@ def check_shared_equals_alone(loop: FastMusicgen, requests: list[dict]) -> tuple
     """Each request alone, then all at once on a model thread: the same codes, and passes really shared."""
     alone = [decode(loop, r, None) for r in requests]
     joint = ModelThread()
-    shared = together(loop, requests, joint)
+    passes = [PassCount() for _ in requests]
+    shared = together(loop, requests, joint, passes)
     for i, (a, s) in enumerate(zip(alone, shared)):
         assert torch.equal(a, s), f"request {i} changed when it shared its passes"
-    assert joint.shared_rounds > 0 and joint.most_members >= 3
+    # counted in the pass itself: every request went through layer passes that held another request's rows too
+    assert all(p.shared > 0 for p in passes), passes
     return shared, joint
 
 
@@ -108,9 +113,10 @@ def test_max_rows_lets_requests_in_one_after_another(tiny_musicgen_dir):
     requests = [request(tokenizer, "lo fi hip hop", seed=1), request(tokenizer, "sad jazz", seed=2)]
     alone = [decode(loop, r, None) for r in requests]
     joint = ModelThread(max_rows=2)  # room for one guided request (two rows)
-    shared = together(loop, requests, joint)
+    passes = [PassCount(), PassCount()]
+    shared = together(loop, requests, joint, passes)
     assert all(torch.equal(a, s) for a, s in zip(alone, shared))
-    assert joint.shared_rounds == 0 and joint.most_members == 1 and joint.rounds > 0
+    assert all(p.total > 0 and p.shared == 0 for p in passes), passes
 
 
 def test_an_error_in_one_request_leaves_the_others_running(tiny_musicgen_dir):
