@@ -12,12 +12,15 @@ every thread that ever opened a parallel region. Once pooled threads outnumber t
 between kernels in *every* team (its "throttled" spin count), and each of a decode step's ~400 kernels then waits for
 sleeping threads to wake: after a second thread had computed with torch (a request thread converting a tensor,
 transformers' weight-loading pool), every decode ran about 2x slower, for the rest of the process's life
-(docs/PERFORMANCE.md, "One OpenMP team"). So, when this module is imported:
-- torch's default for every thread becomes one kernel thread (``torch.set_num_threads(1)``): a thread with one kernel
-  thread runs its kernels inline and never opens a parallel region, so it never gets a pool;
+(docs/PERFORMANCE.md, "One OpenMP team"). The same happened after a piano cover: Debian's FluidSynth renders with
+OpenMP, through the same libgomp, in the request's thread. So:
+- importing ``models`` (before torch loads) sets ``OMP_NUM_THREADS=1``: one thread is libgomp's default for every
+  thread, whatever library opens the parallel region; a team of one runs inline and never gets a pool;
+- importing this module makes one kernel thread torch's default too (``torch.set_num_threads(1)``), and warns when
+  torch was loaded first with another OpenMP default;
 - the model thread is started at once and takes the cores for itself (``KERNEL_THREADS``).
 The one team of the process is the model thread's. ``tests/test_runtime.py`` checks this by counting the process's
-threads after other threads computed with torch.
+threads after other threads computed with torch and with OpenMP directly.
 
 **Faults.** An error in one request's work (a bad input, running out of memory: torch raises) is raised in that
 request's thread; the other requests go on. If the model thread itself fails, every request in flight gets a
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import logging
 import os
 import threading
@@ -42,23 +46,45 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from models import KERNEL_THREADS_ENV_VAR
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-KERNEL_THREADS_ENV_VAR = "MODEL_KERNEL_THREADS"  # CPU kernel threads of the model thread; unset = torch's default
 OTHER_THREADS_KERNEL_THREADS = 1  # every other thread computes inline: no OpenMP team of its own
 
 
 def _kernel_threads() -> int:
-    """The model thread's kernel threads: ``$MODEL_KERNEL_THREADS``, else what torch would use (the cores, or
-    ``OMP_NUM_THREADS``, or what the process set before importing this module)."""
+    """The model thread's kernel threads: ``$MODEL_KERNEL_THREADS`` (set by ``models/__init__.py`` from the cores
+    or the user's ``$OMP_NUM_THREADS``), else what torch would use."""
     value = os.environ.get(KERNEL_THREADS_ENV_VAR, "").strip()
     return max(1, int(value)) if value else torch.get_num_threads()
 
 
 KERNEL_THREADS = _kernel_threads()
-torch.set_num_threads(OTHER_THREADS_KERNEL_THREADS)  # this thread, and the default of every thread to come
+torch.set_num_threads(OTHER_THREADS_KERNEL_THREADS)  # torch's default for threads to come, and this thread's
+
+
+def openmp_default() -> int | None:
+    """The OpenMP team size that a thread which never set one gets from the OpenMP runtime torch loaded (libgomp),
+    asked from a fresh thread; None where it cannot be asked (no libgomp: macOS, Windows)."""
+    try:
+        omp_get_max_threads = ctypes.CDLL("libgomp.so.1").omp_get_max_threads  # the copy torch loaded
+    except (OSError, AttributeError):
+        return None
+    box: list[int] = []
+    probe = threading.Thread(target=lambda: box.append(omp_get_max_threads()), name="openmp-probe")
+    probe.start()
+    probe.join()
+    return box[0]
+
+
+if (default := openmp_default()) not in (None, OTHER_THREADS_KERNEL_THREADS):
+    logger.warning(
+        "torch was loaded before the `models` package, with an OpenMP default of %d threads: a native library using "
+        "OpenMP in another thread (FluidSynth, say) can then open a second team and slow every decode down. Import "
+        "`models` before torch, or start Python with OMP_NUM_THREADS=1.", default)
 
 
 def take_the_cores(threads: int) -> None:
@@ -139,6 +165,11 @@ class ModelThread:
         """Start the thread now (it also starts on the first work handed in, and again after a failure)."""
         with self._cond:
             self._ensure_worker()
+
+    def set_kernel_threads(self, threads: int) -> None:
+        """Change the model thread's kernel threads (a batch worker process sharing the cores with others)."""
+        self.kernel_threads = max(1, int(threads))
+        self.call(take_the_cores, self.kernel_threads)
 
     @contextlib.contextmanager
     def seat(self, rows: int) -> Iterator[None]:

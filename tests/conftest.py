@@ -6,14 +6,17 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+os.environ["OMP_NUM_THREADS"] = "1"  # noqa: E402 - before torch loads OpenMP (see below)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Tests compute on the main thread (fixtures, the loops compared with stock) and on the model thread (the
 # wrappers). Two threads with OpenMP teams of 2 on 2 cores sleep between kernels (docs/PERFORMANCE.md, "Many
 # users"): with one kernel thread each there are no teams, and the tiny models lose nothing (measured: 55 s
 # instead of 94 s for the MusicGen tests). The live app, a process of its own, keeps its threads.
+os.environ["MODEL_KERNEL_THREADS"] = "1"  # the model thread's too, in this process (models/__init__.py)
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -61,23 +61,25 @@ def start_app(
     log_name: str = "app-server.log",
     extra_args: list[str] | None = None,
     without_spaces: bool = False,
+    env: dict[str, str] | None = None,
 ) -> LiveApp:
     """Launch app.py on 127.0.0.1 with the given model folders, as a user would.
 
     The piano model is given by its flag, the two MusicGen models by their env vars (``MUSICGEN_MODEL``,
     ``MUSICGEN_MELODY_MODEL``). ``without_spaces`` hides the `spaces` package (plain calls instead of
-    ZeroGPU's decorator). Waits until the page answers; raises RuntimeError with the server log if it dies or
+    ZeroGPU's decorator); ``env`` adds environment variables. Waits until the page answers; raises RuntimeError with the server log if it dies or
     never answers.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     log = ARTIFACTS / log_name
-    env = os.environ | {
+    inherited = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MODEL_KERNEL_THREADS")}
+    env = inherited | {  # the app picks its own threads, as when a user starts it
         "GRADIO_ANALYTICS_ENABLED": "False",
         "MUSICGEN_MODEL": str(musicgen),
         "MUSICGEN_MELODY_MODEL": str(melody),
         "HF_HUB_OFFLINE": "1",
-    }
+    } | (env or {})
     entry = ["-c", WITHOUT_SPACES] if without_spaces else ["app.py"]
     command = [
         sys.executable, *entry, "--server-name", "127.0.0.1", "--server-port", str(port),

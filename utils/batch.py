@@ -241,9 +241,9 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(factory: Callable[[], Work], threads: int) -> None:
-    import torch
+    from models.runtime import model_thread
 
-    torch.set_num_threads(threads)
+    model_thread().set_kernel_threads(threads)
     _WORKER["work"] = factory()
 
 
@@ -271,9 +271,9 @@ class _RayWorker:
     """A Ray actor holding one loaded model."""
 
     def __init__(self, factory: Callable[[], Work], threads: int) -> None:
-        import torch
+        from models.runtime import model_thread
 
-        torch.set_num_threads(threads)
+        model_thread().set_kernel_threads(threads)
         self.work = factory()
 
     def process(self, item: Item, out: str, ship_files: bool) -> Outcome:
