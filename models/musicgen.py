@@ -46,6 +46,7 @@ from models.fast_musicgen import (
     codebook_delays,
     decode_codes,
     encode_audio,
+    fold_weight_norm,
     quantize_decoder_int8,
     supports_fast_path,
     undelay,
@@ -461,6 +462,7 @@ class MusicGenModel:
         model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
         if self.int8:
             model = quantize_decoder_int8(model)  # layer by layer; the model lets go of the mapped checkpoint
+        fold_weight_norm(model.audio_encoder)  # EnCodec's weights computed once, not at every decode (exact)
         self.shared = share_frozen_parts(model)
         return_freed_memory()  # the float32 layers the int8 ones replaced, and any duplicate T5/EnCodec
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)

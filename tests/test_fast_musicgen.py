@@ -193,3 +193,37 @@ def test_stopping_early_keeps_the_frames_finished_in_every_codebook(tiny_musicge
     cut = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 40, do_sample=False,
                               on_step=seen.append, should_stop=lambda: len(seen) >= 20)
     assert cut.shape[-1] == 20 - 3 and torch.equal(cut, full[..., :17])
+
+
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+def test_folded_weight_norm_gives_the_same_audio_and_codes(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo):
+    """EnCodec with its weight-normed weights computed once (as the app loads it) decodes and encodes bit for bit
+    like the checkpoint as loaded."""
+    from models.fast_musicgen import decode_codes, encode_audio, fold_weight_norm
+
+    folder = tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir
+    plain, _ = load(folder)
+    folded, _ = load(folder)
+    fold_weight_norm(folded.audio_encoder)
+    assert not any("parametrizations" in name for name, _ in folded.audio_encoder.named_parameters())
+    k = plain.config.decoder.num_codebooks
+    codes = torch.randint(0, 2048, (2, k, 75), generator=torch.Generator().manual_seed(3))
+    audio = torch.randn(1, 2 if stereo else 1, 32000, generator=torch.Generator().manual_seed(4)) * 0.3
+    with torch.inference_mode():
+        assert torch.equal(decode_codes(plain, codes), decode_codes(folded, codes))
+        assert torch.equal(encode_audio(plain, audio), encode_audio(folded, audio))
+
+
+def test_fused_int8_projections_match_the_separate_layers(tiny_musicgen_dir):
+    """The int8 q, k and v projections in one call give each layer's own output, bit for bit."""
+    from models.fast_musicgen import fused_linear_fn, linear_fn
+
+    model, _ = load(tiny_musicgen_dir, "int8")
+    attention = model.decoder.model.decoder.layers[0].self_attn
+    layers = [attention.q_proj, attention.k_proj, attention.v_proj]
+    fused = fused_linear_fn(layers)
+    assert fused is not None and fused_linear_fn([load(tiny_musicgen_dir)[0].decoder.lm_heads[0]]) is None
+    for rows in (1, 2, 8):
+        x = torch.randn(rows, 3, attention.q_proj.in_features, generator=torch.Generator().manual_seed(rows))
+        with torch.inference_mode():
+            assert torch.equal(fused(x), torch.cat([linear_fn(m)(x) for m in layers], dim=-1))
