@@ -1,4 +1,6 @@
-"""The publishable cover's products on a 3.5-minute song: MIDI, audio, score and the falling-notes video.
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+The publishable cover's products on a 3.5-minute song: MIDI, audio, score and the falling-notes video.
 
 The song is the same 3.5-minute looped chorale with drums as ``bench.pop2piano_bench``; the notes come from the
 full-size Pop2Piano with random weights through the app's wrapper (every chunk runs to its token limit, so the

@@ -1,4 +1,6 @@
-"""int8 linear layers on CPU: torch.ao's dynamic quantisation (fbgemm, what the app uses) against torchao's
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+int8 linear layers on CPU: torch.ao's dynamic quantisation (fbgemm, what the app uses) against torchao's
 configs, eager and compiled, on a stack of musicgen-melody-sized feed-forward layers (16 distinct layers, 150 MB of
 int8 weights, so they do not sit in the cache), batch of 2 rows (guidance), one token: a decode step's shape.
 

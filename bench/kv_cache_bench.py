@@ -1,4 +1,6 @@
-"""The KV cache's dtype in the fast MusicGen loop: speed, and what the approximation changes, in one process.
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+The KV cache's dtype in the fast MusicGen loop: speed, and what the approximation changes, in one process.
 
 "exact" keeps the self-attention cache in the weights' dtype (float32 on CPU: the same tokens as stock
 ``generate``); "bf16" stores it in bfloat16, halving the bytes attention reads each step. Both run the app's int8

@@ -1,4 +1,6 @@
-"""MusicGen through the app's wrapper: time to the first streamed audio, and long pieces in windows.
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+MusicGen through the app's wrapper: time to the first streamed audio, and long pieces in windows.
 
 Full-size musicgen-small with random weights (speed does not depend on weight values), saved like a checkpoint
 and loaded by ``models.musicgen.MusicGenModel`` as the app loads it (int8 decoder and our loop on CPU). Stock

@@ -1,4 +1,6 @@
-"""Memory of the loaded models, as the app loads them (``models.*`` wrappers, CPU, int8 decoders), full-size
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+Memory of the loaded models, as the app loads them (``models.*`` wrappers, CPU, int8 decoders), full-size
 random weights saved to folders first.
 
 For each model alone (its own process): RSS before, peak while loading, and after (steady). Then all three in

@@ -1,4 +1,6 @@
-"""MusicGen speed: stock transformers ``generate`` against the app's fast path, in the same run.
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+MusicGen speed: stock transformers ``generate`` against the app's fast path, in the same run.
 
 Each (path, duration) runs in its own process so peak memory is its own. Models are full-size with random
 weights (speed does not depend on weight values). Text prompt, classifier-free guidance 3, top-k 250; the melody

@@ -1,4 +1,6 @@
-"""Pop2Piano speed: a 3.5-minute song end to end, the transformers reference pipeline against the app's.
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+Pop2Piano speed: a 3.5-minute song end to end, the transformers reference pipeline against the app's.
 
 The song is real music: a music21 chorale looped with a pop drum beat, rendered by FluidSynth. The model is
 full-size (d_model 512, 6 + 6 layers) with random weights, which never emit the end token: every chunk runs

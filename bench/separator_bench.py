@@ -1,4 +1,6 @@
-"""Melody separation cost: a full-size HTDemucs (htdemucs' published configuration, random weights) on a melody
+"""Diagnostic (an internal path, not the app as a user runs it: that is ``bench/app_bench.py``).
+
+Melody separation cost: a full-size HTDemucs (htdemucs' published configuration, random weights) on a melody
 of ``--seconds``, through the app's wrapper (``models.separator``), loaded from a folder in the hub's format.
 
     python -m bench.separator_bench --seconds 30

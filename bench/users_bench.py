@@ -1,4 +1,5 @@
-"""Four users asking for 10 s of text-to-music at once, full-size musicgen-small with the app's int8 decoder,
+"""Diagnostic (an internal path: the loop called in-process, without streaming, EnCodec or the server; what users
+get is ``bench/app_bench.py``'s ``users_4x10s``). Four users asking for 10 s of text-to-music at once, full-size musicgen-small with the app's int8 decoder,
 2 CPU cores, in one process:
 - one request alone;
 - the four one after another (the app with ``--concurrency 1``);
@@ -42,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
+    from models.fast_musicgen import FastMusicgen, PassCount, quantize_decoder_int8
     from models.runtime import ModelThread
-    from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
 
     thread = ModelThread()  # as the app: every model call on one thread (built there too)
     model = thread.call(lambda: quantize_decoder_int8(build_musicgen(args.model)))
@@ -57,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
         return ids, mask
 
-    def run(rows: list[list[int]], seed: int = 0, joint: ModelThread | None = thread) -> tuple[float, torch.Tensor]:
+    def run(rows: list[list[int]], seed: int = 0, joint: ModelThread | None = thread,
+            passes: PassCount | None = None) -> tuple[float, torch.Tensor]:
         """One request from a thread of its own (the app's worker), its work on the model thread."""
         ids, mask = batch(rows)
         chroma = None
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         codes = loop.generate_codes(ids, mask, steps, do_sample=True, top_k=250, guidance_scale=3.0,
                                     generator=torch.Generator().manual_seed(seed), joint=joint,
-                                    input_features=chroma)
+                                    input_features=chroma, passes=passes)
         return time.perf_counter() - start, codes
 
     def in_threads(work: list) -> tuple[float, list]:
@@ -91,8 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     run(prompts[:1])  # warm-up (short pieces are not enough to settle the allocator)
     one, _ = run(prompts[:1])
     in_a_row = [run([p], seed=i) for i, p in enumerate(prompts)]
-    rounds_before, shared_before = thread.rounds, thread.shared_rounds
-    shared, together = in_threads([lambda i=i: run([prompts[i]], seed=i) for i in range(len(prompts))])
+    counts = [PassCount() for _ in prompts]  # counted in the pass itself
+    shared, together = in_threads([lambda i=i: run([prompts[i]], seed=i, passes=counts[i])
+                                   for i in range(len(prompts))])
     batched, _ = thread.call(lambda: run(prompts, joint=None))
     # the same request computed in a thread of its own, beside the model thread (two teams of kernel threads)
     _, (second_thread,) = in_threads([lambda: run(prompts[:1], joint=None)])
@@ -110,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         "shared_passes_s": round(shared, 2),
         "shared_passes_finish_s": [round(t, 2) for t, _ in together],
         "shared_passes_same_tokens_as_alone": all(torch.equal(c, a) for (_, c), (_, a) in zip(together, in_a_row)),
-        "rounds": thread.rounds - rounds_before,
-        "rounds_shared": thread.shared_rounds - shared_before,
+        "passes_per_user": [c.total for c in counts],
+        "passes_shared_with_others_per_user": [c.shared for c in counts],
         "one_batched_pass_s": round(batched, 2),
         "one_request_in_a_second_thread_s": round(second_thread[0], 2),
         "one_after_another_over_one": round(a_row / one, 2),
