@@ -78,15 +78,33 @@ def build_pop2piano(seed: int = 0) -> Pop2PianoForConditionalGeneration:
 FOLDERS = ("musicgen-small", "musicgen-melody", "pop2piano", "htdemucs")
 
 
+def save_musicgen_pair(small_folder: Path, melody_folder: Path, distinct: bool = False) -> None:
+    """Full-size musicgen-small and musicgen-melody saved as checkpoints (tokenizer and melody preprocessor included).
+    Unless ``distinct``, the melody checkpoint holds the small one's T5 and EnCodec, as the published ones do."""
+    import json
+
+    from tests.tiny_models import TINY_MELODY_PREPROCESSOR, build_t5_tokenizer
+
+    small = build_musicgen("musicgen-small")
+    small.save_pretrained(small_folder)
+    build_t5_tokenizer(small_folder)
+    melody = build_musicgen("musicgen-melody", seed=1)
+    if not distinct:
+        melody.text_encoder.load_state_dict(small.text_encoder.state_dict())
+        melody.audio_encoder.load_state_dict(small.audio_encoder.state_dict())
+    del small
+    melody.save_pretrained(melody_folder)
+    del melody
+    build_t5_tokenizer(melody_folder)
+    (Path(melody_folder) / "preprocessor_config.json").write_text(json.dumps(TINY_MELODY_PREPROCESSOR))
+
+
 def save_full_size_folders(root: str | Path) -> dict[str, Path]:
     """Every model the app loads, full size with random weights, saved as checkpoints in ``root`` (kept: a folder
     that is already complete is reused): musicgen-small, musicgen-melody (its T5 and EnCodec equal the small one's,
     as in the published checkpoints), pop2piano and htdemucs. Returns the folders by name."""
-    import json
-
     from bench.pop2piano_bench import save_model
     from bench.separator_bench import save_full_size_htdemucs
-    from tests.tiny_models import TINY_MELODY_PREPROCESSOR, build_t5_tokenizer
 
     root = Path(root)
     paths = {name: root / name for name in FOLDERS}
@@ -95,17 +113,7 @@ def save_full_size_folders(root: str | Path) -> dict[str, Path]:
         return paths
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
-    small = build_musicgen("musicgen-small")
-    small.save_pretrained(paths["musicgen-small"])
-    build_t5_tokenizer(paths["musicgen-small"])
-    melody = build_musicgen("musicgen-melody", seed=1)
-    melody.text_encoder.load_state_dict(small.text_encoder.state_dict())
-    melody.audio_encoder.load_state_dict(small.audio_encoder.state_dict())
-    del small
-    melody.save_pretrained(paths["musicgen-melody"])
-    del melody
-    build_t5_tokenizer(paths["musicgen-melody"])
-    (paths["musicgen-melody"] / "preprocessor_config.json").write_text(json.dumps(TINY_MELODY_PREPROCESSOR))
+    save_musicgen_pair(paths["musicgen-small"], paths["musicgen-melody"])
     save_model(paths["pop2piano"])
     save_full_size_htdemucs(paths["htdemucs"])
     done.write_text("ok\n")

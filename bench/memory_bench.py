@@ -58,23 +58,11 @@ class PeakWatch:
 
 
 def save_all(folder: Path, distinct: bool) -> dict[str, Path]:
-    from bench.full_size import build_musicgen
+    from bench.full_size import save_musicgen_pair
     from bench.pop2piano_bench import save_model
-    from tests.tiny_models import TINY_MELODY_PREPROCESSOR, build_t5_tokenizer
 
     paths = {"small": folder / "musicgen-small", "melody": folder / "musicgen-melody", "piano": folder / "pop2piano"}
-    small = build_musicgen("musicgen-small")
-    small.save_pretrained(paths["small"])
-    build_t5_tokenizer(paths["small"])
-    melody = build_musicgen("musicgen-melody", seed=1)
-    if not distinct:
-        melody.text_encoder.load_state_dict(small.text_encoder.state_dict())
-        melody.audio_encoder.load_state_dict(small.audio_encoder.state_dict())
-    del small
-    melody.save_pretrained(paths["melody"])
-    del melody
-    build_t5_tokenizer(paths["melody"])
-    (paths["melody"] / "preprocessor_config.json").write_text(json.dumps(TINY_MELODY_PREPROCESSOR))
+    save_musicgen_pair(paths["small"], paths["melody"], distinct)
     paths["piano"].mkdir()
     save_model(paths["piano"])
     return paths

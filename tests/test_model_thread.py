@@ -32,30 +32,38 @@ def decode(loop: FastMusicgen, req: dict, joint: ModelThread | None, passes: Pas
                                on_step=seen.append, should_stop=stop, joint=joint, passes=passes, **req["sampling"])
 
 
-def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread,
-             passes: list[PassCount] | None = None) -> list[torch.Tensor]:
-    """Every request in its own thread, all started at once (as the app's workers run them); ``passes`` receives
-    each one's pass count, as ``FastMusicgen._layers`` counts them."""
-    results: list[torch.Tensor | BaseException | None] = [None] * len(requests)
-    counts = passes if passes is not None else [PassCount() for _ in requests]
-    gate = threading.Barrier(len(requests))
+def in_threads(fns: list) -> list:
+    """Run each function in a thread of its own, all started at once (as the app's workers run requests); their
+    results, or the errors they raised."""
+    results: list = [None] * len(fns)
+    gate = threading.Barrier(len(fns))
 
     def work(i: int) -> None:
         gate.wait()
         try:
-            results[i] = decode(loop, requests[i], joint, counts[i])
-        except BaseException as e:  # noqa: BLE001 - re-raised below
+            results[i] = fns[i]()
+        except BaseException as e:  # noqa: BLE001 - returned for the caller to look at
             results[i] = e
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(requests))]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(fns))]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads), "a request never got its answer"
+    return results
+
+
+def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread,
+             passes: list[PassCount] | None = None) -> list[torch.Tensor]:
+    """Every request in its own thread, all started at once; ``passes`` receives each one's pass count, as
+    ``FastMusicgen._layers`` counts them. An error in any of them is raised."""
+    counts = passes if passes is not None else [PassCount() for _ in requests]
+    results = in_threads([lambda i=i: decode(loop, requests[i], joint, counts[i]) for i in range(len(requests))])
     for r in results:
         if isinstance(r, BaseException):
             raise r
-    return results  # type: ignore[return-value]
+    return results
 
 
 def check_shared_equals_alone(loop: FastMusicgen, requests: list[dict]) -> tuple[list[torch.Tensor], ModelThread]:

@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 from models.fast_musicgen import FastMusicgen
 from models.runtime import ModelThread, RuntimeFailure
 from tests.test_fast_musicgen import load
-from tests.test_model_thread import decode, request
+from tests.test_model_thread import decode, in_threads, request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,27 +83,6 @@ def test_only_the_model_thread_has_an_openmp_team():
 def tiny_loop(tiny_musicgen_dir) -> tuple[FastMusicgen, object]:
     model, _ = load(tiny_musicgen_dir, "int8")
     return FastMusicgen(model), AutoTokenizer.from_pretrained(tiny_musicgen_dir)
-
-
-def in_threads(fns: list) -> list:
-    """Run each function in its own thread, started together; their results or errors."""
-    results: list = [None] * len(fns)
-    gate = threading.Barrier(len(fns))
-
-    def work(i: int) -> None:
-        gate.wait()
-        try:
-            results[i] = fns[i]()
-        except BaseException as e:  # noqa: BLE001 - returned for the test to look at
-            results[i] = e
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a request never got its answer"
-    return results
 
 
 def test_a_failed_pass_fails_its_requests_and_the_next_request_is_served(tiny_musicgen_dir, monkeypatch):
