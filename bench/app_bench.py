@@ -144,7 +144,8 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
                 figures[workload] = {**timing, "song_seconds": SONG_SECONDS,
                                      "products": [Path(p).suffix for p in outputs[:10] if isinstance(p, str)]}
             elif workload == "video":
-                outputs, timing = Timed(client, "Acoustic grand piano", 1.0, "landscape", api_name="/piano_cover_video").result()
+                outputs, timing = Timed(client, "Acoustic grand piano", 1.0, "landscape",
+                                        api_name="/piano_cover_video").result()
                 figures[workload] = timing
             elif workload == "every_endpoint":
                 spent = {}

@@ -1,4 +1,5 @@
-"""The models: thin wrappers (they know nothing of Gradio) over one runtime that owns all model compute (``models.runtime``).
+"""The models: thin wrappers (they know nothing of Gradio) over one runtime that owns all model compute
+(``models.runtime``).
 
 Importing this package, before anything loads torch, makes one OpenMP thread the default of every thread of the
 process: libgomp reads that default once, when torch loads it, and it holds for every OpenMP user in the process

@@ -226,8 +226,8 @@ class ModelThread:
                 self._cond.wait()
 
     def _work(self) -> None:
-        take_the_cores(self.kernel_threads)
         try:
+            take_the_cores(self.kernel_threads)
             while True:
                 with self._cond:
                     while not self._jobs and not self._incoming and not self._active:

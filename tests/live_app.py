@@ -67,8 +67,8 @@ def start_app(
 
     The piano model is given by its flag, the two MusicGen models by their env vars (``MUSICGEN_MODEL``,
     ``MUSICGEN_MELODY_MODEL``). ``without_spaces`` hides the `spaces` package (plain calls instead of
-    ZeroGPU's decorator); ``env`` adds environment variables. Waits until the page answers; raises RuntimeError with the server log if it dies or
-    never answers.
+    ZeroGPU's decorator); ``env`` adds environment variables. Waits until the page answers; raises RuntimeError
+    with the server log if it dies or never answers.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
