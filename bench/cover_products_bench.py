@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     from bench.musicgen_bench import machine
     from bench.pop2piano_bench import make_song, save_model
     from models.pop2piano import PianoCoverModel
-    from utils import cover as products
+    from products import piano as products
     from utils.audio import write_wav
     from utils.video import X264_PRESET
 

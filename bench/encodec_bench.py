@@ -24,7 +24,7 @@ from bench.musicgen_bench import RESULTS, machine
 
 def main() -> None:
     from bench.full_size import build_musicgen
-    from models.fast_musicgen import decode_codes, fold_weight_norm
+    from models.musicgen.codec import decode_codes, fold_weight_norm
     from models.musicgen import AudioStream
     from models.runtime import model_thread
 

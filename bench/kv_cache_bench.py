@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
-    from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
+    from models.musicgen.fast_loop import FastMusicgen
+    from models.musicgen.layers import quantize_decoder_int8
 
     model = quantize_decoder_int8(build_musicgen(args.model))
     steps = int(round(args.seconds * model.config.audio_encoder.frame_rate)) + model.config.decoder.num_codebooks - 1

@@ -61,7 +61,9 @@ def worker(path: str, model_name: str, seconds: float, device: str, threads: int
     from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
     from bench.full_size import build_musicgen
-    from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
+    from models.musicgen.codec import decode_codes
+    from models.musicgen.fast_loop import FastMusicgen
+    from models.musicgen.layers import quantize_decoder_int8
 
     torch.set_num_threads(threads)
     loop, weights = PATHS[path]
@@ -102,9 +104,10 @@ def worker(path: str, model_name: str, seconds: float, device: str, threads: int
         def on_step(_: int) -> None:
             stamps.append(time.perf_counter())
 
-        return FastMusicgen(model).generate(
+        codes = FastMusicgen(model).generate_codes(
             ids, mask, n_steps, do_sample=True, top_k=250, guidance_scale=3.0, on_step=on_step, **melody
         )
+        return decode_codes(model, codes)
 
     with torch.inference_mode():
         run(8)  # warm-up: allocator, kernels, one-time packing

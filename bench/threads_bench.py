@@ -28,7 +28,8 @@ if sys.argv[1] == "before":
 import models  # noqa: F401
 import torch
 from bench.full_size import build_musicgen
-from models.fast_musicgen import FastMusicgen, quantize_decoder_int8
+from models.musicgen.fast_loop import FastMusicgen
+from models.musicgen.layers import quantize_decoder_int8
 from models.runtime import model_thread
 
 runtime = model_thread()

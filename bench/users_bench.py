@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
-    from models.fast_musicgen import FastMusicgen, PassCount, quantize_decoder_int8
+    from models.musicgen.fast_loop import FastMusicgen, PassCount
+    from models.musicgen.layers import quantize_decoder_int8
     from models.runtime import ModelThread
 
     thread = ModelThread()  # as the app: every model call on one thread (built there too)

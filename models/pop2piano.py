@@ -17,7 +17,6 @@ import logging
 import os
 import random
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,24 +24,19 @@ import numpy as np
 import pretty_midi
 import torch
 from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
-from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.stopping_criteria import StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
-from models.common import (
-    ModelLoadError,
-    ModelSource,
-    env_flag,
-    free_accelerator_memory,
-    load_or_explain,
-    pick_device,
-    pick_dtype,
-    quantize_int8_in_steps,
-)
+from models.devices import env_flag, pick_device, pick_dtype
 from models.fast_pop2piano import FastPop2Piano
-from models.runtime import model_thread
+from models.memory import quantize_int8_in_steps
+from models.progress import StepWatcher
+from models.runtime import model_cache, model_thread
+from models.sources import ModelLoadError, ModelSource, load_or_explain
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
-from utils.midi import GridNotes, grid_to_pretty_midi, notes_of
+from utils.midi import STEPS_PER_BEAT, GridNotes, grid_to_pretty_midi, notes_of
+from utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +49,7 @@ MIN_SONG_SECONDS = 3.0  # below this there are too few beats to arrange
 
 COMPOSERS = tuple(f"composer{i}" for i in range(1, 22))  # the 21 arranger styles of the checkpoint
 RANDOM_COMPOSER = "random"
-STEPS_PER_BEAT = 2  # the feature extractor's default: two time steps per beat
+DEFAULT_COMPOSER = "composer1"
 MAX_TOKENS_PER_CHUNK = 256  # original Pop2Piano `target_length` for one chunk
 # Chunks per generate() call: big batches are cheaper. On CPU all chunks go in one call, as in transformers'
 # reference pipeline: int8 layers quantise activations per batch, so a different split would change the notes.
@@ -69,31 +63,12 @@ RESAMPLERS = ("kaiser_best", "soxr_hq")  # the song -> 22.05 kHz for the feature
 DEFAULT_RESAMPLER = "kaiser_best"
 BEATS_PER_CHUNK = 4  # the extractor's `num_bars` (2) * 4 half-beat steps = 8 steps = 4 beats
 
-Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
-
 _PRECOMPUTED_BEATS: contextvars.ContextVar[Beats | None] = contextvars.ContextVar("_PRECOMPUTED_BEATS", default=None)
 
 
 def default_model_name() -> str:
     """The piano-cover model from ``$PIANO_COVER_MODEL``, else the official checkpoint."""
     return os.environ.get(PIANO_COVER_ENV_VAR, "").strip() or DEFAULT_PIANO_COVER_MODEL
-
-
-class _StepProgress(StoppingCriteria):
-    """Reports progress after every decode step of a batch (never stops generation itself)."""
-
-    def __init__(self, report: Progress, done_before: int, total: int, label: str) -> None:
-        self.report, self.done, self.total, self.label = report, done_before, max(1, total), label
-        self.every = max(1, self.total // 200)
-
-    def tick(self, *_: object) -> None:
-        self.done += 1
-        if self.done % self.every == 0:
-            self.report(0.2 + 0.7 * min(1.0, self.done / self.total), self.label)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        self.tick()
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def default_max_song_seconds() -> float:
@@ -231,16 +206,15 @@ class PianoCoverModel:
         )
 
     def unload(self) -> None:
-        """Drop the model and free its memory."""
+        """Drop the model (the runtime's cache returns its memory)."""
         with self._lock:
             self.model = self.feature_extractor = self.tokenizer = None
-        free_accelerator_memory()
 
     def transcribe(
         self,
         audio: np.ndarray,
         sample_rate: int = BEAT_SAMPLE_RATE,
-        composer: str = "composer1",
+        composer: str = DEFAULT_COMPOSER,
         beats: Beats | None = None,
         progress: Progress | None = None,
         max_tokens_per_chunk: int = MAX_TOKENS_PER_CHUNK,
@@ -311,7 +285,9 @@ class PianoCoverModel:
                 f"of {BEATS_PER_CHUNK * n_chunks}"
             )
             report(0.2 + 0.7 * index / n_batches, label)
-            steps = _StepProgress(report, index * max_tokens_per_chunk, n_batches * max_tokens_per_chunk, label)
+            steps = StepWatcher(n_batches * max_tokens_per_chunk, report, (0.2, 0.9), reports=200,
+                                done=index * max_tokens_per_chunk)
+            steps.label = label
             chunk = input_features[start : start + batch]
             if self.fast_path:
                 ids = FastPop2Piano(self.model).generate(chunk, composer, max_tokens_per_chunk, on_step=steps.tick)
@@ -371,7 +347,7 @@ class PianoCoverModel:
     def cover_file(
         self,
         path: str | None,
-        composer: str = "composer1",
+        composer: str = DEFAULT_COMPOSER,
         max_seconds: float | None = None,
         progress: Progress | None = None,
     ) -> tuple[PianoCover, np.ndarray, int]:
@@ -415,21 +391,10 @@ def _warm_up_resampler() -> None:
     librosa.core.resample(np.zeros(4410, dtype=np.float32), orig_sr=44100, target_sr=22050, res_type="kaiser_best")
 
 
-_cache: dict[str, PianoCoverModel] = {}
-_cache_lock = threading.Lock()
-
-
 def get_piano_cover_model(name: str | None = None, device: str | None = None) -> PianoCoverModel:
-    """The shared PianoCoverModel for ``name``; a different name replaces (and frees) the previous one."""
+    """The runtime's piano model for ``name``; a different name replaces (and frees) the previous one."""
     name = name or default_model_name()
-    with _cache_lock:
-        current = _cache.get("model")
-        if current is not None and current.name == name and (device is None or str(current.device) == device):
-            return current
-        if current is not None:
-            current.unload()
-        _cache["model"] = PianoCoverModel(name, device)
-        return _cache["model"]
+    return model_cache().get("piano", name, device, lambda: PianoCoverModel(name, device))
 
 
 __all__ = [

@@ -1,4 +1,7 @@
-"""The model runtime: one thread runs every model computation of the process, and only it gets CPU kernel threads.
+"""The model runtime: the model thread that runs all model compute, its row budget, and the one cache of loaded
+models (``model_cache``: one model per role, the previous one freed on swap).
+
+One thread runs every model computation of the process, and only it gets CPU kernel threads.
 
 Requests run in their own threads (gradio's workers, the CLI's main thread) and hand their model work to the model
 thread: jobs (``call``: loading, text encoding, EnCodec, chroma, Demucs, a whole piano cover) and decodes (``run``).
@@ -47,6 +50,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from models import KERNEL_THREADS_ENV_VAR
+from models.devices import free_accelerator_memory
 
 logger = logging.getLogger(__name__)
 
@@ -311,3 +315,55 @@ def set_concurrency(requests: int) -> None:
     request with variants counts as that many. Their key/value caches are the memory this costs; a request past
     the limit waits for room."""
     model_thread().max_rows = ROWS_PER_REQUEST * max(1, int(requests))
+
+
+class Loadable(Protocol):
+    """A model wrapper the cache holds: where it came from, where it runs, and how to let it go."""
+
+    name: str
+    device: torch.device
+
+    def unload(self) -> None: ...
+
+
+M = TypeVar("M", bound=Loadable)
+
+ROLES = ("piano", "text", "melody", "separator")  # what the app and the command line hold a model for
+
+
+class ModelCache:
+    """The loaded models of this process: one per role. Asking a role for another checkpoint (or device) unloads
+    the model it held and frees its memory before the new one is built, so a role never holds two."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, Loadable] = {}
+        self._lock = threading.Lock()
+
+    def get(self, role: str, name: str, device: str | None, build: Callable[[], M]) -> M:
+        """The role's model when it is ``name`` (on ``device``; None = any), else ``build()`` in its place."""
+        if role not in ROLES:
+            raise ValueError(f"Unknown model role {role!r}; one of {', '.join(ROLES)}.")
+        with self._lock:
+            current = self._held.get(role)
+            if current is not None and current.name == name and (device is None or str(current.device) == device):
+                return current  # type: ignore[return-value]
+            if current is not None:
+                del self._held[role]
+                current.unload()
+                current = None
+                free_accelerator_memory()
+            model = build()
+            self._held[role] = model
+            return model
+
+    def held(self, role: str) -> Loadable | None:
+        """The role's model, or None."""
+        return self._held.get(role)
+
+
+_MODEL_CACHE = ModelCache()
+
+
+def model_cache() -> ModelCache:
+    """The process's model cache (the wrappers' ``get_*`` functions go through it)."""
+    return _MODEL_CACHE

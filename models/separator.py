@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.common import ModelLoadError, ModelSource, load_or_explain, pick_device
-from models.runtime import model_thread
+from models.devices import pick_device
+from models.runtime import model_cache, model_thread
+from models.sources import ModelLoadError, ModelSource, load_or_explain
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +189,7 @@ class StemSeparator:
             self._cache.clear()
 
 
-_separator: StemSeparator | None = None
-_separator_lock = threading.Lock()
-
-
 def get_separator(name: str | None = None) -> StemSeparator:
-    """The shared separator (one per process); another name replaces it."""
-    global _separator
+    """The runtime's separator; another name replaces (and frees) the previous one."""
     name = (name or default_separator_name()).strip()
-    with _separator_lock:
-        if _separator is None or _separator.name != name:
-            _separator = StemSeparator(name)
-        return _separator
+    return model_cache().get("separator", name, None, lambda: StemSeparator(name))

@@ -16,7 +16,7 @@ import soundfile as sf
 import cli
 from tests.live_app import ROOT
 from tests.music_fixtures import click_track
-from utils.batch import ITEM_RECORD, read_manifest
+from batch.runner import ITEM_RECORD, read_manifest
 
 SR = 44100
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 
 from models.pop2piano import get_piano_cover_model
-from utils import cover as products
+from products import piano as products
 from utils.audio import read_tags, write_wav
 from utils.midi import (
     MIDI_RESOLUTION,

@@ -6,7 +6,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
-from models.fast_musicgen import FastMusicgen, quantize_decoder_int8, supports_fast_path
+from models.musicgen.codec import decode_codes
+from models.musicgen.fast_loop import FastMusicgen, supports_fast_path
+from models.musicgen.layers import quantize_decoder_int8
 
 PROMPTS = ["lo fi hip hop warm piano", "sad jazz"]  # two lengths: padding and masks matter
 
@@ -28,7 +30,9 @@ def both(model, inputs, steps: int = 40, seed: int | None = None, **sampling) ->
         stock = model.generate(**inputs, max_new_tokens=steps, **sampling)
         if seed is not None:
             torch.manual_seed(seed)
-        fast = FastMusicgen(model).generate(inputs["input_ids"], inputs["attention_mask"], steps, **sampling)
+        loop = FastMusicgen(model)
+        fast = decode_codes(model, loop.generate_codes(inputs["input_ids"], inputs["attention_mask"], steps,
+                                                     **sampling))
     return stock, fast
 
 
@@ -44,7 +48,7 @@ def test_greedy_gives_the_same_codes_and_audio(tiny_musicgen_dir, tiny_musicgen_
                                    return_dict_in_generate=False)
         codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 40, do_sample=False,
                                     guidance_scale=guidance_scale)
-        audio = fast.decode_audio(codes)
+        audio = decode_codes(fast.model, codes)
     assert codes.shape == (2, 8 if stereo else 4, 40 - 3)  # 40 steps less the 3-step delay pattern
     assert torch.equal(stock_out, audio)
 
@@ -114,7 +118,7 @@ def test_melody_greedy_matches_stock(tiny_melody_dir, tiny_melody_stereo_dir, st
         stock = model.generate(**inputs, **extra, max_new_tokens=30, do_sample=False, guidance_scale=3.0)
         codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 30, do_sample=False,
                                     guidance_scale=3.0, input_features=features)
-        audio = fast.decode_audio(codes)
+        audio = decode_codes(fast.model, codes)
     assert codes.shape == (2, 8 if stereo else 4, 30 - 3)
     assert torch.equal(stock, audio)
 
@@ -137,7 +141,7 @@ def test_melody_with_audio_prompt_and_seeded_sampling_matches_stock(tiny_melody_
             codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 25, prompt_codes=prompt,
                                         input_features=features, **settings)
         assert torch.equal(codes[..., :13], prompt)
-        assert torch.equal(stock, fast.decode_audio(codes)), settings
+        assert torch.equal(stock, decode_codes(fast.model, codes)), settings
 
 
 def test_text_model_refuses_a_melody(tiny_musicgen_dir):
@@ -162,7 +166,7 @@ def test_audio_prompt_greedy_matches_stock_decoder_input_ids(tiny_musicgen_dir, 
         fast = FastMusicgen(model)
         codes = fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 30, do_sample=False,
                                     guidance_scale=3.0, prompt_codes=prompt)
-        audio = fast.decode_audio(codes)
+        audio = decode_codes(fast.model, codes)
     assert torch.equal(codes[..., :17], prompt)  # the result starts with the prompt
     assert codes.shape[-1] == 17 + 30 - 3
     assert torch.equal(stock, audio)
@@ -180,7 +184,7 @@ def test_audio_prompt_seeded_sampling_matches_stock(tiny_musicgen_dir, weights):
                                max_new_tokens=25, **settings)
         torch.manual_seed(11)
         fast = FastMusicgen(model)
-        audio = fast.decode_audio(fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 25,
+        audio = decode_codes(fast.model, fast.generate_codes(inputs["input_ids"], inputs["attention_mask"], 25,
                                                       prompt_codes=prompt, **settings))
     assert torch.equal(stock, audio)
 
@@ -199,7 +203,7 @@ def test_stopping_early_keeps_the_frames_finished_in_every_codebook(tiny_musicge
 def test_folded_weight_norm_gives_the_same_audio_and_codes(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo):
     """EnCodec with its weight-normed weights computed once (as the app loads it) decodes and encodes bit for bit
     like the checkpoint as loaded."""
-    from models.fast_musicgen import decode_codes, encode_audio, fold_weight_norm
+    from models.musicgen.codec import encode_audio, fold_weight_norm
 
     folder = tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir
     plain, _ = load(folder)
@@ -216,7 +220,7 @@ def test_folded_weight_norm_gives_the_same_audio_and_codes(tiny_musicgen_dir, ti
 
 def test_fused_int8_projections_match_the_separate_layers(tiny_musicgen_dir):
     """The int8 q, k and v projections in one call give each layer's own output, bit for bit."""
-    from models.fast_musicgen import fused_linear_fn, linear_fn
+    from models.musicgen.layers import fused_linear_fn, linear_fn
 
     model, _ = load(tiny_musicgen_dir, "int8")
     attention = model.decoder.model.decoder.layers[0].self_attn

@@ -10,7 +10,7 @@ import torch
 from transformers import AutoTokenizer
 
 from models.runtime import ModelThread
-from models.fast_musicgen import FastMusicgen, PassCount
+from models.musicgen.fast_loop import FastMusicgen, PassCount
 from tests.test_fast_musicgen import chroma_features, load, load_melody
 
 
@@ -57,7 +57,7 @@ def in_threads(fns: list) -> list:
 def together(loop: FastMusicgen, requests: list[dict], joint: ModelThread,
              passes: list[PassCount] | None = None) -> list[torch.Tensor]:
     """Every request in its own thread, all started at once; ``passes`` receives each one's pass count, as
-    ``FastMusicgen._layers`` counts them. An error in any of them is raised."""
+    ``FastMusicgen.layers`` counts them. An error in any of them is raised."""
     counts = passes if passes is not None else [PassCount() for _ in requests]
     results = in_threads([lambda i=i: decode(loop, requests[i], joint, counts[i]) for i in range(len(requests))])
     for r in results:

@@ -11,7 +11,7 @@ import torch
 import pytest
 import soundfile as sf
 
-from models.common import ModelLoadError
+from models.sources import ModelLoadError
 from models.musicgen import (
     Clip,
     GenerationCancelled,
@@ -115,7 +115,7 @@ def test_cancel_stops_and_the_next_run_works(text_model):
 def test_melody_end_to_end(melody_model, hummed_melody):
     melody = Melody.from_file(str(hummed_melody), 0.0, 0.0)
     assert melody.duration == pytest.approx(4.0)
-    result = melody_model.generate("jazz trio", SamplingParams(duration=1.5, seed=9), 2, melody=melody)
+    result = melody_model.generate_with_melody("jazz trio", melody, SamplingParams(duration=1.5, seed=9), 2)
     assert result.audio.shape == (2, 1, int(1.5 * SR))
     assert result.chroma.shape == (32, 12)  # 4 s at 32 kHz, hop 4096
     names = np.array(["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"])[result.chroma.argmax(-1)]
@@ -182,7 +182,7 @@ def test_bad_trim(hummed_melody):
 
 def test_melody_tab_needs_a_melody(melody_model):
     with pytest.raises(ValueError, match="upload or record a melody"):
-        melody_model.generate("jazz", SamplingParams(duration=1.0), 1, melody=None)
+        melody_model.generate("jazz", SamplingParams(duration=1.0), 1)
 
 
 def test_text_only_checkpoint_for_melody(tiny_musicgen_dir):
@@ -253,19 +253,19 @@ def test_a_75_second_piece_in_windows(text_model):
 
 
 def test_a_continuation_starts_with_the_clip(text_model, tmp_path):
-    from models.fast_musicgen import encode_audio
+    from models.musicgen.codec import encode_audio
 
     t = np.arange(int(2.0 * SR)) / SR
     sf.write(str(tmp_path / "clip.wav"), (0.4 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), SR)
     clip = Clip.from_file(str(tmp_path / "clip.wav"))
-    result = text_model.generate("jazz", SamplingParams(duration=3.0, seed=1), 2, clip=clip)
+    result = text_model.generate_continuation(clip, "jazz", SamplingParams(duration=3.0, seed=1), 2)
     assert result.audio.shape == (2, 1, 5 * SR)  # the clip, then 3 s more
     import torch
 
     clip_codes = encode_audio(text_model.model, torch.from_numpy(clip.audio)[None]).numpy()
     assert (result.codes[:, :, : clip_codes.shape[-1]] == clip_codes).all()
     assert result.params["clip_seconds"] == 2.0 and "re-encoded" in result.params["clip"]
-    extended = text_model.generate("jazz", SamplingParams(duration=2.0, seed=4), 2, continue_codes=result.codes)
+    extended = text_model.extend(result.codes, "jazz", SamplingParams(duration=2.0, seed=4), 2)
     assert extended.audio.shape == (2, 1, 7 * SR)
     assert (extended.codes[..., : result.codes.shape[-1]] == result.codes).all()  # Extend keeps what was there
 
@@ -284,7 +284,7 @@ def test_bad_clips(tmp_path, seconds, message):
 
 def test_long_melody_piece_follows_the_melody_in_time_and_loops(melody_model, hummed_melody):
     melody = Melody.from_file(str(hummed_melody))  # 4 s
-    result = melody_model.generate("jazz", SamplingParams(duration=40.0, seed=2, stride=25.0), 1, melody=melody)
+    result = melody_model.generate_with_melody("jazz", melody, SamplingParams(duration=40.0, seed=2, stride=25.0), 1)
     assert result.audio.shape == (1, 1, 40 * SR)
     offsets = [w["melody_offset"] for w in result.params["windows"]]
     starts = [w["context_start"] / 50 for w in result.params["windows"]]
@@ -337,7 +337,7 @@ def test_equal_text_encoder_and_codec_are_loaded_once(tiny_musicgen_dir, tiny_me
     other.load()
     assert other.shared == ["audio_encoder"] and other.model.text_encoder is not first.model.text_encoder
     melody = Melody(np.sin(np.arange(32000 * 2) / 9).astype(np.float32), 32000)
-    result = second.generate("jazz", SamplingParams(duration=1.0, seed=1), 1, melody=melody, melody_source="mix")
+    result = second.generate_with_melody("jazz", melody, SamplingParams(duration=1.0, seed=1), 1, melody_source="mix")
     assert result.audio.shape == (1, 1, 32000)
 
 
@@ -346,13 +346,14 @@ def test_users_at_once_share_passes_and_get_their_own_results(text_model, melody
     gets exactly the audio it gets alone, streamed or not, whatever the others ask for."""
     melody = Melody.from_file(hummed_melody)
     asks = [
-        (text_model, dict(prompt="lo fi hip hop", params=SamplingParams(duration=2.0, seed=1))),
-        (text_model, dict(prompt="sad jazz", params=SamplingParams(duration=1.5, seed=2, top_k=50), n_variants=2)),
-        (text_model, dict(prompt="epic drums", params=SamplingParams(duration=2.5, seed=3))),
-        (melody_model, dict(prompt="piano", params=SamplingParams(duration=1.5, seed=4), melody=melody,
-                            melody_source="mix")),
+        (text_model.generate, dict(prompt="lo fi hip hop", params=SamplingParams(duration=2.0, seed=1))),
+        (text_model.generate, dict(prompt="sad jazz", params=SamplingParams(duration=1.5, seed=2, top_k=50),
+                                   n_variants=2)),
+        (text_model.generate, dict(prompt="epic drums", params=SamplingParams(duration=2.5, seed=3))),
+        (melody_model.generate_with_melody, dict(prompt="piano", params=SamplingParams(duration=1.5, seed=4),
+                                                 melody=melody, melody_source="mix")),
     ]
-    alone = [model.generate(**kwargs) for model, kwargs in asks]
+    alone = [generate(**kwargs) for generate, kwargs in asks]
     chunks: list[np.ndarray] = []
     asks[0][1]["stream"] = chunks.append  # one of them streams as it goes
     results: list = [None] * len(asks)
@@ -360,8 +361,8 @@ def test_users_at_once_share_passes_and_get_their_own_results(text_model, melody
 
     def user(i: int) -> None:
         gate.wait()
-        model, kwargs = asks[i]
-        results[i] = model.generate(**kwargs)
+        generate, kwargs = asks[i]
+        results[i] = generate(**kwargs)
 
     users = [threading.Thread(target=user, args=(i,)) for i in range(len(asks))]
     for u in users:

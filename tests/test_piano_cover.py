@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from models import pop2piano
-from models.common import ModelLoadError
+from models.sources import ModelLoadError
 from models.pop2piano import COMPOSERS, PianoCoverModel, get_piano_cover_model
 from utils import beats as beats_module
 from utils.audio import OUTPUT_SAMPLE_RATE

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from models.fast_musicgen import FastMusicgen
+from models.musicgen.fast_loop import FastMusicgen
 from models.runtime import ModelThread, RuntimeFailure
 from tests.test_fast_musicgen import load
 from tests.test_model_thread import decode, in_threads, request
@@ -90,7 +90,7 @@ def test_a_failed_pass_fails_its_requests_and_the_next_request_is_served(tiny_mu
     asks = [request(tokenizer, "lo fi hip hop", steps=30, seed=1), request(tokenizer, "sad jazz", steps=30, seed=2)]
     expected = [decode(loop, a, None) for a in asks]
     joint = ModelThread()
-    layers, passes = loop._layers, []
+    layers, passes = loop.layers, []
 
     def failing(runs, hidden):
         passes.append(len(runs))
@@ -98,11 +98,11 @@ def test_a_failed_pass_fails_its_requests_and_the_next_request_is_served(tiny_mu
             raise MemoryError("out of memory in a decoder pass")
         return layers(runs, hidden)
 
-    monkeypatch.setattr(loop, "_layers", failing)
+    monkeypatch.setattr(loop, "layers", failing)
     got = in_threads([lambda a=a: decode(loop, a, joint) for a in asks])
     assert all(isinstance(g, MemoryError) for g in got), got
     assert passes[11] == 2  # the failed pass held both
-    monkeypatch.setattr(loop, "_layers", layers)
+    monkeypatch.setattr(loop, "layers", layers)
     again = in_threads([lambda a=a: decode(loop, a, joint) for a in asks])
     assert all(torch.equal(e, g) for e, g in zip(expected, again))
     assert joint.failures == 0  # the runtime itself went on

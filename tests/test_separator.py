@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.common import ModelLoadError
+from models.sources import ModelLoadError
 from models.musicgen import Melody, SamplingParams, get_musicgen_model
 from models.separator import MELODY_STEMS, StemSeparator, check_melody_source, load_bag
 from tests.tiny_models import DEMUCS_SOURCES
@@ -57,9 +57,9 @@ def test_separation_is_deterministic_and_cached(tiny_htdemucs_dir, hummed_melody
 
 def test_generate_follows_the_separated_melody(melody_model, tiny_htdemucs_dir, hummed_melody):
     melody = Melody.from_file(str(hummed_melody))
-    separated = melody_model.generate("jazz", SamplingParams(duration=1.0, seed=3), 1, melody=melody,
+    separated = melody_model.generate_with_melody("jazz", melody, SamplingParams(duration=1.0, seed=3), 1,
                                       melody_source="separated", separator=str(tiny_htdemucs_dir))
-    mix = melody_model.generate("jazz", SamplingParams(duration=1.0, seed=3), 1, melody=melody, melody_source="mix")
+    mix = melody_model.generate_with_melody("jazz", melody, SamplingParams(duration=1.0, seed=3), 1, melody_source="mix")
     stems = StemSeparator(str(tiny_htdemucs_dir), "cpu").melody_stems(melody.audio, melody.sample_rate)
     assert np.array_equal(separated.chroma, melody_model.chroma(stems, melody.sample_rate)[0].numpy())
     assert np.array_equal(mix.chroma, melody_model.chroma(melody.audio, melody.sample_rate)[0].numpy())
@@ -71,7 +71,7 @@ def test_generate_follows_the_separated_melody(melody_model, tiny_htdemucs_dir, 
 
 def test_without_the_separator_the_whole_mix_is_used_with_a_note(melody_model, tmp_path, hummed_melody):
     melody = Melody.from_file(str(hummed_melody))
-    result = melody_model.generate("jazz", SamplingParams(duration=1.0, seed=3), 1, melody=melody,
+    result = melody_model.generate_with_melody("jazz", melody, SamplingParams(duration=1.0, seed=3), 1,
                                    melody_source="separated", separator=str(tmp_path / "no-demucs-here"))
     assert result.params["melody_source_used"] == "whole mix (the separator could not be loaded)"
     assert any("not separated" in note and "--separator-model" in note for note in result.notes)

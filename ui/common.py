@@ -18,7 +18,8 @@ except ImportError:  # not on a Space, and not installed: plain calls
     spaces = None
 
 from models import musicgen, pop2piano, separator  # noqa: E402
-from models.common import DEVICE_ENV_VAR, ModelLoadError  # noqa: E402
+from models.devices import DEVICE_ENV_VAR  # noqa: E402
+from models.sources import ModelLoadError  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir as make_run_dir  # noqa: E402
 
@@ -30,7 +31,9 @@ MAX_UPLOAD_MB_ENV_VAR = "MUSIC_DEMO_MAX_UPLOAD_MB"
 OUTPUT_MAX_AGE_S = DEFAULT_MAX_AGE_S  # run folders older than this are removed when a new run starts
 DEFAULT_MAX_UPLOAD_MB = 200.0  # a 10-minute WAV at 48 kHz stereo is ~110 MB
 DEFAULT_QUEUE_SIZE = 32  # requests waiting at once; more get "queue is full"
-GPU_QUEUE = "models"  # every model event shares one worker, so two models never fight over GPU memory
+# Every model event shares one concurrency group: at most --concurrency of them run at once (gradio's workers), and
+# their model work goes to the one model thread (models.runtime), where MusicGen requests share decode passes.
+MODEL_QUEUE = "models"
 
 
 @dataclass

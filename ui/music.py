@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import contextvars
-import io
-import json
-import queue
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
 
 import gradio as gr
 
 from models import musicgen, separator
-from models.common import describe_source
-from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
-from utils.audio import audio_duration, write_mp3, write_wav
-from utils.plots import chroma_png, spectrograms_png
-from utils.provenance import music_provenance
+from models.sources import describe_source
+from products.music import MusicFiles, params_notes, read_params, write_music
+from ui.common import CONFIG, MODEL_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
+from ui.music_docs import MUSIC_API_DOCS
+from ui.streaming import Send, stream_player, streamed
+from utils.audio import audio_duration, write_wav
 
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",
@@ -41,70 +35,6 @@ MELODY_PROMPT_EXAMPLES = [
     "a jazz trio: upright bass, brushed drums, piano",
     "an 8-bit chiptune with punchy square-wave leads",
 ]
-
-
-# What the view-API page (and `Client.view_api()`) says of each endpoint: every parameter with units, range and
-# default; "" for a model means the checkpoint the app was started with.
-SAMPLING_API_DOC = (
-    f"`duration`: seconds of music, {musicgen.MIN_DURATION_S:g}-{musicgen.MAX_DURATION_S:g} "
-    f"(default {musicgen.DEFAULT_DURATION_S:g}); "
-    f"`top_k`: sample among the k likeliest codes, 0-{musicgen.MAX_TOP_K}, 0 = off (default {musicgen.DEFAULT_TOP_K}); "
-    f"`top_p`: nucleus sampling, 0-1, 0 = off (default {musicgen.DEFAULT_TOP_P:g}); "
-    f"`temperature`: above 0, at most 10 (default {musicgen.DEFAULT_TEMPERATURE:g}); "
-    f"`guidance_scale`: classifier-free guidance, 1-{musicgen.MAX_GUIDANCE_SCALE:g} "
-    f"(default {musicgen.DEFAULT_GUIDANCE_SCALE:g}); "
-    f'`seed`: a whole number 0-{musicgen.MAX_SEED} as text, "" = random (the seed used is in the parameters); '
-    f"`variants`: 1-{musicgen.MAX_VARIANTS} pieces from one batched call (default 1); "
-    f"`stride`: seconds each window adds past the first {musicgen.WINDOW_S:g} s, {musicgen.MIN_STRIDE_S:g}-"
-    f"{musicgen.MAX_STRIDE_S:g} (default {musicgen.DEFAULT_STRIDE_S:g}). "
-)
-MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = the model the app was started with. '
-MUSIC_RETURNS_API_DOC = (
-    f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
-    "waveform/spectrogram PNG, the parameters (dict, to reproduce the result: prompt, seed, windows, stride, "
-    "model) and a details line (markdown; it also says which parts of the prompt the model's vocabulary does not "
-    "know, and when a Stop cut the piece short)"
-)
-MUSIC_API_DOCS = {
-    "text_to_music": (
-        "Make music from a text description with MusicGen. `prompt` (required): what the music should be, at most "
-        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best (may be empty with a clip). " + MODEL_API_DOC
-        + SAMPLING_API_DOC + "`clip_path`: audio to continue (optional, "
-        f"{musicgen.MIN_CLIP_SECONDS:g}-{musicgen.MAX_CLIP_SECONDS:g} s after trimming; the result is the clip, "
-        "re-encoded by the model's codec, then `duration` s more); `clip_start` / `clip_end`: its trim in seconds, "
-        "0 = from the start / to the end. " + MUSIC_RETURNS_API_DOC + ", then the downloads (WAV, MP3, JSON)."
-    ),
-    "melody_to_music": (
-        "Make music that follows a melody with MusicGen-Melody. `melody_path` (required): a wav, mp3, flac or ogg "
-        f"file (at most {musicgen.MAX_MELODY_FILE_SECONDS / 60:g} minutes); `trim_start` / `trim_end`: the part "
-        f"used, in seconds, 0 = from the start / to the end (at most {musicgen.MAX_MELODY_SECONDS:g} s are used); "
-        "`prompt`: the style, may be empty. " + MODEL_API_DOC + SAMPLING_API_DOC + MUSIC_RETURNS_API_DOC
-        + ", the melody's chroma PNG, then the downloads (WAV, MP3, JSON). Past 30 s each window follows the part "
-        "of the melody under its own time, the melody looping. `melody_source`: "
-        + ", ".join(f'"{key}" = {label.lower()}' for key, label in separator.MELODY_SOURCES.items())
-        + f' (default "{separator.DEFAULT_MELODY_SOURCE}"; when the Demucs separator cannot be loaded the whole mix '
-        "is used and the details say so)."
-    ),
-    "load_params": (
-        "`path`: a parameters JSON file (the one in a result's downloads). Returns the tab's settings from it, "
-        "to make the same music again: the prompt, model, duration, top-k, top-p, temperature, guidance scale, "
-        "seed, variants and stride, then the tab's trim settings (and, for the melody tab, the melody source), and "
-        "a note. The audio it used (melody or clip) is not in the file: give the same file again."
-    ),
-    "melody_preview": (
-        "The part of a melody that will be used. `path`: the melody file; `start` / `end`: seconds, end 0 = to "
-        f"the end (at most {musicgen.MAX_MELODY_SECONDS:g} s). Returns that part as WAV and a line about it."
-    ),
-    "stop": ("Stop this session's running generation: it ends at the next step and the running call returns "
-             "what was finished (details say so). No parameters."),
-    "extend": ("Continue this session's last result of the tab by `seconds` (1-300) with the same prompt, "
-               "settings and seed; the result holds the earlier music then the new part. Returns as the tab's "
-               "generate endpoint."),
-    "clip_preview": ("The part of a clip that will be continued. `path`: the clip; `start` / `end`: seconds, end 0 = "
-                     "to the end. Returns that part as WAV and a line about it."),
-    "use_as_melody": "Send an audio file to the melody tab's input (returns the same file).",
-}
-
 
 
 _cancel_events: dict[str, threading.Event] = {}
@@ -128,51 +58,21 @@ def stop_generation(request: gr.Request) -> None:
         event.set()
 
 
-def whole(value: float | int | None, name: str) -> int:
-    """An integer from a number box; raises ValueError for 2.5 and the like."""
-    if value is None or float(value) != int(float(value)):
-        raise ValueError(f"{name} must be a whole number, got {value!r}.")
-    return int(float(value))
-
-
 def sampling_params(
     duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None,
     stride: float = musicgen.DEFAULT_STRIDE_S,
 ) -> musicgen.SamplingParams:
-    """The UI's sampling controls as checked SamplingParams."""
-    return musicgen.SamplingParams(
-        duration=float(duration),
-        top_k=whole(top_k, "Top-k"),
-        top_p=float(top_p),
-        temperature=float(temperature),
-        guidance_scale=float(guidance_scale),
-        seed=musicgen.parse_seed(seed),
-        stride=float(stride),
-    ).validated()
+    """The page's sampling controls as checked SamplingParams."""
+    return musicgen.SamplingParams.from_record(dict(duration=duration, top_k=top_k, top_p=top_p,
+                                                    temperature=temperature, guidance_scale=guidance_scale,
+                                                    seed=seed, stride=stride))
 
 
-def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[Any]:
-    """Write each variant as WAV and MP3, the parameters as JSON, and draw them.
-
-    Returns:
-        [WAV path or None x MAX_VARIANTS, picture, params, details, downloads (WAV, MP3 and JSON paths)].
-    """
+def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
+    """A result's files as the tab shows them: [WAV path or None x MAX_VARIANTS, picture, params, details,
+    downloads]; the result's notes also come up as warnings."""
     n = result.audio.shape[0]
-    provenance = music_provenance(result.params, result.seed)
-    audios: list[str | None] = [
-        str(write_wav(out / f"{stem}_seed{result.seed}_v{i + 1}.wav", result.audio[i].T, result.sample_rate,
-                      provenance.tags()))
-        if i < n else None
-        for i in range(musicgen.MAX_VARIANTS)
-    ]
-    mp3s = [str(write_mp3(out / f"{stem}_seed{result.seed}_v{i + 1}.mp3", result.audio[i].T, result.sample_rate,
-                          provenance.tags())) for i in range(n)]
-    params_file = out / f"{stem}_seed{result.seed}.json"
-    params_file.write_text(json.dumps(result.params, indent=2, ensure_ascii=False))
-    picture = spectrograms_png(
-        result.audio, result.sample_rate, out / f"{stem}_seed{result.seed}.png",
-        titles=[f"variant {i + 1}" for i in range(n)],
-    )
+    audios = [str(files.wavs[i]) if i < n else None for i in range(musicgen.MAX_VARIANTS)]
     details = "  \n".join([
         f"**Seed used: {result.seed}** (type it in the seed box to get the same music again) · "
         f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)",
@@ -180,7 +80,7 @@ def music_outputs(result: musicgen.MusicResult, out: Path, stem: str) -> list[An
     ])
     for note in result.notes:
         gr.Warning(note, duration=None)
-    return [*audios, str(picture), result.params, details, [*(a for a in audios if a), *mp3s, str(params_file)]]
+    return [*audios, str(files.picture), result.params, details, [str(f) for f in files.downloads]]
 
 
 def music_state(result: musicgen.MusicResult, melody_tab: bool, model_name: str | None, melody: dict | None) -> dict:
@@ -198,22 +98,27 @@ def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenMo
 def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
-    clip: musicgen.Clip | None = None, continue_codes: Any = None,
-    send: Callable[[int, np.ndarray], None] | None = None, melody_source: str = separator.DEFAULT_MELODY_SOURCE,
-) -> tuple[musicgen.MusicResult, musicgen.MusicGenModel]:
-    """Shared body of the MusicGen events: pick the cached model, generate (streaming to ``send``), turn a stop
-    before anything was finished into a message."""
+    clip: musicgen.Clip | None = None, continue_codes: Any = None, send: Send | None = None,
+    melody_source: str = separator.DEFAULT_MELODY_SOURCE,
+) -> musicgen.MusicResult:
+    """Shared body of the MusicGen events: pick the cached model and call its entry point (streaming to
+    ``send``); a stop before anything was finished becomes a message."""
     model = music_model(melody_tab, model_name)
+    n = musicgen.check_variants(variants)
+    run = dict(progress=gradio_progress(progress), cancel=cancel,
+               stream=None if send is None else (lambda audio: send(model.sample_rate, audio)))
+    if melody_tab:
+        run |= dict(melody_source=melody_source, separator=CONFIG.separator_model)
     try:
-        result = model.generate(
-            prompt, params, whole(variants, "The number of variants"), melody=melody,
-            progress=gradio_progress(progress), cancel=cancel, clip=clip, continue_codes=continue_codes,
-            stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
-            melody_source=melody_source, separator=CONFIG.separator_model,
-        )
+        if continue_codes is not None:
+            return model.extend(continue_codes, prompt, params, n, melody=melody, **run)
+        if clip is not None:
+            return model.generate_continuation(clip, prompt, params, n, **run)
+        if melody_tab:
+            return model.generate_with_melody(prompt, melody, params, n, **run)
+        return model.generate(prompt, params, n, **run)
     except musicgen.GenerationCancelled as e:
         raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
-    return result, model
 
 
 def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,
@@ -221,8 +126,7 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
     """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
     try:
         model = music_model(melody_tab, model_name)
-        windows = 1 if duration <= musicgen.WINDOW_S else 1 + int(
-            -(-(float(duration) - musicgen.WINDOW_S) // float(stride)))
+        windows = musicgen.window_count(float(duration), float(stride))
         seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
@@ -246,39 +150,6 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
 
 
 N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
-
-
-def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
-    """One streamed chunk [channels, T] as 16-bit WAV bytes (played as it is, not re-normalised)."""
-    buffer = io.BytesIO()
-    sf.write(buffer, np.clip(audio.T, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-def streamed(body: Callable[[Callable[[int, np.ndarray], None]], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
-    """Run ``body(send)`` in a worker thread (in this request's context, so progress works) and stream: each
-    chunk ``send(sample_rate, audio [variants, channels, T])`` goes to the "listen while it is made" player (the
-    first variant), then the body's outputs come, with that player left as it is."""
-    chunks: queue.Queue = queue.Queue()
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["outputs"] = body(lambda rate, audio: chunks.put((rate, audio)))
-        except BaseException as e:  # noqa: BLE001 - handed to the generator, which raises it in the event
-            box["error"] = e
-        finally:
-            chunks.put(None)
-
-    threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
-    live = live_playback()
-    while (item := chunks.get()) is not None:
-        rate, audio = item
-        if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
-            yield [gr.skip()] * n_outputs + [wav_bytes(audio[0], rate)]
-    if "error" in box:
-        raise box["error"]
-    yield [*box["outputs"], gr.skip()]
 
 
 @gpu_task("text_to_music")
@@ -306,13 +177,13 @@ def text_to_music(
     """
     cancel = new_cancel_event(request)
 
-    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+    def body(send: Send) -> list[Any]:
         try:
             params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
             clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
-            result, _ = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
-                                  send=send)
-            outputs = music_outputs(result, new_run_dir("text-to-music"), "music")
+            result = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
+                               send=send)
+            outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music"))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
             raise user_error(e) from e
         return [*outputs, music_state(result, False, model_name, None)]
@@ -329,33 +200,28 @@ def extend_music(
     """``seconds`` more of this session's last result, with the same prompt, settings and seed."""
     cancel = new_cancel_event(request)
 
-    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+    def body(send: Send) -> list[Any]:
         return extend_body(state, seconds, cancel, progress, send)
 
     yield from streamed(body, N_MUSIC_OUTPUTS + (1 if state and state.get("melody_tab") else 0))
 
 
 def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, progress: gr.Progress,
-                send: Callable[[int, np.ndarray], None]) -> list[Any]:
+                send: Send) -> list[Any]:
     """Extend's work (see ``extend_music``)."""
     try:
         if not state or state.get("codes") is None:
             raise ValueError("Generate something first: Extend continues the last result of this tab.")
         made = state["params"]
-        params = musicgen.SamplingParams(
-            duration=float(seconds), top_k=made["top_k"], top_p=made["top_p"], temperature=made["temperature"],
-            guidance_scale=made["guidance_scale"], seed=made["seed"], stride=made["stride"],
-        ).validated()
+        params = musicgen.SamplingParams.from_record(made, duration=seconds)
         melody = None
         if state["melody_tab"]:
             melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
                                                state["melody"]["end"])
         source = (state.get("melody") or {}).get("source", separator.DEFAULT_MELODY_SOURCE)
-        result, model = run_music(state["melody_tab"], state["model_name"], made["prompt"], params,
-                                  made["variants"], melody, cancel, progress, continue_codes=state["codes"],
-                                  send=send, melody_source=source)
-        out = new_run_dir("extended")
-        *outputs, downloads = music_outputs(result, out, "extended")
+        result = run_music(state["melody_tab"], state["model_name"], made["prompt"], params, made["variants"],
+                           melody, cancel, progress, continue_codes=state["codes"], send=send, melody_source=source)
+        *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended"))
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     chroma = [gr.skip()] if state["melody_tab"] else []  # the melody tab's chroma picture stays as it was
@@ -419,24 +285,21 @@ def melody_to_music(
     """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
     cancel = new_cancel_event(request)
 
-    def body(send: Callable[[int, np.ndarray], None]) -> list[Any]:
+    def body(send: Send) -> list[Any]:
         try:
             params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
             musicgen.check_prompt(prompt, required=False)
             melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
             source = separator.check_melody_source(melody_source)
-            result, model = run_music(True, model_name, prompt, params, variants, melody, cancel, progress,
-                                      send=send, melody_source=source)
-            out = new_run_dir("melody-to-music")
-            *outputs, downloads = music_outputs(result, out, "melody_music")
-            frames_per_second = model.chroma.sampling_rate / model.chroma.hop_length
-            picture = chroma_png(result.chroma, frames_per_second, out / "chroma.png",
-                                 "Melody chroma the model follows")
+            result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress, send=send,
+                               melody_source=source)
+            files = write_music(result, new_run_dir("melody-to-music"), "melody_music")
+            *outputs, downloads = music_outputs(result, files)
         except Exception as e:  # noqa: BLE001
             raise user_error(e) from e
         state = music_state(result, True, model_name,
                             {"path": melody_path, "start": trim_start, "end": trim_end, "source": source})
-        return [*outputs, str(picture), downloads, state]
+        return [*outputs, str(files.chroma), downloads, state]
 
     yield from streamed(body, N_MUSIC_OUTPUTS + 1)
 
@@ -452,18 +315,7 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
         gr.Error: not a parameters file, or one from the other tab.
     """
     try:
-        if not path:
-            raise ValueError("Choose a parameters file (the .json in a result's downloads).")
-        try:
-            made = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"This is not a parameters file: {e}") from e
-        task = "melody_to_music" if melody_tab else "text_to_music"
-        if not isinstance(made, dict) or made.get("task") not in ("text_to_music", "melody_to_music"):
-            raise ValueError("This JSON is not a parameters file of this app (it has no \"task\").")
-        if made["task"] != task:
-            other = "melody" if made["task"] == "melody_to_music" else "text"
-            raise ValueError(f"These parameters come from the {other} tab: load them there.")
+        made = read_params(path, "melody_to_music" if melody_tab else "text_to_music")
     except ValueError as e:
         raise user_error(e) from e
 
@@ -473,14 +325,6 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     model = made.get("model")
     trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]
-    notes = [f"Loaded the settings of seed {made.get('seed')}."]
-    if melody_tab:
-        notes.append(f"Give the same melody ({made.get('melody_seconds', '?')} s used): it is not in the file.")
-    elif made.get("clip_seconds"):
-        notes.append(f"This result continued a clip ({made['clip_seconds']} s used): give the same clip.")
-    if made.get("extended_from_seconds"):
-        notes.append(f"It extended an earlier result ({made['extended_from_seconds']} s): these settings remake "
-                     "the earlier piece's settings, not its music; generate it first, then Extend.")
     updates = [
         value("prompt"),
         gr.skip() if not model else (APP_DEFAULT_MODEL if model == default else model),
@@ -490,7 +334,7 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     ]
     if melody_tab:
         updates.append(value("melody_source"))
-    return [*updates, " ".join(notes)]
+    return [*updates, params_notes(made)]
 
 
 def load_text_params(path: str | None) -> list[Any]:
@@ -596,31 +440,6 @@ def music_result_panel(tab: str) -> list[gr.components.Component]:
     return [*audios, picture, params, details]
 
 
-def live_playback() -> bool:
-    """Whether gradio can stream audio to the page here: it encodes the stream with the system's ffmpeg and
-    probes files with ffprobe (Debian/Ubuntu `ffmpeg`, which run.sh and packages.txt install)."""
-    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
-
-
-class LivePlayer(gr.Audio):
-    """A streaming player for the page only: left out of the API (clients get the finished files instead).
-
-    A template of gr.Audio (as gradio's own gr.Microphone is), so the page draws it with the Audio component.
-    """
-
-    is_template = True
-
-    @property
-    def skip_api(self) -> bool:
-        return True
-
-
-def stream_player(tab: str) -> gr.Audio:
-    """The player that starts while the music is being made (variant 1, chunk by chunk); hidden without ffmpeg."""
-    return LivePlayer(label="Listen while it is made (variant 1)", streaming=True, autoplay=True, interactive=False,
-                      visible=live_playback(), elem_id=f"{tab}-stream")
-
-
 def downloads_box(tab: str) -> gr.File:
     return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
                    elem_id=f"{tab}-downloads")
@@ -675,11 +494,11 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
                       outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
-                      concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+                      concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
     extended = extend.click(extend_music, inputs=[state, extend_seconds],
                             outputs=[*outputs, downloads, state, stream],
                             api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
-                            concurrency_id=GPU_QUEUE, show_progress_on=outputs[0])
+                            concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
@@ -761,11 +580,11 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
     event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
                       outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
-                      api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=GPU_QUEUE,
+                      api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
                       show_progress_on=outputs[0])
     extended = extend.click(extend_music, inputs=[state, extend_seconds],
                             outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
-                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=GPU_QUEUE,
+                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
                             show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
     params_file.upload(load_melody_params, inputs=params_file,

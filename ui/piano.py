@@ -12,9 +12,11 @@ from typing import Any
 import gradio as gr
 
 from models import pop2piano
-from models.common import describe_source, pick_device
-from ui.common import CONFIG, GPU_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
-from utils import cover as products
+from models.devices import pick_device
+from models.sources import describe_source
+from products import piano as products
+from products.piano import DEFAULT_BALANCE
+from ui.common import CONFIG, MODEL_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
 from utils.audio import write_wav
 from utils.beats import essentia_available
 from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS, fluidsynth_available
@@ -28,10 +30,9 @@ song's own beats. You get the cover to listen to (on the instrument of your choi
 with the song in a DAW (a tempo change on every beat), the sheet music (PDF and MusicXML for MuseScore) and, on
 request, a falling-notes video. Long songs take a while on a CPU; the progress bar shows how far it has got.
 """
-DEFAULT_BALANCE = 0.7  # 1 = cover only, 0 = original only
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_SONGS = [  # public-domain pieces rendered with a drum groove (examples/make_examples.py)
-    ("bach_bwv66.6_pop.ogg", "composer1"),
+    ("bach_bwv66.6_pop.ogg", pop2piano.DEFAULT_COMPOSER),
     ("bach_bwv7.7_pop.ogg", "composer7"),
     ("joplin_maple_leaf_rag_pop.ogg", "composer12"),
 ]
@@ -43,7 +44,7 @@ PIANO_API_DOCS = {
         "Arrange a song for piano with Pop2Piano. `song_path` (required): a wav, mp3, flac or ogg file of "
         f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit (--max-song-seconds, default "
         f"{pop2piano.DEFAULT_MAX_SONG_SECONDS / 60:g} minutes); `style`: the arranger, composer1..composer21 or "
-        f"random (default composer1); `balance`: the mix, 0 = original only, 1 = cover only (default "
+        f"random (default {pop2piano.DEFAULT_COMPOSER}); `balance`: the mix, 0 = original only, 1 = cover only (default "
         f"{DEFAULT_BALANCE:g}); `instrument`: the General MIDI instrument the cover is played on, one of "
         f"{', '.join(INSTRUMENTS)} (default {DEFAULT_INSTRUMENT}); `easier`: true for a score thinned to "
         f"{MAX_NOTES_PER_HAND} notes a hand within a tenth (default false). Returns the cover WAV (44.1 kHz), the "
@@ -236,7 +237,7 @@ def build_piano_cover_tab() -> gr.Markdown:
         with gr.Column():
             song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)",
                             elem_id="piano-song")
-            style = gr.Dropdown(STYLE_CHOICES, value="composer1", label="Arranger style", elem_id="piano-style")
+            style = gr.Dropdown(STYLE_CHOICES, value=pop2piano.DEFAULT_COMPOSER, label="Arranger style", elem_id="piano-style")
             instrument = gr.Dropdown(list(INSTRUMENTS), value=DEFAULT_INSTRUMENT, label="Played on",
                                      elem_id="piano-instrument")
             balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ cover",
@@ -283,7 +284,7 @@ def build_piano_cover_tab() -> gr.Markdown:
         api_name="piano_cover",
         api_description=PIANO_API_DOCS["piano_cover"],
         show_progress_on=[cover_audio, roll],
-        concurrency_id=GPU_QUEUE,
+        concurrency_id=MODEL_QUEUE,
     )
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
                     api_description=PIANO_API_DOCS["piano_cover_remix"])

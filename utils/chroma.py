@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from transformers.audio_utils import chroma_filter_bank
 
-CHROMA_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+from utils.midi import NOTE_NAMES
+
+CHROMA_NAMES = NOTE_NAMES  # the chroma bins, C first
 
 
 def sinc_resample(

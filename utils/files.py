@@ -87,3 +87,12 @@ def new_run_dir(prefix: str, root: Path = DEFAULT_OUTPUT_ROOT, max_age_s: float 
     root.mkdir(parents=True, exist_ok=True)
     sweep(root, max_age_s, max_bytes)
     return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+
+
+def safe_name(text: str, limit: int = 80, empty: str = "item") -> str:
+    """A file-name-safe name from a path, a prompt or a label ("songs/A Song.mp3" -> "songs_A_Song.mp3"): letters,
+    digits, ``-``, ``_`` and ``.`` kept, every other run of characters one ``_``, at most ``limit`` characters."""
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._")
+    while "__" in cleaned:
+        cleaned = cleaned.replace("__", "_")
+    return cleaned[:limit] or empty

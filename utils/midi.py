@@ -33,6 +33,7 @@ MIDI_RESOLUTION = 480  # ticks per quarter note (= per beat) in written files
 PIANO_PROGRAM = 0  # General MIDI "Acoustic Grand Piano"
 PIANO_PITCH_RANGE = (21, 108)  # A0..C8, the 88 keys
 STEPS_PER_BEAT = 2  # Pop2Piano's time steps are half-beats of the tracked beat grid
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")  # pitch classes from C
 BEATS_PER_BAR = 4  # Pop2Piano arranges in four-beat bars from the first tracked beat
 MIN_PICKUP_S = 1e-3  # a first beat later than this gets pickup beats before it in the tempo-mapped file
 # General MIDI instruments offered for the cover (name -> program number, 0-based).

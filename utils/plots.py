@@ -11,9 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from utils.midi import notes_of  # noqa: E402
-
-NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+from utils.midi import NOTE_NAMES, notes_of  # noqa: E402
 
 
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:

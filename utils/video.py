@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from utils.midi import PIANO_PITCH_RANGE
+from utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,6 @@ WHITE_KEY = (245, 245, 240)
 BLACK_KEY = (25, 25, 28)
 KEY_GAP = (120, 120, 125)
 BLACK_PITCH_CLASSES = {1, 3, 6, 8, 10}
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ logger = logging.getLogger(__name__)
 MANIFEST = "manifest.jsonl"
 ITEM_RECORD = "item.json"
 PARTIAL = ".partial-"
-AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".ogg")
 
 
 @dataclass(frozen=True)
@@ -49,14 +48,6 @@ class Item:
     id: str
     input: str
     settings: dict[str, Any] = field(default_factory=dict)
-
-
-def safe_id(text: str, limit: int = 80) -> str:
-    """A file-name-safe id from a path or a prompt ("songs/A Song.mp3" -> "songs_A_Song")."""
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in text).strip("._")
-    while "__" in cleaned:
-        cleaned = cleaned.replace("__", "_")
-    return cleaned[:limit] or "item"
 
 
 def unique_ids(items: list[Item]) -> list[Item]:
@@ -369,4 +360,4 @@ def run_batch(items: list[Item], out: Path, factory: Callable[[], Work], workers
     return summary
 
 
-__all__ = ["Item", "Manifest", "Outcome", "Summary", "asdict", "read_manifest", "run_batch"]
+__all__ = ["Item", "Manifest", "Outcome", "Summary", "read_manifest", "run_batch"]

@@ -9,8 +9,6 @@ batch command line both call these functions.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,14 +23,16 @@ from utils.midi import (
     renderer_in_use,
     tempo_map_midi,
 )
+from utils.files import safe_name
+from utils.progress import Progress
 from utils.provenance import Provenance, utc_now
 
-Progress = Callable[[float, str], None]
+DEFAULT_BALANCE = 0.7  # the mix of a cover with its original: 0 = original only, 1 = cover only
 
 
-def slug(text: str) -> str:
-    """A file-name-safe version of ``text`` ("Nylon-string guitar" -> "nylon-string_guitar")."""
-    return re.sub(r"[^a-z0-9-]+", "_", text.lower()).strip("_") or "x"
+def slug(instrument: str) -> str:
+    """An instrument as it appears in file names ("Nylon-string guitar" -> "nylon-string_guitar")."""
+    return safe_name(instrument.lower(), empty="x")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def write_mix(job: CoverJob, cover_wav: Path, balance: float, instrument: str = 
     return write_wav(path, mix(cover, song, balance), OUTPUT_SAMPLE_RATE, job.provenance(instrument, "mix").tags())
 
 
-def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 0.7) -> AudioFiles:
+def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = DEFAULT_BALANCE) -> AudioFiles:
     """Render the cover on ``instrument`` and mix it with the original at ``balance``."""
     cover, renderer, warning = render_cover(job, instrument)
     return AudioFiles(cover, write_mix(job, cover, balance, instrument), renderer, warning)

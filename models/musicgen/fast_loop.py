@@ -14,7 +14,7 @@ With greedy decoding it yields the same tokens as stock ``generate`` on the same
 sampling and a seed it is reproducible.
 
 On CPU the fast path also replaces the decoder's linear layers by int8 dynamically quantised ones
-(``quantize_decoder_int8``): weights are read once per step, so a quarter of the bytes of float32.
+(``layers.quantize_decoder_int8``): weights are read once per step, so a quarter of the bytes of float32.
 """
 
 from __future__ import annotations
@@ -39,137 +39,13 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from models.common import quantize_int8_in_steps
+from models.musicgen.codec import codebook_delays, undelay
+from models.musicgen.joint import Decoding
+from models.musicgen.layers import AnyMusicgen, fused_linear_fn, layer_norm_fn, linear_fn
 from models.runtime import ModelThread
 
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
-Fn = Callable[[torch.Tensor], torch.Tensor]
 ScoresHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]  # (step, scores [B*K, V]) -> forced tokens or None
-
-
-def linear_fn(module: torch.nn.Module) -> Fn:
-    """``module(x)`` without nn.Module call overhead (a few microseconds, 200 times a step): the same kernel."""
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
-    if isinstance(module, DynamicQuantizedLinear) and module._packed_params.dtype == torch.qint8:
-        packed = module._packed_params._packed_params
-        reduce_range = not (module.version is None or module.version < 4)
-        return lambda x: torch.ops.quantized.linear_dynamic(x, packed, reduce_range=reduce_range)
-    if type(module) is torch.nn.Linear:
-        weight, bias = module.weight, module.bias
-        return lambda x: F.linear(x, weight, bias)
-    return module
-
-
-def _int8_packed(module: torch.nn.Module) -> torch.nn.Module | None:
-    """The packed int8 weights of a dynamically quantised linear layer (per-channel qint8), or None."""
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
-
-    if not isinstance(module, DynamicQuantizedLinear) or module._packed_params.dtype != torch.qint8:
-        return None
-    weight, _ = module._packed_params._weight_bias()
-    return module._packed_params if weight.qscheme() == torch.per_channel_affine else None
-
-
-def fused_linear_fn(modules: list[torch.nn.Module]) -> Fn | None:
-    """One call computing ``torch.cat([m(x) for m in modules], -1)`` for int8 layers that read the same input (the
-    q, k and v projections), or None when they are not all per-channel int8 layers.
-
-    Exact: the layers' int8 weights and per-channel scales are stacked as they are, and the input is quantised once
-    with the parameters each layer computes from it anyway (they depend on the input only); every output channel
-    is then an exact int32 sum and the same float epilogue as in its own layer's call (tested against stock).
-    """
-    packed = [_int8_packed(m) for m in modules]
-    if any(p is None for p in packed):
-        return None
-    weights, biases = zip(*(p._weight_bias() for p in packed))
-    if any(b is None for b in biases) and not all(b is None for b in biases):
-        return None
-    weight = torch._make_per_channel_quantized_tensor(
-        torch.cat([w.int_repr() for w in weights]), torch.cat([w.q_per_channel_scales() for w in weights]),
-        torch.cat([w.q_per_channel_zero_points() for w in weights]), axis=0)
-    bias = None if biases[0] is None else torch.cat(biases)
-    fused = torch.ops.quantized.linear_prepack(weight, bias)
-    reduce_range = not (modules[0].version is None or modules[0].version < 4)
-    return lambda x: torch.ops.quantized.linear_dynamic(x, fused, reduce_range=reduce_range)
-
-
-def layer_norm_fn(module: torch.nn.LayerNorm) -> Fn:
-    shape, weight, bias, eps = module.normalized_shape, module.weight, module.bias, module.eps
-    return lambda x: F.layer_norm(x, shape, weight, bias, eps)
-
-
-AnyMusicgen = MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration
-
-
-def quantize_decoder_int8(model: AnyMusicgen) -> AnyMusicgen:
-    """Swap the decoder's ``nn.Linear`` layers for int8 ones (per-channel weights, dynamic activations), in place,
-    layer by layer so that loading from a checkpoint file peaks near the final footprint. CPU only."""
-    quantize_int8_in_steps(model.decoder, list(model.decoder.model.decoder.layers), owner=model,
-                           keep_float=[model.text_encoder, model.audio_encoder])
-    return model
-
-
-def fold_weight_norm(module: torch.nn.Module) -> torch.nn.Module:
-    """Compute the weight-normed convolution weights of ``module`` (EnCodec) once, in place, instead of on every call.
-
-    A weight-norm parametrisation recomputes ``g * v / |v|`` each time the layer runs: a 30 s decode took 7.2 s
-    with it and 5.6 s folded here (``bench/encodec_bench.py``). The folded weight is that same computation done
-    once, so the audio is bit-identical (tested).
-    """
-    from torch.nn.utils import parametrize
-
-    for sub in module.modules():
-        if parametrize.is_parametrized(sub, "weight"):
-            parametrize.remove_parametrizations(sub, "weight", leave_parametrized=True)
-    return module
-
-
-def codebook_delays(decoder_config) -> list[int]:
-    """Each codebook's delay in steps in MusicGen's delay pattern (stereo: a level's left and right share one)."""
-    k, channels = decoder_config.num_codebooks, decoder_config.audio_channels
-    return [c // 2 if channels == 2 else c for c in range(k)]
-
-
-def undelay(tokens: torch.Tensor, delays: list[int]) -> torch.Tensor:
-    """[B, K, T] tokens in the delay pattern (start token first) -> [B, K, frames] aligned codes.
-
-    Keeps the frames complete in every codebook: ``T - 1 - max(delays)`` of them, which is what stock ``generate``
-    returns after a full run, and what was finished when a run stopped early.
-    """
-    frames = tokens.shape[-1] - 1 - max(delays)
-    return torch.stack([tokens[:, c, 1 + d : 1 + d + frames] for c, d in enumerate(delays)], dim=1)
-
-
-@torch.inference_mode()
-def decode_codes(model, codes: torch.Tensor) -> torch.Tensor:
-    """Audio codes [B, K, frames] -> waveform [B, channels, T] with the model's EnCodec, as stock ``generate`` does
-    (stereo: even codebooks are the left channel, odd the right)."""
-    codes = codes[None, ...]
-    scales = [None] * codes.shape[1]
-    encoder = model.audio_encoder
-    if model.config.decoder.audio_channels == 1:
-        return encoder.decode(codes, audio_scales=scales).audio_values
-    left = encoder.decode(codes[:, :, ::2, :], audio_scales=scales).audio_values
-    right = encoder.decode(codes[:, :, 1::2, :], audio_scales=scales).audio_values
-    return torch.cat([left, right], dim=1)
-
-
-@torch.inference_mode()
-def encode_audio(model, audio: torch.Tensor) -> torch.Tensor:
-    """Waveform [B, channels, T] at the model's rate -> audio codes [B, K, frames] (an audio prompt).
-
-    Stereo checkpoints code each channel on its own and interleave the codebooks (left, right, left...); a mono
-    clip given to a stereo model is used for both channels.
-    """
-    encoder = model.audio_encoder
-    if model.config.decoder.audio_channels == 1:
-        return encoder.encode(audio.mean(dim=1, keepdim=True)).audio_codes[0]
-    if audio.shape[1] == 1:
-        audio = audio.repeat(1, 2, 1)
-    left = encoder.encode(audio[:, :1]).audio_codes[0]
-    right = encoder.encode(audio[:, 1:2]).audio_codes[0]
-    return torch.stack([left, right], dim=2).flatten(1, 2)
 
 
 def supports_fast_path(model: torch.nn.Module) -> bool:
@@ -200,7 +76,7 @@ class PassCount:
 
 
 @dataclass(eq=False)
-class _Run:
+class Run:
     """One request's decoding state (its rows: [conditional..., unconditional...] under guidance)."""
 
     batch: int  # prompts (variants) of the request
@@ -229,75 +105,6 @@ class _Run:
         """Rows through the decoder: conditional and unconditional ones under guidance."""
         return 2 * self.batch if self.guidance_scale is not None else self.batch
 
-
-@dataclass(eq=False)
-class _Decoding:
-    """A run in progress with its callbacks: what the model thread steps (decodes of one loop step together)."""
-
-    loop: FastMusicgen
-    run: _Run
-    on_scores: ScoresHook | None = None
-    on_step: StepCallback | None = None
-    on_frames: Callable[[torch.Tensor], None] | None = None
-    frames_every: int = 50
-    should_stop: Callable[[], bool] | None = None
-    context: contextvars.Context | None = None  # the request's, for its callbacks (progress reaches its page)
-    steps: int = 0
-    finished: bool = False
-    error: BaseException | None = None
-
-    @property
-    def group(self) -> FastMusicgen:
-        return self.loop
-
-    def _after_step(self) -> None:
-        """The request's callbacks after a step; ends the decode when the run is complete or asked to stop."""
-        self.steps += 1
-        if self.on_step is not None:
-            self.on_step(self.steps)
-        if self.on_frames is not None and self.steps % self.frames_every == 0:
-            self.on_frames(self.loop._codes(self.run))
-        self.finished = (self.run.done + 1 >= self.run.total
-                         or (self.should_stop is not None and self.should_stop()))
-
-    @staticmethod
-    def advance(batch: list[_Decoding]) -> None:
-        """One step for every decode of ``batch`` (all on one loop): one-token passes together, a first pass (many
-        positions) alone; then each one's callbacks. Errors are kept per decode, to be raised in its own thread."""
-        loop = batch[0].loop
-        ready, inputs, stepped = [], [], []
-        for d in batch:
-            try:
-                hidden = loop._inputs(d.run)
-                if hidden.shape[1] > 1:
-                    loop._next_tokens(d.run, loop._layers([d.run], hidden), d.on_scores)
-                    stepped.append(d)
-                else:
-                    ready.append(d)
-                    inputs.append(hidden)
-            except BaseException as e:  # noqa: BLE001
-                d.error = e
-        if ready:
-            try:
-                outs = loop._layers([d.run for d in ready], torch.cat(inputs)).split([d.run.rows for d in ready])
-            except BaseException as e:  # noqa: BLE001
-                for d in ready:
-                    d.error = e
-                outs = []
-            for d, out in zip(ready, outs):
-                try:
-                    loop._next_tokens(d.run, out, d.on_scores)
-                    stepped.append(d)
-                except BaseException as e:  # noqa: BLE001
-                    d.error = e
-        for d in stepped:
-            try:
-                if d.context is None:
-                    d._after_step()
-                else:
-                    d.context.run(d._after_step)
-            except BaseException as e:  # noqa: BLE001
-                d.error = e
 
 
 class FastMusicgen:
@@ -410,7 +217,7 @@ class FastMusicgen:
         """[B, S, d] -> [B, H, S, D]."""
         return x.view(x.shape[0], -1, self.n_heads, self.head_dim).transpose(1, 2)
 
-    def _layers(self, runs: list[_Run], hidden: torch.Tensor) -> torch.Tensor:
+    def layers(self, runs: list[Run], hidden: torch.Tensor) -> torch.Tensor:
         """Run the decoder layers over ``hidden`` [rows of every run, S, d], each run at its own positions
         ``run.begin..run.begin+S-1``, writing each run's key/value cache in place; S > 1 only for a run's first pass
         (causal attention within the block), which runs alone.
@@ -425,14 +232,14 @@ class FastMusicgen:
                 run.passes.total += 1
                 run.passes.shared += len(runs) > 1
 
-        def each(fn: Callable[[_Run, torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        def each(fn: Callable[[Run, torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             if len(runs) == 1:
                 return fn(runs[0], x)
             return torch.cat([fn(run, part) for run, part in zip(runs, x.split(sizes))])
 
         for i, (ln1, qkv_fn, o_fn, ln2, cq_fn, co_fn, ln3, fc1, act, fc2) in enumerate(self.plan):
 
-            def self_attention(run: _Run, x: torch.Tensor) -> torch.Tensor:
+            def self_attention(run: Run, x: torch.Tensor) -> torch.Tensor:
                 end = run.begin + length
                 q, k, v = qkv_fn(x)
                 run.self_k[i][:, :, run.begin : end] = k.transpose(1, 2)
@@ -442,7 +249,7 @@ class FastMusicgen:
                                                      run.self_v[i][:, :, :end], is_causal=length > 1).to(x.dtype)
                 return o_fn(out.transpose(1, 2).reshape(run.rows, length, -1))
 
-            def cross_attention(run: _Run, x: torch.Tensor) -> torch.Tensor:
+            def cross_attention(run: Run, x: torch.Tensor) -> torch.Tensor:
                 q = cq_fn(x).view(run.rows, length, self.n_heads, self.head_dim).transpose(1, 2)
                 out = F.scaled_dot_product_attention(q, *run.cross_kv[i], attn_mask=run.cross_mask)
                 return co_fn(out.transpose(1, 2).reshape(run.rows, length, -1))
@@ -467,7 +274,7 @@ class FastMusicgen:
         input_features: torch.Tensor | None,
         generator: torch.Generator | None,
         passes: PassCount | None = None,
-    ) -> _Run:
+    ) -> Run:
         """A request's decoding state: its conditioning, key/value cache and tokens (start token and prompt)."""
         model = self.model
         config = model.generation_config
@@ -505,7 +312,7 @@ class FastMusicgen:
             embed_positions.make_weights(offset + total, embed_positions.embedding_dim)
         tokens = torch.full((batch * k, total), int(config.pad_token_id), dtype=torch.long, device=self.device)
         tokens[:, :known] = first
-        return _Run(
+        return Run(
             batch=batch, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
             processors=sampling_processors(do_sample, temperature, top_k, top_p), generator=generator,
             tokens=tokens, pattern=pattern, known=known, total=total, done=known - 1, offset=offset,
@@ -515,7 +322,7 @@ class FastMusicgen:
             positions=embed_positions.weights.to(self.dtype), passes=passes,
         )
 
-    def _inputs(self, run: _Run) -> torch.Tensor:
+    def inputs(self, run: Run) -> torch.Tensor:
         """The decoder's input for ``run``'s next pass [rows, S, d]: the prompt (and prefix) in one pass at first,
         then the newest token; sets ``run.begin``, the pass's first position."""
         k = self.n_codebooks
@@ -531,7 +338,7 @@ class FastMusicgen:
         run.begin = 0 if first_pass else run.offset + run.position
         return hidden + run.positions[run.begin : run.offset + run.done + 1]
 
-    def _next_tokens(self, run: _Run, hidden: torch.Tensor, on_scores: ScoresHook | None) -> None:
+    def next_tokens(self, run: Run, hidden: torch.Tensor, on_scores: ScoresHook | None) -> None:
         """Pick ``run``'s next tokens from its pass's output [rows, S, d] (guidance, warpers, sampling)."""
         k = self.n_codebooks
         hidden = self.final_norm(hidden[:, -1:])
@@ -553,7 +360,7 @@ class FastMusicgen:
         run.done += 1
         run.tokens[:, run.done] = next_tokens
 
-    def _codes(self, run: _Run) -> torch.Tensor:
+    def codes(self, run: Run) -> torch.Tensor:
         """[B, K, frames] the frames of ``run`` complete in every codebook so far (the prompt's included)."""
         tokens = self.model.decoder.apply_delay_pattern_mask(run.tokens[:, : run.done + 1],
                                                              run.pattern[:, : run.done + 1])
@@ -608,22 +415,14 @@ class FastMusicgen:
             start = (self._start if joint is None else functools.partial(joint.call, self._start))
             run = start(input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p,
                         guidance_scale, prompt_codes, input_features, generator, passes)
-            decoding = _Decoding(self, run, on_scores, on_step, on_frames, frames_every, should_stop,
+            decoding = Decoding(self, run, on_scores, on_step, on_frames, frames_every, should_stop,
                                  finished=run.done + 1 >= run.total)
             if joint is not None:
                 decoding.context = contextvars.copy_context()
                 joint.run(decoding)
             else:
                 while not decoding.finished:
-                    _Decoding.advance([decoding])
+                    Decoding.advance([decoding])
                     if decoding.error is not None:
                         raise decoding.error
-        return self._codes(run)
-
-    def decode_audio(self, codes: torch.Tensor) -> torch.Tensor:
-        """Audio codes [B, K, frames] -> waveform [B, channels, T], as stock ``generate`` decodes them."""
-        return decode_codes(self.model, codes)
-
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
-        """Prompts -> waveform [B, channels, T]; keyword arguments as in ``generate_codes``."""
-        return self.decode_audio(self.generate_codes(input_ids, attention_mask, max_new_tokens, **kwargs))
+        return self.codes(run)

@@ -1,0 +1,201 @@
+"""The batch jobs: what one item of each job does (a song to a piano cover's files, a prompt or a melody to music),
+and the items a command line's inputs make. Each worker loads its model once, through the same wrappers and
+product writers as the app."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batch.runner import Item, find_audio, read_table, unique_ids
+from utils.files import safe_name
+
+PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")
+DEFAULT_PIANO_PRODUCTS = ("midi", "audio")
+AUDIO_FORMATS = ("wav", "mp3")
+
+
+@dataclass(frozen=True)
+class PianoCoverWork:
+    """Loads Pop2Piano once (when called, in the worker) and returns the per-song work function."""
+
+    model: str
+    device: str | None
+    max_seconds: float
+    products: tuple[str, ...]
+    instrument: str
+    balance: float
+    easier: bool
+    video_format: str
+    audio_format: str
+
+    def __call__(self):
+        from models import pop2piano
+
+        model = pop2piano.get_piano_cover_model(self.model, self.device)
+        model.load()
+
+        def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+            return self.cover(model, item, folder)
+
+        return work
+
+    def cover(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+        from models import pop2piano
+        from products import piano as products
+        from utils.audio import write_wav
+
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        cover, song, sr = model.cover_file(item.input, item.settings["style"], max_seconds=self.max_seconds)
+        timings["cover"] = time.perf_counter() - t
+        stem = Path(item.input).stem[:60] or "song"
+        song_wav = write_wav(folder / ".original.wav", song, sr)  # for mixes and the video; not a product
+        job = products.CoverJob(cover.grid, cover.beats.bpm, pop2piano.composer_label(cover.composer), self.model,
+                                stem, folder, song_wav, song.shape[0] / sr)
+        files: list[Path] = []
+        t = time.perf_counter()
+        if "midi" in self.products:
+            midis = products.write_midis(job, self.instrument)
+            files += [midis.tempo_map, midis.constant]
+        if "audio" in self.products or "mix" in self.products:
+            audio = products.write_audio(job, self.instrument, self.balance)
+            files += [audio.cover] if "audio" in self.products else []
+            files += [audio.mix] if "mix" in self.products else []
+            if "audio" not in self.products:
+                audio.cover.unlink()
+        timings["midi_audio"] = time.perf_counter() - t
+        if "score" in self.products:
+            t = time.perf_counter()
+            score = products.write_score(job, self.easier)
+            for page in score.pages:  # the PDF holds the pages
+                page.unlink()
+            files += [score.musicxml, score.pdf]
+            timings["score"] = time.perf_counter() - t
+        if "video" in self.products:
+            t = time.perf_counter()
+            files.append(products.write_video(job, self.instrument, 1.0, self.video_format))
+            timings["video"] = time.perf_counter() - t
+        if self.audio_format == "mp3":
+            files = [to_mp3(f, job.provenance(self.instrument).tags()) if f.suffix == ".wav" else f for f in files]
+        song_wav.unlink()
+        for leftover in folder.glob("*.wav"):  # renders kept only when asked for
+            if leftover not in files:
+                leftover.unlink()
+        extra = {"style": cover.composer, "bpm": round(cover.beats.bpm, 2), "notes": len(job.grid),
+                 "timings": {k: round(v, 2) for k, v in timings.items()}, "warnings": cover.warnings}
+        return [f.name for f in files], extra
+
+
+def to_mp3(wav: Path, tags: dict[str, str]) -> Path:
+    """Re-encode a WAV as MP3 with the same tags; the WAV is removed."""
+    import soundfile as sf
+
+    from utils.audio import write_mp3
+
+    data, sr = sf.read(str(wav), dtype="float32")
+    mp3 = write_mp3(wav.with_suffix(".mp3"), data, sr, tags)
+    wav.unlink()
+    return mp3
+
+
+@dataclass(frozen=True)
+class MusicWork:
+    """Loads MusicGen (or MusicGen-Melody) once and returns the per-item work function."""
+
+    model: str
+    device: str | None
+    melody: bool
+    separator: str | None = None
+
+    def __call__(self):
+        from models import musicgen
+
+        model = musicgen.get_musicgen_model(self.model, self.device, melody=self.melody)
+        model.load()
+
+        def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+            return self.generate(model, item, folder)
+
+        return work
+
+    def generate(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+        from models import musicgen
+        from products.music import write_music
+
+        s = item.settings
+        params = musicgen.SamplingParams.from_record(s)
+        t = time.perf_counter()
+        if self.melody:
+            melody = musicgen.Melody.from_file(s["melody"])
+            result = model.generate_with_melody(s["prompt"], melody, params, int(s["variants"]),
+                                                melody_source=s.get("melody_source", "mix"), separator=self.separator)
+        else:
+            result = model.generate(s["prompt"], params, int(s["variants"]))
+        seconds = time.perf_counter() - t
+        files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json")
+        return ([f.name for f in files.downloads],
+                {"seed": result.seed, "timings": {"generate": round(seconds, 2)}, "notes": result.notes})
+
+
+# ------------------------------------------------------------------------------------------------- items
+def piano_items(inputs: list[str], style: str) -> list:
+    """Songs from files, folders (recursive) and CSV/JSONL lists (columns: path, optional style)."""
+    entries: list[tuple[str, str, str]] = []  # (path, style, id)
+    plain = []
+    for raw in inputs:
+        if Path(raw).suffix.lower() in {".csv", ".jsonl", ".ndjson"} and Path(raw).is_file():
+            for row in read_table(raw):
+                path = str(row.get("path") or row.get("song") or row.get("file") or "")
+                base = Path(raw).parent
+                full = path if not path or Path(path).is_absolute() else str(base / path)
+                entries.append((full, str(row.get("style") or style), safe_name(Path(path).stem or "row")))
+        else:
+            plain.append(raw)
+    for file, root in find_audio(plain):
+        relative = file.relative_to(root.resolve()) if file.is_relative_to(root.resolve()) else Path(file.name)
+        entries.append((str(file), style, safe_name(str(relative.with_suffix("")))))
+    items = []
+    for path, item_style, item_id in entries:
+        if item_style == "random":  # drawn now, so the settings (and a rerun) know which style it was
+            from models.pop2piano import COMPOSERS
+
+            item_style = random.choice(COMPOSERS)
+        items.append(Item(item_id, path, {"style": item_style}))
+    return unique_ids(items)
+
+
+def prompt_rows(path: str) -> list[dict[str, Any]]:
+    """Prompts from a .txt (one a line), .csv or .jsonl file (column ``prompt``; optional seed, duration...)."""
+    rows = read_table(path)
+    for number, row in enumerate(rows, start=1):
+        if not str(row.get("prompt", "")).strip():
+            raise ValueError(f"{path}: row {number} has no prompt.")
+    return rows
+
+
+def music_items(args: argparse.Namespace, melody: bool) -> list:
+    """text-to-music: one item per prompt; melody-to-music: one per melody x prompt."""
+    base = {"duration": args.duration, "top_k": args.top_k, "top_p": args.top_p, "temperature": args.temperature,
+            "guidance_scale": args.guidance_scale, "variants": args.variants, "seed": args.seed,
+            "stride": args.stride}
+    if melody:
+        base["melody_source"] = args.melody_source
+    items = []
+    if not melody:
+        for row in prompt_rows(args.prompts):
+            settings = base | {k: row[k] for k in base if row.get(k) not in (None, "")} | {"prompt": row["prompt"]}
+            items.append(Item(safe_name(row["prompt"], 60), row["prompt"], settings))
+        return unique_ids(items)
+    prompts = prompt_rows(args.prompts) if args.prompts else [{"prompt": ""}]
+    for file, _root in find_audio(args.inputs):
+        for row in prompts:
+            settings = base | {k: row[k] for k in base if row.get(k) not in (None, "")}
+            settings |= {"prompt": row["prompt"], "melody": str(file)}
+            name = f"{file.stem}__{row['prompt']}" if row["prompt"] else file.stem
+            items.append(Item(safe_name(name, 80), str(file), settings))
+    return unique_ids(items)

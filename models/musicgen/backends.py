@@ -1,0 +1,89 @@
+"""The two ways a loaded MusicGen decodes one window of codes, built once when the model loads: the fast loop
+(shared passes on the model thread) or transformers' stock ``generate``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from transformers.generation.stopping_criteria import StoppingCriteriaList
+
+from models.musicgen.codec import codebook_delays, undelay
+from models.musicgen.fast_loop import FastMusicgen, PassCount, supports_fast_path
+from models.progress import StepWatcher
+from models.runtime import model_thread
+
+FRAMES_EVERY = 10  # the fast loop hands finished frames to streaming every this many steps
+
+
+class Backend(Protocol):
+    """Decodes one window: codes [B, K, prompt + new frames], the prompt codes first, as given."""
+
+    name: str  # as the parameters record says it
+
+    def decode_window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
+                      watcher: StepWatcher, input_features: torch.Tensor | None, cancel: threading.Event | None,
+                      on_frames: Callable[[torch.Tensor], None] | None, generator: torch.Generator,
+                      passes: PassCount) -> torch.Tensor: ...
+
+
+class FastBackend:
+    """The fast loop, stepped on the model thread, sharing its passes with the other requests decoding on this
+    model at the time (each request gets exactly the tokens it gets alone). It stops between steps on ``cancel`` and
+    returns the frames finished so far."""
+
+    name = "fast"
+    stops_itself = True
+
+    def __init__(self, model: Any) -> None:
+        self.loop = FastMusicgen(model)
+
+    def decode_window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
+                      watcher: StepWatcher, input_features: torch.Tensor | None, cancel: threading.Event | None,
+                      on_frames: Callable[[torch.Tensor], None] | None, generator: torch.Generator,
+                      passes: PassCount) -> torch.Tensor:
+        return self.loop.generate_codes(
+            inputs["input_ids"], inputs["attention_mask"], steps, on_step=watcher.tick, prompt_codes=prompt_codes,
+            should_stop=(lambda: cancel.is_set()) if cancel is not None else None, on_frames=on_frames,
+            frames_every=FRAMES_EVERY, input_features=input_features, generator=generator, joint=model_thread(),
+            passes=passes, **sampling,
+        )
+
+
+class StockBackend:
+    """transformers' ``generate``, run whole on the model thread; the watcher stops it on ``cancel`` (raising) and
+    keeps the ids it saw last, which are the window's codes in the delay pattern."""
+
+    name = "transformers generate"
+    stops_itself = False
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def decode_window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
+                      watcher: StepWatcher, input_features: torch.Tensor | None, cancel: threading.Event | None,
+                      on_frames: Callable[[torch.Tensor], None] | None, generator: torch.Generator,
+                      passes: PassCount) -> torch.Tensor:
+        model = self.model
+        batch, k = inputs["input_ids"].shape[0], model.config.decoder.num_codebooks
+        start = int(model.generation_config.decoder_start_token_id)
+        first = torch.full((batch * k, 1), start, dtype=torch.long, device=inputs["input_ids"].device)
+        if prompt_codes is not None:
+            first = torch.cat([first, prompt_codes.reshape(batch * k, -1)], dim=1)
+        extra = {} if input_features is None else {"input_features": input_features}
+        watcher.last_ids = None
+        model_thread().call(
+            model.generate, **inputs, **extra, decoder_input_ids=first, max_new_tokens=steps,
+            stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
+        )
+        ids = watcher.last_ids
+        _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=first.shape[1] + steps)
+        ids = model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
+        return undelay(ids.view(batch, k, -1), codebook_delays(model.config.decoder))
+
+
+def build_backend(model: Any, fast_path: bool) -> FastBackend | StockBackend:
+    """The fast loop where asked for and the model is covered by it; stock ``generate`` otherwise."""
+    return FastBackend(model) if fast_path and supports_fast_path(model) else StockBackend(model)

@@ -1,0 +1,538 @@
+"""MusicGen and MusicGen-Melody through transformers, shaped as audiocraft's ``MusicGen``: one model object with thin
+entry points (``generate``, ``generate_with_melody``, ``generate_continuation``, ``extend``) over one windowed token
+loop, then ``decode``.
+
+The checkpoints are the official ``facebook/musicgen-*`` ones (audiocraft cannot be installed next to a current
+torch). Melody chroma is computed by ``utils.chroma`` because transformers' melody feature extractor needs
+torchaudio. The decode backend (the fast loop, or stock ``generate``) is built once, when the model loads.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    MusicgenForConditionalGeneration,
+    MusicgenMelodyForConditionalGeneration,
+)
+
+from models.devices import env_flag, pick_device, pick_dtype
+from models.memory import return_freed_memory
+from models.musicgen.backends import FastBackend, StockBackend, build_backend
+from models.musicgen.codec import codebook_delays, decode_codes, encode_audio, fold_weight_norm, share_frozen_parts
+from models.musicgen.fast_loop import PassCount
+from models.musicgen.inputs import (
+    DEFAULT_STRIDE_S,
+    MAX_SEED,
+    MIN_MELODY_SECONDS,
+    WINDOW_S,
+    Clip,
+    Melody,
+    SamplingParams,
+    check_prompt,
+    check_variants,
+    looped,
+    resample_to,
+    unknown_prompt_note,
+    unknown_prompt_parts,
+)
+from models.musicgen.layers import quantize_decoder_int8
+from models.musicgen.streaming import AudioStream
+from models.musicgen.windows import Window, decode_steps, plan_windows
+from models.progress import GenerationCancelled, StepWatcher
+from models.runtime import model_cache, model_thread
+from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
+from models.sources import ModelLoadError, ModelSource, load_or_explain
+from utils.chroma import ChromaExtractor
+from utils.progress import Progress, no_progress
+
+logger = logging.getLogger(__name__)
+
+FAST_PATH_ENV_VAR = "MUSICGEN_FAST_PATH"  # "0" = stock transformers generate
+CPU_INT8_ENV_VAR = "MUSICGEN_CPU_INT8"  # "0" = keep float32 decoder weights on CPU
+MUSICGEN_ENV_VAR = "MUSICGEN_MODEL"
+MUSICGEN_CLI_FLAG = "--musicgen-model"
+DEFAULT_MUSICGEN_MODEL = "facebook/musicgen-small"
+MELODY_ENV_VAR = "MUSICGEN_MELODY_MODEL"
+MELODY_CLI_FLAG = "--melody-model"
+DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
+
+TEXT_CHECKPOINTS = (
+    "facebook/musicgen-small",
+    "facebook/musicgen-medium",
+    "facebook/musicgen-large",
+    "facebook/musicgen-stereo-small",
+    "facebook/musicgen-stereo-medium",
+    "facebook/musicgen-stereo-large",
+)
+MELODY_CHECKPOINTS = (
+    "facebook/musicgen-melody",
+    "facebook/musicgen-melody-large",
+    "facebook/musicgen-stereo-melody",
+    "facebook/musicgen-stereo-melody-large",
+)
+
+
+
+def default_model_name(melody: bool) -> str:
+    """The checkpoint from ``$MUSICGEN_MODEL`` / ``$MUSICGEN_MELODY_MODEL``, else the official default."""
+    env, default = (MELODY_ENV_VAR, DEFAULT_MELODY_MODEL) if melody else (MUSICGEN_ENV_VAR, DEFAULT_MUSICGEN_MODEL)
+    return os.environ.get(env, "").strip() or default
+
+
+@dataclass
+class MusicResult:
+    """Generated music.
+
+    Attributes:
+        audio: float32 [variants, channels, T] in [-1, 1].
+        sample_rate: Hz (32 kHz for MusicGen).
+        seed: the seed used; the same seed, model, prompt and settings give the same audio.
+        params: everything needed to reproduce the result, JSON-serialisable.
+        chroma: the melody's one-hot chroma [frames, 12] that conditioned the model (first window), or None.
+        notes: remarks for the user (e.g. prompt parts the model cannot read, a stop).
+        codes: the audio codes [variants, codebooks, frames], to extend the piece later.
+        windows: how the piece was made, window by window.
+        stopped: True when the user stopped it; ``audio`` holds what was finished.
+    """
+
+    audio: np.ndarray
+    sample_rate: int
+    seed: int
+    params: dict[str, Any] = field(default_factory=dict)
+    chroma: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+    codes: np.ndarray | None = None
+    windows: list[Window] = field(default_factory=list)
+    stopped: bool = False
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    chroma_rate: float | None = None  # frames a second of ``chroma``
+
+
+@dataclass
+class _Request:
+    """One call's inputs, checked: what the windowed token loop works from."""
+
+    prompt: str
+    params: SamplingParams
+    n_variants: int
+    melody: Melody | None = None
+    clip: Clip | None = None
+    continue_codes: np.ndarray | None = None
+    melody_source: str | None = None
+    separator: str | None = None
+    progress: Progress = no_progress
+    cancel: threading.Event | None = None
+    stream: Callable[[np.ndarray], None] | None = None
+
+
+class MusicGenModel:
+    """A MusicGen or MusicGen-Melody checkpoint, loaded lazily on first use and kept.
+
+    Args:
+        name: hub id or local folder; default from ``$MUSICGEN_MODEL`` / ``$MUSICGEN_MELODY_MODEL``.
+        device: "cuda", "mps", "cpu"...; default: the best available.
+        melody: True for the melody tab (needs a MusicGen-Melody checkpoint).
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None, melody: bool = False) -> None:
+        self.melody = melody
+        self.name = (name or default_model_name(melody)).strip()
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        self.fast_path = env_flag(FAST_PATH_ENV_VAR)
+        self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
+        self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
+        self.backend: FastBackend | StockBackend | None = None  # how windows decode, built once at load
+        self.tokenizer = None
+        self.chroma: ChromaExtractor | None = None
+        self._lock = threading.Lock()
+        self._step_seconds: float | None = None  # measured decode speed here, for time estimates
+        self.shared: list[str] = []  # parts found equal to an already loaded model's, and shared with it
+
+    @property
+    def what(self) -> str:
+        return "Melody model" if self.melody else "Text-to-music model"
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    @property
+    def loop(self):
+        """The fast loop every request's decode joins (None when the stock backend decodes)."""
+        return self.backend.loop if isinstance(self.backend, FastBackend) else None
+
+    @property
+    def sample_rate(self) -> int:
+        assert self.model is not None
+        return int(self.model.config.audio_encoder.sampling_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        assert self.model is not None
+        return self.model.config.audio_encoder.frame_rate
+
+    @property
+    def delay(self) -> int:
+        """The delay pattern's tail: steps after the last frame until every codebook has it."""
+        assert self.model is not None
+        return max(codebook_delays(self.model.config.decoder))
+
+    def check_kind_by_name(self) -> None:
+        """Fail early, without loading, when a known text-only checkpoint is chosen for the melody tab."""
+        if self.melody and self.name in TEXT_CHECKPOINTS:
+            raise ValueError(
+                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
+                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
+            )
+
+    def load(self) -> None:
+        """Load the model and tokenizer once, on the model thread.
+
+        Raises:
+            ValueError: a text-only checkpoint was chosen for the melody tab.
+            ModelLoadError: which model failed, why, and how to point the app at a local folder.
+        """
+        self.check_kind_by_name()
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
+        with self._lock:
+            if self.model is not None:
+                return
+            env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
+            self.model, self.tokenizer, self.chroma = load_or_explain(self.what, self.name, env, flag, self._from_source)
+            # one backend per loaded model: every request's decode joins its loop, so requests share its passes
+            self.backend = build_backend(self.model, self.fast_path)
+            logger.info("Loaded %s %s on %s (%s)", self.what, self.name, self.device, self.dtype)
+
+    def _from_source(self, source: ModelSource):
+        kwargs = {"local_files_only": source.local_files_only}
+        config = AutoConfig.from_pretrained(source.location, **kwargs)
+        if config.model_type not in {"musicgen", "musicgen_melody"}:
+            raise ValueError(f"`{self.name}` is a `{config.model_type}` checkpoint, not MusicGen.")
+        is_melody = config.model_type == "musicgen_melody"
+        if self.melody and not is_melody:
+            raise ValueError(
+                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
+                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
+            )
+        model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
+        model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
+        if self.int8:
+            model = quantize_decoder_int8(model)  # layer by layer; the model lets go of the mapped checkpoint
+        fold_weight_norm(model.audio_encoder)  # EnCodec's weights computed once, not at every decode (exact)
+        self.shared = share_frozen_parts(model)
+        return_freed_memory()  # the float32 layers the int8 ones replaced, and any duplicate T5/EnCodec
+        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
+        chroma = None
+        if is_melody:
+            folder = source.location
+            if not source.is_local:
+                from huggingface_hub import snapshot_download
+
+                folder = snapshot_download(source.location, allow_patterns=["preprocessor_config.json"], **kwargs)
+            chroma = ChromaExtractor.from_pretrained(folder)
+        return model, tokenizer, chroma
+
+    def unload(self) -> None:
+        """Drop the model (the runtime's cache returns its memory)."""
+        with self._lock:
+            self.model = self.tokenizer = self.chroma = self.backend = None
+
+    def n_steps(self, duration: float) -> int:
+        """Decode steps for ``duration`` seconds: frames plus the codebook delay pattern's tail."""
+        return math.ceil(duration * self.frame_rate) + self.delay
+
+    def plan_windows(self, total_frames: int, stride_s: float, context_frames: int = 0,
+                     whole_context: bool = False) -> list[Window]:
+        """``windows.plan_windows`` at this model's frame rate."""
+        return plan_windows(total_frames, self.frame_rate, stride_s, context_frames, whole_context)
+
+    def estimate_seconds(self, duration: float, n_variants: int = 1, stride: float = DEFAULT_STRIDE_S) -> float | None:
+        """Roughly how long a piece takes here, from the decode speed measured on this machine (None before any)."""
+        if not self._step_seconds or self.model is None:
+            return None
+        steps = decode_steps(self.plan_windows(int(round(duration * self.frame_rate)), stride), self.delay)
+        return steps * self._step_seconds * (1 + 0.15 * (n_variants - 1))
+
+    # ---------------------------------------------------------------------------------------------- entry points
+    def generate(self, prompt: str, params: SamplingParams = SamplingParams(), n_variants: int = 1, *,
+                 progress: Progress | None = None, cancel: threading.Event | None = None,
+                 stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+        """``n_variants`` pieces from a text prompt, in one batched call per window.
+
+        Up to 30 s is one window; longer pieces (up to 300 s) are extended window by window, each keeping the last
+        ``30 - params.stride`` seconds of codes as its prompt (audiocraft's extension).
+
+        Args:
+            prompt: text description.
+            params: sampling settings; ``params.seed`` None picks a random seed (returned).
+            n_variants: 1..4 different pieces from the same prompt.
+            progress: called with (fraction, message) as decoding advances, across all windows.
+            cancel: set it from another thread to stop: the finished part comes back (``result.stopped``), or
+                GenerationCancelled when nothing was finished yet.
+            stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
+                music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
+                decoded in one go, and equals the result without streaming).
+
+        Raises:
+            ValueError: invalid prompt or settings, or a melody model (it needs a melody).
+            GenerationCancelled: ``cancel`` was set before any music was finished.
+        """
+        return self._generate(_Request(prompt, params, n_variants, progress=progress or no_progress,
+                                       cancel=cancel, stream=stream))
+
+    def generate_with_melody(self, prompt: str, melody: Melody, params: SamplingParams = SamplingParams(),
+                             n_variants: int = 1, *, melody_source: str = SOURCE_SEPARATED,
+                             separator: str | None = None, progress: Progress | None = None,
+                             cancel: threading.Event | None = None,
+                             stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+        """Music that follows ``melody`` (MusicGen-Melody), in the style of ``prompt`` (may be empty).
+
+        A piece past 30 s gives each window the part of the melody under its own time, the melody looping.
+
+        Args:
+            melody_source: "separated": the chroma is taken from the melody's vocals + other stems (Demucs), as
+                audiocraft does; "mix": from the melody as given. When the separator cannot be loaded, the whole
+                mix is used and a note says why.
+            separator: the Demucs model (hub id or folder); None: ``$MELODY_SEPARATOR_MODEL`` or the default.
+            Others as in ``generate``.
+        """
+        return self._generate(_Request(prompt, params, n_variants, melody=melody, melody_source=melody_source,
+                                       separator=separator, progress=progress or no_progress, cancel=cancel,
+                                       stream=stream))
+
+    def generate_continuation(self, clip: Clip, prompt: str = "", params: SamplingParams = SamplingParams(),
+                              n_variants: int = 1, *, progress: Progress | None = None,
+                              cancel: threading.Event | None = None,
+                              stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+        """``clip`` (re-encoded by the model's codec) then ``params.duration`` seconds more; others as in
+        ``generate`` (the prompt may be empty)."""
+        return self._generate(_Request(prompt, params, n_variants, clip=clip, progress=progress or no_progress,
+                                       cancel=cancel, stream=stream))
+
+    def extend(self, codes: np.ndarray, prompt: str = "", params: SamplingParams = SamplingParams(),
+               n_variants: int = 1, *, melody: Melody | None = None, melody_source: str = SOURCE_SEPARATED,
+               separator: str | None = None, progress: Progress | None = None,
+               cancel: threading.Event | None = None,
+               stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+        """An earlier result's codes [variants or 1, K, frames] then ``params.duration`` seconds more; a melody
+        model follows ``melody`` again. Others as in ``generate_with_melody``."""
+        return self._generate(_Request(prompt, params, n_variants, melody=melody, continue_codes=codes,
+                                       melody_source=melody_source if melody is not None else None,
+                                       separator=separator, progress=progress or no_progress, cancel=cancel,
+                                       stream=stream))
+
+    # ------------------------------------------------------------------------------------------- the token loop
+    @torch.inference_mode()
+    def _generate(self, request: _Request) -> MusicResult:
+        """Check the request, then make its windows' codes and decode them (see the entry points)."""
+        report = request.progress
+        params = request.params.validated()
+        starts_from_audio = request.clip is not None or request.continue_codes is not None
+        prompt = check_prompt(request.prompt, required=request.melody is None and not starts_from_audio)
+        n_variants = check_variants(request.n_variants)
+        melody_source = check_melody_source(request.melody_source) if request.melody is not None else None
+        if request.melody is not None and not self.melody:
+            raise ValueError("This is the text-to-music model; use the melody tab to follow a melody.")
+        self.check_kind_by_name()
+        if self.melody and request.melody is None:
+            raise ValueError("Please upload or record a melody first.")
+        if request.melody is not None and request.melody.duration < MIN_MELODY_SECONDS:
+            raise ValueError(f"The melody is too short; use at least {MIN_MELODY_SECONDS:.0f} second of it.")
+        report(0.0, "Loading the model" if not self.loaded else "Preparing")
+        self.load()
+        assert self.model is not None and self.tokenizer is not None and self.backend is not None
+
+        seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        unknown = unknown_prompt_parts(self.tokenizer, prompt)
+        inputs = self.tokenizer([prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
+        melody, source_used, source_note = request.melody, None, ""
+        if melody is not None:
+            melody, source_used, source_note = self._melody_source(melody, melody_source, request.separator, report)
+        given = self._given_codes(request.clip, request.continue_codes, n_variants)
+        context = 0 if given is None else int(given.shape[-1])
+        new_frames = int(math.ceil(params.duration * self.frame_rate))
+        windows = self.plan_windows(new_frames, params.stride, context, whole_context=request.clip is not None)
+        streamer = (AudioStream(self.model, request.stream, limit=context + new_frames)
+                    if request.stream is not None else None)
+        codes, done, chroma, stopped, passes = self._windows(inputs, given, windows, params, seed, melody,
+                                                             n_variants, report, request.cancel, streamer)
+        if streamer is not None:
+            streamer(codes, final=True)
+        report(0.97, "Decoding audio")
+        seconds = codes.shape[-1] / self.frame_rate if stopped else context / self.frame_rate + params.duration
+        audio = self.decode(codes, seconds)
+
+        record = {
+            "model": self.name,
+            "task": "melody_to_music" if self.melody else "text_to_music",
+            "prompt": prompt,
+            **asdict(params),
+            "seed": seed,
+            "variants": n_variants,
+            "sample_rate": self.sample_rate,
+            "channels": int(audio.shape[1]),
+            "seconds": round(audio.shape[-1] / self.sample_rate, 3),
+            "windows": [asdict(w) for w in done],
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
+            "decode_loop": self.backend.name,
+        }
+        if isinstance(self.backend, FastBackend):  # how it ran, not needed to reproduce it
+            record["decode_passes"] = {"total": passes.total, "shared_with_other_requests": passes.shared}
+        if melody is not None:
+            record["melody_seconds"] = round(melody.duration, 3)
+            record["melody_trim"] = list(melody.trim)
+            record["melody_source"] = melody_source
+            record["melody_source_used"] = source_used
+        if request.clip is not None:
+            record["clip_seconds"] = round(request.clip.duration, 3)
+            record["clip_trim"] = list(request.clip.trim)
+            record["clip"] = "re-encoded by the model's codec (EnCodec), then continued"
+        if request.continue_codes is not None:
+            record["extended_from_seconds"] = round(context / self.frame_rate, 3)
+        if unknown:
+            record["unknown_prompt_parts"] = unknown
+        notes = [note for note in (unknown_prompt_note(unknown), source_note) if note]
+        if stopped:
+            record["stopped"] = True
+            notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
+        chroma_rate = self.chroma.sampling_rate / self.chroma.hop_length if self.chroma is not None else None
+        return MusicResult(audio, self.sample_rate, seed, record, None if chroma is None else chroma[0].cpu().numpy(),
+                           notes, codes.cpu().numpy(), done, stopped, chroma_rate)
+
+    def _melody_source(self, melody: Melody, source: str | None, separator: str | None,
+                       report: Progress) -> tuple[Melody, str, str]:
+        """The melody the chroma is taken from: its vocals + other stems (Demucs) when separated, else as given.
+        Returns (melody, what was used, a note when separation was asked for and could not be done)."""
+        if source != SOURCE_SEPARATED:
+            return melody, "whole mix", ""
+        report(0.02, "Separating the melody from drums and bass (Demucs)")
+        stemmer = get_separator(separator)
+        try:
+            stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
+        except ModelLoadError as e:
+            return (melody, "whole mix (the separator could not be loaded)",
+                    f"The melody was not separated, so its chroma comes from the whole mix. {e}")
+        return (Melody(stems, melody.sample_rate, melody.trim),
+                f"separated: {' + '.join(MELODY_STEMS)} stems ({stemmer.name})", "")
+
+    def _given_codes(self, clip: Clip | None, continue_codes: np.ndarray | None,
+                     n_variants: int) -> torch.Tensor | None:
+        """The codes [variants, K, frames] a piece starts from: a clip encoded by EnCodec, or an earlier result's."""
+        assert self.model is not None
+        given = None
+        if clip is not None:
+            audio_in = torch.from_numpy(resample_to(clip.audio, clip.sample_rate, self.sample_rate))[None]
+            codec_dtype = next(self.model.audio_encoder.parameters()).dtype
+            given = model_thread().call(encode_audio, self.model, audio_in.to(self.device, codec_dtype))
+        elif continue_codes is not None:
+            given = torch.as_tensor(continue_codes, dtype=torch.long, device=self.device)
+        if given is not None and given.shape[0] != n_variants:
+            given = given[:1].repeat(n_variants, 1, 1)
+        return given
+
+    def _windows(self, inputs: Any, given: torch.Tensor | None, windows: list[Window], params: SamplingParams,
+                 seed: int, melody: Melody | None, n_variants: int, report: Progress,
+                 cancel: threading.Event | None, streamer: AudioStream | None,
+                 ) -> tuple[torch.Tensor, list[Window], torch.Tensor | None, bool, PassCount]:
+        """The windowed token loop: each window's codes from its prompt (the music before it) and, for a melody
+        model, the chroma of the melody under its own time. Returns (codes [B, K, frames] with the given ones
+        first, the windows done, the first window's chroma, whether it stopped early, the decoder passes)."""
+        assert self.backend is not None
+        rate, backend = self.frame_rate, self.backend
+        context = 0 if given is None else int(given.shape[-1])
+        passes = PassCount()
+
+        def describe(step: int, total: int, label: str) -> str:
+            return f"Generating: step {step} of {total}" + (f" ({label})" if label else "")
+
+        # the fast loop stops between steps and keeps what it finished; stock generate is stopped by the watcher
+        watcher = StepWatcher(decode_steps(windows, self.delay), report, (0.05, 0.95), describe,
+                              None if backend.stops_itself else cancel)
+        sampling = dict(do_sample=True, top_k=int(params.top_k), top_p=params.top_p if params.top_p > 0 else 1.0,
+                        temperature=params.temperature, guidance_scale=params.guidance_scale)
+        torch.manual_seed(seed)  # stock generate samples with torch's global generator
+        generator = torch.Generator(self.device).manual_seed(seed)  # the fast loop: this request's own
+        report(0.05, "Generating")
+        codes, first_chroma, done, stopped = given, None, [], False
+        started = time.perf_counter()
+        for index, window in enumerate(windows):
+            prompt_len = window.start - window.context_start  # frames of earlier music the window starts from
+            prompt_codes = codes[..., window.context_start : window.start] if prompt_len else None
+            features = None
+            if melody is not None:
+                assert self.chroma is not None
+                # As audiocraft: one window follows the melody as given; a longer piece gives each window
+                # WINDOW_S seconds of the melody from the window's own time on, the melody looping.
+                offset = (window.context_start / rate) % melody.duration
+                window = Window(window.context_start, window.start, window.end, round(offset, 3))
+                segment = (melody.audio if len(windows) == 1
+                           else looped(melody.audio, melody.sample_rate, offset, WINDOW_S))
+                chroma = model_thread().call(self.chroma, segment, melody.sample_rate)  # [1, frames, 12]
+                first_chroma = chroma if first_chroma is None else first_chroma
+                features = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
+            if len(windows) > 1:
+                watcher.label = f"window {index + 1} of {len(windows)}"
+            on_frames = None
+            if streamer is not None:
+                on_frames = (lambda window_codes, before=codes, prompt_len=prompt_len: streamer(
+                    window_codes if before is None else torch.cat([before, window_codes[..., prompt_len:]], -1)))
+            try:
+                out = backend.decode_window(inputs, prompt_codes, window.end - window.start + self.delay, sampling,
+                                            watcher, features, cancel, on_frames, generator, passes)
+            except GenerationCancelled:
+                if codes is None or codes.shape[-1] <= context:
+                    raise
+                stopped = True
+                break
+            fresh = out[..., prompt_len:]
+            codes = fresh if codes is None else torch.cat([codes, fresh], dim=-1)
+            done.append(window)
+            if streamer is not None:
+                streamer(codes)
+            if fresh.shape[-1] < window.end - window.start:
+                stopped = True  # the loop stopped inside this window: keep what it finished
+                break
+        if codes is None or (stopped and codes.shape[-1] <= context):
+            raise GenerationCancelled("Generation was stopped before any music was finished.")
+        if watcher.step:
+            self._step_seconds = (time.perf_counter() - started) / watcher.step
+        return codes, done, first_chroma, stopped, passes
+
+    def decode(self, codes: torch.Tensor, seconds: float) -> np.ndarray:
+        """Codes [B, K, frames] -> audio float32 [B, channels, T] in [-1, 1], exactly ``seconds`` long (EnCodec on
+        the model thread; cut, or padded with silence)."""
+        audio = model_thread().call(decode_codes, self.model, codes).float().cpu().numpy()
+        n_samples = int(round(seconds * self.sample_rate))
+        audio = audio[..., :n_samples]
+        if audio.shape[-1] < n_samples:
+            audio = np.pad(audio, ((0, 0), (0, 0), (0, n_samples - audio.shape[-1])))
+        return np.clip(audio, -1.0, 1.0).astype(np.float32)
+
+
+def get_musicgen_model(name: str | None = None, device: str | None = None, melody: bool = False) -> MusicGenModel:
+    """The runtime's model for the text or melody role; choosing another checkpoint frees the previous one first."""
+    name = (name or default_model_name(melody)).strip()
+    return model_cache().get("melody" if melody else "text", name, device,
+                             lambda: MusicGenModel(name, device, melody))

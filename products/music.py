@@ -1,0 +1,93 @@
+"""The files of a MusicGen result, for the page and the command line alike: each variant as WAV (and MP3), the
+parameters as JSON (to make the same music again), the waveform/spectrogram picture and the melody's chroma;
+and reading a parameters JSON back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.musicgen import MusicResult
+from utils.audio import write_mp3, write_wav
+from utils.plots import chroma_png, spectrograms_png
+from utils.provenance import music_provenance
+
+TASKS = ("text_to_music", "melody_to_music")
+
+
+@dataclass(frozen=True)
+class MusicFiles:
+    """What ``write_music`` wrote: one WAV (and MP3) per variant, the parameters, the pictures asked for."""
+
+    wavs: list[Path]
+    mp3s: list[Path]
+    params: Path
+    picture: Path | None = None
+    chroma: Path | None = None
+
+    @property
+    def downloads(self) -> list[Path]:
+        """The files offered for download: WAVs, MP3s, then the parameters."""
+        return [*self.wavs, *self.mp3s, self.params]
+
+
+def write_music(result: MusicResult, out: Path, stem: str, mp3: bool = True, picture: bool = True,
+                params_name: str | None = None) -> MusicFiles:
+    """Write a result's files into ``out``, every audio file tagged as made with AI.
+
+    Args:
+        stem: the start of the file names: ``{stem}_seed{seed}_v{n}.wav``.
+        mp3: also write each variant as MP3.
+        picture: draw the waveforms and spectrograms (and the melody's chroma when the result has one).
+        params_name: the parameters file's name; default ``{stem}_seed{seed}.json``.
+    """
+    n = result.audio.shape[0]
+    tags = music_provenance(result.params, result.seed).tags()
+    base = f"{stem}_seed{result.seed}"
+    wavs = [write_wav(out / f"{base}_v{i + 1}.wav", result.audio[i].T, result.sample_rate, tags) for i in range(n)]
+    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", result.audio[i].T, result.sample_rate, tags) for i in range(n)]
+            if mp3 else [])
+    params = out / (params_name or f"{base}.json")
+    params.write_text(json.dumps(result.params, indent=2, ensure_ascii=False))
+    drawing = chroma = None
+    if picture:
+        drawing = spectrograms_png(result.audio, result.sample_rate, out / f"{base}.png",
+                                   titles=[f"variant {i + 1}" for i in range(n)])
+        if result.chroma is not None and result.chroma_rate:
+            chroma = chroma_png(result.chroma, result.chroma_rate, out / "chroma.png", "Melody chroma the model follows")
+    return MusicFiles(wavs, mp3s, params, drawing, chroma)
+
+
+def read_params(path: str | Path | None, task: str) -> dict[str, Any]:
+    """A result's parameters file, read back to make the same music again on the tab of ``task``.
+
+    Raises:
+        ValueError: no file, not JSON, not a parameters file of this app, or one from the other task.
+    """
+    if not path:
+        raise ValueError("Choose a parameters file (the .json in a result's downloads).")
+    try:
+        made = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"This is not a parameters file: {e}") from e
+    if not isinstance(made, dict) or made.get("task") not in TASKS:
+        raise ValueError("This JSON is not a parameters file of this app (it has no \"task\").")
+    if made["task"] != task:
+        other = "melody" if made["task"] == "melody_to_music" else "text"
+        raise ValueError(f"These parameters come from the {other} tab: load them there.")
+    return made
+
+
+def params_notes(made: dict[str, Any]) -> str:
+    """What reproducing from a parameters record needs beyond its settings (the audio it used is not in it)."""
+    notes = [f"Loaded the settings of seed {made.get('seed')}."]
+    if made.get("task") == "melody_to_music":
+        notes.append(f"Give the same melody ({made.get('melody_seconds', '?')} s used): it is not in the file.")
+    elif made.get("clip_seconds"):
+        notes.append(f"This result continued a clip ({made['clip_seconds']} s used): give the same clip.")
+    if made.get("extended_from_seconds"):
+        notes.append(f"It extended an earlier result ({made['extended_from_seconds']} s): these settings remake "
+                     "the earlier piece's settings, not its music; generate it first, then Extend.")
+    return " ".join(notes)
