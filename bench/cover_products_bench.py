@@ -5,7 +5,7 @@ The publishable cover's products on a 3.5-minute song: MIDI, audio, score and th
 The song is the same 3.5-minute looped chorale with drums as ``bench.pop2piano_bench``; the notes come from the
 full-size Pop2Piano with random weights through the app's wrapper (every chunk runs to its token limit, so the
 arrangement is denser than a trained model's: an upper bound for drawing and engraving). Each product is made by
-the same function the app and the batch command call (``utils/cover.py``), and timed on its own.
+the same function the app and the batch command call (``products/piano.py``), and timed on its own.
 
     python -m bench.cover_products_bench --song-seconds 210
 """

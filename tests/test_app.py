@@ -143,7 +143,7 @@ def text_event(app_module, *args, session: str = "a", progress=no_progress) -> l
 def test_text_to_music_event(tiny_app):
     events = list(tiny_app.text_to_music("lo fi hip hop", "", 2, 250, 0, 1.0, 3.0, "11", 2,
                                          request=FakeRequest("a"), progress=no_progress))
-    from ui.music import live_playback
+    from ui.streaming import live_playback
 
     assert len(events) >= 2 or not live_playback()  # streamed chunks first (where ffmpeg can stream), then results
     outputs = last(events)

@@ -1,0 +1,75 @@
+"""The house's floors (docs/ARCHITECTURE.md), checked from the source: no import runs back up a floor, no torch in
+the UI, no Gradio below it, and the map names every room."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# app -> ui / cli -> products / batch -> models (the runtime among them) -> utils; a room imports its own floor or
+# the floors below it, never one above.
+FLOORS = {"app": 5, "ui": 4, "cli": 4, "products": 3, "batch": 3, "models": 2, "utils": 1}
+NO_TORCH = ("app", "ui", "cli", "products", "batch")  # model compute lives in models/ only
+NO_GRADIO = ("products", "batch", "models", "utils")  # the page's framework stays on the page's floor
+
+
+def modules() -> list[Path]:
+    """Every module of the house (the floors), without tests, benchmarks and examples."""
+    found = [ROOT / "app.py", ROOT / "cli.py"]
+    for package in ("ui", "products", "batch", "models", "utils"):
+        found += sorted((ROOT / package).rglob("*.py"))
+    return found
+
+
+def floor_of(path: Path) -> str:
+    return path.relative_to(ROOT).parts[0].removesuffix(".py")
+
+
+def imported(source: str) -> list[tuple[str, int]]:
+    """The top-level names a module imports, anywhere in it (functions included), with line numbers."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names += [(alias.name.split(".")[0], node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append((node.module.split(".")[0], node.lineno))
+    return names
+
+
+def violations(floor: str, source: str) -> list[str]:
+    """What in ``source`` (a module on ``floor``) breaks the floors' rules."""
+    found = []
+    for name, line in imported(source):
+        if name in FLOORS and FLOORS[name] > FLOORS[floor]:
+            found.append(f"line {line}: {floor} imports {name}, a floor above it")
+        if name == "torch" and floor in NO_TORCH:
+            found.append(f"line {line}: torch in {floor} (model compute belongs in models/)")
+        if name == "gradio" and floor in NO_GRADIO:
+            found.append(f"line {line}: gradio in {floor} (the page's framework stays in ui/ and app.py)")
+    return found
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_import_runs_up_a_floor(path: Path) -> None:
+    assert violations(floor_of(path), path.read_text(encoding="utf-8")) == []
+
+
+def test_the_check_catches_an_import_up_a_floor() -> None:
+    """The rule itself fails where it should: a model importing the page, a helper importing a model, a function's
+    own import, torch in the UI, Gradio in a product writer."""
+    assert violations("models", "from ui.common import CONFIG\n")
+    assert violations("utils", "def f():\n    from models import runtime\n")
+    assert violations("ui", "import torch\n")
+    assert violations("products", "import gradio as gr\n")
+    assert not violations("ui", "from models import musicgen\nfrom products.music import write_music\n")
+
+
+def test_the_map_names_every_room() -> None:
+    """docs/ARCHITECTURE.md lists every module: a new room cannot appear without its line on the map."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = [str(p.relative_to(ROOT)) for p in modules()
+               if p.name != "__init__.py" and str(p.relative_to(ROOT)) not in text]
+    assert missing == []
