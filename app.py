@@ -27,18 +27,9 @@ from ui.common import (  # noqa: E402
     on_zero_gpu,
     runtime_line,
 )
-from ui.music import (  # noqa: E402
-    APP_DEFAULT_MODEL,
-    MUSIC_API_DOCS,
-    build_melody_tab,
-    build_text_tab,
-    melody_preview,
-    melody_to_music,
-    model_choices,
-    music_model_status,
-    stop_generation,
-    text_to_music,
-)
+from ui.music import APP_DEFAULT_MODEL, melody_preview, melody_to_music, stop_generation, text_to_music  # noqa: E402
+from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
+from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 
 from models import musicgen, pop2piano, runtime, separator  # noqa: E402

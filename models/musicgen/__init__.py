@@ -1,5 +1,6 @@
 """MusicGen and MusicGen-Melody, shaped as audiocraft's ``MusicGen`` (one file per job):
 
+- ``checkpoints``: which checkpoint (hub ids, env vars) and how it loads;
 - ``model``: the model object, its entry points and the windowed token loop, and the role's cache entry;
 - ``inputs``: settings, prompt and seed checks, ``SamplingParams``, the melody and clip inputs;
 - ``windows``: window planning for pieces past 30 s;
@@ -9,6 +10,19 @@
 - ``streaming``: audio chunks while a piece is made.
 """
 
+from models.musicgen.checkpoints import (
+    CPU_INT8_ENV_VAR,
+    DEFAULT_MELODY_MODEL,
+    DEFAULT_MUSICGEN_MODEL,
+    FAST_PATH_ENV_VAR,
+    MELODY_CHECKPOINTS,
+    MELODY_CLI_FLAG,
+    MELODY_ENV_VAR,
+    MUSICGEN_CLI_FLAG,
+    MUSICGEN_ENV_VAR,
+    TEXT_CHECKPOINTS,
+    default_model_name,
+)
 from models.musicgen.inputs import (
     DEFAULT_DURATION_S,
     DEFAULT_GUIDANCE_SCALE,
@@ -42,19 +56,8 @@ from models.musicgen.inputs import (
     unknown_prompt_parts,
 )
 from models.musicgen.model import (
-    CPU_INT8_ENV_VAR,
-    DEFAULT_MELODY_MODEL,
-    DEFAULT_MUSICGEN_MODEL,
-    FAST_PATH_ENV_VAR,
-    MELODY_CHECKPOINTS,
-    MELODY_CLI_FLAG,
-    MELODY_ENV_VAR,
-    MUSICGEN_CLI_FLAG,
-    MUSICGEN_ENV_VAR,
-    TEXT_CHECKPOINTS,
     MusicGenModel,
     MusicResult,
-    default_model_name,
     get_musicgen_model,
 )
 from models.musicgen.streaming import AudioStream

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import secrets
 import threading
 import time
@@ -21,17 +20,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import (
-    AutoConfig,
-    AutoTokenizer,
-    MusicgenForConditionalGeneration,
-    MusicgenMelodyForConditionalGeneration,
-)
+from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
 from models.devices import env_flag, pick_device, pick_dtype
-from models.memory import return_freed_memory
 from models.musicgen.backends import FastBackend, StockBackend, build_backend
-from models.musicgen.codec import codebook_delays, decode_codes, encode_audio, fold_weight_norm, share_frozen_parts
+from models.musicgen.checkpoints import (
+    CPU_INT8_ENV_VAR,
+    FAST_PATH_ENV_VAR,
+    MELODY_CLI_FLAG,
+    MELODY_ENV_VAR,
+    MUSICGEN_CLI_FLAG,
+    MUSICGEN_ENV_VAR,
+    check_kind_by_name,
+    default_model_name,
+    load_checkpoint,
+)
+from models.musicgen.codec import codebook_delays, decode_codes, encode_audio
 from models.musicgen.fast_loop import PassCount
 from models.musicgen.inputs import (
     DEFAULT_STRIDE_S,
@@ -48,49 +52,16 @@ from models.musicgen.inputs import (
     unknown_prompt_note,
     unknown_prompt_parts,
 )
-from models.musicgen.layers import quantize_decoder_int8
 from models.musicgen.streaming import AudioStream
 from models.musicgen.windows import Window, decode_steps, plan_windows
 from models.progress import GenerationCancelled, StepWatcher
 from models.runtime import model_cache, model_thread
 from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
-from models.sources import ModelLoadError, ModelSource, load_or_explain
+from models.sources import ModelLoadError, load_or_explain
 from utils.chroma import ChromaExtractor
 from utils.progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
-
-FAST_PATH_ENV_VAR = "MUSICGEN_FAST_PATH"  # "0" = stock transformers generate
-CPU_INT8_ENV_VAR = "MUSICGEN_CPU_INT8"  # "0" = keep float32 decoder weights on CPU
-MUSICGEN_ENV_VAR = "MUSICGEN_MODEL"
-MUSICGEN_CLI_FLAG = "--musicgen-model"
-DEFAULT_MUSICGEN_MODEL = "facebook/musicgen-small"
-MELODY_ENV_VAR = "MUSICGEN_MELODY_MODEL"
-MELODY_CLI_FLAG = "--melody-model"
-DEFAULT_MELODY_MODEL = "facebook/musicgen-melody"
-
-TEXT_CHECKPOINTS = (
-    "facebook/musicgen-small",
-    "facebook/musicgen-medium",
-    "facebook/musicgen-large",
-    "facebook/musicgen-stereo-small",
-    "facebook/musicgen-stereo-medium",
-    "facebook/musicgen-stereo-large",
-)
-MELODY_CHECKPOINTS = (
-    "facebook/musicgen-melody",
-    "facebook/musicgen-melody-large",
-    "facebook/musicgen-stereo-melody",
-    "facebook/musicgen-stereo-melody-large",
-)
-
-
-
-def default_model_name(melody: bool) -> str:
-    """The checkpoint from ``$MUSICGEN_MODEL`` / ``$MUSICGEN_MELODY_MODEL``, else the official default."""
-    env, default = (MELODY_ENV_VAR, DEFAULT_MELODY_MODEL) if melody else (MUSICGEN_ENV_VAR, DEFAULT_MUSICGEN_MODEL)
-    return os.environ.get(env, "").strip() or default
-
 
 @dataclass
 class MusicResult:
@@ -197,11 +168,7 @@ class MusicGenModel:
 
     def check_kind_by_name(self) -> None:
         """Fail early, without loading, when a known text-only checkpoint is chosen for the melody tab."""
-        if self.melody and self.name in TEXT_CHECKPOINTS:
-            raise ValueError(
-                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
-                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
-            )
+        check_kind_by_name(self.name, self.melody)
 
     def load(self) -> None:
         """Load the model and tokenizer once, on the model thread.
@@ -218,39 +185,12 @@ class MusicGenModel:
             if self.model is not None:
                 return
             env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
-            self.model, self.tokenizer, self.chroma = load_or_explain(self.what, self.name, env, flag, self._from_source)
+            self.model, self.tokenizer, self.chroma, self.shared = load_or_explain(
+                self.what, self.name, env, flag,
+                lambda source: load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8))
             # one backend per loaded model: every request's decode joins its loop, so requests share its passes
             self.backend = build_backend(self.model, self.fast_path)
             logger.info("Loaded %s %s on %s (%s)", self.what, self.name, self.device, self.dtype)
-
-    def _from_source(self, source: ModelSource):
-        kwargs = {"local_files_only": source.local_files_only}
-        config = AutoConfig.from_pretrained(source.location, **kwargs)
-        if config.model_type not in {"musicgen", "musicgen_melody"}:
-            raise ValueError(f"`{self.name}` is a `{config.model_type}` checkpoint, not MusicGen.")
-        is_melody = config.model_type == "musicgen_melody"
-        if self.melody and not is_melody:
-            raise ValueError(
-                f"`{self.name}` is a text-only MusicGen checkpoint; melody conditioning needs a MusicGen-Melody "
-                f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
-            )
-        model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
-        model = model_class.from_pretrained(source.location, dtype=self.dtype, **kwargs).to(self.device).eval()
-        if self.int8:
-            model = quantize_decoder_int8(model)  # layer by layer; the model lets go of the mapped checkpoint
-        fold_weight_norm(model.audio_encoder)  # EnCodec's weights computed once, not at every decode (exact)
-        self.shared = share_frozen_parts(model)
-        return_freed_memory()  # the float32 layers the int8 ones replaced, and any duplicate T5/EnCodec
-        tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
-        chroma = None
-        if is_melody:
-            folder = source.location
-            if not source.is_local:
-                from huggingface_hub import snapshot_download
-
-                folder = snapshot_download(source.location, allow_patterns=["preprocessor_config.json"], **kwargs)
-            chroma = ChromaExtractor.from_pretrained(folder)
-        return model, tokenizer, chroma
 
     def unload(self) -> None:
         """Drop the model (the runtime's cache returns its memory)."""

@@ -1,0 +1,292 @@
+"""The layout of the "Text to music" and "Melody to music" tabs, and their wiring to the events in ``ui.music``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from models import musicgen, separator
+from models.sources import describe_source
+from ui.common import CONFIG, MODEL_QUEUE
+from ui.music import (
+    APP_DEFAULT_MODEL,
+    clip_preview,
+    estimate_line,
+    extend_music,
+    load_melody_params,
+    load_text_params,
+    melody_loaded,
+    melody_preview,
+    melody_to_music,
+    stop_generation,
+    text_to_music,
+)
+from ui.music_docs import MUSIC_API_DOCS
+from ui.streaming import stream_player
+
+TEXT_PROMPT_EXAMPLES = [
+    "An 80s driving pop song with heavy drums and synth pads in the background",
+    "A cheerful country song with acoustic guitars",
+    "90s rock song with electric guitar and heavy drums",
+    "a light and cheerful EDM track, with syncopated drums, airy pads, and strong emotions, bpm: 130",
+    "lo-fi hip hop with warm piano and vinyl crackle, 80 bpm",
+]
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_MELODIES = [  # hummed or played public-domain tunes (examples/make_examples.py)
+    ("melody_ode_to_joy_hummed.ogg", "a grand orchestral arrangement with strings and horns"),
+    ("melody_twinkle_flute.ogg", "a lo-fi hip hop beat with warm piano"),
+]
+MELODY_PROMPT_EXAMPLES = [
+    "a grand orchestral arrangement with strings and horns",
+    "a jazz trio: upright bass, brushed drums, piano",
+    "an 8-bit chiptune with punchy square-wave leads",
+]
+
+
+def params_loader(tab: str) -> tuple[gr.File, gr.Markdown]:
+    """The "Reproduce from a parameters file" box of a MusicGen tab."""
+    with gr.Accordion("Reproduce a result from its parameters file (.json)", open=False, elem_id=f"{tab}-params-box"):
+        upload = gr.File(label="Parameters JSON", file_types=[".json"], elem_id=f"{tab}-params-file")
+        note = gr.Markdown(elem_id=f"{tab}-params-note")
+    return upload, note
+
+
+MODEL_LABEL = 'Model (hub id or local folder; "" = the one the app was started with)'
+
+
+def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
+    """The model dropdown's choices: the app's own checkpoint (value "") first, then the official ones."""
+    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
+    return [(f"{default} (the app's model)", APP_DEFAULT_MODEL), *((name, name) for name in official)]
+
+
+def music_model_status(name: str | None, melody_tab: bool) -> str:
+    """Where the chosen MusicGen checkpoint comes from (no network)."""
+    name = (name or "").strip() or (CONFIG.melody_model if melody_tab else CONFIG.musicgen_model)
+    line = f"**Model:** {describe_source(name)}"
+    if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
+        line += " · ⚠️ text-only checkpoint: choose a melody one"
+    if melody_tab:
+        line += " · " + separator_status()
+    return line
+
+
+def separator_status() -> str:
+    """Where the Demucs melody separator comes from, or why the whole mix will be used (no network)."""
+    name = CONFIG.separator_model
+    if name.lower() in separator.OFF_VALUES:
+        return f"**Melody separator:** off (`{separator.SEPARATOR_ENV_VAR}`): the chroma comes from the whole mix"
+    if not separator.demucs_installed():
+        return "**Melody separator:** ⚠️ `demucs` is not installed: the chroma comes from the whole mix"
+    return (f"**Melody separator:** {describe_source(name, separator.BAG_MARKER)}; if it cannot be loaded, the "
+            f"whole mix is used (set `{separator.SEPARATOR_CLI_FLAG}` or `{separator.SEPARATOR_ENV_VAR}` to a "
+            "folder holding the Demucs bag .yaml and .safetensors)")
+
+
+def text_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=False)
+
+
+def melody_model_status(name: str | None) -> str:
+    return music_model_status(name, melody_tab=True)
+
+
+def sampling_controls(tab: str) -> list[gr.components.Component]:
+    """Duration, sampling settings, seed, variants and window stride (the same in both MusicGen tabs).
+
+    Returns the controls in the event functions' parameter order; element ids start with ``tab``.
+    """
+    duration = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_DURATION_S,
+                         step=1, label=f"Duration (s; past {musicgen.WINDOW_S:.0f} s the piece grows window by window)",
+                         elem_id=f"{tab}-duration")
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            top_k = gr.Number(musicgen.DEFAULT_TOP_K, label="Top-k", precision=0, minimum=0, maximum=musicgen.MAX_TOP_K)
+            top_p = gr.Number(musicgen.DEFAULT_TOP_P, label="Top-p (0 = off)", minimum=0, maximum=1, step=0.05)
+            temperature = gr.Number(musicgen.DEFAULT_TEMPERATURE, label="Temperature", minimum=0.05, maximum=10,
+                                    step=0.05)
+            guidance = gr.Number(musicgen.DEFAULT_GUIDANCE_SCALE, label="Guidance scale (classifier-free)",
+                                 minimum=1, maximum=musicgen.MAX_GUIDANCE_SCALE, step=0.5)
+        stride = gr.Slider(musicgen.MIN_STRIDE_S, musicgen.MAX_STRIDE_S, value=musicgen.DEFAULT_STRIDE_S, step=1,
+                           label=f"Window stride (s): each window after the first adds this much and keeps the "
+                                 f"last {musicgen.WINDOW_S:.0f} s − stride as its start", elem_id=f"{tab}-stride")
+    with gr.Row():
+        seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42", elem_id=f"{tab}-seed")
+        variants = gr.Slider(1, musicgen.MAX_VARIANTS, value=1, step=1, label="Variants", elem_id=f"{tab}-variants")
+    return [duration, top_k, top_p, temperature, guidance, seed, variants, stride]
+
+
+def show_variants(variants: float) -> list[Any]:
+    """Show as many players as variants asked for."""
+    return [gr.Audio(visible=i < int(variants)) for i in range(musicgen.MAX_VARIANTS)]
+
+
+def music_result_panel(tab: str) -> list[gr.components.Component]:
+    """Variant players, picture, parameters, details and downloads (the same in both MusicGen tabs)."""
+    audios = [
+        gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
+                 elem_id=f"{tab}-variant-{i + 1}")
+        for i in range(musicgen.MAX_VARIANTS)
+    ]
+    details = gr.Markdown(elem_id=f"{tab}-details")
+    picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False,
+                       elem_id=f"{tab}-picture")
+    with gr.Accordion("Parameters (to reproduce this result)", open=False):
+        params = gr.JSON(label="Parameters", elem_id=f"{tab}-params")
+    return [*audios, picture, params, details]
+
+
+def downloads_box(tab: str) -> gr.File:
+    return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
+                   elem_id=f"{tab}-downloads")
+
+
+def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
+    with gr.Row():
+        seconds = gr.Slider(musicgen.MIN_DURATION_S, musicgen.MAX_DURATION_S, value=musicgen.DEFAULT_STRIDE_S,
+                            step=1, label="Extend by (s)", elem_id=f"{tab}-extend-seconds", scale=3)
+        button = gr.Button("Extend this result", elem_id=f"{tab}-extend", scale=1)
+    return seconds, button
+
+
+
+
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
+    """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
+    "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
+            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="text-model")
+            controls = sampling_controls("text")
+            with gr.Accordion("Continue a clip (optional)", open=False):
+                clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                label=f"Clip to continue ({musicgen.MIN_CLIP_SECONDS:.0f}-"
+                                      f"{musicgen.MAX_CLIP_SECONDS:.0f} s)", elem_id="text-clip")
+                with gr.Row():
+                    clip_start = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                           label="Clip start (s)", elem_id="text-clip-start")
+                    clip_end = gr.Slider(0, musicgen.MAX_MELODY_FILE_SECONDS, value=0, step=0.1,
+                                         label="Clip end (s, 0 = end)", elem_id="text-clip-end")
+                clip_part = gr.Audio(type="filepath", label="Part continued", interactive=False,
+                                     elem_id="text-clip-preview")
+                clip_info = gr.Markdown(elem_id="text-clip-info")
+            params_file, params_note = params_loader("text")
+            estimate = gr.Markdown(elem_id="text-estimate")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="text-run")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="text-stop")
+            gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+        with gr.Column():
+            stream = stream_player("text")
+            outputs = music_result_panel("text")
+            downloads = downloads_box("text")
+            extend_seconds, extend = extend_row("text")
+            use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
+    state = gr.State(None)
+    event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
+                      outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
+                      api_description=MUSIC_API_DOCS["text_to_music"],
+                      concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, downloads, state, stream],
+                            api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
+                            concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
+    gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
+          outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+    params_file.upload(load_text_params, inputs=params_file,
+                       outputs=[prompt, model, *controls, clip_start, clip_end, params_note],
+                       api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+    return model, status, use_as_melody, outputs[0]
+
+
+def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Button, events: list,
+                status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str) -> None:
+    """The events both MusicGen tabs share: variants shown, Stop, the model's status line, the time estimate."""
+    duration, variants, stride = controls[0], controls[6], controls[7]
+    variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
+                    api_visibility="private", queue=False)
+    # Stop sets this session's flag: the loop ends at the next step and the finished part comes back
+    stop.click(stop_generation, inputs=None, outputs=None, api_name=stop_name,
+               api_description=MUSIC_API_DOCS["stop"], queue=False)
+    model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
+                 api_visibility="private")
+    def estimate(m: str | None, d: float, v: float, s: float) -> str:
+        return estimate_line(melody_tab, m, d, v, s)
+
+    gr.on([duration.change, variants.change, stride.change, model.change], estimate,
+          inputs=[model, duration, variants, stride], outputs=estimate_box, api_visibility="private", queue=False)
+    for event in events:  # after a run the speed on this machine is known: refresh the estimate
+        event.then(estimate, inputs=[model, duration, variants, stride], outputs=estimate_box,
+                   api_visibility="private", queue=False)
+
+
+def example_melodies() -> list[list[str]]:
+    """The example melodies that are present, as [path, prompt] rows for gr.Examples."""
+    return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
+
+
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
+    """The "Melody to music" tab. Returns its model dropdown, status line and melody input."""
+    status = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
+                              elem_id="melody-input")
+            with gr.Row():
+                start = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim start (s)")
+                end = gr.Slider(0, musicgen.MAX_MELODY_SECONDS, value=0, step=0.1, label="Trim end (s, 0 = end)")
+            preview = gr.Audio(type="filepath", label="Part of the melody used", interactive=False,
+                               elem_id="melody-preview")
+            preview_info = gr.Markdown(elem_id="melody-preview-info")
+            prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
+                                placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
+            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+                                label=MODEL_LABEL, elem_id="melody-model")
+            source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
+                              value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",
+                              info="Separated: drums and bass are removed first (Demucs), as audiocraft does, so a "
+                                   "full song's chroma follows its tune rather than its bass line.",
+                              elem_id="melody-source")
+            controls = sampling_controls("melody")
+            params_file, params_note = params_loader("melody")
+            estimate = gr.Markdown(elem_id="melody-estimate")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="melody-run")
+                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="melody-stop")
+            gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+            melodies = example_melodies()
+            if melodies:
+                gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)")
+        with gr.Column():
+            stream = stream_player("melody")
+            outputs = music_result_panel("melody")
+            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
+                              elem_id="melody-chroma")
+            downloads = downloads_box("melody")
+            extend_seconds, extend = extend_row("melody")
+    state = gr.State(None)
+    melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
+                  api_visibility="private")
+    gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
+          api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
+    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
+                      outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
+                      api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
+                      show_progress_on=outputs[0])
+    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+                            outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
+                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+                            show_progress_on=outputs[0])
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
+    params_file.upload(load_melody_params, inputs=params_file,
+                       outputs=[prompt, model, *controls, start, end, source, params_note],
+                       api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+    return model, status, melody
