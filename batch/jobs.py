@@ -45,18 +45,13 @@ class PianoCoverWork:
         return work
 
     def cover(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-        from models import pop2piano
         from products import piano as products
-        from utils.audio import write_wav
 
         timings: dict[str, float] = {}
         t = time.perf_counter()
         cover, song, sr = model.cover_file(item.input, item.settings["style"], max_seconds=self.max_seconds)
         timings["cover"] = time.perf_counter() - t
-        stem = Path(item.input).stem[:60] or "song"
-        song_wav = write_wav(folder / ".original.wav", song, sr)  # for mixes and the video; not a product
-        job = products.CoverJob(cover.grid, cover.beats.bpm, pop2piano.composer_label(cover.composer), self.model,
-                                stem, folder, song_wav, song.shape[0] / sr)
+        job = products.start_cover(cover, song, sr, self.model, item.input, folder)  # the song: not a product
         files: list[Path] = []
         t = time.perf_counter()
         if "midi" in self.products:
@@ -82,7 +77,7 @@ class PianoCoverWork:
             timings["video"] = time.perf_counter() - t
         if self.audio_format == "mp3":
             files = [to_mp3(f, job.provenance(self.instrument).tags()) if f.suffix == ".wav" else f for f in files]
-        song_wav.unlink()
+        job.song_wav.unlink()
         for leftover in folder.glob("*.wav"):  # renders kept only when asked for
             if leftover not in files:
                 leftover.unlink()

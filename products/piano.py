@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from models.pop2piano import PianoCover, composer_label
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav
 from utils.midi import (
     DEFAULT_INSTRUMENT,
@@ -67,6 +70,17 @@ class CoverJob:
 
     def path(self, suffix: str) -> Path:
         return self.out / f"{self.stem}_{suffix}"
+
+
+def start_cover(cover: PianoCover, song: np.ndarray, sample_rate: int, model: str, song_path: str | None,
+                out: Path) -> CoverJob:
+    """The job of a cover just made: file names from the song's name, and the song [T] at ``sample_rate`` Hz written
+    beside the products as ``{stem}_original.wav`` (for mixes and the video's soundtrack)."""
+    assert cover.grid is not None
+    stem = (Path(song_path).stem[:60] if song_path else "") or "song"
+    song_wav = write_wav(out / f"{stem}_original.wav", song, sample_rate)
+    return CoverJob(cover.grid, cover.beats.bpm, composer_label(cover.composer), model, stem, out, song_wav,
+                    song.shape[0] / sample_rate)
 
 
 @dataclass(frozen=True)
@@ -198,6 +212,7 @@ __all__ = [
     "MidiFiles",
     "ScoreFiles",
     "render_cover",
+    "start_cover",
     "write_audio",
     "write_midis",
     "write_mix",

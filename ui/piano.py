@@ -17,7 +17,6 @@ from models.sources import describe_source
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
-from utils.audio import write_wav
 from utils.beats import essentia_available
 from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS, fluidsynth_available
 from utils.plots import piano_roll_png
@@ -124,20 +123,13 @@ def piano_cover(
     try:
         cover, song, sr = make_cover(song_path, style, progress)
         progress(0.93, desc="Writing the MIDI and rendering the audio")
-        out = new_run_dir("piano-cover")
-        stem = Path(song_path).stem[:60] if song_path else "song"
-        song_wav = write_wav(out / f"{stem}_original.wav", song, sr)
-        assert cover.grid is not None
-        job = products.CoverJob(
-            cover.grid, cover.beats.bpm, pop2piano.composer_label(cover.composer), CONFIG.piano_model, stem, out,
-            song_wav, song.shape[0] / sr,
-        )
+        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, new_run_dir("piano-cover"))
         midis = products.write_midis(job, instrument)
         audio = products.write_audio(job, instrument, balance)
         progress(0.96, desc="Engraving the score")
         score = products.write_score(job, bool(easier))
         roll = piano_roll_png(
-            cover.midi, out / f"{stem}_piano_roll.png", beat_times=cover.beats.times,
+            cover.midi, job.path("piano_roll.png"), beat_times=cover.beats.times,
             title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",
         )
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
