@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "with a 'path' column and an optional 'style' column")
     piano.add_argument(pop2piano.PIANO_COVER_CLI_FLAG, dest="piano_model",
                        default=pop2piano.default_model_name(), help=f"env {pop2piano.PIANO_COVER_ENV_VAR}")
-    piano.add_argument("--style", default=pop2piano.DEFAULT_COMPOSER, help="composer1..composer21 or random (a list's column wins)")
+    piano.add_argument("--style", default=pop2piano.DEFAULT_COMPOSER,
+                       help="composer1..composer21 or random (a list's column wins)")
     piano.add_argument("--products", nargs="+", choices=PIANO_PRODUCTS, default=list(DEFAULT_PIANO_PRODUCTS),
                        help="midi: tempo-mapped + constant-tempo MIDI; audio: the cover; mix: cover + original; "
                             "score: MusicXML + PDF; video: falling-notes MP4")

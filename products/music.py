@@ -56,7 +56,8 @@ def write_music(result: MusicResult, out: Path, stem: str, mp3: bool = True, pic
         drawing = spectrograms_png(result.audio, result.sample_rate, out / f"{base}.png",
                                    titles=[f"variant {i + 1}" for i in range(n)])
         if result.chroma is not None and result.chroma_rate:
-            chroma = chroma_png(result.chroma, result.chroma_rate, out / "chroma.png", "Melody chroma the model follows")
+            chroma = chroma_png(result.chroma, result.chroma_rate, out / "chroma.png",
+                                "Melody chroma the model follows")
     return MusicFiles(wavs, mp3s, params, drawing, chroma)
 
 

@@ -43,7 +43,8 @@ PIANO_API_DOCS = {
         "Arrange a song for piano with Pop2Piano. `song_path` (required): a wav, mp3, flac or ogg file of "
         f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit (--max-song-seconds, default "
         f"{pop2piano.DEFAULT_MAX_SONG_SECONDS / 60:g} minutes); `style`: the arranger, composer1..composer21 or "
-        f"random (default {pop2piano.DEFAULT_COMPOSER}); `balance`: the mix, 0 = original only, 1 = cover only (default "
+        f"random (default {pop2piano.DEFAULT_COMPOSER}); `balance`: the mix, 0 = original only, 1 = cover only "
+        "(default "
         f"{DEFAULT_BALANCE:g}); `instrument`: the General MIDI instrument the cover is played on, one of "
         f"{', '.join(INSTRUMENTS)} (default {DEFAULT_INSTRUMENT}); `easier`: true for a score thinned to "
         f"{MAX_NOTES_PER_HAND} notes a hand within a tenth (default false). Returns the cover WAV (44.1 kHz), the "
@@ -229,7 +230,8 @@ def build_piano_cover_tab() -> gr.Markdown:
         with gr.Column():
             song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)",
                             elem_id="piano-song")
-            style = gr.Dropdown(STYLE_CHOICES, value=pop2piano.DEFAULT_COMPOSER, label="Arranger style", elem_id="piano-style")
+            style = gr.Dropdown(STYLE_CHOICES, value=pop2piano.DEFAULT_COMPOSER, label="Arranger style",
+                                elem_id="piano-style")
             instrument = gr.Dropdown(list(INSTRUMENTS), value=DEFAULT_INSTRUMENT, label="Played on",
                                      elem_id="piano-instrument")
             balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ cover",

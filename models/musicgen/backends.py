@@ -79,7 +79,8 @@ class StockBackend:
             stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
         )
         ids = watcher.last_ids
-        _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start, max_length=first.shape[1] + steps)
+        _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start,
+                                                            max_length=first.shape[1] + steps)
         ids = model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
         return undelay(ids.view(batch, k, -1), codebook_delays(model.config.decoder))
 

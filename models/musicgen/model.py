@@ -63,6 +63,7 @@ from utils.progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class MusicResult:
     """Generated music.
@@ -77,6 +78,7 @@ class MusicResult:
         codes: the audio codes [variants, codebooks, frames], to extend the piece later.
         windows: how the piece was made, window by window.
         stopped: True when the user stopped it; ``audio`` holds what was finished.
+        chroma_rate: frames a second of ``chroma`` (None without one).
     """
 
     audio: np.ndarray
@@ -88,12 +90,11 @@ class MusicResult:
     codes: np.ndarray | None = None
     windows: list[Window] = field(default_factory=list)
     stopped: bool = False
+    chroma_rate: float | None = None
 
     @property
     def duration(self) -> float:
         return self.audio.shape[-1] / self.sample_rate
-
-    chroma_rate: float | None = None  # frames a second of ``chroma``
 
 
 @dataclass
