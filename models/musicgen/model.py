@@ -36,7 +36,7 @@ from models.musicgen.checkpoints import (
     load_checkpoint,
 )
 from models.musicgen.codec import codebook_delays, decode_codes, encode_audio
-from models.musicgen.fast_loop import PassCount
+from models.musicgen.fast_loop import FastMusicgen, PassCount
 from models.musicgen.inputs import (
     DEFAULT_STRIDE_S,
     MAX_SEED,
@@ -147,7 +147,7 @@ class MusicGenModel:
         return self.model is not None
 
     @property
-    def loop(self):
+    def loop(self) -> FastMusicgen | None:
         """The fast loop every request's decode joins (None when the stock backend decodes)."""
         return self.backend.loop if isinstance(self.backend, FastBackend) else None
 
