@@ -306,7 +306,7 @@ class PianoCoverModel:
                 f"{n_unfinished} of {n_chunks} chunks reached the {max_tokens_per_chunk}-token limit "
                 "without finishing; they were kept as far as they went."
             )
-        grid = self._decode_grid(token_ids, features)
+        grid = self._decode_grid(token_ids, features).cut_at(audio.shape[0] / sample_rate)  # none past the end
         midi = grid_to_pretty_midi(grid, bpm=beats.bpm)
         return PianoCover(midi, beats, composer, n_chunks, n_unfinished, warnings, grid)
 

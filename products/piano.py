@@ -9,6 +9,7 @@ batch command line both call these functions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +71,18 @@ class CoverJob:
 
     def path(self, suffix: str) -> Path:
         return self.out / f"{self.stem}_{suffix}"
+
+    @property
+    def song(self) -> str:
+        """The song's name as people write it, from the file name ("rag_pop_118bpm" -> "Rag Pop")."""
+        return song_title(self.stem)
+
+
+def song_title(stem: str) -> str:
+    """A readable title from a file name: separators become spaces, tempo and take tags go ("118bpm", "v2"), each
+    word capitalised ("rag_pop_118bpm" -> "Rag Pop"); "Song" when nothing is left."""
+    words = [w for w in re.split(r"[\s_\-]+", stem) if w and not re.fullmatch(r"\d+bpm|v\d+|take\d*", w, re.I)]
+    return " ".join(w if w.isupper() else w[:1].upper() + w[1:] for w in words) or "Song"
 
 
 def start_cover(cover: PianoCover, song: np.ndarray, sample_rate: int, model: str, song_path: str | None,
@@ -167,8 +180,9 @@ class ScoreFiles:
     removed: int
 
 
-def write_score(job: CoverJob, easier: bool = False) -> ScoreFiles:
-    """Engrave the cover for two hands: MusicXML, PDF and page pictures; ``easier`` thins it to 4 notes a hand."""
+def write_score(job: CoverJob, easier: bool = False, paper: str = "a4") -> ScoreFiles:
+    """Engrave the cover for two hands: MusicXML, PDF and page pictures on ``paper`` (A4 or Letter), titled after
+    the song with the arranger style below; ``easier`` thins it to 4 notes a hand."""
     from utils import score
 
     hands = score.split_hands(job.grid)
@@ -177,12 +191,17 @@ def write_score(job: CoverJob, easier: bool = False) -> ScoreFiles:
     if easier:
         grid, hands = score.easier(job.grid, hands)
         removed = len(job.grid) - len(grid)
+    paper = score.check_paper(paper)
     what = "piano score, easier" if easier else "piano score"
     provenance = job.provenance(what=what)
-    built = score.build_score(grid, hands, job.bpm, provenance.title, provenance.text())
-    name = "score_easier" if easier else "score"
+    title = f"{job.song} — piano arrangement" + (" (easier)" if easier else "")
+    subtitle = f"{job.style} style"
+    built = score.build_score(grid, hands, job.bpm, title, provenance.text(), subtitle)
+    name = ("score_easier" if easier else "score") + ("" if paper == score.DEFAULT_PAPER else f"_{paper}")
     musicxml = score.write_musicxml(built, job.path(f"{name}.musicxml"))
-    engraving = score.engrave(musicxml, job.path(f"{name}.pdf"), job.path(name))
+    engraving = score.engrave(musicxml, job.path(f"{name}.pdf"), job.path(name), paper, title, subtitle,
+                              provenance.short(), f"Piano arrangement of {job.song}, {job.style} style, "
+                              "generated with AI", provenance.tags()["software"])
     return ScoreFiles(musicxml, engraving.pdf, engraving.pages, hard, easier, removed)
 
 

@@ -112,13 +112,66 @@ def test_score_has_two_staves_and_the_midis_notes(made):
     assert clefs == ["G", "F"]
     assert parsed.recurse().getElementsByClass("KeySignature").first() is not None
     text = files.musicxml.read_text()
-    assert "<credit" in text and "Generated with AI" in text and "tiny-pop2piano" in text
+    assert "<rights>Generated with AI" in text and "tiny-pop2piano" in text
+    assert "<work-title>Bwv66 — piano arrangement</work-title>" in text
     assert files.pdf.read_bytes()[:4] == b"%PDF" and len(files.pages) >= 1
     from PIL import Image
 
     with Image.open(files.pages[0]) as page:
         ink = np.asarray(page.convert("L")) < 128
         assert page.size[0] == 1240 and ink.mean() > 0.01  # something was engraved
+
+
+def ink_margins_mm(pdf_page) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) in millimetres between a rendered PDF page's edges and its ink."""
+    picture = np.asarray(pdf_page.render(scale=2).to_pil().convert("L"))
+    ink = np.argwhere(picture < 200)
+    height, width = picture.shape
+    per_mm = width / (pdf_page.get_size()[0] / 72 * 25.4)
+    return (ink[:, 1].min() / per_mm, ink[:, 0].min() / per_mm, (width - 1 - ink[:, 1].max()) / per_mm,
+            (height - 1 - ink[:, 0].max()) / per_mm)
+
+
+@pytest.mark.parametrize("paper,size_pt", [("a4", (595.3, 841.9)), ("letter", (612.0, 792.0))])
+def test_score_prints_on_the_paper_chosen_inside_12_mm_margins(made, paper, size_pt):
+    """Every PDF page has the paper's size, all its ink (staves, brace, title, credit) at least 12 mm from each
+    edge; the title comes from the song's name, the style is the subtitle, and the PDF says what it is."""
+    import pypdfium2 as pdfium
+
+    _, job = made
+    files = products.write_score(job, paper=paper)
+    pdf = pdfium.PdfDocument(str(files.pdf))
+    try:
+        assert len(pdf) == len(files.pages) >= 1
+        for number in range(len(pdf)):
+            page = pdf[number]
+            assert tuple(round(x, 1) for x in page.get_size()) == size_pt
+            assert min(ink_margins_mm(page)) >= 12.0, (number, ink_margins_mm(page))
+        first = pdf[0].get_textpage().get_text_range()
+        assert "Bwv66 — piano arrangement" in first and "Arranger 5 style" in first
+        assert "Generated with AI (Music demo) · tiny-pop2piano" in first  # the credit, whole, at the foot
+        meta = pdf.get_metadata_dict()
+    finally:
+        pdf.close()
+    assert meta["Title"] == "Bwv66 — piano arrangement" and "Arranger 5" in meta["Subject"]
+    assert meta["Creator"].startswith("Music demo")
+
+
+def test_no_note_outlasts_the_song(made):
+    """Pop2Piano's last chunk reaches past the song; the cover's notes stop at the song's end."""
+    cover, job = made
+    assert job.grid.ends.max() <= job.duration + 1e-6
+    assert max(n.end for n in notes_of(cover.midi)) <= job.duration + 1e-6
+
+
+def test_cutting_notes_at_an_end_keeps_the_ones_before_it():
+    from utils.midi import GridNotes
+
+    grid = GridNotes(np.array([0, 2, 6, 9]), np.array([2, 8, 12, 11]), np.array([60, 62, 64, 65]),
+                     np.array([80, 80, 80, 80]), np.arange(10) * 0.5)  # a step every half second
+    cut = grid.cut_at(4.2)  # the last step at or before 4.2 s is step 8 (4.0 s)
+    assert cut.onsets.tolist() == [0, 2, 6] and cut.offsets.tolist() == [2, 8, 8]
+    assert cut.ends.max() <= 4.2
 
 
 def test_easier_fits_every_chord_in_one_hand(made):

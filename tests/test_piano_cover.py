@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import time
 
 import numpy as np
@@ -101,8 +103,14 @@ def test_same_notes_as_the_transformers_reference_pipeline(tiny_pop2piano_dir, c
         ids = model.model.generate(input_features=inputs["input_features"], composer="composer6", max_length=256)
     ids = torch.cat([ids, torch.ones(ids.shape[0], 1, dtype=ids.dtype)], dim=1)  # random weights: no end token
     reference = processor.batch_decode(token_ids=ids, feature_extractor_output=inputs)["pretty_midi_objects"][0]
-    expected = sorted((fold_into_piano_range(n.pitch), round(n.start, 4)) for n in reference.instruments[0].notes)
-    assert sorted((n.pitch, round(n.start, 4)) for n in notes_of(ours.midi)) == expected
+    expected = Counter((int(fold_into_piano_range(n.pitch)), round(float(n.start), 4))
+                       for n in reference.instruments[0].notes)
+    got = Counter((int(n.pitch), round(float(n.start), 4)) for n in notes_of(ours.midi))
+    # the same notes, except that ours stop at the song's end: the reference's last chunk reaches past it
+    duration = audio.shape[0] / sr
+    assert not got - expected  # nothing the reference does not have
+    assert all(start >= duration - 1.0 for (_, start) in expected - got)  # only notes at the very end go
+    assert max(n.end for n in notes_of(ours.midi)) <= duration + 1e-6
     assert len(expected) > 0
 
 

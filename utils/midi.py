@@ -249,6 +249,18 @@ class GridNotes:
         notes = notes[np.lexsort((notes[:, 2], notes[:, 0]))]
         return cls(notes[:, 0], notes[:, 1], notes[:, 2], np.clip(notes[:, 3], 1, 127), np.asarray(step_times, float))
 
+    def cut_at(self, seconds: float) -> GridNotes:
+        """The notes that sound before ``seconds`` (the song's end), each ending by then: notes starting later are
+        dropped, and a note held past it ends on the last grid step at or before it."""
+        if len(self) == 0:
+            return self
+        times = self.time_of(np.arange(int(self.offsets.max()) + 1))
+        last = int(np.searchsorted(times, seconds, side="right")) - 1  # the last step at or before ``seconds``
+        offsets = np.minimum(self.offsets, last)
+        keep = offsets > self.onsets
+        return GridNotes(self.onsets[keep], offsets[keep], self.pitches[keep], self.velocities[keep],
+                         self.step_times)
+
     def subset(self, keep: np.ndarray) -> GridNotes:
         """The notes where the boolean mask ``keep`` [N] is True, on the same grid."""
         return GridNotes(self.onsets[keep], self.offsets[keep], self.pitches[keep], self.velocities[keep],
@@ -299,8 +311,9 @@ def tempo_map_midi(grid: GridNotes, program: int = PIANO_PROGRAM, name: str = "P
     """
     ticks_per_step = MIDI_RESOLUTION // STEPS_PER_BEAT
     pickup = pickup_beats(grid)
-    last_step = int(max(grid.offsets.max(initial=0), 1))
-    n_beats = -(-last_step // STEPS_PER_BEAT) + 1  # grid beats up to the last offset, plus the one after
+    # every beat of the grid (the song's tracked beats, which outlast its last note when notes are cut at the end)
+    last_step = int(max(grid.offsets.max(initial=0), grid.step_times.shape[0] - 1, 1))
+    n_beats = -(-last_step // STEPS_PER_BEAT) + 1  # grid beats up to the last step, plus the one after
     beats = grid.beat_times(n_beats)
     lead = grid.first_beat if pickup else 0.0
     times = np.concatenate([np.arange(pickup) * (lead / max(pickup, 1)), beats if pickup else beats - beats[0]])

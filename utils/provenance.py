@@ -40,6 +40,10 @@ class Provenance:
         """One line for tags and meta events."""
         return f"Generated with AI ({APP_NAME}): model {self.model_label}, {self.settings}, {self.created}"
 
+    def short(self) -> str:
+        """The credit in a few words, for a page's foot: "Generated with AI (Music demo) · model · date"."""
+        return f"Generated with AI ({APP_NAME}) · {self.model_label} · {self.created[:10]}"
+
     def tags(self) -> dict[str, str]:
         """Tags for audio files and MP4 metadata: title, comment, software, date."""
         return {"title": self.title, "comment": self.text(), "software": f"{APP_NAME} (AI)", "date": self.created}

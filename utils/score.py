@@ -24,15 +24,27 @@ MAX_NOTES_PER_HAND = 4  # the Easier version's limit of notes one hand plays at 
 MAX_HAND_SPAN = 16  # semitones: a major tenth, the widest a hand is asked to stretch in the Easier version
 START_CENTERS = (67, 48)  # right hand around G4, left hand around C3
 CENTER_MEMORY = 0.7  # how much a hand's position remembers where it was (0 = jump to each chord)
-PAGE_WIDTH_PX = 1240  # PNG width of a rendered page (A4 at ~150 dpi)
+PAPERS = {"a4": (210.0, 297.0), "letter": (215.9, 279.4)}  # width, height in millimetres
+DEFAULT_PAPER = "a4"
+PREVIEW_DPI = 150  # the page pictures' resolution (A4: 1240 px wide)
+# Margins in millimetres, every side at least 12 mm; the top and foot hold our own title and credit lines.
+MARGINS_MM = {"left": 18.0, "right": 15.0, "top": 32.0, "bottom": 22.0}
+TITLE_MM, SUBTITLE_MM, FOOT_MM = 7.0, 4.2, 2.6  # type sizes
 VEROVIO_OPTIONS = {
-    "pageWidth": 2100,  # A4 in tenths of a millimetre
-    "pageHeight": 2970,
     "scale": 45,
     "adjustPageHeight": False,
     "breaks": "auto",
+    "header": "none",
     "footer": "none",
 }
+
+
+def check_paper(paper: str | None) -> str:
+    """A paper size name ("a4" or "letter", any case; empty = A4); raises ValueError otherwise."""
+    value = (paper or DEFAULT_PAPER).strip().lower()
+    if value not in PAPERS:
+        raise ValueError(f"Paper must be A4 or Letter, got {paper!r}.")
+    return value
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ def easier(grid: GridNotes, hands: Hands) -> tuple[GridNotes, Hands]:
     return grid.subset(keep), Hands(hands.right[keep])
 
 
-def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: str):
+def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: str, subtitle: str = ""):
     """A music21 Score: two PartStaffs (right hand treble, left hand bass) in 4/4, key signature estimated.
 
     Each hand reads as a sequence of chords: notes starting together are one chord, held until the hand's next
@@ -132,10 +144,11 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
         grid: the notes on the half-beat grid (step 0 = the first beat of bar 1).
         hands: which hand plays each note.
         bpm: the tempo mark.
-        title: the score's title.
-        credit: the credit line (provenance), also written as the score's composer/arranger credit.
+        title: the score's title (the work title in MusicXML).
+        credit: the credit line (provenance), written as the score's rights line.
+        subtitle: e.g. the arranger style, written as the arranger.
     """
-    from music21 import chord, clef, expressions, key, layout, metadata, meter, note, stream, text
+    from music21 import chord, clef, expressions, key, layout, metadata, meter, note, stream
 
     quarter_per_step = 1.0 / STEPS_PER_BEAT
     parts = []
@@ -162,7 +175,9 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
     score = stream.Score()
     score.metadata = metadata.Metadata()
     score.metadata.title = title
-    score.metadata.composer = credit
+    score.metadata.copyright = credit
+    if subtitle:
+        score.metadata.arranger = subtitle
     estimated = estimate_key(grid)
     for i, part in enumerate(parts):
         part.insert(0, meter.TimeSignature(f"{BEATS_PER_BAR}/4"))
@@ -173,11 +188,6 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
             part.insert(0, mark)
         score.insert(0, part)
     score.insert(0, layout.StaffGroup(parts, symbol="brace", barTogether=True, name="Piano"))
-    for words, y, size in ((title, 1650, 22), (credit, 1580, 9)):  # <credit>s on the first page
-        box = text.TextBox(words, 600, y)
-        box.style.fontSize = size
-        box.style.justify = "center"
-        score.insert(0, box)
     end = float(np.ceil(max(p.highestTime for p in parts) / BEATS_PER_BAR) * BEATS_PER_BAR) or BEATS_PER_BAR
     for part in parts:  # rests in every gap, to the end of the piece, so each bar reads complete
         part.makeRests(fillGaps=True, inPlace=True, refStreamOrTimeRange=[0.0, end])
@@ -225,36 +235,94 @@ class Engraving:
     pages: list[Path]
 
 
-def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path) -> Engraving:
-    """Lay out a MusicXML file in pages with verovio; write a PDF and one PNG per page.
+def _text(x: float, y: float, size: float, words: str, weight: str = "normal") -> str:
+    """An SVG text line centred on ``x``, baseline at ``y`` (page units: hundredths of a millimetre)."""
+    from xml.sax.saxutils import escape
+
+    return (f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size:.0f}" font-family="DejaVu Sans, Helvetica, sans-serif" '
+            f'font-weight="{weight}" text-anchor="middle" fill="black">{escape(words)}</text>')
+
+
+def fit_size(words: str, size_mm: float, width_mm: float) -> float:
+    """A type size at most ``size_mm`` at which ``words`` fits in ``width_mm`` (a generous width estimate: 0.62 em
+    a character, so that the line stays whole in any sans-serif font)."""
+    return min(size_mm, width_mm / max(1, len(words)) / 0.62)
+
+
+def page_lines(svg: str, paper: str, number: int, pages: int, title: str, subtitle: str, foot: str) -> str:
+    """Add our own lines to a verovio page: the title and subtitle on page 1 (a running title after), and the
+    credit line and page number at the foot, every one inside the margins and sized to fit whole."""
+    width_mm, height_mm = PAPERS[paper]
+    inner = width_mm - MARGINS_MM["left"] - MARGINS_MM["right"]
+    centre = (MARGINS_MM["left"] + inner / 2) * 100
+    lines = []
+    if number == 1:
+        size = fit_size(title, TITLE_MM, inner)
+        lines.append(_text(centre, (14.0 + size) * 100, size * 100, title, "bold"))
+        if subtitle:
+            sub = fit_size(subtitle, SUBTITLE_MM, inner)
+            lines.append(_text(centre, (14.0 + size + 2.5 + sub) * 100, sub * 100, subtitle))
+    else:
+        running = f"{title} · page {number} of {pages}"
+        size = fit_size(running, SUBTITLE_MM, inner)
+        lines.append(_text(centre, (14.0 + size) * 100, size * 100, running))
+    if foot:
+        size = fit_size(foot, FOOT_MM, inner)
+        lines.append(_text(centre, (height_mm - 15.0) * 100, size * 100, foot))
+    marker = 'viewBox="0 0 '
+    start = svg.index(marker)
+    close = svg.index(">", start)
+    return svg[: close + 1] + "".join(lines) + svg[close + 1 :]
+
+
+def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path, paper: str = DEFAULT_PAPER,
+            title: str = "", subtitle: str = "", foot: str = "", subject: str = "", creator: str = "") -> Engraving:
+    """Lay out a MusicXML file in pages of ``paper`` (A4 or Letter) with verovio, inside margins of at least 12 mm;
+    write a PDF (with its title, subject and creator) and one PNG per page.
+
+    Args:
+        title, subtitle: printed at the top of the first page (the title runs on later pages).
+        foot: a short line printed at the foot of every page (the credit).
 
     Raises:
+        ValueError: an unknown paper size.
         RuntimeError: verovio could not read the MusicXML.
     """
     import cairosvg
     import verovio
     from pypdf import PdfReader, PdfWriter
 
+    paper = check_paper(paper)
+    width_mm, height_mm = PAPERS[paper]
+    options = dict(VEROVIO_OPTIONS, pageWidth=round(width_mm * 10), pageHeight=round(height_mm * 10),
+                   **{f"pageMargin{side.title()}": round(mm * 10) for side, mm in MARGINS_MM.items()})
     with _VEROVIO_LOCK:  # verovio's fonts are process-wide: one toolkit, one caller at a time
         global _TOOLKIT
         if _TOOLKIT is None:
             _TOOLKIT = verovio.toolkit()
         toolkit = _TOOLKIT
-        toolkit.setOptions(VEROVIO_OPTIONS)
+        toolkit.setOptions(options)
         toolkit.setInputFrom("musicxml")
         if not toolkit.loadData(Path(musicxml).read_text()):
             raise RuntimeError(f"verovio could not read {Path(musicxml).name}: {toolkit.getLog().strip()[-300:]}")
-        svgs = [toolkit.renderToSVG(number).encode() for number in range(1, toolkit.getPageCount() + 1)]
+        count = toolkit.getPageCount()
+        svgs = [page_lines(toolkit.renderToSVG(number), paper, number, count, title, subtitle, foot).encode()
+                for number in range(1, count + 1)]
     writer = PdfWriter()
     pages: list[Path] = []
     prefix = Path(png_prefix)
+    points = (width_mm / 25.4 * 72, height_mm / 25.4 * 72)  # the PDF page in points
     for number, svg in enumerate(svgs, start=1):
         page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
-        cairosvg.svg2png(bytestring=svg, write_to=str(page_png), output_width=PAGE_WIDTH_PX,
-                         background_color="white")
+        cairosvg.svg2png(bytestring=svg, write_to=str(page_png), output_width=round(width_mm / 25.4 * PREVIEW_DPI),
+                         output_height=round(height_mm / 25.4 * PREVIEW_DPI), background_color="white")
         pages.append(page_png)
-        for page in PdfReader(io.BytesIO(cairosvg.svg2pdf(bytestring=svg))).pages:
+        # cairosvg's PDF unit is 0.75 pt per px: ask for the paper's size in px
+        pdf = cairosvg.svg2pdf(bytestring=svg, output_width=points[0] / 0.75, output_height=points[1] / 0.75)
+        for page in PdfReader(io.BytesIO(pdf)).pages:
             writer.add_page(page)
+    writer.add_metadata({"/Title": title or Path(musicxml).stem, "/Subject": subject, "/Creator": creator,
+                         "/Producer": "verovio, cairosvg, pypdf"})
     pdf_path = Path(pdf_path)
     with pdf_path.open("wb") as out:
         writer.write(out)
