@@ -19,6 +19,7 @@ import gradio as gr  # noqa: E402
 from ui import common  # noqa: E402  (first: it imports `spaces` before anything imports torch)
 from ui.common import (  # noqa: E402
     CONFIG,
+    PAGE_CSS,
     DEFAULT_QUEUE_SIZE,
     MAX_OUTPUT_MB_ENV_VAR,
     MAX_UPLOAD_MB_ENV_VAR,
@@ -42,10 +43,10 @@ __all__ = [  # what tests and notebooks reach through `app`
 
 DESCRIPTION = """\
 # 🎹 Music demo
-**Piano cover**: upload a pop song and get a piano arrangement: audio on the instrument you like, a MIDI that lines
-up with the song in a DAW, sheet music (PDF, MusicXML) and a falling-notes video.
-**Text to music**: describe music and hear it, up to 5 minutes, or continue your own clip.
-**Melody to music**: hum, upload a tune or a whole song, and restyle it.
+Turn a song into a piano cover, a description into music, or a hummed tune into a whole arrangement.
+
+**Piano cover**: sheet music to print, a MIDI for your music software, a falling-notes video.
+**Text to music**: up to 5 minutes, or continue your own clip. **Melody to music**: hum it, upload it, restyle it.
 """
 
 def initial_settings() -> tuple[str, Any, str, Any, str]:
@@ -67,7 +68,7 @@ def send_to_melody(path: str | None) -> tuple[str, Any]:
 
 
 with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as demo:
-    gr.Markdown(DESCRIPTION)
+    gr.Markdown(DESCRIPTION, elem_classes="app-intro")
     with gr.Tabs() as tabs:
         with gr.Tab("Piano cover", id="piano"):
             piano_status = build_piano_cover_tab()
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         max_file_size=f"{args.max_upload_mb:g}mb",
         prevent_thread_lock=not block,
         allowed_paths=[str(CONFIG.output_dir)],
+        css=PAGE_CSS,
     )
     return demo
 

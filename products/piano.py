@@ -219,7 +219,7 @@ def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
     soundtrack = cover if balance >= 1.0 else write_mix(job, cover, balance, instrument)
     hands = score.split_hands(job.grid)
     notes = video.FallingNotes(job.grid.starts, job.grid.ends, job.grid.pitches, job.grid.velocities,
-                               hands.right, job.duration, fmt)
+                               hands.right, job.duration, fmt, title=job.song, subtitle=f"Piano · {job.style} style")
     path = job.path(f"{slug(instrument)}_{fmt}.mp4")
     return video.write_video(notes, soundtrack, path, job.provenance(instrument, "falling-notes video").tags(),
                              progress)

@@ -94,7 +94,7 @@ def test_text_to_music(client):
     for path in variants[:3]:
         assert_audio(path, 32000, 2.0, channels=1)
     assert_png(picture)
-    assert params["seed"] == 77 and params["variants"] == 3 and "Seed used: 77" in details
+    assert params["seed"] == 77 and params["variants"] == 3 and "Seed 77:" in details
 
 
 def test_melody_preview_and_melody_to_music(client, hummed_melody):

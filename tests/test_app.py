@@ -88,8 +88,11 @@ def test_missing_model_says_which_and_how(tiny_app, monkeypatch, tmp_path, click
     monkeypatch.setattr(tiny_app.CONFIG, "piano_model", str(tmp_path / "weights" / "pop2piano"))
     with pytest.raises(gr.Error) as err:
         tiny_app.piano_cover(str(clicks[0]), "composer1", 0.5, progress=no_progress)
-    assert "weights/pop2piano" in err.value.message and "--piano-model" in err.value.message
-    assert "missing" in tiny_app.piano_cover_status()
+    # the user reads a plain message; what is missing and how to provide it is under Technical details
+    assert "not available" in err.value.message and "Technical details" in err.value.message
+    assert "/" not in err.value.message and "--" not in err.value.message
+    status = tiny_app.piano_cover_status()
+    assert "weights/pop2piano" in status and "missing" in status
 
 
 def test_cli_flags(tmp_path):
@@ -117,7 +120,7 @@ def check_music_outputs(outputs, n_variants: int, duration: float) -> dict:
     with Image.open(picture) as image:
         assert image.format == "PNG"
     assert params["duration"] == duration and params["variants"] == n_variants
-    assert f"Seed used: {params['seed']}" in details
+    assert f"Seed {params['seed']}:" in details
     return params
 
 
@@ -203,7 +206,7 @@ def test_stop_button_stops_a_running_generation(tiny_app):
     started = threading.Event()
 
     def progress(fraction, desc=""):
-        if desc.startswith("Generating: step"):
+        if " s made" in desc:
             started.set()
 
     def run():

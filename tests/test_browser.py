@@ -104,7 +104,7 @@ def test_text_to_music_tab(page):
     page.locator("#text-prompt textarea").fill("lo-fi hip hop with warm piano, 80 bpm")
     page.locator("#text-seed input").fill("1234")
     page.locator("#text-run").click()
-    page.wait_for_selector("#text-details >> text=Seed used: 1234", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("#text-details >> text=Seed 1234:", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     assert any(n.endswith("_v1.wav") for n in download_names(page, "text-variant-1"))
     assert fetch(page, "text-variant-1")[:4] == b"RIFF"
@@ -124,7 +124,7 @@ def test_melody_to_music_tab(page, hummed_melody):
     page.wait_for_selector("#melody-preview-info >> text=Using 4.0 s", timeout=60_000)
     page.locator("#melody-prompt textarea").fill("a jazz trio")
     page.locator("#melody-run").click()
-    page.wait_for_selector("#melody-details >> text=Seed used", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("#melody-details >> text=the same music again", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     assert any(n.endswith("_v1.wav") for n in download_names(page, "melody-variant-1"))
     assert page.locator("#melody-chroma img").count() == 1
@@ -223,7 +223,7 @@ def test_melody_source_and_reproducing_from_a_parameters_file(page, hummed_melod
     page.locator("#melody-source").get_by_label("Whole mix").check()
     page.locator("#melody-seed input").fill("5")
     page.locator("#melody-run").click()
-    page.wait_for_selector("#melody-details >> text=Seed used: 5", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("#melody-details >> text=Seed 5:", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
 
     saved = tmp_path / "melody_music_seed77.json"

@@ -80,10 +80,11 @@ def test_stereo_checkpoint_gives_two_channels(tiny_musicgen_stereo_dir):
 def test_progress_follows_the_decode_steps(text_model):
     seen: list[tuple[float, str]] = []
     text_model.generate("pop", SamplingParams(duration=2.0, seed=0), 1, progress=lambda f, m: seen.append((f, m)))
-    steps = [m for _, m in seen if m.startswith("Generating: step")]
+    steps = [m for _, m in seen if " s made" in m]  # progress in music time, one report a step here
     total = text_model.n_steps(2.0)
     assert total == 2 * 50 + 3  # 50 frames/s plus the delay pattern of 4 codebooks
-    assert steps[-1] == f"Generating: step {total} of {total}"
+    assert len(steps) == total and steps[0].startswith("0 of 2 s made") and steps[-1].startswith("2 of 2 s made")
+    assert "s left" in steps[-2] and "s left" not in steps[0]
     fractions = [f for f, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] > 0.9
 

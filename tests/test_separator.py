@@ -73,8 +73,9 @@ def test_without_the_separator_the_whole_mix_is_used_with_a_note(melody_model, t
     melody = Melody.from_file(str(hummed_melody))
     result = melody_model.generate_with_melody("jazz", melody, SamplingParams(duration=1.0, seed=3), 1,
                                    melody_source="separated", separator=str(tmp_path / "no-demucs-here"))
-    assert result.params["melody_source_used"] == "whole mix (the separator could not be loaded)"
-    assert any("not separated" in note and "--separator-model" in note for note in result.notes)
+    used = result.params["melody_source_used"]  # the why and how to fix it, for whoever runs the app
+    assert used.startswith("whole mix (the separator could not be loaded") and "--separator-model" in used
+    assert any("could not be separated" in note and "whole mix" in note for note in result.notes)
     assert np.array_equal(result.chroma, melody_model.chroma(melody.audio, melody.sample_rate)[0].numpy())
     assert result.audio.shape[-1] == 32000
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import os
+import re
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,12 +90,63 @@ def runtime_line() -> str:
     return "ZeroGPU: on" if on_zero_gpu() else "ZeroGPU: off (`spaces` installed, not on a ZeroGPU Space)"
 
 
+ERROR_SECONDS = 12  # a message stays this long (or until closed), so that old ones do not pile up
+MODEL_MISSING = ("This part of the app cannot run right now: its model is not available on this server. Whoever "
+                 "runs the app will find why, and how to fix it, under Technical details and in the app's log.")
+
+
+def plain(text: str) -> str:
+    """A message as plain text: no markdown marks (backticks, bold) shown literally in a toast."""
+    return re.sub(r"\*\*|`", "", text)
+
+
 def user_error(e: Exception) -> gr.Error:
-    """Turn a failure into a message in the page; unexpected ones are logged with their traceback."""
-    if isinstance(e, (ValueError, ModelLoadError)):
-        return gr.Error(str(e), duration=None)
+    """Turn a failure into a short plain message in the page; setup problems and unexpected failures go to the log
+    in full (with the traceback for the unexpected ones)."""
+    if isinstance(e, ModelLoadError):
+        logger.warning("A model could not be loaded: %s", e)
+        return gr.Error(MODEL_MISSING, duration=ERROR_SECONDS)
+    if isinstance(e, ValueError):
+        return gr.Error(plain(str(e)), duration=ERROR_SECONDS)
     logger.error("Unexpected failure:\n%s", traceback.format_exc())
-    return gr.Error(f"Something went wrong ({type(e).__name__}: {e}). Please try again or try another file.")
+    return gr.Error(f"Something went wrong ({type(e).__name__}). Please try again or try another file.",
+                    duration=ERROR_SECONDS)
+
+
+def technical_details(tab: str) -> gr.Markdown:
+    """A tab's collapsed "Technical details": where its models come from, the device, missing libraries and how to
+    fix them (for whoever runs the app). Returns the Markdown the page fills in when it loads."""
+    with gr.Accordion("Technical details", open=False, elem_id=f"{tab}-technical"):
+        return gr.Markdown(elem_id=f"{tab}-status")
+
+
+def with_technical(summary: str, lines: list[str]) -> str:
+    """A result's details: a plain summary, then its technical lines in a collapsed section."""
+    if not lines:
+        return summary
+    items = "".join(f"<li>{html.escape(plain(line))}</li>" for line in lines)
+    return f"{summary}\n\n<details><summary>Technical details</summary><ul>{items}</ul></details>"
+
+
+# The page's own styles: players and pictures that keep to the screen, downloads without remove buttons and with
+# their whole names, a quiet Stop, and a phone layout whose first screen shows the upload.
+PAGE_CSS = """
+#piano-video video, #piano-video .wrap { max-height: 80vh; }
+#piano-video video { width: auto; max-width: 100%; margin: 0 auto; display: block; }
+#piano-score .grid-wrap, #piano-score .grid-container { max-height: none !important; height: auto !important; }
+#piano-score img { width: 100%; height: auto !important; object-fit: contain; }
+.downloads button[aria-label*="emove"], .downloads .label-clear-button,
+.downloads td:last-child button { display: none; }
+.downloads .file-name, .downloads td { white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip; }
+.tab-intro p { margin: 0 0 0.4em 0; }
+@media (max-width: 600px) {
+  .app-intro p:not(:first-child) { display: none; }
+  .tab-nav, [role="tablist"] { flex-wrap: wrap !important; overflow: visible !important; }
+  [role="tablist"] button { flex: 1 1 auto; }
+  .tab-intro { display: none; }
+  #piano-examples, #text-examples, #melody-examples { overflow-x: auto; max-width: 100%; }
+}
+"""
 
 
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:

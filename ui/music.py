@@ -12,7 +12,7 @@ import gradio as gr
 
 from models import musicgen, separator
 from products.music import MusicFiles, params_notes, read_params, write_music
-from ui.common import CONFIG, gpu_task, gradio_progress, new_run_dir, user_error
+from ui.common import CONFIG, gpu_task, gradio_progress, new_run_dir, plain, user_error, with_technical
 from ui.streaming import Send, streamed
 from utils.audio import audio_duration, write_wav
 
@@ -52,16 +52,26 @@ def sampling_params(
 
 def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
     """A result's files as the tab shows them: [WAV path or None x MAX_VARIANTS, picture, params, details,
-    downloads]; the result's notes also come up as warnings."""
+    downloads]. The details say what a listener needs (the seed to make it again, the result's notes, once), then
+    the technical details."""
     n = result.audio.shape[0]
     audios = [str(files.wavs[i]) if i < n else None for i in range(musicgen.MAX_VARIANTS)]
-    details = "  \n".join([
-        f"**Seed used: {result.seed}** (type it in the seed box to get the same music again) · "
-        f"{n} × {result.duration:.1f} s at {result.sample_rate} Hz, {result.audio.shape[1]} channel(s)",
+    pieces = "one piece" if n == 1 else f"{n} pieces"
+    summary = "  \n".join([
+        f"{pieces.capitalize()} of {result.duration:.0f} s. Seed {result.seed}: type it in the seed box to make the "
+        "same music again.",
         *(f"⚠️ {note}" for note in result.notes),
     ])
-    for note in result.notes:
-        gr.Warning(note, duration=None)
+    made = result.params
+    technical = [
+        f"Model {made.get('model')}, {made.get('decode_loop')} decode loop, {made.get('decoder_weights')} "
+        f"weights on {made.get('device')}.",
+        f"{result.sample_rate} Hz, {'stereo' if result.audio.shape[1] == 2 else 'mono'}; made in "
+        f"{len(result.windows)} window(s) of up to {musicgen.WINDOW_S:.0f} s.",
+    ]
+    if made.get("melody_source_used"):
+        technical.append(f"Melody taken from: {made['melody_source_used']}.")
+    details = with_technical(summary, technical)
     return [*audios, str(files.picture), result.params, details, [str(f) for f in files.downloads]]
 
 
@@ -223,19 +233,30 @@ def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tu
     return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
 
 
-def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, str]:
-    """When a melody arrives: fit the trim sliders to its length and show the part used."""
+def check_melody_upload(path: str | None) -> tuple[Any, Any]:
+    """When a melody file arrives: refuse one that is not usable audio at once, with the reason beside the upload
+    (the upload is cleared); returns (the upload, the line beside it)."""
     if not path:
-        return gr.Slider(value=0), gr.Slider(value=0), None, ""
+        return gr.skip(), gr.skip()
+    try:
+        musicgen.Melody.from_file(path, 0.0, None)
+    except ValueError as e:
+        return None, f"⚠️ {plain(str(e))}"
+    return gr.skip(), gr.skip()
+
+
+def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, Any]:
+    """When a melody arrives: fit the trim sliders to its length and show the part used."""
+    if not path:  # cleared: a refusal's reason stays beside the upload
+        return gr.Slider(value=0), gr.Slider(value=0), None, gr.skip()
     try:
         total = audio_duration(path)
     except ValueError as e:
-        raise user_error(e) from e
+        return gr.skip(), gr.skip(), None, f"⚠️ {plain(str(e))}"
     end = min(total, musicgen.MAX_MELODY_SECONDS)
     try:
         preview, info = melody_preview(path, 0.0, end)
     except gr.Error as e:  # unusable (silent, damaged...): say so beside the player, where the user looks
-        gr.Warning(e.message, duration=None)
         preview, info = None, f"⚠️ {e.message}"
     return (
         gr.Slider(maximum=round(total, 2), value=0.0),

@@ -8,10 +8,11 @@ from typing import Any
 import gradio as gr
 
 from models import musicgen, separator
-from models.sources import describe_source
-from ui.common import CONFIG, MODEL_QUEUE
+from models.sources import describe_source, how_to_fix
+from ui.common import CONFIG, MODEL_QUEUE, technical_details
 from ui.music import (
     APP_DEFAULT_MODEL,
+    check_melody_upload,
     clip_preview,
     estimate_line,
     extend_music,
@@ -24,7 +25,7 @@ from ui.music import (
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
-from ui.streaming import stream_player
+from ui.streaming import live_playback, stream_player
 
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",
@@ -53,20 +54,41 @@ def params_loader(tab: str) -> tuple[gr.File, gr.Markdown]:
     return upload, note
 
 
-MODEL_LABEL = 'Model (hub id or local folder; "" = the one the app was started with)'
+MODEL_LABEL = "Model"
+MODEL_INFO = ("Bigger models can sound better, but each step up takes several times longer: without a GPU, stay "
+              "with the app's model.")
+
+
+def checkpoint_label(name: str, slow_note: bool = True) -> str | None:
+    """How the page names an official checkpoint: its size, not its hub id ("Medium, 1.5B parameters, stereo ·
+    slow without a GPU"); None for other names."""
+    billions = musicgen.CHECKPOINT_BILLIONS.get(name)
+    if billions is None:
+        return None
+    size = "Large" if billions > 2 else "Medium" if billions > 1 else "Small"
+    stereo = ", stereo" if "stereo" in name else ""
+    slow = " · slow without a GPU" if slow_note and billions > 1 else ""
+    return f"{size}, {billions:g}B parameters{stereo}{slow}"
 
 
 def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
     """The model dropdown's choices: the app's own checkpoint (value "") first, then the official ones."""
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
-    return [(f"{default} (the app's model)", APP_DEFAULT_MODEL), *((name, name) for name in official)]
+    size = checkpoint_label(default, slow_note=False)
+    own = "The app's model" + (f" ({size})" if size else "")
+    return [(own, APP_DEFAULT_MODEL), *((checkpoint_label(name), name) for name in official if name != default)]
 
 
 def music_model_status(name: str | None, melody_tab: bool) -> str:
     """Where the chosen MusicGen checkpoint comes from (no network)."""
     name = (name or "").strip() or (CONFIG.melody_model if melody_tab else CONFIG.musicgen_model)
-    line = f"**Model:** {describe_source(name)}"
+    source = describe_source(name)
+    line = f"**Model:** {source}"
+    if "missing" in source:  # what is missing, and how to provide it
+        env, flag = ((musicgen.MELODY_ENV_VAR, musicgen.MELODY_CLI_FLAG) if melody_tab
+                     else (musicgen.MUSICGEN_ENV_VAR, musicgen.MUSICGEN_CLI_FLAG))
+        line += " · " + how_to_fix(name, env, flag)
     if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
         line += " · ⚠️ text-only checkpoint: choose a melody one"
     if melody_tab:
@@ -157,13 +179,12 @@ def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
 def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
     "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
-    status = gr.Markdown()
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
             model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
-                                label=MODEL_LABEL, elem_id="text-model")
+                                label=MODEL_LABEL, info=MODEL_INFO, elem_id="text-model")
             controls = sampling_controls("text")
             with gr.Accordion("Continue a clip (optional)", open=False):
                 clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
@@ -181,14 +202,15 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
             estimate = gr.Markdown(elem_id="text-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="text-run")
-                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="text-stop")
-            gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+                stop = stop_button("text")
+            gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples", elem_id="text-examples")
         with gr.Column():
             stream = stream_player("text")
             outputs = music_result_panel("text")
             downloads = downloads_box("text")
             extend_seconds, extend = extend_row("text")
             use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
+    status = technical_details("text")
     state = gr.State(None)
     event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
                       outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
@@ -198,7 +220,8 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
                             outputs=[*outputs, downloads, state, stream],
                             api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
                             concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
-    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop")
+    wire_common(model, controls, outputs, stop, [(run, event), (extend, extended)], status, estimate, False,
+                "text_to_music_stop", stream)
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
@@ -207,9 +230,32 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     return model, status, use_as_melody, outputs[0]
 
 
+def stop_button(tab: str) -> gr.Button:
+    """Stop: quiet, and only clickable while something is being made."""
+    return gr.Button("Stop (keeps what is finished)", variant="secondary", interactive=False, size="md",
+                     elem_id=f"{tab}-stop")
+
+
+def reflect_melody_source(params: dict | None, source: str) -> Any:
+    """After a melody run: when separation was asked for and could not be done, the control says "Whole mix"."""
+    used = str((params or {}).get("melody_source_used", ""))
+    if source == separator.SOURCE_SEPARATED and used.startswith("whole mix"):
+        return gr.Radio(value=separator.SOURCE_MIX)
+    return gr.skip()
+
+
 def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Button, events: list,
-                status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str) -> None:
-    """The events both MusicGen tabs share: variants shown, Stop, the model's status line, the time estimate."""
+                status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str,
+                stream: gr.Audio) -> None:
+    """The events both MusicGen tabs share: variants shown, Stop (clickable only while a run is going), the live
+    player (shown while a piece is made, replaced by the result after), the model's status line, the estimate.
+    ``events`` pairs each run button with its event."""
+    for button, event in events:
+        button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback())),
+                     outputs=[stop, stream], api_visibility="private", queue=False)
+        event.then(lambda: (gr.Button(interactive=False), gr.Audio(value=None, visible=False)),
+                   outputs=[stop, stream], api_visibility="private", queue=False)
+    events = [event for _, event in events]
     duration, variants, stride = controls[0], controls[6], controls[7]
     variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
                     api_visibility="private", queue=False)
@@ -235,7 +281,6 @@ def example_melodies() -> list[list[str]]:
 
 def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
     """The "Melody to music" tab. Returns its model dropdown, status line and melody input."""
-    status = gr.Markdown()
     with gr.Row():
         with gr.Column():
             melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
@@ -249,7 +294,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
             model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
-                                label=MODEL_LABEL, elem_id="melody-model")
+                                label=MODEL_LABEL, info=MODEL_INFO, elem_id="melody-model")
             source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
                               value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",
                               info="Separated: drums and bass are removed first (Demucs), as audiocraft does, so a "
@@ -260,11 +305,13 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             estimate = gr.Markdown(elem_id="melody-estimate")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="melody-run")
-                stop = gr.Button("Stop (keeps what is finished)", variant="stop", elem_id="melody-stop")
-            gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples")
+                stop = stop_button("melody")
+            gr.Examples([[p] for p in MELODY_PROMPT_EXAMPLES], inputs=[prompt], label="Examples",
+                        elem_id="melody-examples")
             melodies = example_melodies()
             if melodies:
-                gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)")
+                gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)",
+                            elem_id="melody-example-tunes")
         with gr.Column():
             stream = stream_player("melody")
             outputs = music_result_panel("melody")
@@ -272,7 +319,9 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                               elem_id="melody-chroma")
             downloads = downloads_box("melody")
             extend_seconds, extend = extend_row("melody")
+    status = technical_details("melody")
     state = gr.State(None)
+    melody.upload(check_melody_upload, inputs=melody, outputs=[melody, preview_info], api_visibility="private")
     melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
@@ -285,7 +334,11 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                             outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
                             api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
                             show_progress_on=outputs[0])
-    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop")
+    wire_common(model, controls, outputs, stop, [(run, event), (extend, extended)], status, estimate, True,
+                "melody_to_music_stop", stream)
+    for done in (event, extended):  # the melody source falls back visibly when separation could not be done
+        done.then(reflect_melody_source, inputs=[outputs[musicgen.MAX_VARIANTS + 1], source], outputs=source,
+                  api_visibility="private", queue=False)
     params_file.upload(load_melody_params, inputs=params_file,
                        outputs=[prompt, model, *controls, start, end, source, params_note],
                        api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])

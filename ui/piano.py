@@ -13,29 +13,41 @@ import gradio as gr
 
 from models import pop2piano
 from models.devices import pick_device
-from models.sources import describe_source
+from models.sources import describe_source, how_to_fix
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
-from ui.common import CONFIG, MODEL_QUEUE, gpu_task, gradio_progress, new_run_dir, user_error
+from ui.common import (
+    CONFIG,
+    MODEL_QUEUE,
+    gpu_task,
+    gradio_progress,
+    new_run_dir,
+    plain,
+    technical_details,
+    user_error,
+    with_technical,
+)
 from utils.beats import essentia_available
 from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS, fluidsynth_available
 from utils.plots import piano_roll_png
-from utils.score import MAX_HAND_SPAN, MAX_NOTES_PER_HAND
+from utils.audio import audio_duration, check_duration
+from utils.score import DEFAULT_PAPER, MAX_HAND_SPAN, MAX_NOTES_PER_HAND
 from utils.video import DEFAULT_FORMAT, FORMATS
 
-PIANO_COVER_HELP = """\
-Arranged by [Pop2Piano](https://huggingface.co/sweetcocoa/pop2piano) in one of 21 arrangers' styles, on the
-song's own beats. You get the cover to listen to (on the instrument of your choice), a MIDI file that lines up
-with the song in a DAW (a tempo change on every beat), the sheet music (PDF and MusicXML for MuseScore) and, on
-request, a falling-notes video. Long songs take a while on a CPU; the progress bar shows how far it has got.
-"""
+PIANO_COVER_HELP = (
+    "Upload a song and get it arranged for piano, on the song's own beat: the cover to listen to, sheet music to "
+    "print, a MIDI file for your music software and a falling-notes video."
+)
+STYLE_HINT = ("The arranger styles are 21 piano arrangers whose playing the model learned from; each one plays "
+              "the same song differently. Try a few, or let it surprise you.")
+PAPER_CHOICES = [("A4", "a4"), ("Letter", "letter")]
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_SONGS = [  # public-domain pieces rendered with a drum groove (examples/make_examples.py)
     ("bach_bwv66.6_pop.ogg", pop2piano.DEFAULT_COMPOSER),
     ("bach_bwv7.7_pop.ogg", "composer7"),
     ("joplin_maple_leaf_rag_pop.ogg", "composer12"),
 ]
-STYLE_CHOICES = [(pop2piano.composer_label(c), c) for c in (*pop2piano.COMPOSERS, pop2piano.RANDOM_COMPOSER)]
+STYLE_CHOICES = [(pop2piano.composer_label(c), c) for c in (pop2piano.RANDOM_COMPOSER, *pop2piano.COMPOSERS)]
 VIDEO_CHOICES = [("Landscape 16:9, 1280×720 (YouTube)", "landscape"), ("Vertical 9:16, 720×1280 (Shorts, TikTok)",
                                                                          "vertical")]
 PIANO_API_DOCS = {
@@ -44,12 +56,12 @@ PIANO_API_DOCS = {
         f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit (--max-song-seconds, default "
         f"{pop2piano.DEFAULT_MAX_SONG_SECONDS / 60:g} minutes); `style`: the arranger, composer1..composer21 or "
         f"random (default {pop2piano.DEFAULT_COMPOSER}); `balance`: the mix, 0 = original only, 1 = cover only "
-        "(default "
-        f"{DEFAULT_BALANCE:g}); `instrument`: the General MIDI instrument the cover is played on, one of "
+        f"(default {DEFAULT_BALANCE:g}); `instrument`: the General MIDI instrument the cover is played on, one of "
         f"{', '.join(INSTRUMENTS)} (default {DEFAULT_INSTRUMENT}); `easier`: true for a score thinned to "
-        f"{MAX_NOTES_PER_HAND} notes a hand within a tenth (default false). Returns the cover WAV (44.1 kHz), the "
-        "MIDI on the song's beat grid (a tempo per beat), the cover+original mix WAV, a piano-roll PNG, the tempo "
-        "in BPM, a details line (markdown), a constant-tempo MIDI, the score as MusicXML and as PDF, and the score "
+        f"{MAX_NOTES_PER_HAND} notes a hand within a tenth (default false); `paper`: \"a4\" (default) or "
+        "\"letter\", the score's page size. Returns the cover WAV (44.1 kHz), the MIDI on the song's beat grid (a "
+        "tempo per beat), the cover+original mix WAV, a piano-roll PNG, the tempo in BPM, a details line (a plain "
+        "summary, then technical details), a constant-tempo MIDI, the score as MusicXML and as PDF, and the score "
         "pages as PNGs. /piano_cover_instrument, /piano_cover_score, /piano_cover_video and /piano_cover_remix "
         "then work from this session's cover without running the model again."
     ),
@@ -64,13 +76,14 @@ PIANO_API_DOCS = {
     ),
     "piano_cover_score": (
         "Engrave this session's last cover again. `easier`: true = at most "
-        f"{MAX_NOTES_PER_HAND} notes per hand at once, within a tenth ({MAX_HAND_SPAN} semitones). Returns the "
-        "MusicXML, the PDF, the page PNGs and a line about the score."
+        f"{MAX_NOTES_PER_HAND} notes per hand at once, within a tenth ({MAX_HAND_SPAN} semitones); `paper`: "
+        "\"a4\" or \"letter\". Returns the MusicXML, the PDF, the page PNGs and a line about the score."
     ),
     "piano_cover_video": (
         "A falling-notes video (MP4, H.264 + AAC, 30 fps) of this session's last cover. `instrument`: as above; "
-        "`balance`: 0-1, how much of the original song is mixed in; `video_format`: landscape (1280x720) or "
-        "vertical (720x1280). Returns the MP4."
+        f"`balance`: 0 = only the song, 1 = only the piano (default {DEFAULT_BALANCE:g}); `video_format`: landscape "
+        "(1280x720, all 88 keys) or vertical (720x1280, the keyboard zoomed to the notes the cover plays). The video "
+        "opens with the song's title and the arranger style. Returns the MP4."
     ),
 }
 
@@ -81,11 +94,15 @@ def piano_cover_status() -> str:
         device = str(pick_device(CONFIG.device))
     except ValueError as e:
         device = f"⚠️ {e}"
-    lines = [f"**Model:** {describe_source(CONFIG.piano_model)} · **device:** {device}"]
+    source = describe_source(CONFIG.piano_model)
+    lines = [f"**Model:** {source} · **device:** {device}"]
+    if "missing" in source:  # what is missing, and how to provide it
+        lines.append(how_to_fix(CONFIG.piano_model, pop2piano.PIANO_COVER_ENV_VAR, pop2piano.PIANO_COVER_CLI_FLAG))
     if not essentia_available():
         lines.append("⚠️ essentia is not installed: beats are tracked with librosa (less accurate).")
     if not fluidsynth_available():
-        lines.append("⚠️ FluidSynth is not installed: the piano is rendered with sine tones (`apt-get install libfluidsynth3`).")
+        lines.append("⚠️ FluidSynth is not installed: the piano is rendered with sine tones "
+                     "(`apt-get install libfluidsynth3`).")
     return "  \n".join(lines)
 
 
@@ -99,11 +116,12 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tupl
 def score_line(files: products.ScoreFiles) -> str:
     """What the page says about the score's playability."""
     if files.easier:
-        return (f"Score: **Easier** version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
+        return (f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
                 f"({files.removed} notes left out).")
     if files.hard_places:
-        return (f"Score: {files.hard_places} place(s) ask one hand for more than {MAX_NOTES_PER_HAND} notes or a "
-                "span over a tenth; tick **Easier** for a version a pianist can play as written.")
+        places = "place asks" if files.hard_places == 1 else "places ask"
+        return (f"Score: {files.hard_places} {places} one hand for more than {MAX_NOTES_PER_HAND} notes or a "
+                "stretch over a tenth; tick Easier score for a version a pianist can play as written.")
     return f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth)."
 
 
@@ -113,9 +131,10 @@ def piano_cover(
     balance: float = DEFAULT_BALANCE,
     instrument: str = DEFAULT_INSTRUMENT,
     easier: bool = False,
+    paper: str = DEFAULT_PAPER,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
-    """Arrange a song for piano and write every product of the cover.
+    """Arrange a song for piano and write every product of the cover (the score on ``paper``, A4 or Letter).
 
     Returns:
         cover WAV, tempo-mapped MIDI, mix WAV, piano-roll PNG, tempo (BPM), details (markdown), constant-tempo
@@ -128,28 +147,29 @@ def piano_cover(
         midis = products.write_midis(job, instrument)
         audio = products.write_audio(job, instrument, balance)
         progress(0.96, desc="Engraving the score")
-        score = products.write_score(job, bool(easier))
+        score = products.write_score(job, bool(easier), paper)
         roll = piano_roll_png(
             cover.midi, job.path("piano_roll.png"), beat_times=cover.beats.times,
             title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",
         )
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
-    pickup = cover.grid.first_beat
-    details = [
-        f"**{job.style}** (`{cover.composer}`) · {cover.n_notes} notes · {cover.beats.bpm:.1f} BPM from "
-        f"{cover.beats.backend} (first beat at {pickup:.2f} s) · {cover.n_chunks} chunks of "
-        f"{pop2piano.BEATS_PER_CHUNK} beats",
+    summary = (f"{job.song}, arranged in the style of {job.style}: {cover.n_notes} notes at "
+               f"{cover.beats.bpm:.0f} BPM. {score_line(score)}")
+    technical = [
+        f"Style token `{cover.composer}`; {cover.n_chunks} chunks of {pop2piano.BEATS_PER_CHUNK} beats; beats from "
+        f"{cover.beats.backend} (first beat at {cover.grid.first_beat:.2f} s).",
         f"MIDI: a tempo change on each of the song's {cover.beats.times.size} beats, so its bars line up with the "
         "song in a DAW; the constant-tempo file is for tools that ignore tempo changes.",
-        score_line(score),
-        f"Rendered with {audio.renderer}",
-        *(f"⚠️ {w}" for w in (*cover.warnings, audio.warning) if w),
+        f"Rendered with {audio.renderer}.",
+        *(w for w in (*cover.warnings, audio.warning) if w),
     ]
+    details = with_technical(summary, technical)
     state = {"job": job, "instrument": instrument}
     return [
-        str(audio.cover), str(midis.tempo_map), str(audio.mix), str(roll), round(cover.beats.bpm, 2),
-        "  \n".join(details), str(midis.constant), str(score.musicxml), str(score.pdf),
+        str(audio.cover), str(midis.tempo_map), str(audio.mix), str(roll),
+        round(cover.beats.bpm, 2), details, str(midis.constant),
+        str(score.musicxml), str(score.pdf),
         [str(p) for p in score.pages], state,
     ]
 
@@ -188,12 +208,12 @@ def change_instrument(state: dict[str, Any] | None, instrument: str, balance: fl
             {**state, "instrument": instrument}]
 
 
-def change_score(state: dict[str, Any] | None, easier: bool) -> list[Any]:
-    """Engrave the last cover again, full or Easier."""
+def change_score(state: dict[str, Any] | None, easier: bool, paper: str = DEFAULT_PAPER) -> list[Any]:
+    """Engrave the last cover again, full or Easier, on A4 or Letter."""
     if not state:  # before any cover: the choice applies to the next one
         return [gr.skip()] * 4
     try:
-        score = products.write_score(need_cover(state), bool(easier))
+        score = products.write_score(need_cover(state), bool(easier), paper)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return [str(score.musicxml), str(score.pdf), [str(p) for p in score.pages], score_line(score)]
@@ -202,7 +222,7 @@ def change_score(state: dict[str, Any] | None, easier: bool) -> list[Any]:
 def make_video(
     state: dict[str, Any] | None,
     instrument: str = DEFAULT_INSTRUMENT,
-    balance: float = 1.0,
+    balance: float = DEFAULT_BALANCE,
     video_format: str = DEFAULT_FORMAT,
     progress: gr.Progress = gr.Progress(),
 ) -> str:
@@ -217,27 +237,41 @@ def make_video(
     return str(path)
 
 
+def check_song_upload(path: str | None) -> tuple[Any, str]:
+    """When a song arrives: refuse what cannot be a song (not audio, too short, too long) at once, with the reason
+    beside the upload; returns (the upload, kept or cleared, and the line beside it)."""
+    if not path:
+        return gr.skip(), ""
+    try:
+        check_duration(audio_duration(path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
+    except ValueError as e:
+        return None, f"⚠️ {plain(str(e))}"
+    return gr.skip(), ""
+
+
 def example_songs() -> list[list[str]]:
     """The example songs that are present, as [path, style] rows for gr.Examples."""
     return [[str(EXAMPLES_DIR / name), style] for name, style in EXAMPLE_SONGS if (EXAMPLES_DIR / name).is_file()]
 
 
 def build_piano_cover_tab() -> gr.Markdown:
-    """The "Piano cover" tab. Returns its status line (filled in when the page loads)."""
-    gr.Markdown(PIANO_COVER_HELP)
-    status = gr.Markdown(elem_id="piano-cover-status")
+    """The "Piano cover" tab. Returns its status line (in Technical details; filled in when the page loads)."""
+    gr.Markdown(PIANO_COVER_HELP, elem_classes="tab-intro")
     with gr.Row():
         with gr.Column():
             song = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Song (wav, mp3, flac, ogg)",
                             elem_id="piano-song")
+            song_note = gr.Markdown(elem_id="piano-song-note")
             style = gr.Dropdown(STYLE_CHOICES, value=pop2piano.DEFAULT_COMPOSER, label="Arranger style",
-                                elem_id="piano-style")
+                                info=STYLE_HINT, elem_id="piano-style")
             instrument = gr.Dropdown(list(INSTRUMENTS), value=DEFAULT_INSTRUMENT, label="Played on",
                                      elem_id="piano-instrument")
-            balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix balance: original ↔ cover",
-                                elem_id="piano-balance")
-            easier = gr.Checkbox(False, label=f"Easier score (at most {MAX_NOTES_PER_HAND} notes per hand, "
-                                 "within a tenth)", elem_id="piano-easier")
+            balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Mix with the song",
+                                info="0 = only the song, 1 = only the piano", elem_id="piano-balance")
+            with gr.Row():
+                easier = gr.Checkbox(False, label=f"Easier score (at most {MAX_NOTES_PER_HAND} notes per hand, "
+                                     "within a tenth)", elem_id="piano-easier")
+                paper = gr.Radio(PAPER_CHOICES, value=DEFAULT_PAPER, label="Paper", elem_id="piano-paper")
             run = gr.Button("Make a piano cover", variant="primary", elem_id="piano-run")
             examples = example_songs()
             if examples:
@@ -246,33 +280,38 @@ def build_piano_cover_tab() -> gr.Markdown:
         with gr.Column():
             cover_audio = gr.Audio(type="filepath", label="Cover", interactive=False, elem_id="piano-audio")
             mix_audio = gr.Audio(type="filepath", label="Cover + original", interactive=False, elem_id="piano-mix")
-            with gr.Row():
-                midi_file = gr.File(label="MIDI on the song's beats (for a DAW)", interactive=False, height=90,
-                                    scale=3, elem_id="piano-midi")
-                tempo = gr.Number(value=None, label="Detected tempo (BPM)", interactive=False, scale=1,
-                                  elem_id="piano-tempo")
             details = gr.Markdown(elem_id="piano-cover-details")
             with gr.Row():
-                pdf_file = gr.File(label="Score (PDF)", interactive=False, height=90, elem_id="piano-pdf")
+                pdf_file = gr.File(label="Score (PDF, to print)", interactive=False, height=90, elem_id="piano-pdf",
+                                   elem_classes="downloads")
                 musicxml_file = gr.File(label="Score (MusicXML, for MuseScore)", interactive=False, height=90,
-                                        elem_id="piano-musicxml")
+                                        elem_id="piano-musicxml", elem_classes="downloads")
             score_info = gr.Markdown(elem_id="piano-score-info")
-            constant_midi = gr.File(label="MIDI at one constant tempo (for tools without tempo maps)",
-                                    interactive=False, height=90, elem_id="piano-midi-constant")
+            with gr.Row():
+                midi_file = gr.File(label="MIDI on the song's beats (for music software)", interactive=False,
+                                    height=90, scale=3, elem_id="piano-midi", elem_classes="downloads")
+                tempo = gr.Number(value=None, label="Tempo (BPM)", interactive=False, scale=1, visible=False,
+                                  elem_id="piano-tempo")
+            constant_midi = gr.File(label="MIDI at one steady tempo (for older software)", interactive=False,
+                                    height=90, elem_id="piano-midi-constant", elem_classes="downloads")
     with gr.Accordion("Falling-notes video", open=False):
         with gr.Row():
             video_format = gr.Radio(VIDEO_CHOICES, value=DEFAULT_FORMAT, label="Format", elem_id="piano-video-format")
-            video_balance = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Soundtrack: original ↔ cover",
-                                      elem_id="piano-video-balance")
+            video_balance = gr.Slider(0.0, 1.0, value=DEFAULT_BALANCE, step=0.05, label="Soundtrack: mix with the song",
+                                      info="0 = only the song, 1 = only the piano", elem_id="piano-video-balance")
             video_run = gr.Button("Make the video", elem_id="piano-video-run")
         video = gr.Video(label="Video (MP4, 30 fps)", interactive=False, elem_id="piano-video")
-    score_pages = gr.Gallery(label="Score", columns=1, height="auto", object_fit="contain", elem_id="piano-score")
+    score_pages = gr.Gallery(label="Score", columns=1, height="auto", object_fit="contain", allow_preview=False,
+                             elem_id="piano-score")
     roll = gr.Image(type="filepath", label="Piano roll", interactive=False, elem_id="piano-roll")
+    status = technical_details("piano")
     state = gr.State(None)
 
-    run.click(
+    song.upload(check_song_upload, inputs=song, outputs=[song, song_note], api_visibility="private")
+    song.clear(lambda: "", outputs=song_note, api_visibility="private", queue=False)
+    covered = run.click(
         piano_cover,
-        inputs=[song, style, balance, instrument, easier],
+        inputs=[song, style, balance, instrument, easier, paper],
         outputs=[cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
                  score_pages, state],
         api_name="piano_cover",
@@ -280,13 +319,15 @@ def build_piano_cover_tab() -> gr.Markdown:
         show_progress_on=[cover_audio, roll],
         concurrency_id=MODEL_QUEUE,
     )
+    covered.success(lambda: gr.Number(visible=True), outputs=tempo, api_visibility="private", queue=False)
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
                     api_description=PIANO_API_DOCS["piano_cover_remix"])
     instrument.input(change_instrument, inputs=[state, instrument, balance],
                      outputs=[cover_audio, midi_file, mix_audio, constant_midi, state],
                      api_name="piano_cover_instrument", api_description=PIANO_API_DOCS["piano_cover_instrument"])
-    easier.input(change_score, inputs=[state, easier], outputs=[musicxml_file, pdf_file, score_pages, score_info],
-                 api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
+    gr.on([easier.input, paper.input], change_score, inputs=[state, easier, paper],
+          outputs=[musicxml_file, pdf_file, score_pages, score_info],
+          api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
                     api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)

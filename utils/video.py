@@ -37,6 +37,9 @@ WHITE_KEY = (245, 245, 240)
 BLACK_KEY = (25, 25, 28)
 KEY_GAP = (120, 120, 125)
 BLACK_PITCH_CLASSES = {1, 3, 6, 8, 10}
+TITLE_SECONDS = 4.0  # the song's title and the arranger style open the video for this long (fading out)
+FADE_SECONDS = 1.0
+ZOOM_MARGIN = 12  # the vertical format shows the keys the cover plays, with an octave to spare either side
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,23 @@ class Key:
     black: bool
 
 
-def keyboard_layout(width: int) -> dict[int, Key]:
-    """The 88 keys (MIDI 21..108) across ``width`` pixels: 52 white keys side by side, black keys between them."""
+def key_range(pitches: np.ndarray, margin: int = ZOOM_MARGIN) -> tuple[int, int]:
+    """The keys to show for ``pitches``: their range with ``margin`` semitones either side, widened to white keys
+    at both ends, within the 88 keys."""
     low, high = PIANO_PITCH_RANGE
+    if len(pitches) == 0:
+        return low, high
+    lo, hi = max(low, int(np.min(pitches)) - margin), min(high, int(np.max(pitches)) + margin)
+    while lo > low and lo % 12 in BLACK_PITCH_CLASSES:
+        lo -= 1
+    while hi < high and hi % 12 in BLACK_PITCH_CLASSES:
+        hi += 1
+    return lo, hi
+
+
+def keyboard_layout(width: int, low: int = PIANO_PITCH_RANGE[0], high: int = PIANO_PITCH_RANGE[1]) -> dict[int, Key]:
+    """The keys ``low``..``high`` (white at both ends; default the 88, MIDI 21..108) across ``width`` pixels: white
+    keys side by side, black keys between them."""
     whites = [p for p in range(low, high + 1) if p % 12 not in BLACK_PITCH_CLASSES]
     white_w = width / len(whites)
     keys: dict[int, Key] = {}
@@ -58,7 +75,7 @@ def keyboard_layout(width: int) -> dict[int, Key]:
         keys[pitch] = Key(int(round(i * white_w)), int(round((i + 1) * white_w)), False)
     black_w = white_w * 0.6
     for pitch in range(low, high + 1):
-        if pitch % 12 in BLACK_PITCH_CLASSES:
+        if pitch % 12 in BLACK_PITCH_CLASSES and pitch - 1 in keys:
             boundary = keys[pitch - 1].x1  # between the white keys on either side
             keys[pitch] = Key(int(round(boundary - black_w / 2)), int(round(boundary + black_w / 2)), True)
     return keys
@@ -79,11 +96,13 @@ class FallingNotes:
         velocities: [N] 1..127.
         right_hand: [N] bool, which hand plays each note (its colour).
         duration: the video's length in seconds.
-        fmt: "landscape" (1280x720) or "vertical" (720x1280).
+        fmt: "landscape" (1280x720, all 88 keys) or "vertical" (720x1280, the keys the cover plays).
+        title, subtitle: shown over the first TITLE_SECONDS (the song's name, the arranger style).
     """
 
     def __init__(self, starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray, velocities: np.ndarray,
-                 right_hand: np.ndarray, duration: float, fmt: str = DEFAULT_FORMAT) -> None:
+                 right_hand: np.ndarray, duration: float, fmt: str = DEFAULT_FORMAT, title: str = "",
+                 subtitle: str = "") -> None:
         if fmt not in FORMATS:
             raise ValueError(f"Unknown video format {fmt!r}; choose one of {', '.join(FORMATS)}.")
         self.width, self.height = FORMATS[fmt]
@@ -91,13 +110,15 @@ class FallingNotes:
         self.roll_h = self.height - self.keyboard_h
         self.pixels_per_second = self.roll_h / SECONDS_VISIBLE[fmt]
         self.duration = float(duration)
-        self.keys = keyboard_layout(self.width)
-        self.starts, self.ends = np.asarray(starts, float), np.asarray(ends, float)
         self.pitches = np.asarray(pitches, int)
+        self.key_range = key_range(self.pitches) if fmt == "vertical" else PIANO_PITCH_RANGE
+        self.keys = keyboard_layout(self.width, *self.key_range)
+        self.starts, self.ends = np.asarray(starts, float), np.asarray(ends, float)
         self.velocities = np.asarray(velocities, int)
         self.right_hand = np.asarray(right_hand, bool)
         self.canvas = self._draw_roll()
         self.keyboard = self._draw_keyboard()
+        self.title_card = title_card(self.width, self.roll_h, title, subtitle) if title else None
 
     @property
     def n_frames(self) -> int:
@@ -162,12 +183,52 @@ class FallingNotes:
         """Frame ``index`` as (roll window [roll_h, W, 3] - a view into the canvas, keyboard strip)."""
         seconds = index / FPS
         bottom = int(self.row_of(seconds))
-        return self.canvas[bottom - self.roll_h + 1 : bottom + 1], self.keyboard_at(seconds)
+        roll = self.canvas[bottom - self.roll_h + 1 : bottom + 1]
+        if self.title_card is not None and seconds < TITLE_SECONDS:
+            text, alpha = self.title_card
+            fade = min(1.0, (TITLE_SECONDS - seconds) / FADE_SECONDS)
+            weight = alpha * fade
+            roll = (roll * (1.0 - weight) + text * weight).astype(np.uint8)
+        return roll, self.keyboard_at(seconds)
 
     def full_frame(self, index: int) -> np.ndarray:
         """Frame ``index`` as one [height, width, 3] picture (for tests and thumbnails)."""
         roll, keys = self.frame(index)
         return np.concatenate([roll, keys], axis=0)
+
+
+def title_card(width: int, height: int, title: str, subtitle: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """The opening title over the falling notes: (colours [height, width, 3], opacity [height, width, 1]) with the
+    title and subtitle centred in the upper third, on a dark band, sized to fit the width."""
+    from matplotlib import font_manager
+    from PIL import Image, ImageDraw, ImageFont
+
+    def font(size: int, bold: bool) -> ImageFont.FreeTypeFont:
+        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                                 weight="bold" if bold else "normal"))
+        return ImageFont.truetype(path, size)
+
+    picture = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(picture)
+    lines = [(title, True, width // 16), (subtitle, False, width // 30)]
+    fitted = []
+    for words, bold, size in lines:
+        if not words:
+            continue
+        face = font(size, bold)
+        while draw.textlength(words, font=face) > width * 0.9 and size > 10:
+            size -= 2
+            face = font(size, bold)
+        fitted.append((words, face, size))
+    total = sum(size * 1.4 for _, _, size in fitted)
+    top = height // 3 - total / 2
+    draw.rectangle([0, top - height * 0.04, width, top + total + height * 0.04], fill=(10, 11, 16, 190))
+    y = top
+    for words, face, size in fitted:
+        draw.text((width / 2, y), words, font=face, fill=(255, 255, 255, 255), anchor="ma")
+        y += size * 1.4
+    rgba = np.asarray(picture, dtype=np.float32)
+    return rgba[..., :3], rgba[..., 3:] / 255.0
 
 
 def ffmpeg_exe() -> str:

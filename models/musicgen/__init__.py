@@ -11,6 +11,7 @@
 """
 
 from models.musicgen.checkpoints import (
+    CHECKPOINT_BILLIONS,
     CPU_INT8_ENV_VAR,
     DEFAULT_MELODY_MODEL,
     DEFAULT_MUSICGEN_MODEL,
@@ -65,6 +66,7 @@ from models.musicgen.windows import Window, plan_windows, window_count
 from models.progress import GenerationCancelled
 
 __all__ = [
+    "CHECKPOINT_BILLIONS",
     "CPU_INT8_ENV_VAR",
     "AudioStream",
     "Clip",

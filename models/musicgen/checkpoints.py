@@ -38,6 +38,12 @@ TEXT_CHECKPOINTS = (
     "facebook/musicgen-stereo-medium",
     "facebook/musicgen-stereo-large",
 )
+CHECKPOINT_BILLIONS = {  # parameters of the official checkpoints, in billions (the page shows their size)
+    "facebook/musicgen-small": 0.3, "facebook/musicgen-medium": 1.5, "facebook/musicgen-large": 3.3,
+    "facebook/musicgen-stereo-small": 0.3, "facebook/musicgen-stereo-medium": 1.5,
+    "facebook/musicgen-stereo-large": 3.3, "facebook/musicgen-melody": 1.5, "facebook/musicgen-melody-large": 3.3,
+    "facebook/musicgen-stereo-melody": 1.5, "facebook/musicgen-stereo-melody-large": 3.3,
+}
 MELODY_CHECKPOINTS = (
     "facebook/musicgen-melody",
     "facebook/musicgen-melody-large",

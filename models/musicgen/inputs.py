@@ -88,10 +88,7 @@ def unknown_prompt_note(parts: list[str]) -> str:
         return ""
     shown = ", ".join(f"“{p}”" for p in parts[:MAX_UNKNOWN_PARTS_SHOWN])
     more = f" and {len(parts) - MAX_UNKNOWN_PARTS_SHOWN} more" if len(parts) > MAX_UNKNOWN_PARTS_SHOWN else ""
-    return (
-        f"The model's vocabulary has no words for {shown}{more}: it will not understand that part of the prompt. "
-        "MusicGen learned from English descriptions, so English prompts work best."
-    )
+    return f"The model does not know {shown}{more} and leaves it out. English prompts work best."
 
 
 def parse_seed(seed: str | int | float | None) -> int | None:

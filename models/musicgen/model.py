@@ -63,6 +63,8 @@ from utils.progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
 
+MIN_STEPS_FOR_ESTIMATE = 10  # progress says how long is left once this many steps were timed
+
 
 @dataclass
 class MusicResult:
@@ -372,9 +374,10 @@ class MusicGenModel:
         stemmer = get_separator(separator)
         try:
             stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
-        except ModelLoadError as e:
-            return (melody, "whole mix (the separator could not be loaded)",
-                    f"The melody was not separated, so its chroma comes from the whole mix. {e}")
+        except ModelLoadError as e:  # the why and the fix are for whoever runs the app: the log and the record
+            logger.warning("Melody separation skipped: %s", e)
+            return (melody, f"whole mix (the separator could not be loaded: {e})",
+                    "The melody could not be separated from drums and bass here, so the whole mix was used.")
         return (Melody(stems, melody.sample_rate, melody.trim),
                 f"separated: {' + '.join(MELODY_STEMS)} stems ({stemmer.name})", "")
 
@@ -405,8 +408,15 @@ class MusicGenModel:
         context = 0 if given is None else int(given.shape[-1])
         passes = PassCount()
 
+        new_seconds = sum(w.end - w.start for w in windows) / rate
+
         def describe(step: int, total: int, label: str) -> str:
-            return f"Generating: step {step} of {total}" + (f" ({label})" if label else "")
+            """Progress in music time: "12 of 40 s made · about 30 s left" (the time left once it can be told)."""
+            made = new_seconds * step / total
+            line = f"{made:.0f} of {new_seconds:.0f} s made"
+            if step >= MIN_STEPS_FOR_ESTIMATE:
+                line += f" · about {(time.perf_counter() - started) / step * (total - step):.0f} s left"
+            return line
 
         # the fast loop stops between steps and keeps what it finished; stock generate is stopped by the watcher
         watcher = StepWatcher(decode_steps(windows, self.delay), report, (0.05, 0.95), describe,
@@ -433,8 +443,6 @@ class MusicGenModel:
                 chroma = model_thread().call(self.chroma, segment, melody.sample_rate)  # [1, frames, 12]
                 first_chroma = chroma if first_chroma is None else first_chroma
                 features = chroma.repeat(n_variants, 1, 1).to(self.device, self.dtype)
-            if len(windows) > 1:
-                watcher.label = f"window {index + 1} of {len(windows)}"
             on_frames = None
             if streamer is not None:
                 on_frames = (lambda window_codes, before=codes, prompt_len=prompt_len: streamer(
