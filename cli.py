@@ -62,6 +62,7 @@ def add_sampling(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from models import musicgen, pop2piano, separator
     from products.piano import DEFAULT_BALANCE
+    from utils.score import DEFAULT_PAPER, PAPERS
     from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS
     from utils.video import DEFAULT_FORMAT, FORMATS
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     piano.add_argument("--instrument", default=DEFAULT_INSTRUMENT, choices=list(INSTRUMENTS))
     piano.add_argument("--balance", type=float, default=DEFAULT_BALANCE, help="mix: 0 = original only, 1 = cover only")
     piano.add_argument("--easier", action="store_true", help="score: at most 4 notes per hand, within a tenth")
+    piano.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
     piano.add_argument("--video-format", default=DEFAULT_FORMAT, choices=list(FORMATS))
     piano.add_argument("--audio-format", default="wav", choices=AUDIO_FORMATS)
     piano.add_argument("--max-song-seconds", type=float, default=pop2piano.default_max_song_seconds())
@@ -124,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             items = piano_items(args.inputs, args.style)
             factory = PianoCoverWork(args.piano_model, args.device, args.max_song_seconds, tuple(args.products),
                                      args.instrument, args.balance, args.easier, args.video_format,
-                                     args.audio_format)
+                                     args.audio_format, args.paper)
             settings = {"products": sorted(args.products), "instrument": args.instrument, "balance": args.balance,
-                        "easier": args.easier, "video_format": args.video_format, "audio_format": args.audio_format,
+                        "easier": args.easier, "paper": args.paper, "video_format": args.video_format,
+                        "audio_format": args.audio_format,
                         "model": args.piano_model}
             items = [Item(i.id, i.input, i.settings | settings) for i in items]
             noun = "songs"

@@ -32,6 +32,7 @@ class PianoCoverWork:
     easier: bool
     video_format: str
     audio_format: str
+    paper: str = "a4"
 
     def __call__(self):
         from models import pop2piano
@@ -66,7 +67,7 @@ class PianoCoverWork:
         timings["midi_audio"] = time.perf_counter() - t
         if "score" in self.products:
             t = time.perf_counter()
-            score = products.write_score(job, self.easier)
+            score = products.write_score(job, self.easier, self.paper)
             for page in score.pages:  # the PDF holds the pages
                 page.unlink()
             files += [score.musicxml, score.pdf]
