@@ -140,9 +140,8 @@ PAGE_CSS = """
 .downloads .file-name, .downloads td { white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip; }
 .tab-intro p { margin: 0 0 0.4em 0; }
 @media (max-width: 600px) {
-  .app-intro p:not(:first-child) { display: none; }
-  .tab-nav, [role="tablist"] { flex-wrap: wrap !important; overflow: visible !important; }
-  [role="tablist"] button { flex: 1 1 auto; }
+  .app-intro p ~ p { display: none; }
+  .tab-wrapper .tab-container button { padding: 4px 7px !important; font-size: 13px !important; }
   .tab-intro { display: none; }
   #piano-examples, #text-examples, #melody-examples { overflow-x: auto; max-width: 100%; }
 }
