@@ -165,6 +165,10 @@ def test_text_to_music_tab(page):
     assert any(n.endswith("_v1.wav") for n in download_names(page, "text-variant-1"))
     assert fetch(page, "text-variant-1")[:4] == b"RIFF"
     assert page.locator("#text-picture img").count() == 1
+    # results offer no remove buttons, and show their file names whole
+    assert not any(b.is_visible() for b in page.locator("#text-downloads button[aria-label*=Remove]").all())
+    for name in page.locator("#text-downloads td.filename").all():
+        assert name.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), name.inner_text()
     screenshot(page, "text-to-music")
 
 
@@ -242,6 +246,10 @@ def test_piano_cover_from_an_example_to_score_instrument_and_video(page):
         "() => [...document.querySelectorAll('#piano-pdf a[data-testid=download-link]')]"
         ".some(a => (a.getAttribute('download') || '').includes('letter'))", timeout=60_000)
     assert_prints(fetch(page, "piano-pdf"), (612.0, 792.0))
+    for name in page.locator("#piano-pdf td.filename, #piano-musicxml td.filename").all():  # whole, not clipped
+        assert name.evaluate("e => e.scrollWidth <= e.clientWidth + 1 && "
+                             "e.getBoundingClientRect().bottom <= e.closest('.block').getBoundingClientRect().bottom"
+                             ), name.inner_text()
     page.get_by_role("button", name="Falling-notes video").click()
     page.locator("#piano-video-format").get_by_label("Vertical", exact=False).check()
     page.locator("#piano-video-run").click()

@@ -137,7 +137,9 @@ PAGE_CSS = """
 #piano-score img { width: 100%; height: auto !important; object-fit: contain; }
 .downloads button[aria-label*="emove"], .downloads .label-clear-button,
 .downloads td:last-child button { display: none; }
-.downloads .file-name, .downloads td { white-space: normal !important; overflow-wrap: anywhere; text-overflow: clip; }
+.downloads td.filename { display: table-cell !important; }
+.downloads td.filename, .downloads td.filename span { white-space: normal !important; overflow: visible !important;
+  text-overflow: clip !important; overflow-wrap: anywhere; max-width: none !important; }
 .tab-intro p { margin: 0 0 0.4em 0; }
 @media (max-width: 600px) {
   .app-intro p ~ p { display: none; }

@@ -163,7 +163,7 @@ def music_result_panel(tab: str) -> list[gr.components.Component]:
 
 def downloads_box(tab: str) -> gr.File:
     return gr.File(label="Downloads: WAV, MP3 and the parameters (JSON)", file_count="multiple", interactive=False,
-                   elem_id=f"{tab}-downloads")
+                   elem_id=f"{tab}-downloads", elem_classes="downloads")
 
 
 def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:

@@ -281,19 +281,18 @@ def build_piano_cover_tab() -> gr.Markdown:
             cover_audio = gr.Audio(type="filepath", label="Cover", interactive=False, elem_id="piano-audio")
             mix_audio = gr.Audio(type="filepath", label="Cover + original", interactive=False, elem_id="piano-mix")
             details = gr.Markdown(elem_id="piano-cover-details")
-            with gr.Row():
-                pdf_file = gr.File(label="Score (PDF, to print)", interactive=False, height=90, elem_id="piano-pdf",
-                                   elem_classes="downloads")
-                musicxml_file = gr.File(label="Score (MusicXML, for MuseScore)", interactive=False, height=90,
-                                        elem_id="piano-musicxml", elem_classes="downloads")
+            pdf_file = gr.File(label="Score (PDF, to print)", interactive=False, elem_id="piano-pdf",
+                               elem_classes="downloads")
+            musicxml_file = gr.File(label="Score (MusicXML, for MuseScore)", interactive=False,
+                                    elem_id="piano-musicxml", elem_classes="downloads")
             score_info = gr.Markdown(elem_id="piano-score-info")
             with gr.Row():
                 midi_file = gr.File(label="MIDI on the song's beats (for music software)", interactive=False,
-                                    height=90, scale=3, elem_id="piano-midi", elem_classes="downloads")
+                                    scale=3, elem_id="piano-midi", elem_classes="downloads")
                 tempo = gr.Number(value=None, label="Tempo (BPM)", interactive=False, scale=1, visible=False,
                                   elem_id="piano-tempo")
             constant_midi = gr.File(label="MIDI at one steady tempo (for older software)", interactive=False,
-                                    height=90, elem_id="piano-midi-constant", elem_classes="downloads")
+                                    elem_id="piano-midi-constant", elem_classes="downloads")
     with gr.Accordion("Falling-notes video", open=False):
         with gr.Row():
             video_format = gr.Radio(VIDEO_CHOICES, value=DEFAULT_FORMAT, label="Format", elem_id="piano-video-format")
