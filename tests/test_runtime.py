@@ -56,9 +56,14 @@ def native_user():
 worker = threading.Thread(target=native_user); worker.start(); done.wait()
 runtime.call(big_ops)
 after_others = threads()
-# the control: a thread that takes two kernel threads for itself does get a team of its own, and it shows
-t = threading.Thread(target=lambda: (torch.set_num_threads(2), big_ops())); t.start(); t.join()
-control = threads()
+# the control: a thread that takes two kernel threads for itself does get a team of its own, and it shows; counted
+# while that thread is alive (libgomp lets a thread's pool go when the thread ends), not counting the thread itself
+ready, release = threading.Event(), threading.Event()
+def control_user():
+    torch.set_num_threads(2); big_ops(); ready.set(); release.wait()
+t = threading.Thread(target=control_user); t.start(); ready.wait()
+control = threads() - 1
+release.set(); t.join()
 stay.set(); worker.join()
 print(json.dumps({"after_model": after_model, "after_others": after_others, "control": control,
                   "kernel_threads": kernel_threads, "main": torch.get_num_threads()}))
