@@ -42,7 +42,7 @@ CACHE_ITEMS = 4  # separated melodies kept (the same melody is often used again 
 SOURCE_SEPARATED = "separated"
 SOURCE_MIX = "mix"
 MELODY_SOURCES = {
-    SOURCE_SEPARATED: "Separated melody (vocals + other, as audiocraft)",
+    SOURCE_SEPARATED: "Melody only (drums and bass taken out first)",
     SOURCE_MIX: "Whole mix",
 }
 DEFAULT_MELODY_SOURCE = SOURCE_SEPARATED

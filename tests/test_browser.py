@@ -310,5 +310,5 @@ def test_melody_source_and_reproducing_from_a_parameters_file(page, hummed_melod
     page.wait_for_selector("#melody-params-note >> text=seed 77", timeout=30_000)
     assert page.locator("#melody-prompt textarea").input_value() == "a string quartet"
     assert page.locator("#melody-seed input").input_value() == "77"
-    assert page.locator("#melody-source").get_by_label("Separated melody").is_checked()
+    assert page.locator("#melody-source").get_by_label("Melody only").is_checked()
     screenshot(page, "melody-reproduce")

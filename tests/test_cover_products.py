@@ -243,6 +243,23 @@ def test_frames_are_drawn_where_the_note_is():
     assert during[top - 2, x].max() > 120 and during[-5, x].tolist() != list(notes.keyboard[-5, x])
 
 
+def test_vertical_video_zooms_to_the_keys_played_and_every_video_opens_with_its_title():
+    starts, ends = np.array([0.5, 1.0, 5.0]), np.array([1.0, 2.0, 6.0])
+    pitches = np.array([60, 64, 72])
+    args = (starts, ends, pitches, np.array([90, 90, 90]), np.array([True, True, False]), 8.0)
+    tall = FallingNotes(*args, "vertical", title="Rag Pop", subtitle="Piano · Arranger 7 style")
+    low, high = tall.key_range
+    assert low <= 60 - 12 and high >= 72 + 12 and high - low < 48  # an octave to spare, not all 88 keys
+    assert set(tall.keys) == set(range(low, high + 1))
+    wide = FallingNotes(*args, "landscape", title="Rag Pop")
+    assert len(wide.keys) == 88
+    for video in (tall, wide):  # the title shows at first (white letters), and is gone after it fades
+        band = slice(video.roll_h // 3 - video.roll_h // 20, video.roll_h // 3 + video.roll_h // 10)
+        opening = video.full_frame(0)[band]
+        later = video.full_frame(int(6.5 * 30))[band]
+        assert (opening.min(axis=-1) > 230).mean() > 0.002 and (later.min(axis=-1) > 230).mean() == 0
+
+
 # ------------------------------------------------------------------------------------------- provenance
 def test_every_file_says_it_was_made_with_ai(made):
     _, job = made

@@ -122,10 +122,10 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
         seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
-    shape = f"{windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else "one window"
+    shape = f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else ""
     if seconds is None:
-        return f"{float(duration):.0f} s of music in {shape}; the time it takes here is shown after the first run."
-    return f"{float(duration):.0f} s of music in {shape}: about **{seconds / 60:.1f} min** on this machine."
+        return f"{float(duration):.0f} s of music{shape}. How long it takes here is shown after the first run."
+    return f"{float(duration):.0f} s of music{shape}: about **{seconds / 60:.1f} min** on this machine."
 
 
 def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
@@ -137,8 +137,8 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
         out = write_wav(new_run_dir("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return str(out), (f"Continuing {clip.duration:.1f} s of the clip. It is kept as the model's codec hears it "
-                      "(re-encoded by EnCodec), then continued.")
+    return str(out), (f"Continuing {clip.duration:.1f} s of the clip. The result starts with the clip as the model "
+                      "hears it, then continues it.")
 
 
 N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state

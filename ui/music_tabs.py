@@ -297,8 +297,8 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="melody-model")
             source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
                               value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",
-                              info="Separated: drums and bass are removed first (Demucs), as audiocraft does, so a "
-                                   "full song's chroma follows its tune rather than its bass line.",
+                              info="For a whole song: with drums and bass taken out first, the music follows "
+                                   "its tune rather than its bass line.",
                               elem_id="melody-source")
             controls = sampling_controls("melody")
             params_file, params_note = params_loader("melody")
@@ -315,7 +315,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
         with gr.Column():
             stream = stream_player("melody")
             outputs = music_result_panel("melody")
-            chroma = gr.Image(type="filepath", label="Melody chroma (what the model follows)", interactive=False,
+            chroma = gr.Image(type="filepath", label="The melody as the model hears it (notes over time)", interactive=False,
                               elem_id="melody-chroma")
             downloads = downloads_box("melody")
             extend_seconds, extend = extend_row("melody")
