@@ -159,9 +159,12 @@ def test_text_to_music_tab(page):
     open_tab(page, "Text to music")
     page.locator("#text-prompt textarea").fill("lo-fi hip hop with warm piano, 80 bpm")
     page.locator("#text-seed input").fill("1234")
+    assert not page.locator("#text-stop").is_enabled()  # Stop is quiet while nothing runs
     page.locator("#text-run").click()
     page.wait_for_selector("#text-details >> text=Seed 1234:", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
+    page.wait_for_function("() => !document.querySelector('#text-stop').matches(':enabled')", timeout=10_000)
+    assert not page.locator("#text-stream").is_visible()  # one player: the result replaced the live one
     assert any(n.endswith("_v1.wav") for n in download_names(page, "text-variant-1"))
     assert fetch(page, "text-variant-1")[:4] == b"RIFF"
     assert page.locator("#text-picture img").count() == 1
@@ -280,7 +283,7 @@ def test_a_75_second_piece_then_use_it_as_the_melody(page):
     assert_no_error_toast(page)
     audio, sr = sf.read(io.BytesIO(fetch(page, "text-variant-1")))
     assert sr == 32000 and abs(audio.shape[0] / sr - 75.0) <= 0.02
-    page.wait_for_selector("#text-estimate >> text=min", timeout=30_000)  # the measured speed gives a time
+    page.wait_for_selector("#text-estimate >> text=on this machine", timeout=30_000)  # the measured speed gives a time
     page.locator("#text-use-as-melody").click()
     page.wait_for_selector("#melody-preview-info >> text=Using 30.0 s", timeout=60_000)
     screenshot(page, "long-piece-to-melody")

@@ -125,7 +125,8 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
     shape = f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else ""
     if seconds is None:
         return f"{float(duration):.0f} s of music{shape}. How long it takes here is shown after the first run."
-    return f"{float(duration):.0f} s of music{shape}: about **{seconds / 60:.1f} min** on this machine."
+    took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    return f"{float(duration):.0f} s of music{shape}: about **{took}** on this machine."
 
 
 def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:

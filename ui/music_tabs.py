@@ -212,16 +212,16 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
             use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
     status = technical_details("text")
     state = gr.State(None)
-    event = run.click(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
+    event = starting(run, stop, stream).then(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
                       outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
                       concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
-    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+    extended = starting(extend, stop, stream).then(extend_music, inputs=[state, extend_seconds],
                             outputs=[*outputs, downloads, state, stream],
                             api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
                             concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
-    wire_common(model, controls, outputs, stop, [(run, event), (extend, extended)], status, estimate, False,
-                "text_to_music_stop", stream)
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop",
+                stream)
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
@@ -234,6 +234,13 @@ def stop_button(tab: str) -> gr.Button:
     """Stop: quiet, and only clickable while something is being made."""
     return gr.Button("Stop (keeps what is finished)", variant="secondary", interactive=False, size="md",
                      elem_id=f"{tab}-stop")
+
+
+def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio) -> Any:
+    """A run's first step, on the page only: Stop becomes clickable and the live player appears (empty). The run
+    itself follows it (``.then``), so the two never race."""
+    return button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback())),
+                        outputs=[stop, stream], api_visibility="private", queue=False)
 
 
 def reflect_melody_source(params: dict | None, source: str) -> Any:
@@ -249,13 +256,10 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
                 stream: gr.Audio) -> None:
     """The events both MusicGen tabs share: variants shown, Stop (clickable only while a run is going), the live
     player (shown while a piece is made, replaced by the result after), the model's status line, the estimate.
-    ``events`` pairs each run button with its event."""
-    for button, event in events:
-        button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback())),
-                     outputs=[stop, stream], api_visibility="private", queue=False)
+    ``events`` are the runs (each started by ``starting``)."""
+    for event in events:
         event.then(lambda: (gr.Button(interactive=False), gr.Audio(value=None, visible=False)),
                    outputs=[stop, stream], api_visibility="private", queue=False)
-    events = [event for _, event in events]
     duration, variants, stride = controls[0], controls[6], controls[7]
     variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
                     api_visibility="private", queue=False)
@@ -326,16 +330,16 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
-    event = run.click(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
+    event = starting(run, stop, stream).then(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
                       outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
                       api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
                       show_progress_on=outputs[0])
-    extended = extend.click(extend_music, inputs=[state, extend_seconds],
+    extended = starting(extend, stop, stream).then(extend_music, inputs=[state, extend_seconds],
                             outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
                             api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
                             show_progress_on=outputs[0])
-    wire_common(model, controls, outputs, stop, [(run, event), (extend, extended)], status, estimate, True,
-                "melody_to_music_stop", stream)
+    wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop",
+                stream)
     for done in (event, extended):  # the melody source falls back visibly when separation could not be done
         done.then(reflect_melody_source, inputs=[outputs[musicgen.MAX_VARIANTS + 1], source], outputs=source,
                   api_visibility="private", queue=False)
