@@ -150,6 +150,9 @@ def test_on_a_phone_every_tab_is_in_sight(browser, live_app):
             assert phone.get_by_role("tab", name=name).is_visible(), name
         song = phone.locator("#piano-song").bounding_box()
         assert song is not None and song["y"] < 844  # the upload is on the first screen
+        for cell in phone.locator("#piano-examples td").all():  # the examples fit the screen's width
+            box = cell.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390, (cell.inner_text(), box)
         screenshot(phone, "phone")
     finally:
         phone.close()

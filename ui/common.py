@@ -145,7 +145,9 @@ PAGE_CSS = """
   .app-intro p ~ p { display: none; }
   .tab-wrapper .tab-container button { padding: 4px 7px !important; font-size: 13px !important; }
   .tab-intro { display: none; }
-  #piano-examples, #text-examples, #melody-examples { overflow-x: auto; max-width: 100%; }
+  #piano-examples table, #melody-example-tunes table { table-layout: fixed; width: 100% !important; }
+  #piano-examples th, #piano-examples td, #melody-example-tunes th, #melody-example-tunes td {
+    white-space: normal !important; overflow-wrap: anywhere; font-size: 13px; padding: 4px !important; }
 }
 """
 
