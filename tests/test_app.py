@@ -259,3 +259,14 @@ def test_zero_gpu_wrapping_is_plain_off_zero_gpu(monkeypatch):
     assert common.gpu_task("text_to_music")(f) is f
     monkeypatch.setattr(common, "spaces", None)
     assert common.gpu_task("text_to_music")(f) is f and "not installed" in common.runtime_line()
+
+
+def test_the_melody_source_control_shows_the_fallback():
+    """When separation was asked for and could not be done, the control moves to "Whole mix" after the run."""
+    from ui.music_tabs import reflect_melody_source
+
+    fell_back = {"melody_source_used": "whole mix (the separator could not be loaded: no demucs)"}
+    assert reflect_melody_source(fell_back, "separated").value == "mix"
+    separated = {"melody_source_used": "separated: vocals + other stems (htdemucs)"}
+    assert reflect_melody_source(separated, "separated") == gr.skip()  # left as it is
+    assert reflect_melody_source({"melody_source_used": "whole mix"}, "mix") == gr.skip()
