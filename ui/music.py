@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-
 import gradio as gr
 
 from models import musicgen, separator
