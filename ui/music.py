@@ -233,32 +233,24 @@ def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tu
     return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
 
 
-def check_melody_upload(path: str | None) -> tuple[Any, Any]:
-    """When a melody file arrives: refuse one that is not usable audio at once, with the reason beside the upload
-    (the upload is cleared); returns (the upload, the line beside it)."""
-    if not path:
-        return gr.skip(), gr.skip()
-    try:
-        musicgen.Melody.from_file(path, 0.0, None)
-    except ValueError as e:
-        return None, f"⚠️ {plain(str(e))}"
-    return gr.skip(), gr.skip()
+def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
+    """When a melody arrives: fit the trim sliders to its length and show the part used; one that is not usable
+    audio is refused at once (the upload is cleared) with the reason beside it.
 
-
-def melody_loaded(path: str | None) -> tuple[Any, Any, str | None, Any]:
-    """When a melody arrives: fit the trim sliders to its length and show the part used."""
+    Returns:
+        (the upload: kept, or None when refused; trim start; trim end; the part used; the line beside it).
+    """
     if not path:  # cleared: a refusal's reason stays beside the upload
-        return gr.Slider(value=0), gr.Slider(value=0), None, gr.skip()
+        return gr.skip(), gr.Slider(value=0), gr.Slider(value=0), None, gr.skip()
     try:
         total = audio_duration(path)
-    except ValueError as e:
-        return gr.skip(), gr.skip(), None, f"⚠️ {plain(str(e))}"
-    end = min(total, musicgen.MAX_MELODY_SECONDS)
-    try:
+        end = min(total, musicgen.MAX_MELODY_SECONDS)
         preview, info = melody_preview(path, 0.0, end)
-    except gr.Error as e:  # unusable (silent, damaged...): say so beside the player, where the user looks
-        preview, info = None, f"⚠️ {e.message}"
+    except (ValueError, gr.Error) as e:  # not audio, silent, damaged...: say so beside the upload
+        message = e.message if isinstance(e, gr.Error) else plain(str(e))
+        return None, gr.skip(), gr.skip(), None, f"⚠️ {message}"
     return (
+        gr.skip(),
         gr.Slider(maximum=round(total, 2), value=0.0),
         gr.Slider(maximum=round(total, 2), value=round(end, 2)),
         preview,

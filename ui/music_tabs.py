@@ -12,7 +12,6 @@ from models.sources import describe_source, how_to_fix
 from ui.common import CONFIG, MODEL_QUEUE, technical_details
 from ui.music import (
     APP_DEFAULT_MODEL,
-    check_melody_upload,
     clip_preview,
     estimate_line,
     extend_music,
@@ -325,8 +324,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             extend_seconds, extend = extend_row("melody")
     status = technical_details("melody")
     state = gr.State(None)
-    melody.upload(check_melody_upload, inputs=melody, outputs=[melody, preview_info], api_visibility="private")
-    melody.change(melody_loaded, inputs=melody, outputs=[start, end, preview, preview_info],
+    melody.change(melody_loaded, inputs=melody, outputs=[melody, start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])

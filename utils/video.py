@@ -203,10 +203,12 @@ def title_card(width: int, height: int, title: str, subtitle: str = "") -> tuple
     from matplotlib import font_manager
     from PIL import Image, ImageDraw, ImageFont
 
+    paths = {bold: font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
+                                                                     weight="bold" if bold else "normal"))
+             for bold in (True, False)}
+
     def font(size: int, bold: bool) -> ImageFont.FreeTypeFont:
-        path = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
-                                                                 weight="bold" if bold else "normal"))
-        return ImageFont.truetype(path, size)
+        return ImageFont.truetype(paths[bold], size)
 
     picture = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(picture)

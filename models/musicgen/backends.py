@@ -22,6 +22,7 @@ class Backend(Protocol):
     """Decodes one window: codes [B, K, prompt + new frames], the prompt codes first, as given."""
 
     name: str  # as the parameters record says it
+    stops_itself: bool  # True: it ends between steps on ``cancel`` and returns what it finished
 
     def decode_window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
                       watcher: StepWatcher, input_features: torch.Tensor | None, cancel: threading.Event | None,
@@ -85,6 +86,6 @@ class StockBackend:
         return undelay(ids.view(batch, k, -1), codebook_delays(model.config.decoder))
 
 
-def build_backend(model: Any, fast_path: bool) -> FastBackend | StockBackend:
+def build_backend(model: Any, fast_path: bool) -> Backend:
     """The fast loop where asked for and the model is covered by it; stock ``generate`` otherwise."""
     return FastBackend(model) if fast_path and supports_fast_path(model) else StockBackend(model)

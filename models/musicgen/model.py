@@ -23,7 +23,7 @@ import torch
 from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
 from models.devices import env_flag, pick_device, pick_dtype
-from models.musicgen.backends import FastBackend, StockBackend, build_backend
+from models.musicgen.backends import Backend, FastBackend, build_backend
 from models.musicgen.checkpoints import (
     CPU_INT8_ENV_VAR,
     FAST_PATH_ENV_VAR,
@@ -36,7 +36,7 @@ from models.musicgen.checkpoints import (
     load_checkpoint,
 )
 from models.musicgen.codec import codebook_delays, decode_codes, encode_audio
-from models.musicgen.fast_loop import FastMusicgen, PassCount
+from models.musicgen.fast_loop import PassCount
 from models.musicgen.inputs import (
     DEFAULT_STRIDE_S,
     MAX_SEED,
@@ -133,7 +133,7 @@ class MusicGenModel:
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
         self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
-        self.backend: FastBackend | StockBackend | None = None  # how windows decode, built once at load
+        self.backend: Backend | None = None  # how windows decode, built once at load
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None
         self._lock = threading.Lock()
@@ -147,11 +147,6 @@ class MusicGenModel:
     @property
     def loaded(self) -> bool:
         return self.model is not None
-
-    @property
-    def loop(self) -> FastMusicgen | None:
-        """The fast loop every request's decode joins (None when the stock backend decodes)."""
-        return self.backend.loop if isinstance(self.backend, FastBackend) else None
 
     @property
     def sample_rate(self) -> int:
@@ -428,7 +423,7 @@ class MusicGenModel:
         report(0.05, "Generating")
         codes, first_chroma, done, stopped = given, None, [], False
         started = time.perf_counter()
-        for index, window in enumerate(windows):
+        for window in windows:
             prompt_len = window.start - window.context_start  # frames of earlier music the window starts from
             prompt_codes = codes[..., window.context_start : window.start] if prompt_len else None
             features = None
