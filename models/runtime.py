@@ -328,7 +328,8 @@ class Loadable(Protocol):
 
 M = TypeVar("M", bound=Loadable)
 
-ROLES = ("piano", "text", "melody", "separator")  # what the app and the command line hold a model for
+# what the app and the command line hold a model for
+ROLES = ("piano", "text", "melody", "separator", "translator", "watermark", "transcriber")
 
 
 class ModelCache:

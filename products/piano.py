@@ -27,6 +27,7 @@ from utils.midi import (
     renderer_in_use,
     tempo_map_midi,
 )
+from products.score import ScoreFiles, engrave_notes
 from utils.files import safe_name
 from utils.progress import Progress
 from utils.provenance import Provenance, utc_now
@@ -159,50 +160,13 @@ def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
     return AudioFiles(cover, write_mix(job, cover, balance, instrument), renderer, warning)
 
 
-@dataclass(frozen=True)
-class ScoreFiles:
-    """The engraved score.
-
-    Attributes:
-        musicxml: the score as MusicXML (opens in MuseScore, Finale, Sibelius, Dorico).
-        pdf: the engraved pages.
-        pages: one PNG per page.
-        hard_places: chords of the full arrangement where one hand has over 4 notes or spans over a tenth.
-        easier: whether this is the Easier version.
-        removed: notes the Easier version left out.
-    """
-
-    musicxml: Path
-    pdf: Path
-    pages: list[Path]
-    hard_places: int
-    easier: bool
-    removed: int
-
-
 def write_score(job: CoverJob, easier: bool = False, paper: str = "a4") -> ScoreFiles:
     """Engrave the cover for two hands: MusicXML, PDF and page pictures on ``paper`` (A4 or Letter), titled after
     the song with the arranger style below; ``easier`` thins it to 4 notes a hand."""
-    from utils import score
-
-    hands = score.split_hands(job.grid)
-    hard = score.hard_places(job.grid, hands)
-    grid, removed = job.grid, 0
-    if easier:
-        grid, hands = score.easier(job.grid, hands)
-        removed = len(job.grid) - len(grid)
-    paper = score.check_paper(paper)
     what = "piano score, easier" if easier else "piano score"
-    provenance = job.provenance(what=what)
     title = f"{job.song} — piano arrangement" + (" (easier)" if easier else "")
-    subtitle = f"{job.style} style"
-    built = score.build_score(grid, hands, job.bpm, title, provenance.text(), subtitle)
-    name = ("score_easier" if easier else "score") + ("" if paper == score.DEFAULT_PAPER else f"_{paper}")
-    musicxml = score.write_musicxml(built, job.path(f"{name}.musicxml"))
-    engraving = score.engrave(musicxml, job.path(f"{name}.pdf"), job.path(name), paper, title, subtitle,
-                              provenance.short(), f"Piano arrangement of {job.song}, {job.style} style, "
-                              "generated with AI", provenance.tags()["software"])
-    return ScoreFiles(musicxml, engraving.pdf, engraving.pages, hard, easier, removed)
+    return engrave_notes(job.grid, job.bpm, job.path, title, f"{job.style} style", job.provenance(what=what),
+                         f"Piano arrangement of {job.song}, {job.style} style, generated with AI", easier, paper)
 
 
 def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 1.0,

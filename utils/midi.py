@@ -322,9 +322,9 @@ def tempo_map_midi(grid: GridNotes, program: int = PIANO_PROGRAM, name: str = "P
 
     conductor = mido.MidiTrack()
     if title:
-        conductor.append(mido.MetaMessage("track_name", name=title, time=0))
+        conductor.append(mido.MetaMessage("track_name", name=midi_text(title), time=0))
     if text:
-        conductor.append(mido.MetaMessage("text", text=text, time=0))
+        conductor.append(mido.MetaMessage("text", text=midi_text(text), time=0))
     events: list[tuple[int, int, mido.MetaMessage]] = []  # (tick, order, message)
     partial = pickup % BEATS_PER_BAR
     if partial:
@@ -358,6 +358,12 @@ def _append_absolute(track: mido.MidiTrack, events: list[tuple[int, int, Any]]) 
     track.append(mido.MetaMessage("end_of_track", time=0))
 
 
+def midi_text(text: str) -> str:
+    """``text`` as a MIDI meta event can hold it (Latin-1): curly quotes become straight, other characters "?"."""
+    text = text.translate(str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "—": "-", "·": "-"}))
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
 def add_text_event(midi: pretty_midi.PrettyMIDI, text: str) -> None:
     """Add a text meta event (provenance) at time 0 of a PrettyMIDI (written with the file)."""
-    midi.text_events.append(pretty_midi.Text(text, 0.0))
+    midi.text_events.append(pretty_midi.Text(midi_text(text), 0.0))

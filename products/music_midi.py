@@ -1,0 +1,118 @@
+"""MIDI (and sheet music) of any music the app made: the notes basic-pitch hears in it, placed on the beats the beat
+tracker finds, written with the same tempo-mapped MIDI writer and engraver as the piano cover's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.transcription import TRANSCRIBER_LABEL, Notes, get_transcriber
+from products.score import ScoreFiles, engrave_notes
+from utils.audio import load_audio, read_tags
+from utils.beats import BEAT_SAMPLE_RATE, track_beats
+from utils.midi import STEPS_PER_BEAT, GridNotes, tempo_map_midi
+from utils.provenance import Provenance
+
+TRANSCRIBE_SAMPLE_RATE = 22050  # Hz, basic-pitch's rate
+STEADY_BPM = 120.0  # the grid when no steady beat is found (a free-time piece)
+
+
+@dataclass(frozen=True)
+class MusicMidi:
+    """What ``write_music_midi`` wrote.
+
+    Attributes:
+        midi: the tempo-mapped MIDI (a tempo event per tracked beat; notes on the half-beat grid).
+        score: the engraved score, or None when not asked for or no notes were heard.
+        notes: how many notes the MIDI holds.
+        bpm: the piece's tempo.
+        note: a remark for the user ("" when none), e.g. no steady beat was found.
+    """
+
+    midi: Path
+    score: ScoreFiles | None
+    notes: int
+    bpm: float
+    note: str = ""
+
+    @property
+    def downloads(self) -> list[Path]:
+        """The MIDI, then the score's MusicXML and PDF when engraved."""
+        return [self.midi, *([self.score.musicxml, self.score.pdf] if self.score else [])]
+
+
+def beat_steps(beats: np.ndarray, duration: float) -> np.ndarray:
+    """The half-beat grid [S] in seconds from tracked ``beats`` [N] (N >= 2): the beats and the points halfway,
+    extended at the tempo of the first beat back to the start (the first step at 0 <= t < one beat) and at the
+    tempo of the last beat past ``duration`` (seconds)."""
+    beats = np.asarray(beats, dtype=np.float64)
+    first, last = beats[1] - beats[0], beats[-1] - beats[-2]
+    before = int(np.floor(beats[0] / first)) if first > 0 else 0
+    after = int(np.ceil(max(0.0, duration - beats[-1]) / last)) + 1 if last > 0 else 1
+    grid = np.concatenate([beats[0] - first * np.arange(before, 0, -1), beats,
+                           beats[-1] + last * np.arange(1, after + 1)])
+    positions = np.arange((grid.shape[0] - 1) * STEPS_PER_BEAT + 1) / STEPS_PER_BEAT
+    return np.interp(positions, np.arange(grid.shape[0]), grid)
+
+
+def notes_on_grid(notes: Notes, step_times: np.ndarray) -> GridNotes:
+    """``notes`` (seconds) moved to the nearest half-beat steps of ``step_times``; each lasts at least a step."""
+    index = np.arange(step_times.shape[0], dtype=np.float64)
+    onsets = np.round(np.interp(notes.starts, step_times, index)).astype(np.int64)
+    offsets = np.maximum(np.round(np.interp(notes.ends, step_times, index)).astype(np.int64), onsets + 1)
+    table = np.stack([onsets, offsets, notes.pitches, notes.velocities], axis=1) if len(notes) else np.zeros((0, 4))
+    return GridNotes.from_steps(table, step_times)
+
+
+def transcribe(path: str | Path) -> tuple[GridNotes, float, str]:
+    """The notes of an audio file on its beat grid.
+
+    Returns:
+        (notes, tempo in bpm, a note for the user or "").
+
+    Raises:
+        ValueError: the file is not audio.
+        ModelLoadError: the transcriber is not installed.
+    """
+    audio, rate = load_audio(path, TRANSCRIBE_SAMPLE_RATE)
+    duration = audio.shape[0] / rate
+    notes = get_transcriber().notes(audio, rate)
+    note = ""
+    try:
+        beats = track_beats(load_audio(path, BEAT_SAMPLE_RATE)[0], BEAT_SAMPLE_RATE)
+        bpm, times = beats.bpm, beats.times
+    except ValueError:  # no steady beat: a free-time piece gets a plain grid
+        bpm = STEADY_BPM
+        times = np.arange(0.0, duration + 60.0 / bpm, 60.0 / bpm)
+        note = f"No steady beat was found, so the notes sit on a plain {STEADY_BPM:.0f} bpm grid."
+    return notes_on_grid(notes, beat_steps(times, duration)), float(bpm), note
+
+
+def write_music_midi(path: str | Path, out: Path, stem: str, score: bool = True, paper: str = "a4") -> MusicMidi:
+    """Transcribe a piece of music into ``{stem}_notes.mid`` (tempo-mapped) and, with ``score``, engrave it.
+
+    Args:
+        path: the audio (a MusicGen result's WAV; any audio file works).
+        out: the folder the files go to.
+        stem: the start of the file names.
+        paper: "a4" or "letter" for the score.
+    """
+    grid, bpm, note = transcribe(path)
+    made_from = read_tags(path).get("comment", "") if Path(path).suffix.lower() == ".wav" else ""
+    settings = f"notes transcribed by {TRANSCRIBER_LABEL} from “{Path(path).name}”"
+    if made_from:
+        settings += f" ({made_from})"
+    provenance = Provenance(TRANSCRIBER_LABEL, settings, f"{stem} (notes)")
+    midi = out / f"{stem}_notes.mid"
+    tempo_map_midi(grid, 0, "Notes", text=provenance.text(), title=provenance.title).save(str(midi))
+    engraved = None
+    if score and len(grid):
+        title = stem.replace("_", " ").strip().capitalize() or "Music"
+        engraved = engrave_notes(grid, bpm, lambda suffix: out / f"{stem}_{suffix}", f"{title} — notes",
+                                 "Transcribed from generated audio", provenance,
+                                 f"Notes of {Path(path).name}, transcribed with AI", paper=paper)
+    elif not len(grid):
+        note = (note + " " if note else "") + "No notes were heard in this audio."
+    return MusicMidi(midi, engraved, len(grid), bpm, note)
