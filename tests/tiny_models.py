@@ -225,3 +225,82 @@ def build_tiny_htdemucs(folder: str | Path, seed: int = 0, name: str = "tiny_htd
     save_file(state, str(folder / f"{signature}.safetensors"), metadata=metadata)
     (folder / f"{name}.yaml").write_text(yaml.safe_dump({"models": [signature]}))
     return folder
+
+
+TRANSLATOR_CORPUS = [  # what the tiny translator's SentencePiece model learns its pieces from
+    "欢快的国风摇滚", "雨天的钢琴", "悲伤的小提琴独奏", "电子舞曲，强烈的鼓点", "古筝和笛子", "安静的夜晚",
+    "música alegre con guitarra", "piano triste bajo la lluvia", "Весёлый рок с барабанами",
+    "happy rock with drums", "sad piano in the rain", "calm night music", "electronic dance music",
+    "a violin solo", "lo-fi hip hop beats", "guzheng and flute",
+]
+
+
+def build_tiny_translator(folder: str | Path, seed: int = 0, d_model: int = 16) -> Path:
+    """Write a tiny random MarianMT checkpoint (model + a real SentencePiece tokenizer) to ``folder``.
+
+    The tokenizer is laid out as the opus-mt checkpoints are: ``source.spm`` and ``target.spm`` (one SentencePiece
+    unigram model trained here on ``TRANSLATOR_CORPUS``, every character covered), ``vocab.json`` with ``</s>`` = 0,
+    ``<unk>`` = 1 and ``<pad>`` last (the decoder's start token). The model is MarianMT with random weights.
+    """
+    import io
+
+    import sentencepiece as spm
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(TRANSLATOR_CORPUS * 4), model_writer=model,
+                                   vocab_size=160, character_coverage=1.0, model_type="unigram",
+                                   unk_id=1, eos_id=0, bos_id=-1, pad_id=-1, hard_vocab_limit=False,
+                                   minloglevel=2, num_threads=1)
+    for name in ("source.spm", "target.spm"):
+        (folder / name).write_bytes(model.getvalue())
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    vocab = {"</s>": 0, "<unk>": 1}
+    for piece in pieces:
+        vocab.setdefault(piece, len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(seed)
+    pad = vocab["<pad>"]
+    config = MarianConfig(vocab_size=len(vocab), d_model=d_model, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+                          decoder_ffn_dim=2 * d_model, max_position_embeddings=128, pad_token_id=pad,
+                          eos_token_id=0, decoder_start_token_id=pad, forced_eos_token_id=0)
+    MarianMTModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+def build_tiny_watermarker(folder: str | Path, seed: int = 0, full_size: bool = False) -> Path:
+    """Write an AudioSeal generator and detector with random weights to ``folder``, as the hub holds them:
+    ``generator_base.pth`` and ``detector_base.pth``, each ``{"xp.cfg": config, "model": state dict}``, which
+    ``AudioSeal.load_generator`` / ``load_detector`` read from a path.
+
+    The architecture is the 16-bit model's (audioseal's own model cards: SEANet, ratios 8-5-4-2, LSTM); tiny
+    unless ``full_size`` (14.7M + 8.6M parameters, as released). State-dict keys use the released checkpoints'
+    naming, which audioseal's loader converts.
+    """
+    import audioseal
+    from audioseal import AudioSeal
+    from audioseal.builder import AudioSealDetectorConfig, AudioSealWMConfig, create_detector, create_generator
+    from omegaconf import OmegaConf
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cards = Path(audioseal.__file__).parent / "cards"
+    parts = [("audioseal_wm_16bits", AudioSealWMConfig, create_generator, "generator_base.pth"),
+             ("audioseal_detector_16bits", AudioSealDetectorConfig, create_detector, "detector_base.pth")]
+    for card, kind, create, file_name in parts:
+        config = OmegaConf.to_container(OmegaConf.load(cards / f"{card}.yaml"))
+        config.pop("checkpoint")
+        if not full_size:
+            config["seanet"].update(n_filters=4, dimension=16, lstm=1)
+        torch.manual_seed(seed)
+        model = create(AudioSeal.parse_config(dict(config), kind))
+        state = {k.replace(".inner_conv.", "."): v for k, v in model.state_dict().items()}
+        torch.save({"xp.cfg": config, "model": state}, folder / file_name)
+    return folder

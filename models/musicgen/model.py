@@ -58,6 +58,7 @@ from models.progress import GenerationCancelled, StepWatcher
 from models.runtime import model_cache, model_thread
 from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
 from models.sources import ModelLoadError, load_or_explain
+from models.translation import default_translation_name, translate_prompt
 from utils.chroma import ChromaExtractor
 from utils.progress import Progress, no_progress
 
@@ -81,6 +82,7 @@ class MusicResult:
         windows: how the piece was made, window by window.
         stopped: True when the user stopped it; ``audio`` holds what was finished.
         chroma_rate: frames a second of ``chroma`` (None without one).
+        prompt_english: the English the model was given for a prompt in another language, or None.
     """
 
     audio: np.ndarray
@@ -93,6 +95,7 @@ class MusicResult:
     windows: list[Window] = field(default_factory=list)
     stopped: bool = False
     chroma_rate: float | None = None
+    prompt_english: str | None = None
 
     @property
     def duration(self) -> float:
@@ -114,6 +117,7 @@ class _Request:
     progress: Progress = no_progress
     cancel: threading.Event | None = None
     stream: Callable[[np.ndarray], None] | None = None
+    translator: str | None = None
 
 
 class MusicGenModel:
@@ -214,7 +218,7 @@ class MusicGenModel:
     # ---------------------------------------------------------------------------------------------- entry points
     def generate(self, prompt: str, params: SamplingParams = SamplingParams(), n_variants: int = 1, *,
                  progress: Progress | None = None, cancel: threading.Event | None = None,
-                 stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+                 stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None) -> MusicResult:
         """``n_variants`` pieces from a text prompt, in one batched call per window.
 
         Up to 30 s is one window; longer pieces (up to 300 s) are extended window by window, each keeping the last
@@ -230,19 +234,22 @@ class MusicGenModel:
             stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
                 music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
                 decoded in one go, and equals the result without streaming).
+            translator: the MarianMT model for prompt parts in other languages (hub id, folder or "off"); None:
+                ``$PROMPT_TRANSLATION_MODEL`` or the default (see ``models.translation``).
 
         Raises:
             ValueError: invalid prompt or settings, or a melody model (it needs a melody).
             GenerationCancelled: ``cancel`` was set before any music was finished.
         """
         return self._generate(_Request(prompt, params, n_variants, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream))
+                                       cancel=cancel, stream=stream, translator=translator))
 
     def generate_with_melody(self, prompt: str, melody: Melody, params: SamplingParams = SamplingParams(),
                              n_variants: int = 1, *, melody_source: str = SOURCE_SEPARATED,
                              separator: str | None = None, progress: Progress | None = None,
                              cancel: threading.Event | None = None,
-                             stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+                             stream: Callable[[np.ndarray], None] | None = None,
+                             translator: str | None = None) -> MusicResult:
         """Music that follows ``melody`` (MusicGen-Melody), in the style of ``prompt`` (may be empty).
 
         A piece past 30 s gives each window the part of the melody under its own time, the melody looping.
@@ -256,28 +263,29 @@ class MusicGenModel:
         """
         return self._generate(_Request(prompt, params, n_variants, melody=melody, melody_source=melody_source,
                                        separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream))
+                                       stream=stream, translator=translator))
 
     def generate_continuation(self, clip: Clip, prompt: str = "", params: SamplingParams = SamplingParams(),
                               n_variants: int = 1, *, progress: Progress | None = None,
                               cancel: threading.Event | None = None,
-                              stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+                              stream: Callable[[np.ndarray], None] | None = None,
+                              translator: str | None = None) -> MusicResult:
         """``clip`` (re-encoded by the model's codec) then ``params.duration`` seconds more; others as in
         ``generate`` (the prompt may be empty)."""
         return self._generate(_Request(prompt, params, n_variants, clip=clip, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream))
+                                       cancel=cancel, stream=stream, translator=translator))
 
     def extend(self, codes: np.ndarray, prompt: str = "", params: SamplingParams = SamplingParams(),
                n_variants: int = 1, *, melody: Melody | None = None, melody_source: str = SOURCE_SEPARATED,
                separator: str | None = None, progress: Progress | None = None,
                cancel: threading.Event | None = None,
-               stream: Callable[[np.ndarray], None] | None = None) -> MusicResult:
+               stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None) -> MusicResult:
         """An earlier result's codes [variants or 1, K, frames] then ``params.duration`` seconds more; a melody
         model follows ``melody`` again. Others as in ``generate_with_melody``."""
         return self._generate(_Request(prompt, params, n_variants, melody=melody, continue_codes=codes,
                                        melody_source=melody_source if melody is not None else None,
                                        separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream))
+                                       stream=stream, translator=translator))
 
     # ------------------------------------------------------------------------------------------- the token loop
     @torch.inference_mode()
@@ -302,7 +310,10 @@ class MusicGenModel:
 
         seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
         unknown = unknown_prompt_parts(self.tokenizer, prompt)
-        inputs = self.tokenizer([prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
+        english, translation_failure = translate_prompt(prompt, unknown, request.translator)
+        if english is not None:
+            unknown = unknown_prompt_parts(self.tokenizer, english)  # what the translation still leaves unread
+        inputs = self.tokenizer([english or prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
         melody, source_used, source_note = request.melody, None, ""
         if melody is not None:
             melody, source_used, source_note = self._melody_source(melody, melody_source, request.separator, report)
@@ -324,6 +335,7 @@ class MusicGenModel:
             "model": self.name,
             "task": "melody_to_music" if self.melody else "text_to_music",
             "prompt": prompt,
+            **({"prompt_english": english} if english is not None else {}),
             **asdict(params),
             "seed": seed,
             "variants": n_variants,
@@ -351,13 +363,17 @@ class MusicGenModel:
             record["extended_from_seconds"] = round(context / self.frame_rate, 3)
         if unknown:
             record["unknown_prompt_parts"] = unknown
+        if english is not None or translation_failure:
+            record["translation_model"] = request.translator or default_translation_name()
+        if translation_failure:
+            record["translation_failed"] = translation_failure
         notes = [note for note in (unknown_prompt_note(unknown), source_note) if note]
         if stopped:
             record["stopped"] = True
             notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
         chroma_rate = self.chroma.sampling_rate / self.chroma.hop_length if self.chroma is not None else None
         return MusicResult(audio, self.sample_rate, seed, record, None if chroma is None else chroma[0].cpu().numpy(),
-                           notes, codes.cpu().numpy(), done, stopped, chroma_rate)
+                           notes, codes.cpu().numpy(), done, stopped, chroma_rate, english)
 
     def _melody_source(self, melody: Melody, source: str | None, separator: str | None,
                        report: Progress) -> tuple[Melody, str, str]:

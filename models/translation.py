@@ -1,0 +1,248 @@
+"""Prompts in any language: the parts MusicGen's T5 cannot read, translated into English with MarianMT.
+
+MusicGen's T5 vocabulary predates byte fallback, so most CJK characters (and accents, and other scripts) become one
+``<unk>`` token it cannot tell apart (``models.musicgen.inputs.unknown_prompt_parts``). When a prompt has such parts,
+the runs of it in another language are translated with a MarianMT model (default ``Helsinki-NLP/opus-mt-mul-en``,
+many languages into English) and the model is given the English. Runs already readable in Latin script stay as
+written: "欢快的国风摇滚 with guzheng and drums" keeps " with guzheng and drums".
+
+Set the model with ``--translation-model`` / ``$PROMPT_TRANSLATION_MODEL`` (a hub id, a folder, or ``off``). It loads
+on first need, on the model thread. Without it the prompt goes to MusicGen as written, and the result says which
+parts the model could not read, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from models.devices import pick_device
+from models.runtime import model_cache, model_thread
+from models.sources import ModelLoadError, ModelSource, load_or_explain
+
+logger = logging.getLogger(__name__)
+
+TRANSLATION_ENV_VAR = "PROMPT_TRANSLATION_MODEL"
+TRANSLATION_CLI_FLAG = "--translation-model"
+DEFAULT_TRANSLATION_MODEL = "Helsinki-NLP/opus-mt-mul-en"
+OFF_VALUES = {"off", "none", "0", "no"}
+RETRY_AFTER_S = 600.0  # after a failed load, prompts go untranslated without retrying for this long
+MAX_NEW_TOKENS = 64  # an English phrase for a prompt's run; a random or confused model stops here
+NUM_BEAMS = 4  # beam search, as the opus-mt checkpoints' generation configs ask
+REMEMBERED = 256  # translations kept: the same prompt gets the same English (and costs nothing)
+
+_remembered: OrderedDict[str, str] = OrderedDict()
+_remembered_lock = threading.Lock()
+
+
+def default_translation_name() -> str:
+    """The translation model from ``$PROMPT_TRANSLATION_MODEL``, else opus-mt-mul-en on the hub."""
+    return os.environ.get(TRANSLATION_ENV_VAR, "").strip() or DEFAULT_TRANSLATION_MODEL
+
+
+def translation_off(name: str | None) -> bool:
+    """Whether ``name`` turns translation off ("off", "none", "0", "no")."""
+    return (name or "").strip().lower() in OFF_VALUES
+
+
+def remember(prompt: str, english: str) -> None:
+    """Use ``english`` for ``prompt`` from now on (a parameters file's English, so reproducing uses the same)."""
+    with _remembered_lock:
+        _remembered[prompt] = english
+        _remembered.move_to_end(prompt)
+        while len(_remembered) > REMEMBERED:
+            _remembered.popitem(last=False)
+
+
+def remembered(prompt: str) -> str | None:
+    with _remembered_lock:
+        return _remembered.get(prompt)
+
+
+# ------------------------------------------------------------------------------------------- which parts
+def _script(char: str) -> str:
+    """"latin", "other" (a letter of another script) or "neutral" (space, digit, punctuation, symbol)."""
+    if not char.isalpha():
+        return "neutral"
+    if char.isascii() or unicodedata.name(char, "").startswith("LATIN"):
+        return "latin"
+    return "other"
+
+
+def script_runs(prompt: str) -> list[tuple[str, str]]:
+    """``prompt`` cut where the script of its letters changes: [(script, text)], spaces and punctuation staying
+    with the letters before them (at the start, with the letters after). The texts join back into ``prompt``."""
+    runs: list[list[str]] = []
+    for char in prompt:
+        kind = _script(char)
+        if not runs:
+            runs.append([kind, char])
+        elif kind == "neutral" or kind == runs[-1][0]:
+            runs[-1][1] += char
+        elif runs[-1][0] == "neutral":  # only spaces so far: they open this run
+            runs[-1] = [kind, runs[-1][1] + char]
+        else:
+            runs.append([kind, char])
+    return [(kind, text) for kind, text in runs]
+
+
+def runs_to_translate(prompt: str, unknown_parts: list[str]) -> list[bool]:
+    """For each of ``script_runs(prompt)``: translate it? A run in another script, or a Latin run with a letter
+    the model cannot read (an accent: "música alegre"), is translated; readable Latin runs stay as written."""
+    unreadable = {c for part in unknown_parts for c in part if c.isalpha()}
+    return [kind == "other" or (kind == "latin" and any(c in unreadable for c in text))
+            for kind, text in script_runs(prompt)]
+
+
+def _edges(text: str) -> tuple[str, str, str]:
+    """(leading, core, trailing): spaces and punctuation at the edges, and the words between."""
+    start = 0
+    while start < len(text) and not text[start].isalnum():
+        start += 1
+    end = len(text)
+    while end > start and not text[end - 1].isalnum():
+        end -= 1
+    return text[:start], text[start:end], text[end:]
+
+
+def english_prompt(prompt: str, unknown_parts: list[str], translate: Callable[[list[str]], list[str]]) -> str:
+    """``prompt`` with its runs in other languages replaced by their English (see ``runs_to_translate``).
+
+    Args:
+        unknown_parts: what MusicGen's tokenizer cannot read (``unknown_prompt_parts``).
+        translate: texts -> their English, in order (one batched call).
+    """
+    runs = script_runs(prompt)
+    chosen = runs_to_translate(prompt, unknown_parts)
+    pieces = [_edges(text) for _, text in runs]
+    todo = [core for (_, core, _), pick in zip(pieces, chosen) if pick and core]
+    done = iter(translate(todo) if todo else [])
+    out = []
+    for (lead, core, trail), pick in zip(pieces, chosen):
+        if pick and core:
+            english = next(done).strip()
+            if english.endswith(".") and not core.endswith((".", "。")):  # Marian ends phrases with a period
+                english = english[:-1].rstrip()
+            if trail.startswith(("，", "、", "。", "；")):  # CJK punctuation after a translated run reads as English
+                trail = {"，": ", ", "、": ", ", "。": ". ", "；": "; "}[trail[0]] + trail[1:].lstrip()
+            core = english
+        if out and out[-1] and not out[-1][-1].isspace() and (lead + core)[:1].isalnum():
+            lead = " " + lead  # "钢琴with" -> "piano with"
+        out.append(lead + core + trail)
+    return " ".join("".join(out).split())
+
+
+# ------------------------------------------------------------------------------------------- the model
+class PromptTranslator:
+    """A MarianMT checkpoint, loaded on first use and kept.
+
+    Args:
+        name: hub id or local folder; default from ``$PROMPT_TRANSLATION_MODEL``; "off" disables translation.
+        device: "cuda", "cpu"...; default: the best available.
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None) -> None:
+        self.name = (name or default_translation_name()).strip()
+        self.device = pick_device(device)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._lock = threading.Lock()
+        self._failure: tuple[float, str] | None = None
+
+    def load(self) -> None:
+        """Load the model once (on the model thread).
+
+        Raises:
+            ModelLoadError: turned off, or the weights cannot be found (a recent failure is repeated without
+                retrying for RETRY_AFTER_S).
+        """
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
+        with self._lock:
+            if self.model is not None:
+                return
+            if translation_off(self.name):
+                raise ModelLoadError(f"Prompt translation is turned off (`{TRANSLATION_ENV_VAR}={self.name}`).")
+            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
+                raise ModelLoadError(self._failure[1])
+            try:
+                self.model, self.tokenizer = load_or_explain(
+                    "Prompt translation model (MarianMT)", self.name, TRANSLATION_ENV_VAR, TRANSLATION_CLI_FLAG,
+                    self._from_source)
+            except (ModelLoadError, ValueError) as e:
+                self._failure = (time.monotonic(), str(e))
+                logger.warning("%s", e)
+                raise ModelLoadError(str(e)) from e
+            self._failure = None
+            logger.info("Loaded prompt translation model %s on %s", self.name, self.device)
+
+    def _from_source(self, source: ModelSource) -> tuple[Any, Any]:
+        from transformers import MarianMTModel, MarianTokenizer
+
+        tokenizer = MarianTokenizer.from_pretrained(source.location, local_files_only=source.local_files_only)
+        model = MarianMTModel.from_pretrained(source.location, local_files_only=source.local_files_only)
+        return model.to(self.device).eval(), tokenizer
+
+    def translate(self, texts: list[str]) -> list[str]:
+        """``texts`` in English, in order (one batched beam search on the model thread).
+
+        Raises:
+            ModelLoadError: the model cannot be loaded.
+        """
+        return model_thread().call(self._translate, texts)
+
+    @torch.inference_mode()
+    def _translate(self, texts: list[str]) -> list[str]:
+        self._load()
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(self.device)
+        out = self.model.generate(**batch, num_beams=NUM_BEAMS, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    def english(self, prompt: str, unknown_parts: list[str]) -> str:
+        """``prompt`` with its parts in other languages in English (remembered for the next time)."""
+        known = remembered(prompt)
+        if known is not None:
+            return known
+        english = english_prompt(prompt, unknown_parts, self.translate)
+        remember(prompt, english)
+        return english
+
+    def unload(self) -> None:
+        with self._lock:
+            self.model = self.tokenizer = None
+
+
+def get_translator(name: str | None = None) -> PromptTranslator:
+    """The runtime's prompt translator; another name replaces (and frees) the previous one."""
+    name = (name or default_translation_name()).strip()
+    return model_cache().get("translator", name, None, lambda: PromptTranslator(name))
+
+
+def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = None) -> tuple[str | None, str]:
+    """The English MusicGen is given for ``prompt``, or None when translation is off or unavailable.
+
+    Returns:
+        (English or None, why there is none: "" when translated or turned off, else the load error).
+    """
+    if not unknown_parts:
+        return None, ""
+    known = remembered(prompt)
+    if known is not None:
+        return known, ""
+    name = (name or default_translation_name()).strip()
+    if translation_off(name):
+        return None, ""
+    try:
+        english = get_translator(name).english(prompt, unknown_parts)
+    except ModelLoadError as e:
+        return None, str(e)
+    return (english if english and english != prompt else None), ""

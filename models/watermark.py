@@ -1,0 +1,256 @@
+"""An inaudible watermark on every audio the app's models made, and a detector anyone can run: Meta's AudioSeal
+(MIT; the watermark audiocraft ships), 16-bit messages.
+
+AudioSeal works on 16 kHz mono. ``mark`` computes the watermark of the audio's mono mix at 16 kHz, brings it back to
+the audio's rate and adds it to every channel (the mark lives below 8 kHz, where AudioSeal was trained to put it).
+Long audio is marked and checked in windows of ``WINDOW_S`` with ``CONTEXT_S`` of context on each side, so memory
+stays flat for a 5-minute piece. The message is ``APP_MESSAGE``: "MD" (Music demo) in ASCII, 0x4D44.
+
+Set the model with ``--watermark-model`` / ``$WATERMARK_MODEL``: a hub id (``facebook/audioseal``: its
+``generator_base.pth`` and ``detector_base.pth``), a folder holding those two files, or ``off``. It loads on first
+need, on the model thread. Without it files are written unmarked, and the page and the parameters say so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from math import gcd
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.signal import resample_poly
+
+from models.devices import pick_device
+from models.runtime import model_cache, model_thread
+from models.sources import ModelLoadError, ModelSource, load_or_explain
+
+logger = logging.getLogger(__name__)
+
+WATERMARK_ENV_VAR = "WATERMARK_MODEL"
+WATERMARK_CLI_FLAG = "--watermark-model"
+DEFAULT_WATERMARK_MODEL = "facebook/audioseal"
+OFF_VALUES = {"off", "none", "0", "no"}
+GENERATOR_FILE = "generator_base.pth"  # as the hub holds them; a folder holds the same two files
+DETECTOR_FILE = "detector_base.pth"
+WATERMARK_RATE = 16000  # Hz, AudioSeal's rate
+NBITS = 16
+APP_MESSAGE = 0x4D44  # "MD" (Music demo): the 16 bits every file of this app carries
+DETECTION_THRESHOLD = 0.5  # a frame counts as marked above this probability; a file, when over half its frames are
+WINDOW_S = 20.0  # seconds marked or checked at once
+CONTEXT_S = 0.5  # seconds of audio on each side of a window, for the convolutions' edges
+RETRY_AFTER_S = 600.0  # after a failed load, files are written unmarked without retrying for this long
+
+
+def default_watermark_name() -> str:
+    """The watermark model from ``$WATERMARK_MODEL``, else AudioSeal on the hub."""
+    return os.environ.get(WATERMARK_ENV_VAR, "").strip() or DEFAULT_WATERMARK_MODEL
+
+
+def watermark_off(name: str | None) -> bool:
+    return (name or "").strip().lower() in OFF_VALUES
+
+
+def message_bits(message: int = APP_MESSAGE) -> np.ndarray:
+    """``message`` as NBITS bits, most significant first: [NBITS] int."""
+    return np.array([(message >> (NBITS - 1 - i)) & 1 for i in range(NBITS)], dtype=np.int64)
+
+
+def bits_message(bits: np.ndarray) -> int:
+    """The inverse of ``message_bits``."""
+    return int("".join(str(int(b)) for b in bits), 2)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the detector found in a file.
+
+    Attributes:
+        score: the share of the audio's frames the detector takes as marked, 0..1.
+        message: the 16 bits it read (meaningless when ``score`` is low).
+        seconds: how much audio was checked.
+    """
+
+    score: float
+    message: int
+    seconds: float
+
+    @property
+    def marked(self) -> bool:
+        return self.score > DETECTION_THRESHOLD
+
+    @property
+    def ours(self) -> bool:
+        """Marked, with this app's message."""
+        return self.marked and self.message == APP_MESSAGE
+
+    def describe(self) -> str:
+        """One plain line for the page."""
+        if self.ours:
+            verdict = "This file carries this app's watermark: it was made here with AI."
+        elif self.marked:
+            verdict = "This file carries an AudioSeal watermark, but not this app's message."
+        else:
+            verdict = "No watermark found: not made here, or changed too much since."
+        return (f"{verdict} Detector score {self.score:.2f} (over {DETECTION_THRESHOLD:.1f} means marked), message "
+                f"{self.message:#06x} (this app's: {APP_MESSAGE:#06x}), {self.seconds:.1f} s checked.")
+
+
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return audio
+    g = gcd(int(rate), int(target))
+    return resample_poly(audio, target // g, rate // g, axis=-1).astype(np.float32)
+
+
+def _windows(length: int, rate: int) -> list[tuple[int, int, int, int]]:
+    """(start with context, start, end, end with context) in samples, covering ``length``."""
+    step, context = int(WINDOW_S * rate), int(CONTEXT_S * rate)
+    return [(max(0, s - context), s, min(length, s + step), min(length, s + step + context))
+            for s in range(0, max(length, 1), step)]
+
+
+class Watermarker:
+    """AudioSeal's generator and detector, loaded on first use and kept.
+
+    Args:
+        name: hub id or folder; default from ``$WATERMARK_MODEL``; "off" disables marking.
+        device: "cuda", "cpu"...; default: the best available.
+    """
+
+    def __init__(self, name: str | None = None, device: str | None = None) -> None:
+        self.name = (name or default_watermark_name()).strip()
+        self.device = pick_device(device)
+        self.generator: Any = None
+        self.detector: Any = None
+        self._lock = threading.Lock()
+        self._failure: tuple[float, str] | None = None
+
+    def load(self) -> None:
+        """Load both models once (on the model thread).
+
+        Raises:
+            ModelLoadError: turned off, audioseal missing, or the weights cannot be found.
+        """
+        model_thread().call(self._load)
+
+    def _load(self) -> None:
+        with self._lock:
+            if self.generator is not None:
+                return
+            if watermark_off(self.name):
+                raise ModelLoadError(f"The watermark is turned off (`{WATERMARK_ENV_VAR}={self.name}`).")
+            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
+                raise ModelLoadError(self._failure[1])
+            try:
+                import audioseal  # noqa: F401
+            except ImportError:
+                self._failure = (time.monotonic(), "The watermark needs the `audioseal` package "
+                                 "(`pip install audioseal==0.2.0`).")
+                raise ModelLoadError(self._failure[1]) from None
+            try:
+                self.generator, self.detector = load_or_explain(
+                    "Watermark model (AudioSeal)", self.name, WATERMARK_ENV_VAR, WATERMARK_CLI_FLAG,
+                    self._from_source, marker=GENERATOR_FILE)
+            except (ModelLoadError, ValueError) as e:
+                self._failure = (time.monotonic(), str(e))
+                logger.warning("%s", e)
+                raise ModelLoadError(str(e)) from e
+            self._failure = None
+            logger.info("Loaded watermark model %s on %s", self.name, self.device)
+
+    def _from_source(self, source: ModelSource) -> tuple[Any, Any]:
+        from audioseal import AudioSeal
+
+        files = []
+        for file_name in (GENERATOR_FILE, DETECTOR_FILE):
+            if source.is_local:
+                path = Path(source.location) / file_name
+                if not path.is_file():
+                    raise ValueError(f"the folder has no {file_name}")
+            else:
+                from huggingface_hub import hf_hub_download
+
+                path = Path(hf_hub_download(source.location, file_name, local_files_only=source.local_files_only))
+            files.append(str(path))
+        generator = AudioSeal.load_generator(files[0], nbits=NBITS).to(self.device).eval()
+        detector = AudioSeal.load_detector(files[1], nbits=NBITS).to(self.device).eval()
+        return generator, detector
+
+    # ------------------------------------------------------------------------------------------------ marking
+    def mark(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``audio`` [T] or [channels, T] at ``sample_rate`` Hz with the app's mark added (same shape).
+
+        Raises:
+            ModelLoadError: the models cannot be loaded.
+        """
+        return model_thread().call(self._mark, np.asarray(audio, dtype=np.float32), int(sample_rate))
+
+    @torch.inference_mode()
+    def _mark(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
+        self._load()
+        from audioseal.libs.moshi.utils.compile import no_compile
+
+        mono = _resample(audio if audio.ndim == 1 else audio.mean(axis=0), sample_rate, WATERMARK_RATE)
+        message = torch.from_numpy(message_bits())[None].to(self.device)
+        mark = np.zeros_like(mono)
+        with no_compile():  # audioseal's SEANet would compile itself on first use (tens of seconds) otherwise
+            for lo, start, end, hi in _windows(mono.shape[0], WATERMARK_RATE):
+                x = torch.from_numpy(mono[lo:hi])[None, None].to(self.device)
+                piece = self.generator.get_watermark(x, message=message)[0, 0].float().cpu().numpy()
+                mark[start:end] = piece[start - lo : end - lo]
+        mark = _resample(mark, WATERMARK_RATE, sample_rate)
+        mark = np.pad(mark, (0, max(0, audio.shape[-1] - mark.shape[0])))[: audio.shape[-1]]
+        return (audio + mark).astype(np.float32)
+
+    def detect(self, audio: np.ndarray, sample_rate: int) -> Detection:
+        """Look for a mark in mono ``audio`` [T] at ``sample_rate`` Hz.
+
+        Raises:
+            ModelLoadError: the models cannot be loaded.
+        """
+        return model_thread().call(self._detect, np.asarray(audio, dtype=np.float32), int(sample_rate))
+
+    @torch.inference_mode()
+    def _detect(self, audio: np.ndarray, sample_rate: int) -> Detection:
+        self._load()
+        from audioseal.libs.moshi.utils.compile import no_compile
+
+        mono = _resample(audio if audio.ndim == 1 else audio.mean(axis=0), sample_rate, WATERMARK_RATE)
+        marked_frames, frames, bits = 0.0, 0, np.zeros(NBITS)
+        with no_compile():
+            for lo, start, end, hi in _windows(mono.shape[0], WATERMARK_RATE):
+                x = torch.from_numpy(mono[lo:hi])[None, None].to(self.device)
+                raw = self.detector.detector(x)[0, :, start - lo : end - lo]  # [2 + NBITS, frames], as forward()
+                marked = torch.softmax(raw[:2].float(), dim=0)[1]
+                marked_frames += float((marked > DETECTION_THRESHOLD).sum())
+                frames += end - start
+                bits += raw[2:].sum(dim=-1).float().cpu().numpy()  # the message's logits, summed over frames
+        message = bits_message((bits > 0).astype(np.int64))
+        return Detection(marked_frames / max(frames, 1), message, mono.shape[0] / WATERMARK_RATE)
+
+    def unload(self) -> None:
+        with self._lock:
+            self.generator = self.detector = None
+
+
+def get_watermarker(name: str | None = None) -> Watermarker:
+    """The runtime's watermarker; another name replaces (and frees) the previous one."""
+    name = (name or default_watermark_name()).strip()
+    return model_cache().get("watermark", name, None, lambda: Watermarker(name))
+
+
+def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None) -> tuple[np.ndarray, str]:
+    """``audio`` with the app's mark, and "" — or ``audio`` as it was and why it is unmarked (off, missing)."""
+    name = (name or default_watermark_name()).strip()
+    if watermark_off(name):
+        return audio, f"Not watermarked: the watermark is turned off (`{WATERMARK_ENV_VAR}=off`)."
+    try:
+        return get_watermarker(name).mark(audio, sample_rate), ""
+    except ModelLoadError as e:
+        return audio, f"Not watermarked: {e}"
