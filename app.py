@@ -28,16 +28,17 @@ from ui.common import (  # noqa: E402
     on_zero_gpu,
     runtime_line,
 )
+from ui.check import build_check_box, check_watermark  # noqa: E402
 from ui.music import APP_DEFAULT_MODEL, melody_preview, melody_to_music, stop_generation, text_to_music  # noqa: E402
 from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 
-from models import musicgen, pop2piano, runtime, separator  # noqa: E402
+from models import musicgen, pop2piano, runtime, separator, translation, watermark  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
-    "CONFIG", "common", "demo", "main", "melody_preview", "melody_to_music", "piano_cover", "remix",
+    "CONFIG", "check_watermark", "common", "demo", "main", "melody_preview", "melody_to_music", "piano_cover", "remix",
     "stop_generation", "text_to_music",
 ]
 
@@ -76,6 +77,7 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
             text_model, text_status, use_as_melody, first_variant = build_text_tab()
         with gr.Tab("Melody to music", id="melody"):
             melody_model, melody_status, melody_input = build_melody_tab()
+    build_check_box()
     use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
                         api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
@@ -145,6 +147,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(separator.SEPARATOR_CLI_FLAG, default=CONFIG.separator_model,
                         help=f"Demucs melody separator, hub id or local folder, or 'off' (env "
                              f"{separator.SEPARATOR_ENV_VAR})")
+    parser.add_argument(translation.TRANSLATION_CLI_FLAG, default=CONFIG.translation_model,
+                        help=f"MarianMT model for prompts in other languages, hub id or local folder, or 'off' (env "
+                             f"{translation.TRANSLATION_ENV_VAR})")
+    parser.add_argument(watermark.WATERMARK_CLI_FLAG, default=CONFIG.watermark_model,
+                        help=f"AudioSeal watermark, hub id or a folder with generator_base.pth and detector_base.pth, "
+                             f"or 'off' (env {watermark.WATERMARK_ENV_VAR})")
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
@@ -168,6 +176,8 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.musicgen_model = args.musicgen_model
     CONFIG.melody_model = args.melody_model
     CONFIG.separator_model = args.separator_model
+    CONFIG.translation_model = args.translation_model
+    CONFIG.watermark_model = args.watermark_model
     CONFIG.device = args.device
     CONFIG.max_song_seconds = args.max_song_seconds
     CONFIG.max_upload_mb = args.max_upload_mb

@@ -23,7 +23,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from batch.jobs import (  # noqa: E402
     AUDIO_FORMATS,
+    DEFAULT_MUSIC_PRODUCTS,
     DEFAULT_PIANO_PRODUCTS,
+    MUSIC_PRODUCTS,
     PIANO_PRODUCTS,
     MusicWork,
     PianoCoverWork,
@@ -42,6 +44,28 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shared-dir", type=Path,
                         help="with --ray: a folder all nodes can write; workers write there, not back to --out")
     parser.add_argument("--device", default=os.environ.get("MUSIC_DEMO_DEVICE") or None, help="cuda, mps or cpu")
+
+
+def add_music_extras(parser: argparse.ArgumentParser) -> None:
+    from models import translation
+    from utils.score import DEFAULT_PAPER, PAPERS
+
+    parser.add_argument("--products", nargs="+", choices=MUSIC_PRODUCTS, default=list(DEFAULT_MUSIC_PRODUCTS),
+                        help="audio: WAV + parameters; midi: each variant's notes as a tempo-mapped MIDI "
+                             "(transcribed with basic-pitch); score: variant 1's notes as MusicXML + PDF")
+    parser.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
+    parser.add_argument(translation.TRANSLATION_CLI_FLAG, dest="translation_model",
+                        default=translation.default_translation_name(),
+                        help=f"MarianMT for prompts in other languages, or 'off' (env {translation.TRANSLATION_ENV_VAR})")
+
+
+def add_watermark(parser: argparse.ArgumentParser) -> None:
+    from models import watermark
+
+    parser.add_argument(watermark.WATERMARK_CLI_FLAG, dest="watermark_model",
+                        default=watermark.default_watermark_name(),
+                        help=f"AudioSeal for the inaudible mark on every audio file, or 'off' "
+                             f"(env {watermark.WATERMARK_ENV_VAR})")
 
 
 def add_sampling(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     piano.add_argument("--video-format", default=DEFAULT_FORMAT, choices=list(FORMATS))
     piano.add_argument("--audio-format", default="wav", choices=AUDIO_FORMATS)
     piano.add_argument("--max-song-seconds", type=float, default=pop2piano.default_max_song_seconds())
+    add_watermark(piano)
     add_common(piano)
 
     text = jobs.add_parser("text-to-music", help="prompts -> music")
@@ -94,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument(musicgen.MUSICGEN_CLI_FLAG, dest="musicgen_model",
                       default=musicgen.default_model_name(melody=False), help=f"env {musicgen.MUSICGEN_ENV_VAR}")
     add_sampling(text)
+    add_music_extras(text)
+    add_watermark(text)
     add_common(text)
 
     melody = jobs.add_parser("melody-to-music", help="melodies x prompts -> music")
@@ -107,8 +134,30 @@ def build_parser() -> argparse.ArgumentParser:
     melody.add_argument(separator.SEPARATOR_CLI_FLAG, dest="separator_model",
                         default=separator.default_separator_name(), help=f"env {separator.SEPARATOR_ENV_VAR}")
     add_sampling(melody)
+    add_music_extras(melody)
+    add_watermark(melody)
     add_common(melody)
+
+    check = jobs.add_parser("check-watermark", help="files -> whether each carries this app's watermark")
+    check.add_argument("files", nargs="+", help="WAV, MP3, FLAC, OGG or MP4 files")
+    add_watermark(check)
     return parser
+
+
+def check_watermarks(files: list[str], model: str) -> int:
+    """Print one line per file: whether it carries this app's mark, the detector's score and the message; exit 1
+    when a file cannot be checked."""
+    from models.sources import ModelLoadError
+    from products.checking import check_file
+
+    failed = 0
+    for path in files:
+        try:
+            print(f"{path}: {check_file(path, model).describe()}")
+        except (ValueError, ModelLoadError) as e:
+            print(f"{path}: cannot check: {e}")
+            failed += 1
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.job == "check-watermark":
+        return check_watermarks(args.files, args.watermark_model)
     try:
         if args.job == "piano-cover":
             from models.pop2piano import check_composer
@@ -126,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             items = piano_items(args.inputs, args.style)
             factory = PianoCoverWork(args.piano_model, args.device, args.max_song_seconds, tuple(args.products),
                                      args.instrument, args.balance, args.easier, args.video_format,
-                                     args.audio_format, args.paper)
+                                     args.audio_format, args.paper, args.watermark_model)
             settings = {"products": sorted(args.products), "instrument": args.instrument, "balance": args.balance,
                         "easier": args.easier, "paper": args.paper, "video_format": args.video_format,
                         "audio_format": args.audio_format,
@@ -137,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             melody = args.job == "melody-to-music"
             items = music_items(args, melody)
             model = args.melody_model if melody else args.musicgen_model
-            factory = MusicWork(model, args.device, melody, getattr(args, "separator_model", None))
-            items = [Item(i.id, i.input, i.settings | {"model": model}) for i in items]
+            factory = MusicWork(model, args.device, melody, getattr(args, "separator_model", None),
+                                args.translation_model, args.watermark_model, tuple(args.products), args.paper)
+            extras = {"model": model, "products": sorted(args.products), "paper": args.paper}
+            items = [Item(i.id, i.input, i.settings | extras) for i in items]
             noun = "pieces"
     except ValueError as e:
         parser.error(str(e))

@@ -49,6 +49,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
     "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
   fi
   "$VENV/bin/python" -m pip install -q -r "$requirements"
+  # basic-pitch without its declared TensorFlow (requirements-transcribe.txt says why)
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements-transcribe.txt
   echo "$digest" > "$stamp"
 fi
 

@@ -16,6 +16,8 @@ from utils.files import safe_name
 
 PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")
 DEFAULT_PIANO_PRODUCTS = ("midi", "audio")
+MUSIC_PRODUCTS = ("audio", "midi", "score")  # audio: WAV + params; midi: each variant's notes; score: variant 1's
+DEFAULT_MUSIC_PRODUCTS = ("audio",)
 AUDIO_FORMATS = ("wav", "mp3")
 
 
@@ -33,6 +35,7 @@ class PianoCoverWork:
     video_format: str
     audio_format: str
     paper: str = "a4"
+    watermark: str | None = None
 
     def __call__(self):
         from models import pop2piano
@@ -52,7 +55,8 @@ class PianoCoverWork:
         t = time.perf_counter()
         cover, song, sr = model.cover_file(item.input, item.settings["style"], max_seconds=self.max_seconds)
         timings["cover"] = time.perf_counter() - t
-        job = products.start_cover(cover, song, sr, self.model, item.input, folder)  # the song: not a product
+        job = products.start_cover(cover, song, sr, self.model, item.input, folder,  # the song: not a product
+                                   self.watermark)
         files: list[Path] = []
         t = time.perf_counter()
         if "midi" in self.products:
@@ -107,6 +111,10 @@ class MusicWork:
     device: str | None
     melody: bool
     separator: str | None = None
+    translation: str | None = None
+    watermark: str | None = None
+    products: tuple[str, ...] = DEFAULT_MUSIC_PRODUCTS
+    paper: str = "a4"
 
     def __call__(self):
         from models import musicgen
@@ -122,20 +130,48 @@ class MusicWork:
     def generate(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import musicgen
         from products.music import write_music
+        from products.music_midi import write_music_midi
 
         s = item.settings
         params = musicgen.SamplingParams.from_record(s)
+        if s.get("prompt") and s.get("prompt_english"):  # a row from a parameters file: the same English
+            from models import translation
+
+            translation.remember(s["prompt"], s["prompt_english"])
         t = time.perf_counter()
         if self.melody:
             melody = musicgen.Melody.from_file(s["melody"])
             result = model.generate_with_melody(s["prompt"], melody, params, int(s["variants"]),
-                                                melody_source=s.get("melody_source", "mix"), separator=self.separator)
+                                                melody_source=s.get("melody_source", "mix"), separator=self.separator,
+                                                translator=self.translation)
         else:
-            result = model.generate(s["prompt"], params, int(s["variants"]))
-        seconds = time.perf_counter() - t
-        files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json")
-        return ([f.name for f in files.downloads],
-                {"seed": result.seed, "timings": {"generate": round(seconds, 2)}, "notes": result.notes})
+            result = model.generate(s["prompt"], params, int(s["variants"]), translator=self.translation)
+        timings = {"generate": time.perf_counter() - t}
+        files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json",
+                            watermark=self.watermark)
+        names = [f.name for f in files.downloads]
+        notes = [*result.notes, *([files.watermark_note] if files.watermark_note else [])]
+        if "midi" in self.products or "score" in self.products:
+            t = time.perf_counter()
+            for i, wav in enumerate(files.wavs):
+                score = "score" in self.products and i == 0
+                made = write_music_midi(wav, folder, wav.stem, score=score, paper=self.paper)
+                if made.score is not None:
+                    for page in made.score.pages:  # the PDF holds the pages
+                        page.unlink()
+                names += [f.name for f in made.downloads if "midi" in self.products or f.suffix != ".mid"]
+                if "midi" not in self.products:
+                    made.midi.unlink()
+                notes += [made.note] if made.note else []
+            timings["midi"] = time.perf_counter() - t
+        if "audio" not in self.products:
+            for wav in files.wavs:
+                wav.unlink()
+            names = [n for n in names if not n.endswith(".wav")]
+        extra = {"seed": result.seed, "timings": {k: round(v, 2) for k, v in timings.items()}, "notes": notes}
+        if result.prompt_english:
+            extra["prompt_english"] = result.prompt_english
+        return names, extra
 
 
 # ------------------------------------------------------------------------------------------------- items

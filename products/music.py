@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from models.musicgen import MusicResult
+from models.watermark import APP_MESSAGE, mark_or_explain
 from utils.audio import write_mp3, write_wav
 from utils.plots import chroma_png, spectrograms_png
 from utils.provenance import music_provenance
@@ -26,6 +27,7 @@ class MusicFiles:
     params: Path
     picture: Path | None = None
     chroma: Path | None = None
+    watermark_note: str = ""  # why the audio is not watermarked ("" when it is)
 
     @property
     def downloads(self) -> list[Path]:
@@ -34,23 +36,28 @@ class MusicFiles:
 
 
 def write_music(result: MusicResult, out: Path, stem: str, mp3: bool = True, picture: bool = True,
-                params_name: str | None = None) -> MusicFiles:
-    """Write a result's files into ``out``, every audio file tagged as made with AI.
+                params_name: str | None = None, watermark: str | None = None) -> MusicFiles:
+    """Write a result's files into ``out``, every audio file tagged as made with AI and carrying the app's
+    inaudible watermark (the parameters say whether it does, and why not).
 
     Args:
         stem: the start of the file names: ``{stem}_seed{seed}_v{n}.wav``.
         mp3: also write each variant as MP3.
         picture: draw the waveforms and spectrograms (and the melody's chroma when the result has one).
         params_name: the parameters file's name; default ``{stem}_seed{seed}.json``.
+        watermark: the watermark model (hub id, folder, "off"); None: ``$WATERMARK_MODEL`` or the default.
     """
     n = result.audio.shape[0]
     tags = music_provenance(result.params, result.seed).tags()
     base = f"{stem}_seed{result.seed}"
-    wavs = [write_wav(out / f"{base}_v{i + 1}.wav", result.audio[i].T, result.sample_rate, tags) for i in range(n)]
-    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", result.audio[i].T, result.sample_rate, tags) for i in range(n)]
+    audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
+    note = notes[0]
+    wavs = [write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
+    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", audio[i].T, result.sample_rate, tags) for i in range(n)]
             if mp3 else [])
     params = out / (params_name or f"{base}.json")
-    params.write_text(json.dumps(result.params, indent=2, ensure_ascii=False))
+    record = {**result.params, "watermark": note or f"AudioSeal, message {APP_MESSAGE:#06x}"}
+    params.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     drawing = chroma = None
     if picture:
         drawing = spectrograms_png(result.audio, result.sample_rate, out / f"{base}.png",
@@ -58,7 +65,7 @@ def write_music(result: MusicResult, out: Path, stem: str, mp3: bool = True, pic
         if result.chroma is not None and result.chroma_rate:
             chroma = chroma_png(result.chroma, result.chroma_rate, out / "chroma.png",
                                 "Melody chroma the model follows")
-    return MusicFiles(wavs, mp3s, params, drawing, chroma)
+    return MusicFiles(wavs, mp3s, params, drawing, chroma, note)
 
 
 def read_params(path: str | Path | None, task: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from models.pop2piano import PianoCover, composer_label
+from models.watermark import mark_or_explain
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav
 from utils.midi import (
     DEFAULT_INSTRUMENT,
@@ -54,6 +55,7 @@ class CoverJob:
         song_wav: the original song (mono WAV), for mixes and the video's soundtrack.
         duration: the song's length in seconds; audio products are exactly this long.
         created: when the cover was made (ISO 8601 UTC).
+        watermark: the watermark model for its audio (hub id, folder, "off"); None: ``$WATERMARK_MODEL``.
     """
 
     grid: GridNotes
@@ -65,6 +67,7 @@ class CoverJob:
     song_wav: Path
     duration: float
     created: str = field(default_factory=utc_now)
+    watermark: str | None = None
 
     def provenance(self, instrument: str = DEFAULT_INSTRUMENT, what: str = "piano cover") -> Provenance:
         settings = f"style {self.style}" + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
@@ -87,14 +90,14 @@ def song_title(stem: str) -> str:
 
 
 def start_cover(cover: PianoCover, song: np.ndarray, sample_rate: int, model: str, song_path: str | None,
-                out: Path) -> CoverJob:
+                out: Path, watermark: str | None = None) -> CoverJob:
     """The job of a cover just made: file names from the song's name, and the song [T] at ``sample_rate`` Hz written
     beside the products as ``{stem}_original.wav`` (for mixes and the video's soundtrack)."""
     assert cover.grid is not None
     stem = (Path(song_path).stem[:60] if song_path else "") or "song"
     song_wav = write_wav(out / f"{stem}_original.wav", song, sample_rate)
     return CoverJob(cover.grid, cover.beats.bpm, composer_label(cover.composer), model, stem, out, song_wav,
-                    song.shape[0] / sample_rate)
+                    song.shape[0] / sample_rate, watermark=watermark)
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,11 @@ class AudioFiles:
 
 
 def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[Path, str, str]:
-    """Render the cover on ``instrument`` as a WAV as long as the song (reused when already written).
+    """Render the cover on ``instrument`` as a WAV as long as the song, with the app's watermark (reused when
+    already written).
 
     Returns:
-        (WAV path, renderer description, warning or "").
+        (WAV path, renderer description, warnings or "": a fallback renderer, no watermark).
     """
     program = check_instrument(instrument)
     path = job.path(f"{slug(instrument)}.wav")
@@ -142,16 +146,20 @@ def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[P
     if not path.exists():  # FluidSynth runs once per instrument; remixes and videos reuse the WAV
         rendered = render_midi(grid_to_pretty_midi(job.grid, job.bpm, program, instrument), OUTPUT_SAMPLE_RATE)
         audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
+        audio, unmarked = mark_or_explain(audio, OUTPUT_SAMPLE_RATE, job.watermark)
         write_wav(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
+        warning = " ".join(w for w in (warning, unmarked) if w)
     return path, renderer + (f" ({soundfont.name})" if soundfont else ""), warning
 
 
 def write_mix(job: CoverJob, cover_wav: Path, balance: float, instrument: str = DEFAULT_INSTRUMENT) -> Path:
-    """The cover mixed with the original song: ``balance`` 0 = original only, 1 = cover only."""
+    """The cover mixed with the original song (``balance`` 0 = original only, 1 = cover only), watermarked again:
+    the mix weakens the cover's own mark."""
     cover, _ = load_audio(cover_wav, OUTPUT_SAMPLE_RATE)
     song, _ = load_audio(job.song_wav, OUTPUT_SAMPLE_RATE)
     path = job.path(f"{slug(instrument)}_mix_{int(round(balance * 100))}.wav")
-    return write_wav(path, mix(cover, song, balance), OUTPUT_SAMPLE_RATE, job.provenance(instrument, "mix").tags())
+    mixed, _ = mark_or_explain(mix(cover, song, balance), OUTPUT_SAMPLE_RATE, job.watermark)
+    return write_wav(path, mixed, OUTPUT_SAMPLE_RATE, job.provenance(instrument, "mix").tags())
 
 
 def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = DEFAULT_BALANCE) -> AudioFiles:

@@ -23,9 +23,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# In this process the translator and the watermark are off unless a test names one (the tiny ones below): other
+# tests compare written audio with the model's output, and prompts with what the model was given. The live app gets
+# both tiny models, so the browser and API tests see the whole path.
+os.environ.setdefault("PROMPT_TRANSLATION_MODEL", "off")
+os.environ.setdefault("WATERMARK_MODEL", "off")
 
 from tests.music_fixtures import CLICK_BPM, click_track, render_corpus_piece  # noqa: E402
-from tests.tiny_models import build_tiny_htdemucs, build_tiny_musicgen, build_tiny_pop2piano  # noqa: E402
+from tests.tiny_models import (  # noqa: E402
+    build_tiny_htdemucs,
+    build_tiny_musicgen,
+    build_tiny_pop2piano,
+    build_tiny_translator,
+    build_tiny_watermarker,
+)
 
 SAMPLE_RATE = 44100
 
@@ -67,6 +78,16 @@ def tiny_htdemucs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_translator_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_translator(tmp_path_factory.mktemp("tiny_translator"))
+
+
+@pytest.fixture(scope="session")
+def tiny_watermark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_watermarker(tmp_path_factory.mktemp("tiny_watermark"))
+
+
+@pytest.fixture(scope="session")
 def hummed_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four seconds of a sung-like melody (A3 C4 E4 A4 with vibrato and harmonics) at 44.1 kHz."""
     import soundfile as sf
@@ -102,12 +123,15 @@ def clicks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 @pytest.fixture(scope="session")
-def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir):
+def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir, tiny_translator_dir,
+             tiny_watermark_dir):
     """The app running as its own process on 127.0.0.1 with the tiny model folders; stopped afterwards."""
     from tests.live_app import start_app
 
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir,
-                    extra_args=["--separator-model", str(tiny_htdemucs_dir)])
+                    extra_args=["--separator-model", str(tiny_htdemucs_dir),
+                                "--translation-model", str(tiny_translator_dir),
+                                "--watermark-model", str(tiny_watermark_dir)])
     yield app
     app.stop()
 

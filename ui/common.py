@@ -19,9 +19,9 @@ try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch (models/ im
 except ImportError:  # not on a Space, and not installed: plain calls
     spaces = None
 
-from models import musicgen, pop2piano, separator  # noqa: E402
+from models import musicgen, pop2piano, separator, transcription, translation, watermark  # noqa: E402
 from models.devices import DEVICE_ENV_VAR  # noqa: E402
-from models.sources import ModelLoadError  # noqa: E402
+from models.sources import ModelLoadError, describe_source, how_to_fix, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir as make_run_dir  # noqa: E402
 
@@ -36,6 +36,7 @@ DEFAULT_QUEUE_SIZE = 32  # requests waiting at once; more get "queue is full"
 # Every model event shares one concurrency group: at most --concurrency of them run at once (gradio's workers), and
 # their model work goes to the one model thread (models.runtime), where MusicGen requests share decode passes.
 MODEL_QUEUE = "models"
+PAPER_CHOICES = [("A4", "a4"), ("Letter", "letter")]  # the score's paper, as the page offers it
 
 
 @dataclass
@@ -46,6 +47,8 @@ class AppConfig:
     musicgen_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=False))
     melody_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=True))
     separator_model: str = field(default_factory=separator.default_separator_name)
+    translation_model: str = field(default_factory=translation.default_translation_name)
+    watermark_model: str = field(default_factory=watermark.default_watermark_name)
     device: str | None = field(default_factory=lambda: os.environ.get(DEVICE_ENV_VAR) or None)
     max_song_seconds: float = field(default_factory=pop2piano.default_max_song_seconds)
     output_dir: Path = field(
@@ -118,6 +121,40 @@ def technical_details(tab: str) -> gr.Markdown:
     fix them (for whoever runs the app). Returns the Markdown the page fills in when it loads."""
     with gr.Accordion("Technical details", open=False, elem_id=f"{tab}-technical"):
         return gr.Markdown(elem_id=f"{tab}-status")
+
+
+def _optional_model_status(label: str, name: str, off: bool, marker: str, env_var: str, flag: str,
+                           without: str) -> str:
+    if off:
+        return f"**{label}:** off (`{env_var}`): {without}"
+    source = describe_source(name, marker)
+    line = f"**{label}:** {source}"
+    if "missing" in source or not looks_like_path(name):
+        line += f"; without it {without} ({how_to_fix(name, env_var, flag)})"
+    return line
+
+
+def translation_status() -> str:
+    """Where the prompt translator comes from, and what happens without it (no network)."""
+    name = CONFIG.translation_model
+    return _optional_model_status(
+        "Prompt translation", name, translation.translation_off(name), "config.json", translation.TRANSLATION_ENV_VAR,
+        translation.TRANSLATION_CLI_FLAG, "prompts in other languages go to the model as written")
+
+
+def watermark_status() -> str:
+    """Where the watermark model comes from, and what happens without it (no network)."""
+    name = CONFIG.watermark_model
+    return _optional_model_status(
+        "Watermark", name, watermark.watermark_off(name), watermark.GENERATOR_FILE, watermark.WATERMARK_ENV_VAR,
+        watermark.WATERMARK_CLI_FLAG, "audio files are written unmarked and say so")
+
+
+def transcription_status() -> str:
+    """Whether "MIDI of this" can run (basic-pitch ships its model; only the package can be missing)."""
+    if transcription.transcriber_installed():
+        return f"**MIDI of results:** {transcription.TRANSCRIBER_LABEL}, installed"
+    return f"**MIDI of results:** ⚠️ not installed. {transcription.INSTALL_HINT}"
 
 
 def with_technical(summary: str, lines: list[str]) -> str:

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from models import musicgen, separator
+from models import musicgen, separator, translation
+from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, write_music
+from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, new_run_dir, plain, user_error, with_technical
 from ui.streaming import Send, streamed
 from utils.audio import audio_duration, write_wav
+from utils.files import safe_name
+from utils.score import DEFAULT_PAPER
 
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
 
@@ -59,6 +64,7 @@ def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
     summary = "  \n".join([
         f"{pieces.capitalize()} of {result.duration:.0f} s. Seed {result.seed}: type it in the seed box to make the "
         "same music again.",
+        *([f"Made from: {result.prompt_english}"] if result.prompt_english else []),
         *(f"⚠️ {note}" for note in result.notes),
     ])
     made = result.params
@@ -70,6 +76,12 @@ def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
     ]
     if made.get("melody_source_used"):
         technical.append(f"Melody taken from: {made['melody_source_used']}.")
+    if made.get("translation_model"):
+        technical.append(f"Prompt translation: {made['translation_model']}"
+                         + (f" could not be used ({made['translation_failed']})" if made.get("translation_failed")
+                            else f", “{made['prompt']}” → “{result.prompt_english}”") + ".")
+    technical.append(files.watermark_note or "Every audio file carries the app's inaudible AudioSeal watermark "
+                     "(check one under “Check a file”).")
     details = with_technical(summary, technical)
     return [*audios, str(files.picture), result.params, details, [str(f) for f in files.downloads]]
 
@@ -96,7 +108,7 @@ def run_music(
     ``send``); a stop before anything was finished becomes a message."""
     model = music_model(melody_tab, model_name)
     n = musicgen.check_variants(variants)
-    run = dict(progress=gradio_progress(progress), cancel=cancel,
+    run = dict(progress=gradio_progress(progress), cancel=cancel, translator=CONFIG.translation_model,
                stream=None if send is None else (lambda audio: send(model.sample_rate, audio)))
     if melody_tab:
         run |= dict(melody_source=melody_source, separator=CONFIG.separator_model)
@@ -175,7 +187,8 @@ def text_to_music(
             clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
             result = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
                                send=send)
-            outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music"))
+            outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music",
+                                                        watermark=CONFIG.watermark_model))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
             raise user_error(e) from e
         return [*outputs, music_state(result, False, model_name, None)]
@@ -213,7 +226,8 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
         source = (state.get("melody") or {}).get("source", separator.DEFAULT_MELODY_SOURCE)
         result = run_music(state["melody_tab"], state["model_name"], made["prompt"], params, made["variants"],
                            melody, cancel, progress, continue_codes=state["codes"], send=send, melody_source=source)
-        *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended"))
+        *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended",
+                                                                  watermark=CONFIG.watermark_model))
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     chroma = [gr.skip()] if state["melody_tab"] else []  # the melody tab's chroma picture stays as it was
@@ -288,7 +302,8 @@ def melody_to_music(
             source = separator.check_melody_source(melody_source)
             result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress, send=send,
                                melody_source=source)
-            files = write_music(result, new_run_dir("melody-to-music"), "melody_music")
+            files = write_music(result, new_run_dir("melody-to-music"), "melody_music",
+                                watermark=CONFIG.watermark_model)
             *outputs, downloads = music_outputs(result, files)
         except Exception as e:  # noqa: BLE001
             raise user_error(e) from e
@@ -297,6 +312,30 @@ def melody_to_music(
         return [*outputs, str(files.chroma), downloads, state]
 
     yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+
+
+def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
+               progress: gr.Progress = gr.Progress()) -> tuple[list[str], str | None, str]:
+    """"MIDI of this": the notes of a result (variant 1's audio, or any audio file) as a tempo-mapped MIDI and a
+    score.
+
+    Returns:
+        (downloads: the MIDI, MusicXML and PDF; the score's first page as a picture; a line about them).
+    """
+    try:
+        if not audio_path:
+            raise ValueError("Generate something first: this writes the notes of variant 1 as MIDI.")
+        progress(0.1, desc="Listening for the notes")
+        made = write_music_midi(audio_path, new_run_dir("music-midi"), safe_name(Path(audio_path).stem, empty="music"),
+                                score=True, paper=paper)
+    except Exception as e:  # noqa: BLE001
+        raise user_error(e) from e
+    line = (f"{made.notes} notes at {made.bpm:.0f} BPM, heard by {TRANSCRIBER_LABEL}. The MIDI has a tempo change "
+            "on every beat, so its bars line up with the music in a DAW.")
+    if made.note:
+        line += f"  \n⚠️ {made.note}"
+    page = str(made.score.pages[0]) if made.score and made.score.pages else None
+    return [str(f) for f in made.downloads], page, line
 
 
 def load_params(path: str | None, melody_tab: bool) -> list[Any]:
@@ -317,6 +356,8 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     def value(key: str, convert: Callable[[Any], Any] = lambda v: v) -> Any:
         return gr.skip() if made.get(key) is None else convert(made[key])
 
+    if made.get("prompt") and made.get("prompt_english"):  # make it from the same English, not a new translation
+        translation.remember(made["prompt"], made["prompt_english"])
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     model = made.get("model")
     trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]

@@ -24,13 +24,16 @@ MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = th
 MUSIC_RETURNS_API_DOC = (
     f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
     "waveform/spectrogram PNG, the parameters (dict, to reproduce the result: prompt, seed, windows, stride, "
-    "model) and a details line (markdown; it also says which parts of the prompt the model's vocabulary does not "
-    "know, and when a Stop cut the piece short)"
+    "model; a prompt in another language also holds `prompt_english`, the English the model was given) and a "
+    "details line (markdown: \"Made from: <English>\" for a translated prompt, which parts of the prompt the "
+    "model's vocabulary does not know, and when a Stop cut the piece short). Every audio file carries the app's "
+    "inaudible watermark (see /check_watermark)"
 )
 MUSIC_API_DOCS = {
     "text_to_music": (
         "Make music from a text description with MusicGen. `prompt` (required): what the music should be, at most "
-        f"{musicgen.MAX_PROMPT_CHARS} characters; English works best (may be empty with a clip). " + MODEL_API_DOC
+        f"{musicgen.MAX_PROMPT_CHARS} characters, in any language (parts the model cannot read are translated "
+        "into English first) (may be empty with a clip). " + MODEL_API_DOC
         + SAMPLING_API_DOC + "`clip_path`: audio to continue (optional, "
         f"{musicgen.MIN_CLIP_SECONDS:g}-{musicgen.MAX_CLIP_SECONDS:g} s after trimming; the result is the clip, "
         "re-encoded by the model's codec, then `duration` s more); `clip_start` / `clip_end`: its trim in seconds, "
@@ -65,4 +68,12 @@ MUSIC_API_DOCS = {
     "clip_preview": ("The part of a clip that will be continued. `path`: the clip; `start` / `end`: seconds, end 0 = "
                      "to the end. Returns that part as WAV and a line about it."),
     "use_as_melody": "Send an audio file to the melody tab's input (returns the same file).",
+    "midi": ("The notes of a piece of music as MIDI and sheet music. `audio_path` (required): the music, e.g. a "
+             "result's variant 1 (any wav, mp3, flac or ogg works); `paper`: \"a4\" (default) or \"letter\" for "
+             "the score. The notes are heard by basic-pitch (its ICASSP-2022 model) and placed on the music's "
+             "tracked beats. Returns the downloads (the tempo-mapped MIDI, the score's MusicXML and PDF), the "
+             "score's first page as PNG, and a line (notes, tempo)."),
+    "check_watermark": ("Whether a file carries this app's inaudible watermark (AudioSeal, message 0x4d44). "
+                        "`path` (required): a WAV, MP3, FLAC, OGG or MP4 file. Returns one line: the verdict, the "
+                        "detector's score (0-1; over 0.5 means marked) and the 16-bit message it read."),
 }

@@ -9,7 +9,15 @@ import gradio as gr
 
 from models import musicgen, separator
 from models.sources import describe_source, how_to_fix
-from ui.common import CONFIG, MODEL_QUEUE, technical_details
+from ui.common import (
+    CONFIG,
+    MODEL_QUEUE,
+    PAPER_CHOICES,
+    technical_details,
+    transcription_status,
+    translation_status,
+    watermark_status,
+)
 from ui.music import (
     APP_DEFAULT_MODEL,
     clip_preview,
@@ -20,11 +28,13 @@ from ui.music import (
     melody_loaded,
     melody_preview,
     melody_to_music,
+    music_midi,
     stop_generation,
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
 from ui.streaming import live_playback, stream_player
+from utils.score import DEFAULT_PAPER
 
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",
@@ -92,7 +102,7 @@ def music_model_status(name: str | None, melody_tab: bool) -> str:
         line += " · ⚠️ text-only checkpoint: choose a melody one"
     if melody_tab:
         line += " · " + separator_status()
-    return line
+    return "  \n".join([line, translation_status(), watermark_status(), transcription_status()])
 
 
 def separator_status() -> str:
@@ -175,6 +185,24 @@ def extend_row(tab: str) -> tuple[gr.Slider, gr.Button]:
 
 
 
+def midi_row(tab: str, audio: gr.Audio) -> None:
+    """"MIDI of this": variant 1's notes as a tempo-mapped MIDI and a score (``/{task}_midi`` in the API)."""
+    with gr.Accordion("MIDI and sheet music of this result", open=False, elem_id=f"{tab}-midi-panel"):
+        gr.Markdown("The notes of variant 1, heard by a transcription model and placed on the music's beats: a MIDI "
+                    "for your music software and a score to print.", elem_classes="tab-intro")
+        with gr.Row():
+            paper = gr.Radio(PAPER_CHOICES, value=DEFAULT_PAPER,
+                             label="Paper", elem_id=f"{tab}-midi-paper", scale=2)
+            button = gr.Button("MIDI of this", elem_id=f"{tab}-midi", scale=1)
+        line = gr.Markdown(elem_id=f"{tab}-midi-info")
+        files = gr.File(label="MIDI, MusicXML and PDF", file_count="multiple", interactive=False,
+                        elem_id=f"{tab}-midi-files", elem_classes="downloads")
+        page = gr.Image(type="filepath", label="Score, page 1", interactive=False, elem_id=f"{tab}-midi-score")
+    task = "melody_to_music" if tab == "melody" else "text_to_music"
+    button.click(music_midi, inputs=[audio, paper], outputs=[files, page, line], api_name=f"{task}_midi",
+                 api_description=MUSIC_API_DOCS["midi"], concurrency_id=MODEL_QUEUE, show_progress_on=line)
+
+
 def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
     "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
@@ -209,6 +237,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
             downloads = downloads_box("text")
             extend_seconds, extend = extend_row("text")
             use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
+            midi_row("text", outputs[0])
     status = technical_details("text")
     state = gr.State(None)
     event = starting(run, stop, stream).then(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
@@ -322,6 +351,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                               elem_id="melody-chroma")
             downloads = downloads_box("melody")
             extend_seconds, extend = extend_row("melody")
+            midi_row("melody", outputs[0])
     status = technical_details("melody")
     state = gr.State(None)
     melody.change(melody_loaded, inputs=melody, outputs=[melody, start, end, preview, preview_info],

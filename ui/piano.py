@@ -19,12 +19,14 @@ from products.piano import DEFAULT_BALANCE
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
+    PAPER_CHOICES,
     gpu_task,
     gradio_progress,
     new_run_dir,
     plain,
     technical_details,
     user_error,
+    watermark_status,
     with_technical,
 )
 from utils.beats import essentia_available
@@ -40,7 +42,6 @@ PIANO_COVER_HELP = (
 )
 STYLE_HINT = ("The arranger styles are 21 piano arrangers whose playing the model learned from; each one plays "
               "the same song differently. Try a few, or let it surprise you.")
-PAPER_CHOICES = [("A4", "a4"), ("Letter", "letter")]
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
 EXAMPLE_SONGS = [  # public-domain pieces rendered with a drum groove (examples/make_examples.py)
     ("bach_bwv66.6_pop.ogg", pop2piano.DEFAULT_COMPOSER),
@@ -103,6 +104,7 @@ def piano_cover_status() -> str:
     if not fluidsynth_available():
         lines.append("⚠️ FluidSynth is not installed: the piano is rendered with sine tones "
                      "(`apt-get install libfluidsynth3`).")
+    lines.append(watermark_status())
     return "  \n".join(lines)
 
 
@@ -143,7 +145,8 @@ def piano_cover(
     try:
         cover, song, sr = make_cover(song_path, style, progress)
         progress(0.93, desc="Writing the MIDI and rendering the audio")
-        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, new_run_dir("piano-cover"))
+        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, new_run_dir("piano-cover"),
+                                   CONFIG.watermark_model)
         midis = products.write_midis(job, instrument)
         audio = products.write_audio(job, instrument, balance)
         progress(0.96, desc="Engraving the score")
@@ -163,6 +166,8 @@ def piano_cover(
         "song in a DAW; the constant-tempo file is for tools that ignore tempo changes.",
         f"Rendered with {audio.renderer}.",
         *(w for w in (*cover.warnings, audio.warning) if w),
+        *([] if "Not watermarked" in audio.warning else ["Its audio (cover, mix, video) carries the app's inaudible "
+                                                        "AudioSeal watermark (check one under “Check a file”)."]),
     ]
     details = with_technical(summary, technical)
     state = {"job": job, "instrument": instrument}

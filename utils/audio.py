@@ -77,6 +77,34 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
 
 
+VIDEO_SUFFIXES = (".mp4", ".m4a", ".mov", ".webm", ".mkv")  # containers read through ffmpeg
+
+
+def load_media_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """The sound of an audio or video file as mono float32 [T] at ``sample_rate`` Hz: video containers (MP4...)
+    through the ffmpeg of the imageio-ffmpeg wheel, everything else through ``load_audio``.
+
+    Raises:
+        ValueError: missing file, or no sound we can decode in it.
+    """
+    import subprocess
+
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        return load_audio(path, sample_rate)[0]
+    if not path.is_file():
+        raise ValueError(f"The file `{path.name}` does not exist.")
+    from utils.video import ffmpeg_exe
+
+    done = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-vn", "-ac", "1", "-ar", str(sample_rate),
+                           "-f", "f32le", "-"], capture_output=True, check=False)
+    audio = np.frombuffer(done.stdout, dtype=np.float32)
+    if done.returncode != 0 or audio.size == 0:
+        raise ValueError(f"Could not read the sound of `{path.name}`: it has no audio track ffmpeg can decode.")
+    check_finite(audio, path.name)
+    return audio.copy()
+
+
 def check_finite(audio: np.ndarray, name: str = "The audio") -> None:
     """Raise ValueError when ``audio`` holds NaN or infinite samples (a damaged or wrongly written float file)."""
     bad = ~np.isfinite(audio)

@@ -1,0 +1,34 @@
+"""The "Check a file" box: whether a file carries this app's inaudible watermark (``/check_watermark`` in the API)."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from products.checking import check_file
+from ui.common import CONFIG, MODEL_QUEUE, user_error
+from ui.music_docs import MUSIC_API_DOCS
+
+CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
+
+
+def check_watermark(path: str | None) -> str:
+    """Whether the file at ``path`` carries the app's mark: one line with the detector's score and message."""
+    try:
+        return check_file(path, CONFIG.watermark_model).describe()
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message
+        raise user_error(e) from e
+
+
+def build_check_box() -> None:
+    """A collapsed box below the tabs: a file in, the verdict out."""
+    with gr.Accordion("Check a file: was it made here?", open=False, elem_id="check-panel"):
+        gr.Markdown("Every audio file this app makes (music, covers, mixes, videos) carries an inaudible watermark. "
+                    "Drop a WAV, MP3 or MP4 here to see whether it carries it. The mark survives MP3 and volume "
+                    "changes in AudioSeal's published tests; heavy edits can remove it.", elem_classes="tab-intro")
+        with gr.Row():
+            file = gr.File(label="File to check", file_types=CHECK_FILE_TYPES, type="filepath",
+                           elem_id="check-file", scale=3)
+            button = gr.Button("Check", elem_id="check-run", scale=1)
+        verdict = gr.Markdown(elem_id="check-verdict")
+    button.click(check_watermark, inputs=file, outputs=verdict, api_name="check_watermark",
+                 api_description=MUSIC_API_DOCS["check_watermark"], concurrency_id=MODEL_QUEUE)
