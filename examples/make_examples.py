@@ -59,13 +59,21 @@ def song(name: str, piece: str) -> None:
     write_ogg(HERE / name, render_midi(midi, SAMPLE_RATE).audio, SAMPLE_RATE)
 
 
+def melody_notes(tune: list[tuple[int, float]], bpm: float) -> list[tuple[float, float, int]]:
+    """The notes of an example melody as written into its file: (start s, end s, pitch), the tune twice from 0.2 s,
+    up to the file's length."""
+    notes, now, beat = [], 0.2, 60.0 / bpm
+    for pitch, beats in tune * 2:
+        notes.append((now, now + beats * beat * 0.95, pitch))
+        now += beats * beat
+    return [n for n in notes if n[0] < MAX_SECONDS - 0.5]
+
+
 def melody(name: str, tune: list[tuple[int, float]], bpm: float, program: int) -> None:
     midi = pretty_midi.PrettyMIDI(initial_tempo=bpm)
     voice = pretty_midi.Instrument(program=program)
-    now, beat = 0.2, 60.0 / bpm
-    for pitch, beats in tune * 2:
-        voice.notes.append(pretty_midi.Note(90, pitch, now, now + beats * beat * 0.95))
-        now += beats * beat
+    for start, end, pitch in melody_notes(tune, bpm):
+        voice.notes.append(pretty_midi.Note(90, pitch, start, end))
     midi.instruments.append(voice)
     write_ogg(HERE / name, render_midi(midi, SAMPLE_RATE).audio, SAMPLE_RATE)
 

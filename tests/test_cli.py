@@ -138,3 +138,31 @@ def test_prompt_file_gives_an_audio_per_prompt_and_variant(tiny_musicgen_dir, ti
     rows = read_manifest(out / "manifest.jsonl")
     assert sorted(r["settings"]["prompt"] for r in rows.values()) == ["jazz drums, 90 bpm", "lo fi piano"]
     assert all(r["settings"]["melody"].endswith("hum.wav") for r in rows.values())
+
+
+def test_any_language_marked_audio_and_midi_from_the_command_line(tiny_musicgen_dir, tiny_translator_dir,
+                                                                  tiny_watermark_dir, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("欢快的国风摇滚 with guzheng and drums\n", encoding="utf-8")
+    out = tmp_path / "music"
+    assert run_cli("text-to-music", prompts, "--out", out, "--musicgen-model", tiny_musicgen_dir, "--duration", 2,
+                   "--variants", 2, "--seed", 5, "--products", "audio", "midi", "score",
+                   "--translation-model", tiny_translator_dir, "--watermark-model", tiny_watermark_dir) == 0
+    (row,) = read_manifest(out / "manifest.jsonl").values()
+    assert row["status"] == "done", row
+    files = row["files"]
+    folder = out / row["id"]
+    assert sorted(n for n in files if n.endswith("_notes.mid")) == [f"{row['id']}_seed5_v1_notes.mid",
+                                                                   f"{row['id']}_seed5_v2_notes.mid"]
+    midi = mido.MidiFile(str(folder / f"{row['id']}_seed5_v1_notes.mid"))
+    assert any(m.type == "set_tempo" for m in midi.tracks[0])
+    params = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    assert params["prompt"] == "欢快的国风摇滚 with guzheng and drums"
+    assert params["prompt_english"].endswith(" with guzheng and drums")
+    assert params["watermark"] == "AudioSeal, message 0x4d44"
+    wavs = [folder / n for n in files if n.endswith(".wav")]
+    assert len(wavs) == 2
+    capsys.readouterr()
+    assert cli.main(["check-watermark", *map(str, wavs), "--watermark-model", str(tiny_watermark_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all("Detector score" in line and "message 0x" in line for line in lines)

@@ -237,6 +237,9 @@ class GridNotes:
         (as ``PrettyMIDI.remove_invalid_notes`` drops them from the reference output).
         """
         notes = np.array(notes, dtype=np.int64).reshape(-1, 4)
+        if notes.shape[0] == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(empty, empty, empty, empty, np.asarray(step_times, float))
         notes[:, 2] = [fold_into_piano_range(int(p)) for p in notes[:, 2]]
         notes = notes[notes[:, 1] > notes[:, 0]]
         # One key cannot sound twice at once: a note ends where the next one on its key starts (chunks overlap
