@@ -39,7 +39,8 @@ def test_endpoints_are_listed(client, live_app):
     assert "ZeroGPU: off (`spaces` installed, not on a ZeroGPU Space)" in live_app.log.read_text()
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/piano_cover", "/piano_cover_remix", "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video",
-            "/text_to_music", "/melody_to_music", "/melody_preview"} <= endpoints
+            "/text_to_music", "/melody_to_music", "/melody_preview", "/text_to_music_midi", "/melody_to_music_midi",
+            "/check_watermark"} <= endpoints
 
 
 def test_piano_cover_and_remix(client, chorale):
@@ -172,7 +173,7 @@ def test_view_api_describes_every_parameter(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/piano_cover", "/text_to_music", "/melody_to_music", "/melody_preview", "/piano_cover_remix",
                  "/piano_cover_instrument", "/piano_cover_score", "/piano_cover_video", "/text_to_music_load_params",
-                 "/melody_to_music_load_params"):
+                 "/melody_to_music_load_params", "/text_to_music_midi", "/melody_to_music_midi", "/check_watermark"):
         description = endpoints[name]["description"]
         for parameter in endpoints[name]["parameters"]:
             assert f"`{parameter['parameter_name']}`" in description, (name, parameter["parameter_name"])
@@ -189,14 +190,44 @@ def test_non_finite_samples_are_refused_with_a_clear_message(client, tmp_path, a
         client.predict(handle_file(str(non_finite_wav(tmp_path))), api_name=api_name)
 
 
-def test_a_prompt_the_vocabulary_cannot_read_comes_with_a_note(client):
-    *_variants, _picture, params, details, _downloads = client.predict(
+def test_a_prompt_in_another_language_is_made_from_its_english(client):
+    """The live app runs the tiny MarianMT: the Chinese run is translated, the English run stays as written, and
+    both are in the parameters (the no-translator note is tested in tests/test_translation.py)."""
+    *_variants, _picture, params, details, downloads = client.predict(
         "calm piano 雨天的钢琴", "", 1, api_name="/text_to_music"
     )
-    assert "“雨天的钢琴”" in details and "English prompts work best" in details
-    assert params["unknown_prompt_parts"] == ["雨天的钢琴"]
+    english = params["prompt_english"]
+    assert params["prompt"] == "calm piano 雨天的钢琴"
+    assert english.startswith("calm piano ") and "雨天的钢琴" not in english
+    assert f"Made from: {english}" in details
+    saved = json.loads(Path(next(p for p in downloads if p.endswith(".json"))).read_text(encoding="utf-8"))
+    assert saved["prompt_english"] == english and saved["watermark"] == "AudioSeal, message 0x4d44"
     *_variants, _picture, params, details, _downloads = client.predict("calm piano", "", 1, api_name="/text_to_music")
-    assert "English prompts" not in details and "unknown_prompt_parts" not in params
+    assert "Made from" not in details and "prompt_english" not in params
+
+
+def test_midi_of_results_and_the_watermark_check_with_only_required_arguments(client, hummed_melody):
+    *variants, _picture, _params, _details, _downloads = client.predict("calm piano", "", 4,
+                                                                        api_name="/text_to_music")
+    for api_name, audio in (("/text_to_music_midi", variants[0]), ("/melody_to_music_midi", str(hummed_melody))):
+        downloads, page, line = client.predict(handle_file(audio), api_name=api_name)
+        midi = next(p for p in downloads if p.endswith("_notes.mid"))
+        notes = pretty_midi.PrettyMIDI(midi).instruments
+        assert "notes at" in line and "BPM" in line
+        if api_name == "/melody_to_music_midi":  # a real tune: notes, a score and its first page
+            assert notes and len(notes[0].notes) >= 3  # the hummed fixture: a few notes in 4 s
+            assert any(p.endswith("_score.pdf") for p in downloads) and any(p.endswith(".musicxml") for p in downloads)
+            assert_png(page)
+    verdict = client.predict(handle_file(variants[0]), api_name="/check_watermark")
+    assert "Detector score" in verdict and "message 0x" in verdict and "4.0 s checked" in verdict
+    with pytest.raises(Exception, match="too short|Could not read"):
+        client.predict(handle_file(str(non_finite_wav_short(hummed_melody))), api_name="/check_watermark")
+
+
+def non_finite_wav_short(like: Path) -> Path:
+    path = like.parent / "half_second.wav"
+    sf.write(str(path), np.full(8000, 0.1, dtype=np.float32), 16000)
+    return path
 
 
 # ------------------------------------------------------------------------------------ past 30 seconds
