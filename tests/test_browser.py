@@ -217,15 +217,40 @@ def test_broken_float_file_is_refused_in_every_tab(page, tmp_path):
     screenshot(page, "broken-file")
 
 
-def test_prompt_outside_the_vocabulary_gets_a_visible_note(page):
+def test_a_prompt_in_another_language_says_what_it_was_made_from(page):
     open_tab(page, "Text to music")
     assert "The app's model" in page.locator("#text-model input").input_value()
-    page.locator("#text-prompt textarea").fill("calm piano 雨天的钢琴")
+    page.locator("#text-prompt textarea").fill("安静的夜晚 with soft piano")
     page.locator("#text-run").click()
-    page.wait_for_selector("#text-details >> text=English prompts work best", timeout=RUN_TIMEOUT_MS)
-    assert "“雨天的钢琴”" in page.locator("#text-details").inner_text()
-    assert_no_error_toast(page)  # said once, beside the result: not again in a toast
-    screenshot(page, "unknown-prompt-note")
+    page.wait_for_selector("#text-details >> text=Made from:", timeout=RUN_TIMEOUT_MS)
+    line = next(t for t in page.locator("#text-details").inner_text().splitlines() if t.startswith("Made from:"))
+    assert line.endswith(" with soft piano") and "安静的夜晚" not in line
+    assert_no_error_toast(page)
+    screenshot(page, "translated-prompt")
+
+
+def test_midi_of_a_result_then_checking_its_file(page, hummed_melody, tmp_path):
+    open_tab(page, "Melody to music")
+    page.locator("#melody-input input[type=file]").set_input_files(str(hummed_melody))
+    page.wait_for_selector("#melody-preview-info >> text=Using 4.0 s", timeout=60_000)
+    page.locator("#melody-run").click()
+    page.wait_for_selector("#melody-details >> text=the same music again", timeout=RUN_TIMEOUT_MS)
+    page.locator("#melody-midi-panel").get_by_text("MIDI and sheet music of this result").click()
+    page.locator("#melody-midi").click()
+    page.wait_for_selector("#melody-midi-info >> text=notes at", timeout=RUN_TIMEOUT_MS)
+    assert_no_error_toast(page)
+    assert any(n.endswith("_notes.mid") for n in download_names(page, "melody-midi-files"))
+    assert fetch(page, "melody-midi-files")[:4] == b"MThd"
+    screenshot(page, "midi-of-a-result")
+    result = tmp_path / "result.wav"
+    result.write_bytes(fetch(page, "melody-variant-1"))
+    page.locator("#check-panel").get_by_text("Check a file").first.click()
+    page.locator("#check-file input[type=file]").set_input_files(str(result))
+    page.locator("#check-run").click()
+    page.wait_for_selector("#check-verdict >> text=Detector score", timeout=RUN_TIMEOUT_MS)
+    assert "message 0x" in page.locator("#check-verdict").inner_text()
+    assert_no_error_toast(page)
+    screenshot(page, "check-a-file")
 
 
 def test_piano_cover_from_an_example_to_score_instrument_and_video(page):
