@@ -10,6 +10,9 @@ Workloads, in order, after a warm-up that loads every model (a 2 s text piece, a
 - ``text_10s``: 10 s of text to music, fresh: total, and the time to the first streamed audio (the first update the
   page gets while the music is made);
 - ``text_30s``: the same for 30 s;
+- ``midi_30s``: "MIDI of this" on that 30 s piece (transcription, beats, MIDI, score); ``check``: the watermark
+  check on its WAV;
+- ``translated_10s``: 10 s from a prompt in Chinese and English (its Chinese run translated first);
 - ``melody_10s``: 10 s of melody to music with the melody separated (Demucs) from a 30 s song;
 - ``cover``: a 3.5-minute song to a piano cover with its MIDI and score; ``video``: then its video;
 - ``every_endpoint``: the cover's instrument, score and remix actions, a streamed text piece extended (each
@@ -42,7 +45,8 @@ USER_PROMPTS = ["lo-fi hip hop with warm piano", "fast punk rock with loud guita
                 "jazz trio with brushed drums"]
 SONG_SECONDS = 210.0  # the 3.5-minute cover
 MELODY_SONG_SECONDS = 30.0
-WORKLOADS = ("text_10s", "text_30s", "melody_10s", "cover", "video", "every_endpoint", "users_4x10s",
+TRANSLATED_PROMPT = "欢快的国风摇滚 with guzheng and drums"
+WORKLOADS = ("text_10s", "text_30s", "midi_30s", "check", "translated_10s", "melody_10s", "cover", "video", "every_endpoint", "users_4x10s",
              "text_10s_after")
 STOCK_ENV = {"MUSICGEN_FAST_PATH": "0", "PIANO_COVER_FAST_PATH": "0", "MUSICGEN_CPU_INT8": "0",
              "PIANO_COVER_CPU_INT8": "0"}
@@ -105,8 +109,11 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
     from tests.live_app import start_app
 
     figures: dict[str, object] = {}
+    extra = ["--separator-model", str(folders["htdemucs"])]
+    if "marian" in folders:  # every app marks its audio and translates, so that only the runtime differs
+        extra += ["--translation-model", str(folders["marian"]), "--watermark-model", str(folders["audioseal"])]
     app = start_app(folders["pop2piano"], folders["musicgen-small"], folders["musicgen-melody"],
-                    log_name=log.name, extra_args=["--separator-model", str(folders["htdemucs"])], env=env)
+                    log_name=log.name, extra_args=extra, env=env)
     peak = [0.0]
     stop = threading.Event()
 
@@ -128,11 +135,23 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
         Timed(client, handle_file(str(short_song)), "composer1", api_name="/piano_cover").result()
         figures["warm_up_s"] = round(time.perf_counter() - started, 1)
         print(f"[{name}] warm-up (loads every model) {figures['warm_up_s']} s", flush=True)
+        piece_30s = None
         for workload in workloads:
             if workload in ("text_10s", "text_30s", "text_10s_after"):
                 seconds = 30 if workload == "text_30s" else 10
                 outputs, timing = text(client, seconds, 1).result()
                 figures[workload] = music_figures(outputs, timing, seconds)
+                piece_30s = outputs[0] if seconds == 30 else piece_30s
+            elif workload == "midi_30s":
+                outputs, timing = Timed(client, handle_file(piece_30s), api_name="/text_to_music_midi").result()
+                figures[workload] = {**timing, "line": outputs[2]}
+            elif workload == "check":
+                outputs, timing = Timed(client, handle_file(piece_30s), api_name="/check_watermark").result()
+                figures[workload] = {**timing, "verdict": outputs}
+            elif workload == "translated_10s":
+                outputs, timing = text(client, 10, 1, TRANSLATED_PROMPT).result()
+                figures[workload] = {**music_figures(outputs, timing, 10),
+                                     "prompt_english": outputs[5].get("prompt_english")}
             elif workload == "melody_10s":
                 outputs, timing = Timed(client, handle_file(str(melody_song)), 0, 0, "a jazz trio", "", 10, 250, 0.0,
                                         1.0, 3.0, "1", 1, 18, "separated", api_name="/melody_to_music").result()
@@ -182,13 +201,21 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
 
 
 def tiny_folders(root: Path) -> dict[str, Path]:
-    from tests.tiny_models import build_tiny_htdemucs, build_tiny_musicgen, build_tiny_pop2piano
+    from tests.tiny_models import (
+        build_tiny_htdemucs,
+        build_tiny_musicgen,
+        build_tiny_pop2piano,
+        build_tiny_translator,
+        build_tiny_watermarker,
+    )
 
     root.mkdir(parents=True, exist_ok=True)
     return {"musicgen-small": build_tiny_musicgen(root / "musicgen-small"),
             "musicgen-melody": build_tiny_musicgen(root / "musicgen-melody", melody=True),
             "pop2piano": build_tiny_pop2piano(root / "pop2piano"),
-            "htdemucs": build_tiny_htdemucs(root / "htdemucs")}
+            "htdemucs": build_tiny_htdemucs(root / "htdemucs"),
+            "marian": build_tiny_translator(root / "marian"),
+            "audioseal": build_tiny_watermarker(root / "audioseal")}
 
 
 def make_songs(folder: Path) -> tuple[Path, Path, Path]:

@@ -75,7 +75,7 @@ def build_pop2piano(seed: int = 0) -> Pop2PianoForConditionalGeneration:
     return model.eval()
 
 
-FOLDERS = ("musicgen-small", "musicgen-melody", "pop2piano", "htdemucs")
+FOLDERS = ("musicgen-small", "musicgen-melody", "pop2piano", "htdemucs", "marian", "audioseal")
 
 
 def save_musicgen_pair(small_folder: Path, melody_folder: Path, distinct: bool = False) -> None:
@@ -110,11 +110,24 @@ def save_full_size_folders(root: str | Path) -> dict[str, Path]:
     paths = {name: root / name for name in FOLDERS}
     done = root / "complete"
     if done.is_file():
+        save_extra_folders(paths)  # added later: built once beside an existing set
         return paths
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
     save_musicgen_pair(paths["musicgen-small"], paths["musicgen-melody"])
     save_model(paths["pop2piano"])
     save_full_size_htdemucs(paths["htdemucs"])
+    save_extra_folders(paths)
     done.write_text("ok\n")
     return paths
+
+
+def save_extra_folders(paths: dict[str, Path]) -> None:
+    """The prompt translator (MarianMT at opus-mt-mul-en's size) and the watermark (AudioSeal at its released
+    size), random weights, unless already there."""
+    from tests.tiny_models import build_tiny_translator, build_tiny_watermarker
+
+    if not (paths["marian"] / "config.json").is_file():
+        build_tiny_translator(paths["marian"], full_size=True)
+    if not (paths["audioseal"] / "generator_base.pth").is_file():
+        build_tiny_watermarker(paths["audioseal"], full_size=True)

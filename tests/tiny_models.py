@@ -235,8 +235,13 @@ TRANSLATOR_CORPUS = [  # what the tiny translator's SentencePiece model learns i
 ]
 
 
-def build_tiny_translator(folder: str | Path, seed: int = 0, d_model: int = 16) -> Path:
-    """Write a tiny random MarianMT checkpoint (model + a real SentencePiece tokenizer) to ``folder``.
+MARIAN_FULL_VOCAB = 64172  # opus-mt-mul-en's vocabulary size: the output layer's cost per token
+
+
+def build_tiny_translator(folder: str | Path, seed: int = 0, d_model: int = 16, full_size: bool = False) -> Path:
+    """Write a tiny random MarianMT checkpoint (model + a real SentencePiece tokenizer) to ``folder``; with
+    ``full_size``, opus-mt-mul-en's shapes (6 + 6 layers, d_model 512, 8 heads, FFN 2048, a 64k vocabulary padded
+    with unused pieces) for timing.
 
     The tokenizer is laid out as the opus-mt checkpoints are: ``source.spm`` and ``target.spm`` (one SentencePiece
     unigram model trained here on ``TRANSLATOR_CORPUS``, every character covered), ``vocab.json`` with ``</s>`` = 0,
@@ -261,16 +266,22 @@ def build_tiny_translator(folder: str | Path, seed: int = 0, d_model: int = 16) 
     vocab = {"</s>": 0, "<unk>": 1}
     for piece in pieces:
         vocab.setdefault(piece, len(vocab))
+    while full_size and len(vocab) < MARIAN_FULL_VOCAB - 1:
+        vocab[f"<unused_{len(vocab)}>"] = len(vocab)
     vocab["<pad>"] = len(vocab)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"))
     tokenizer.save_pretrained(folder)
     torch.manual_seed(seed)
     pad = vocab["<pad>"]
-    config = MarianConfig(vocab_size=len(vocab), d_model=d_model, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
-                          decoder_ffn_dim=2 * d_model, max_position_embeddings=128, pad_token_id=pad,
-                          eos_token_id=0, decoder_start_token_id=pad, forced_eos_token_id=0)
+    sizes = (dict(d_model=512, encoder_layers=6, decoder_layers=6, encoder_attention_heads=8,
+                  decoder_attention_heads=8, encoder_ffn_dim=2048, decoder_ffn_dim=2048, max_position_embeddings=512)
+             if full_size else
+             dict(d_model=d_model, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                  decoder_attention_heads=2, encoder_ffn_dim=2 * d_model, decoder_ffn_dim=2 * d_model,
+                  max_position_embeddings=128))
+    config = MarianConfig(vocab_size=len(vocab), pad_token_id=pad, eos_token_id=0, decoder_start_token_id=pad,
+                          forced_eos_token_id=0, **sizes)
     MarianMTModel(config).eval().save_pretrained(folder)
     return folder
 

@@ -23,8 +23,9 @@ def build_check_box() -> None:
     """A collapsed box below the tabs: a file in, the verdict out."""
     with gr.Accordion("Check a file: was it made here?", open=False, elem_id="check-panel"):
         gr.Markdown("Every audio file this app makes (music, covers, mixes, videos) carries an inaudible watermark. "
-                    "Drop a WAV, MP3 or MP4 here to see whether it carries it. The mark survives MP3 and volume "
-                    "changes in AudioSeal's published tests; heavy edits can remove it.", elem_classes="tab-intro")
+                    "Drop a WAV, MP3 or MP4 here to see whether it carries it. How well the mark survives MP3, "
+                    "volume changes and mixing has not been measured on music yet; speed changes, re-recording or "
+                    "heavy edits can remove it.", elem_classes="tab-intro")
         with gr.Row():
             file = gr.File(label="File to check", file_types=CHECK_FILE_TYPES, type="filepath",
                            elem_id="check-file", scale=3)
