@@ -36,6 +36,8 @@ DEFAULT_TRANSLATION_MODEL = "Helsinki-NLP/opus-mt-mul-en"
 OFF_VALUES = {"off", "none", "0", "no"}
 RETRY_AFTER_S = 600.0  # after a failed load, prompts go untranslated without retrying for this long
 MAX_NEW_TOKENS = 64  # an English phrase for a prompt's run; a random or confused model stops here
+TOKENS_PER_SOURCE_TOKEN = 2  # ... or at twice the run's own tokens, plus a few: an English phrase is never longer
+EXTRA_TOKENS = 8
 NUM_BEAMS = 4  # beam search, as the opus-mt checkpoints' generation configs ask
 REMEMBERED = 256  # translations kept: the same prompt gets the same English (and costs nothing)
 
@@ -204,7 +206,8 @@ class PromptTranslator:
     def _translate(self, texts: list[str]) -> list[str]:
         self._load()
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(self.device)
-        out = self.model.generate(**batch, num_beams=NUM_BEAMS, max_new_tokens=MAX_NEW_TOKENS, do_sample=False)
+        limit = min(MAX_NEW_TOKENS, TOKENS_PER_SOURCE_TOKEN * int(batch["input_ids"].shape[1]) + EXTRA_TOKENS)
+        out = self.model.generate(**batch, num_beams=NUM_BEAMS, max_new_tokens=limit, do_sample=False)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
     def english(self, prompt: str, unknown_parts: list[str]) -> str:
