@@ -13,6 +13,7 @@ need, on the model thread. Without it files are written unmarked, and the page a
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -147,12 +148,10 @@ class Watermarker:
                 raise ModelLoadError(f"The watermark is turned off (`{WATERMARK_ENV_VAR}={self.name}`).")
             if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
                 raise ModelLoadError(self._failure[1])
-            try:
-                import audioseal  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("audioseal") is None:
                 self._failure = (time.monotonic(), "The watermark needs the `audioseal` package "
                                  "(`pip install audioseal==0.2.0`).")
-                raise ModelLoadError(self._failure[1]) from None
+                raise ModelLoadError(self._failure[1])
             try:
                 self.generator, self.detector = load_or_explain(
                     "Watermark model (AudioSeal)", self.name, WATERMARK_ENV_VAR, WATERMARK_CLI_FLAG,
