@@ -191,10 +191,16 @@ def preload_models() -> None:
     pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device).load()
     musicgen.get_musicgen_model(CONFIG.musicgen_model, CONFIG.device, melody=False).load()
     musicgen.get_musicgen_model(CONFIG.melody_model, CONFIG.device, melody=True).load()
-    try:  # optional: without it the melody tab uses the whole mix and says so
-        separator.get_separator(CONFIG.separator_model).load()
-    except Exception as e:  # noqa: BLE001
-        logger.warning("Melody separator not preloaded: %s", e)
+    optional = [  # without them: the whole mix, prompts as written, files unmarked; each says so
+        ("Melody separator", lambda: separator.get_separator(CONFIG.separator_model)),
+        ("Prompt translator", lambda: translation.get_translator(CONFIG.translation_model)),
+        ("Watermark", lambda: watermark.get_watermarker(CONFIG.watermark_model)),
+    ]
+    for what, model in optional:
+        try:
+            model().load()
+        except Exception as e:  # noqa: BLE001
+            logger.warning("%s not preloaded: %s", what, e)
 
 
 def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:

@@ -56,7 +56,8 @@ def add_music_extras(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
     parser.add_argument(translation.TRANSLATION_CLI_FLAG, dest="translation_model",
                         default=translation.default_translation_name(),
-                        help=f"MarianMT for prompts in other languages, or 'off' (env {translation.TRANSLATION_ENV_VAR})")
+                        help=f"MarianMT for prompts in other languages, or 'off' "
+                             f"(env {translation.TRANSLATION_ENV_VAR})")
 
 
 def add_watermark(parser: argparse.ArgumentParser) -> None:

@@ -133,7 +133,7 @@ def english_prompt(prompt: str, unknown_parts: list[str], translate: Callable[[l
             english = next(done).strip()
             if english.endswith(".") and not core.endswith((".", "。")):  # Marian ends phrases with a period
                 english = english[:-1].rstrip()
-            if trail.startswith(("，", "、", "。", "；")):  # CJK punctuation after a translated run reads as English
+            if trail.startswith(("，", "、", "。", "；")):  # CJK punctuation after an English run: English marks
                 trail = {"，": ", ", "、": ", ", "。": ". ", "；": "; "}[trail[0]] + trail[1:].lstrip()
             core = english
         if out and out[-1] and not out[-1][-1].isspace() and (lead + core)[:1].isalnum():

@@ -121,12 +121,13 @@ class Watermarker:
 
     Args:
         name: hub id or folder; default from ``$WATERMARK_MODEL``; "off" disables marking.
-        device: "cuda", "cpu"...; default: the best available.
+        device: "cuda", "cpu"...; default: the CPU. The mark is added where the files are written, outside a
+            ZeroGPU lease, and the model is small (0.3 s per 10 s of music on 2 cores: docs/PERFORMANCE.md).
     """
 
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
         self.name = (name or default_watermark_name()).strip()
-        self.device = pick_device(device)
+        self.device = pick_device(device or "cpu")
         self.generator: Any = None
         self.detector: Any = None
         self._lock = threading.Lock()
