@@ -3,8 +3,8 @@
 
 AudioSeal works on 16 kHz mono. ``mark`` computes the watermark of the audio's mono mix at 16 kHz, brings it back to
 the audio's rate and adds it to every channel (the mark lives below 8 kHz, where AudioSeal was trained to put it).
-Long audio is marked and checked in windows of ``WINDOW_S`` with ``CONTEXT_S`` of context on each side, so memory
-stays flat for a 5-minute piece. The message is ``APP_MESSAGE``: "MD" (Music demo) in ASCII, 0x4D44.
+Audio is marked and checked in windows of ``WINDOW_S`` with ``CONTEXT_S`` of context on each side: memory stays
+flat for a 5-minute piece, and it is faster than one long call. The message is ``APP_MESSAGE``: "MD" (Music demo) in ASCII, 0x4D44.
 
 Set the model with ``--watermark-model`` / ``$WATERMARK_MODEL``: a hub id (``facebook/audioseal``: its
 ``generator_base.pth`` and ``detector_base.pth``), a folder holding those two files, or ``off``. It loads on first
@@ -43,8 +43,11 @@ WATERMARK_RATE = 16000  # Hz, AudioSeal's rate
 NBITS = 16
 APP_MESSAGE = 0x4D44  # "MD" (Music demo): the 16 bits every file of this app carries
 DETECTION_THRESHOLD = 0.5  # a frame counts as marked above this probability; a file, when over half its frames are
-WINDOW_S = 20.0  # seconds marked or checked at once
-CONTEXT_S = 0.5  # seconds of audio on each side of a window, for the convolutions' edges
+# Seconds marked or checked at once, and of audio on each side of a window for the convolutions' edges. Short windows
+# keep each layer's activations in cache: 5 s windows mark 210 s in 5.9 s on 2 cores, 20 s windows in 9.6 s, and
+# several windows in one call (a batch) were slower still (docs/PERFORMANCE.md).
+WINDOW_S = 5.0
+CONTEXT_S = 0.25
 RETRY_AFTER_S = 600.0  # after a failed load, files are written unmarked without retrying for this long
 
 
@@ -162,7 +165,19 @@ class Watermarker:
                 logger.warning("%s", e)
                 raise ModelLoadError(str(e)) from e
             self._failure = None
+            self._warm_up()
             logger.info("Loaded watermark model %s on %s", self.name, self.device)
+
+    @torch.inference_mode()
+    def _warm_up(self) -> None:
+        """One window of silence through both models: their first call of a shape sets up its kernels (~1.5 s for
+        the detector), which a user's first mark or check then does not wait for."""
+        from audioseal.libs.moshi.utils.compile import no_compile
+
+        x = torch.zeros(1, 1, int((WINDOW_S + 2 * CONTEXT_S) * WATERMARK_RATE), device=self.device)
+        with no_compile():
+            self.generator.get_watermark(x, message=torch.from_numpy(message_bits())[None].to(self.device))
+            self.detector.detector(x)
 
     def _from_source(self, source: ModelSource) -> tuple[Any, Any]:
         from audioseal import AudioSeal
@@ -226,7 +241,7 @@ class Watermarker:
         with no_compile():
             for lo, start, end, hi in _windows(mono.shape[0], WATERMARK_RATE):
                 x = torch.from_numpy(mono[lo:hi])[None, None].to(self.device)
-                raw = self.detector.detector(x)[0, :, start - lo : end - lo]  # [2 + NBITS, frames], as forward()
+                raw = self.detector.detector(x)[0, :, start - lo : end - lo]  # [2 + NBITS, samples], as forward()
                 marked = torch.softmax(raw[:2].float(), dim=0)[1]
                 marked_frames += float((marked > DETECTION_THRESHOLD).sum())
                 frames += end - start

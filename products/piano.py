@@ -17,6 +17,7 @@ import numpy as np
 
 from models.pop2piano import PianoCover, composer_label
 from models.watermark import mark_or_explain
+from products.score import ScoreFiles, engrave_notes
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav
 from utils.midi import (
     DEFAULT_INSTRUMENT,
@@ -28,7 +29,6 @@ from utils.midi import (
     renderer_in_use,
     tempo_map_midi,
 )
-from products.score import ScoreFiles, engrave_notes
 from utils.files import safe_name
 from utils.progress import Progress
 from utils.provenance import Provenance, utc_now

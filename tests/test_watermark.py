@@ -45,7 +45,7 @@ def test_the_models_come_from_audioseals_loader(marker):
 
 
 def test_the_mark_is_audioseals_watermark_of_the_mono_mix(marker):
-    audio = music(3.0, 32000, channels=2)  # [2, T] at MusicGen's rate
+    audio = music(watermark.WINDOW_S - 1.0, 32000, channels=2)  # [2, T] at MusicGen's rate, one window
     marked = marker.mark(audio, 32000)
     assert marked.shape == audio.shape and np.isfinite(marked).all()
     mono16 = resample_poly(audio.mean(axis=0), 1, 2).astype(np.float32)
@@ -76,7 +76,7 @@ def test_the_verdict_reads_the_score_and_the_message():
 
 
 def test_detection_is_audioseals_over_the_whole_file(marker):
-    audio = marker.mark(music(4.0, WATERMARK_RATE), WATERMARK_RATE)
+    audio = marker.mark(music(watermark.WINDOW_S - 1.0, WATERMARK_RATE), WATERMARK_RATE)
     found = marker.detect(audio, WATERMARK_RATE)
     with torch.inference_mode():
         from audioseal.libs.moshi.utils.compile import no_compile
@@ -84,7 +84,7 @@ def test_detection_is_audioseals_over_the_whole_file(marker):
         with no_compile():
             score, bits = marker.detector.detect_watermark(torch.from_numpy(audio)[None, None])
     assert found.score == pytest.approx(float(score[0]), abs=1e-6)
-    assert found.seconds == pytest.approx(4.0)
+    assert found.seconds == pytest.approx(watermark.WINDOW_S - 1.0)
     assert 0.0 <= found.score <= 1.0 and 0 <= found.message < 2**16
     assert found.message == watermark.bits_message(bits[0].numpy())
 
