@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import torch
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class StemSeparator:
         self.device = pick_device(device)
         self.model: Any = None
         self._lock = threading.Lock()
-        self._failure: tuple[float, str] | None = None  # (when, why) the last load failed
+        self._failure = FailureMemory(RETRY_AFTER_S)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
@@ -120,23 +119,17 @@ class StemSeparator:
                 return
             if self.disabled:
                 raise ModelLoadError(f"Melody separation is turned off (`{SEPARATOR_ENV_VAR}={self.name}`).")
-            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
-                raise ModelLoadError(self._failure[1])
+            self._failure.raise_recent()
             if not demucs_installed():
-                self._fail("Melody separator: the `demucs` package is not installed (`pip install demucs==4.1.0`).")
-                raise ModelLoadError(self._failure[1])  # type: ignore[index]
+                raise self._failure.failed(
+                    "Melody separator: the `demucs` package is not installed (`pip install demucs==4.1.0`).")
             try:
                 self.model = load_or_explain("Melody separator (Demucs)", self.name, SEPARATOR_ENV_VAR,
                                              SEPARATOR_CLI_FLAG, self._from_source, marker=BAG_MARKER)
             except (ModelLoadError, ValueError) as e:
-                self._fail(str(e))
-                raise ModelLoadError(str(e)) from e
-            self._failure = None
+                raise self._failure.failed(str(e)) from e
+            self._failure.clear()
             logger.info("Loaded melody separator %s on %s", self.name, self.device)
-
-    def _fail(self, why: str) -> None:
-        self._failure = (time.monotonic(), why)
-        logger.warning("%s", why)
 
     def _from_source(self, source: ModelSource) -> Any:
         folder = source.location

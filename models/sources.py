@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,33 @@ T = TypeVar("T")
 class ModelLoadError(RuntimeError):
     """A model could not be loaded; the message says which, why, and how to fix it."""
 
+
+
+class FailureMemory:
+    """The last failed load of an optional model (separator, translator, watermark), said again at once rather than
+    retried for ``retry_after_s``: a page that cannot reach the hub does not wait on it at every request."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        self._last: tuple[float, str] | None = None  # (when, why)
+
+    def raise_recent(self) -> None:
+        """Raise the last failure again if it is recent.
+
+        Raises:
+            ModelLoadError: the load failed less than ``retry_after_s`` ago.
+        """
+        if self._last is not None and time.monotonic() - self._last[0] < self.retry_after_s:
+            raise ModelLoadError(self._last[1])
+
+    def failed(self, why: str) -> ModelLoadError:
+        """Remember (and log) a failure; returns the error to raise."""
+        self._last = (time.monotonic(), why)
+        logger.warning("%s", why)
+        return ModelLoadError(why)
+
+    def clear(self) -> None:
+        self._last = None
 
 
 def looks_like_path(name: str) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
@@ -26,7 +25,7 @@ import torch
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ class PromptTranslator:
         self.model: Any = None
         self.tokenizer: Any = None
         self._lock = threading.Lock()
-        self._failure: tuple[float, str] | None = None
+        self._failure = FailureMemory(RETRY_AFTER_S)
 
     def load(self) -> None:
         """Load the model once (on the model thread).
@@ -174,17 +173,14 @@ class PromptTranslator:
                 return
             if translation_off(self.name):
                 raise ModelLoadError(f"Prompt translation is turned off (`{TRANSLATION_ENV_VAR}={self.name}`).")
-            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
-                raise ModelLoadError(self._failure[1])
+            self._failure.raise_recent()
             try:
                 self.model, self.tokenizer = load_or_explain(
                     "Prompt translation model (MarianMT)", self.name, TRANSLATION_ENV_VAR, TRANSLATION_CLI_FLAG,
                     self._from_source)
             except (ModelLoadError, ValueError) as e:
-                self._failure = (time.monotonic(), str(e))
-                logger.warning("%s", e)
-                raise ModelLoadError(str(e)) from e
-            self._failure = None
+                raise self._failure.failed(str(e)) from e
+            self._failure.clear()
             logger.info("Loaded prompt translation model %s on %s", self.name, self.device)
 
     def _from_source(self, source: ModelSource) -> tuple[Any, Any]:

@@ -4,7 +4,8 @@
 AudioSeal works on 16 kHz mono. ``mark`` computes the watermark of the audio's mono mix at 16 kHz, brings it back to
 the audio's rate and adds it to every channel (the mark lives below 8 kHz, where AudioSeal was trained to put it).
 Audio is marked and checked in windows of ``WINDOW_S`` with ``CONTEXT_S`` of context on each side: memory stays
-flat for a 5-minute piece, and it is faster than one long call. The message is ``APP_MESSAGE``: "MD" (Music demo) in ASCII, 0x4D44.
+flat for a 5-minute piece, and it is faster than one long call. The message is ``APP_MESSAGE``: "MD" (Music demo)
+in ASCII, 0x4D44.
 
 Set the model with ``--watermark-model`` / ``$WATERMARK_MODEL``: a hub id (``facebook/audioseal``: its
 ``generator_base.pth`` and ``detector_base.pth``), a folder holding those two files, or ``off``. It loads on first
@@ -17,7 +18,6 @@ import importlib.util
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -29,7 +29,7 @@ from scipy.signal import resample_poly
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Watermarker:
         self.generator: Any = None
         self.detector: Any = None
         self._lock = threading.Lock()
-        self._failure: tuple[float, str] | None = None
+        self._failure = FailureMemory(RETRY_AFTER_S)
 
     def load(self) -> None:
         """Load both models once (on the model thread).
@@ -150,21 +150,17 @@ class Watermarker:
                 return
             if watermark_off(self.name):
                 raise ModelLoadError(f"The watermark is turned off (`{WATERMARK_ENV_VAR}={self.name}`).")
-            if self._failure is not None and time.monotonic() - self._failure[0] < RETRY_AFTER_S:
-                raise ModelLoadError(self._failure[1])
+            self._failure.raise_recent()
             if importlib.util.find_spec("audioseal") is None:
-                self._failure = (time.monotonic(), "The watermark needs the `audioseal` package "
-                                 "(`pip install audioseal==0.2.0`).")
-                raise ModelLoadError(self._failure[1])
+                raise self._failure.failed("The watermark needs the `audioseal` package "
+                                           "(`pip install audioseal==0.2.0`).")
             try:
                 self.generator, self.detector = load_or_explain(
                     "Watermark model (AudioSeal)", self.name, WATERMARK_ENV_VAR, WATERMARK_CLI_FLAG,
                     self._from_source, marker=GENERATOR_FILE)
             except (ModelLoadError, ValueError) as e:
-                self._failure = (time.monotonic(), str(e))
-                logger.warning("%s", e)
-                raise ModelLoadError(str(e)) from e
-            self._failure = None
+                raise self._failure.failed(str(e)) from e
+            self._failure.clear()
             self._warm_up()
             logger.info("Loaded watermark model %s on %s", self.name, self.device)
 
