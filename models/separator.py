@@ -24,14 +24,13 @@ import torch
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
 
 logger = logging.getLogger(__name__)
 
 SEPARATOR_ENV_VAR = "MELODY_SEPARATOR_MODEL"  # hub id or folder; "off" turns separation off
 SEPARATOR_CLI_FLAG = "--separator-model"
 DEFAULT_SEPARATOR_MODEL = "adefossez/HTDemucs"
-OFF_VALUES = {"off", "none", "0", "no"}
 MELODY_STEMS = ("vocals", "other")  # what audiocraft's ChromaStemConditioner keeps
 BAG_MARKER = "*.yaml"  # a demucs model folder: a bag yaml (its models' signatures) + one safetensors per model
 RETRY_AFTER_S = 600.0  # after a failed load, use the whole mix without retrying for this long
@@ -102,7 +101,7 @@ class StemSeparator:
 
     @property
     def disabled(self) -> bool:
-        return self.name.lower() in OFF_VALUES
+        return is_off(self.name)
 
     def load(self) -> None:
         """Load the separator once.

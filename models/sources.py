@@ -24,6 +24,14 @@ class ModelLoadError(RuntimeError):
 
 
 
+OFF_VALUES = {"off", "none", "0", "no"}  # an optional model's flag or env var set to one of these turns it off
+
+
+def is_off(name: str | None) -> bool:
+    """Whether an optional model's setting (separator, translator, watermark) turns it off."""
+    return (name or "").strip().lower() in OFF_VALUES
+
+
 class FailureMemory:
     """The last failed load of an optional model (separator, translator, watermark), said again at once rather than
     retried for ``retry_after_s``: a page that cannot reach the hub does not wait on it at every request."""

@@ -117,13 +117,8 @@ class Transcriber:
         with tempfile.TemporaryDirectory(prefix="transcribe-") as folder:  # basic-pitch reads a file
             path = Path(folder) / "audio.wav"
             sf.write(str(path), np.asarray(audio, dtype=np.float32), sample_rate)
-            previous = logging.root.level
-            logging.root.setLevel(logging.WARNING)
-            try:
-                _, _, events = predict(str(path), self.model, onset_threshold=ONSET_THRESHOLD,
-                                       frame_threshold=FRAME_THRESHOLD, minimum_note_length=MIN_NOTE_MS)
-            finally:
-                logging.root.setLevel(previous)
+            _, _, events = predict(str(path), self.model, onset_threshold=ONSET_THRESHOLD,
+                                   frame_threshold=FRAME_THRESHOLD, minimum_note_length=MIN_NOTE_MS)
         events = sorted(events, key=lambda e: (e[0], e[2]))
         starts = np.array([e[0] for e in events], dtype=np.float64)
         ends = np.array([e[1] for e in events], dtype=np.float64)

@@ -25,14 +25,13 @@ import torch
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
 
 logger = logging.getLogger(__name__)
 
 TRANSLATION_ENV_VAR = "PROMPT_TRANSLATION_MODEL"
 TRANSLATION_CLI_FLAG = "--translation-model"
 DEFAULT_TRANSLATION_MODEL = "Helsinki-NLP/opus-mt-mul-en"
-OFF_VALUES = {"off", "none", "0", "no"}
 RETRY_AFTER_S = 600.0  # after a failed load, prompts go untranslated without retrying for this long
 MAX_NEW_TOKENS = 64  # an English phrase for a prompt's run; a random or confused model stops here
 TOKENS_PER_SOURCE_TOKEN = 2  # ... or at twice the run's own tokens, plus a few: an English phrase is never longer
@@ -47,11 +46,6 @@ _remembered_lock = threading.Lock()
 def default_translation_name() -> str:
     """The translation model from ``$PROMPT_TRANSLATION_MODEL``, else opus-mt-mul-en on the hub."""
     return os.environ.get(TRANSLATION_ENV_VAR, "").strip() or DEFAULT_TRANSLATION_MODEL
-
-
-def translation_off(name: str | None) -> bool:
-    """Whether ``name`` turns translation off ("off", "none", "0", "no")."""
-    return (name or "").strip().lower() in OFF_VALUES
 
 
 def remember(prompt: str, english: str) -> None:
@@ -171,7 +165,7 @@ class PromptTranslator:
         with self._lock:
             if self.model is not None:
                 return
-            if translation_off(self.name):
+            if is_off(self.name):
                 raise ModelLoadError(f"Prompt translation is turned off (`{TRANSLATION_ENV_VAR}={self.name}`).")
             self._failure.raise_recent()
             try:
@@ -206,15 +200,6 @@ class PromptTranslator:
         out = self.model.generate(**batch, num_beams=NUM_BEAMS, max_new_tokens=limit, do_sample=False)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
-    def english(self, prompt: str, unknown_parts: list[str]) -> str:
-        """``prompt`` with its parts in other languages in English (remembered for the next time)."""
-        known = remembered(prompt)
-        if known is not None:
-            return known
-        english = english_prompt(prompt, unknown_parts, self.translate)
-        remember(prompt, english)
-        return english
-
     def unload(self) -> None:
         with self._lock:
             self.model = self.tokenizer = None
@@ -238,10 +223,11 @@ def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = N
     if known is not None:
         return known, ""
     name = (name or default_translation_name()).strip()
-    if translation_off(name):
+    if is_off(name):
         return None, ""
     try:
-        english = get_translator(name).english(prompt, unknown_parts)
+        english = english_prompt(prompt, unknown_parts, get_translator(name).translate)
     except ModelLoadError as e:
         return None, str(e)
+    remember(prompt, english)  # the same prompt gets the same English next time, at no cost
     return (english if english and english != prompt else None), ""

@@ -29,14 +29,13 @@ from scipy.signal import resample_poly
 
 from models.devices import pick_device
 from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, load_or_explain
+from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
 
 logger = logging.getLogger(__name__)
 
 WATERMARK_ENV_VAR = "WATERMARK_MODEL"
 WATERMARK_CLI_FLAG = "--watermark-model"
 DEFAULT_WATERMARK_MODEL = "facebook/audioseal"
-OFF_VALUES = {"off", "none", "0", "no"}
 GENERATOR_FILE = "generator_base.pth"  # as the hub holds them; a folder holds the same two files
 DETECTOR_FILE = "detector_base.pth"
 WATERMARK_RATE = 16000  # Hz, AudioSeal's rate
@@ -54,10 +53,6 @@ RETRY_AFTER_S = 600.0  # after a failed load, files are written unmarked without
 def default_watermark_name() -> str:
     """The watermark model from ``$WATERMARK_MODEL``, else AudioSeal on the hub."""
     return os.environ.get(WATERMARK_ENV_VAR, "").strip() or DEFAULT_WATERMARK_MODEL
-
-
-def watermark_off(name: str | None) -> bool:
-    return (name or "").strip().lower() in OFF_VALUES
 
 
 def message_bits(message: int = APP_MESSAGE) -> np.ndarray:
@@ -112,6 +107,11 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(audio, target // g, rate // g, axis=-1).astype(np.float32)
 
 
+def _mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
+    """[T] or [channels, T] audio at ``rate`` Hz -> its mono mix at AudioSeal's rate, [T']."""
+    return _resample(audio if audio.ndim == 1 else audio.mean(axis=0), rate, WATERMARK_RATE)
+
+
 def _windows(length: int, rate: int) -> list[tuple[int, int, int, int]]:
     """(start with context, start, end, end with context) in samples, covering ``length``."""
     step, context = int(WINDOW_S * rate), int(CONTEXT_S * rate)
@@ -148,7 +148,7 @@ class Watermarker:
         with self._lock:
             if self.generator is not None:
                 return
-            if watermark_off(self.name):
+            if is_off(self.name):
                 raise ModelLoadError(f"The watermark is turned off (`{WATERMARK_ENV_VAR}={self.name}`).")
             self._failure.raise_recent()
             if importlib.util.find_spec("audioseal") is None:
@@ -207,7 +207,7 @@ class Watermarker:
         self._load()
         from audioseal.libs.moshi.utils.compile import no_compile
 
-        mono = _resample(audio if audio.ndim == 1 else audio.mean(axis=0), sample_rate, WATERMARK_RATE)
+        mono = _mono_16k(audio, sample_rate)
         message = torch.from_numpy(message_bits())[None].to(self.device)
         mark = np.zeros_like(mono)
         with no_compile():  # audioseal's SEANet would compile itself on first use (tens of seconds) otherwise
@@ -232,7 +232,7 @@ class Watermarker:
         self._load()
         from audioseal.libs.moshi.utils.compile import no_compile
 
-        mono = _resample(audio if audio.ndim == 1 else audio.mean(axis=0), sample_rate, WATERMARK_RATE)
+        mono = _mono_16k(audio, sample_rate)
         marked_frames, frames, bits = 0.0, 0, np.zeros(NBITS)
         with no_compile():
             for lo, start, end, hi in _windows(mono.shape[0], WATERMARK_RATE):
@@ -259,7 +259,7 @@ def get_watermarker(name: str | None = None) -> Watermarker:
 def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None) -> tuple[np.ndarray, str]:
     """``audio`` with the app's mark, and "" — or ``audio`` as it was and why it is unmarked (off, missing)."""
     name = (name or default_watermark_name()).strip()
-    if watermark_off(name):
+    if is_off(name):
         return audio, f"Not watermarked: the watermark is turned off (`{WATERMARK_ENV_VAR}=off`)."
     try:
         return get_watermarker(name).mark(audio, sample_rate), ""

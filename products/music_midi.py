@@ -11,11 +11,10 @@ import numpy as np
 from models.transcription import TRANSCRIBER_LABEL, Notes, get_transcriber
 from products.score import ScoreFiles, engrave_notes
 from utils.audio import load_audio, read_tags
-from utils.beats import BEAT_SAMPLE_RATE, track_beats
+from utils.beats import track_beats
 from utils.midi import STEPS_PER_BEAT, GridNotes, tempo_map_midi
 from utils.provenance import Provenance
 
-TRANSCRIBE_SAMPLE_RATE = 22050  # Hz, basic-pitch's rate
 STEADY_BPM = 120.0  # the grid when no steady beat is found (a free-time piece)
 
 
@@ -76,12 +75,12 @@ def transcribe(path: str | Path) -> tuple[GridNotes, float, str]:
         ValueError: the file is not audio.
         ModelLoadError: the transcriber is not installed.
     """
-    audio, rate = load_audio(path, TRANSCRIBE_SAMPLE_RATE)
+    audio, rate = load_audio(path)  # once, at its own rate: basic-pitch and the beat tracker each resample it
     duration = audio.shape[0] / rate
     notes = get_transcriber().notes(audio, rate)
     note = ""
     try:
-        beats = track_beats(load_audio(path, BEAT_SAMPLE_RATE)[0], BEAT_SAMPLE_RATE)
+        beats = track_beats(audio, rate)
         bpm, times = beats.bpm, beats.times
     except ValueError:  # no steady beat: a free-time piece gets a plain grid
         bpm = STEADY_BPM

@@ -21,7 +21,7 @@ except ImportError:  # not on a Space, and not installed: plain calls
 
 from models import musicgen, pop2piano, separator, transcription, translation, watermark  # noqa: E402
 from models.devices import DEVICE_ENV_VAR  # noqa: E402
-from models.sources import ModelLoadError, describe_source, how_to_fix, looks_like_path  # noqa: E402
+from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir as make_run_dir  # noqa: E402
 
@@ -138,7 +138,7 @@ def translation_status() -> str:
     """Where the prompt translator comes from, and what happens without it (no network)."""
     name = CONFIG.translation_model
     return _optional_model_status(
-        "Prompt translation", name, translation.translation_off(name), "config.json", translation.TRANSLATION_ENV_VAR,
+        "Prompt translation", name, is_off(name), "config.json", translation.TRANSLATION_ENV_VAR,
         translation.TRANSLATION_CLI_FLAG, "prompts in other languages go to the model as written")
 
 
@@ -146,7 +146,7 @@ def watermark_status() -> str:
     """Where the watermark model comes from, and what happens without it (no network)."""
     name = CONFIG.watermark_model
     return _optional_model_status(
-        "Watermark", name, watermark.watermark_off(name), watermark.GENERATOR_FILE, watermark.WATERMARK_ENV_VAR,
+        "Watermark", name, is_off(name), watermark.GENERATOR_FILE, watermark.WATERMARK_ENV_VAR,
         watermark.WATERMARK_CLI_FLAG, "audio files are written unmarked and say so")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from models import musicgen, separator
-from models.sources import describe_source, how_to_fix
+from models.sources import describe_source, how_to_fix, is_off
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -108,7 +108,7 @@ def music_model_status(name: str | None, melody_tab: bool) -> str:
 def separator_status() -> str:
     """Where the Demucs melody separator comes from, or why the whole mix will be used (no network)."""
     name = CONFIG.separator_model
-    if name.lower() in separator.OFF_VALUES:
+    if is_off(name):
         return f"**Melody separator:** off (`{separator.SEPARATOR_ENV_VAR}`): the chroma comes from the whole mix"
     if not separator.demucs_installed():
         return "**Melody separator:** ⚠️ `demucs` is not installed: the chroma comes from the whole mix"
