@@ -39,10 +39,14 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from models.devices import env_flag
 from models.musicgen.codec import codebook_delays, undelay
 from models.musicgen.joint import Decoding
 from models.musicgen.layers import AnyMusicgen, fused_linear_fn, layer_norm_fn, linear_fn
+from models.musicgen.static_step import StepPool
 from models.runtime import ModelThread
+
+CUDA_GRAPHS_ENV_VAR = "MUSICGEN_CUDA_GRAPHS"  # "0"/"off": the static step runs eagerly on CUDA
 
 StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
 ScoresHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]  # (step, scores [B*K, V]) -> forced tokens or None
@@ -99,6 +103,7 @@ class Run:
     position: int = 0  # the first position of the next pass's tokens
     begin: int = 0  # the first cache position of the current pass
     passes: PassCount | None = None  # where this request's passes are counted
+    slots: tuple[int, int] | None = None  # its rows in the static step's pool (``static_step.StepPool``), if any
 
     @property
     def rows(self) -> int:
@@ -110,10 +115,17 @@ class Run:
 class FastMusicgen:
     """Decode loop over a loaded MusicGen or MusicGen-Melody model (its modules are used as they are)."""
 
-    def __init__(self, model: AnyMusicgen, kv_dtype: torch.dtype | None = None) -> None:
-        """``kv_dtype``: the self-attention key/value cache's dtype; None = the model's (exact, as stock). A
-        narrower one (bfloat16 under float32 weights) halves the bytes attention reads each step: an
-        approximation, measured in docs/PERFORMANCE.md."""
+    def __init__(self, model: AnyMusicgen, kv_dtype: torch.dtype | None = None, static: bool | None = None,
+                 graphs: bool | None = None, drop_when_idle: bool = False) -> None:
+        """Args:
+            kv_dtype: the self-attention key/value cache's dtype; None = the model's (exact, as stock). A
+                narrower one (bfloat16 under float32 weights) halves the bytes attention reads each step: an
+                approximation, measured in docs/PERFORMANCE.md.
+            static: one-token steps over fixed buffers with a mask (``static_step.StepPool``) instead of each
+                request's cache sliced to its length; None: on CUDA only (the same tokens; see that module).
+            graphs: replay the static step as CUDA graphs; None: on CUDA unless ``$MUSICGEN_CUDA_GRAPHS`` is off.
+            drop_when_idle: free the static step's buffers and graphs when no request is decoding (ZeroGPU).
+        """
         if not supports_fast_path(model):
             raise TypeError(f"The fast path covers MusicGen and MusicGen-Melody, not {type(model).__name__}.")
         self.model = model
@@ -143,6 +155,10 @@ class FastMusicgen:
         self.heads_fns = [linear_fn(head) for head in self.lm_heads]
         self.final_norm = layer_norm_fn(self.decoder.layer_norm)
         self.kv_dtype = kv_dtype or self.dtype
+        cuda = self.device.type == "cuda"
+        static = cuda if static is None else static
+        graphs = static and cuda and env_flag(CUDA_GRAPHS_ENV_VAR) if graphs is None else graphs
+        self.pool = StepPool(self, graphs=graphs, drop_when_idle=drop_when_idle) if static else None
 
     def _qkv_fn(self, attention: torch.nn.Module) -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
         """x [rows, S, d] -> q, k, v [rows, S, heads, head_dim]: int8 layers in one call (``fused_linear_fn``),
@@ -312,37 +328,64 @@ class FastMusicgen:
             embed_positions.make_weights(offset + total, embed_positions.embedding_dim)
         tokens = torch.full((batch * k, total), int(config.pad_token_id), dtype=torch.long, device=self.device)
         tokens[:, :known] = first
-        return Run(
+        own_cache = self.pool is None  # else the pool's rows hold it
+        run = Run(
             batch=batch, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
             processors=sampling_processors(do_sample, temperature, top_k, top_p), generator=generator,
             tokens=tokens, pattern=pattern, known=known, total=total, done=known - 1, offset=offset,
             prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask,
-            self_k=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
-            self_v=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers],
+            self_k=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device)
+                    for _ in self.decoder.layers] if own_cache else [],
+            self_v=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device)
+                    for _ in self.decoder.layers] if own_cache else [],
             positions=embed_positions.weights.to(self.dtype), passes=passes,
         )
+        if self.pool is not None:
+            self.pool.reserve(run, offset + total, cross_kv, cross_mask)
+        return run
 
-    def inputs(self, run: Run) -> torch.Tensor:
-        """The decoder's input for ``run``'s next pass [rows, S, d]: the prompt (and prefix) in one pass at first,
-        then the newest token; sets ``run.begin``, the pass's first position."""
-        k = self.n_codebooks
+    def release(self, run: Run) -> None:
+        """Hand back ``run``'s rows of the static step's pool (nothing to do for the sliced step)."""
+        if self.pool is not None:
+            self.pool.release(run)
+
+    @staticmethod
+    def block_pass(run: Run) -> bool:
+        """Whether ``run``'s next pass is its first one over several positions (an audio prompt, or
+        MusicGen-Melody's conditioning prefix): it runs alone, through ``layers``."""
+        return run.done > run.position or (run.position == 0 and run.prefix is not None)
+
+    def step_ids(self, run: Run) -> torch.Tensor:
+        """The codes ``run``'s next pass embeds [rows, K, S] (the delay pattern applied; guidance rows repeated)."""
         span = slice(run.position, run.done + 1)
         step_ids = torch.where(run.pattern[:, span] == -1, run.tokens[:, span], run.pattern[:, span])
         if run.guidance_scale is not None:
             step_ids = step_ids.repeat(2, 1)
-        codes = step_ids.view(run.rows, k, -1)
-        hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(k))
+        return step_ids.view(run.rows, self.n_codebooks, -1)
+
+    def inputs(self, run: Run) -> torch.Tensor:
+        """The decoder's input for ``run``'s next pass [rows, S, d]: the prompt (and prefix) in one pass at first,
+        then the newest token; sets ``run.begin``, the pass's first position."""
+        codes = self.step_ids(run)
+        hidden = sum(self.decoder.embed_tokens[c](codes[:, c]) for c in range(self.n_codebooks))
         first_pass = run.position == 0
         if first_pass and run.prefix is not None:
             hidden = torch.cat([run.prefix, hidden], dim=1)
         run.begin = 0 if first_pass else run.offset + run.position
         return hidden + run.positions[run.begin : run.offset + run.done + 1]
 
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The heads' logits [rows, K, 1, V] at the last position of a pass's output [rows, S, d]."""
+        hidden = self.final_norm(hidden[:, -1:])
+        return torch.stack([head(hidden) for head in self.heads_fns], dim=1)
+
     def next_tokens(self, run: Run, hidden: torch.Tensor, on_scores: ScoresHook | None) -> None:
         """Pick ``run``'s next tokens from its pass's output [rows, S, d] (guidance, warpers, sampling)."""
+        self.pick(run, self.logits(hidden), on_scores)
+
+    def pick(self, run: Run, logits: torch.Tensor, on_scores: ScoresHook | None) -> None:
+        """Pick ``run``'s next tokens from its logits [rows, K, 1, V] (guidance, warpers, sampling)."""
         k = self.n_codebooks
-        hidden = self.final_norm(hidden[:, -1:])
-        logits = torch.stack([head(hidden) for head in self.heads_fns], dim=1)  # [rows, K, 1, V]
         scores = logits.reshape(run.rows * k, -1).float()
         if run.guidance_scale is not None:
             cond, uncond = scores.split(run.batch * k, dim=0)
@@ -417,12 +460,18 @@ class FastMusicgen:
                         guidance_scale, prompt_codes, input_features, generator, passes)
             decoding = Decoding(self, run, on_scores, on_step, on_frames, frames_every, should_stop,
                                  finished=run.done + 1 >= run.total)
-            if joint is not None:
-                decoding.context = contextvars.copy_context()
-                joint.run(decoding)
-            else:
-                while not decoding.finished:
-                    Decoding.advance([decoding])
-                    if decoding.error is not None:
-                        raise decoding.error
+            try:
+                if joint is not None:
+                    decoding.context = contextvars.copy_context()
+                    joint.run(decoding)
+                else:
+                    while not decoding.finished:
+                        Decoding.advance([decoding])
+                        if decoding.error is not None:
+                            raise decoding.error
+            finally:
+                if joint is not None:
+                    joint.call(self.release, run)
+                else:
+                    self.release(run)
         return self.codes(run)

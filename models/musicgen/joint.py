@@ -53,16 +53,29 @@ class Decoding:
         ready, inputs, stepped = [], [], []
         for d in batch:
             try:
-                hidden = loop.inputs(d.run)
-                if hidden.shape[1] > 1:
-                    loop.next_tokens(d.run, loop.layers([d.run], hidden), d.on_scores)
+                if loop.block_pass(d.run):
+                    loop.next_tokens(d.run, loop.layers([d.run], loop.inputs(d.run)), d.on_scores)
                     stepped.append(d)
                 else:
                     ready.append(d)
-                    inputs.append(hidden)
+                    if loop.pool is None:
+                        inputs.append(loop.inputs(d.run))
             except BaseException as e:  # noqa: BLE001
                 d.error = e
-        if ready:
+        if ready and loop.pool is not None:  # the static step: fixed buffers, a CUDA graph on a GPU
+            try:
+                logits = loop.pool.step([d.run for d in ready])
+            except BaseException as e:  # noqa: BLE001
+                for d in ready:
+                    d.error = e
+                logits = []
+            for d, out in zip(ready, logits):
+                try:
+                    loop.pick(d.run, out, d.on_scores)
+                    stepped.append(d)
+                except BaseException as e:  # noqa: BLE001
+                    d.error = e
+        elif ready:
             try:
                 outs = loop.layers([d.run for d in ready], torch.cat(inputs)).split([d.run.rows for d in ready])
             except BaseException as e:  # noqa: BLE001
