@@ -20,8 +20,12 @@ StepCallback = Callable[[int], None]  # called with the number of steps done; ma
 class FastPop2Piano:
     """Greedy decoding over a loaded ``Pop2PianoForConditionalGeneration``."""
 
-    def __init__(self, model: Pop2PianoForConditionalGeneration) -> None:
+    def __init__(self, model: Pop2PianoForConditionalGeneration, static: bool | None = None) -> None:
+        """``static``: every step attends over the whole cache with a mask built once (fixed shapes, so no attention
+        kernel plans anew per step), instead of the cache sliced to the step's length; None: on CUDA only. The same
+        tokens either way (tested)."""
         self.model = model
+        self.static = model.device.type == "cuda" if static is None else static
         self.decoder = model.decoder  # Pop2PianoStack
         config = model.config
         self.n_heads = config.num_heads
@@ -56,13 +60,21 @@ class FastPop2Piano:
         self_v = [torch.zeros(shape, device=device, dtype=dtype) for _ in blocks]
         bias_maker = blocks[0].layer[0].SelfAttention
 
+        if self.static:  # relative position bias of every (query, key) pair, keys after the query at -inf
+            table = bias_maker.compute_bias(max_length, max_length, device=device, past_seen_tokens=0)
+            future = torch.ones(max_length, max_length, dtype=torch.bool, device=device).triu(1)
+            table = table.masked_fill(future, -torch.inf).to(dtype)
         tokens = torch.full((batch, max_length), pad, dtype=torch.long, device=device)
         tokens[:, 0] = start
         unfinished = torch.ones(batch, dtype=torch.long, device=device)
         length = 1
         for t in range(max_length - 1):
             hidden = self.decoder.embed_tokens(tokens[:, t : t + 1])
-            position_bias = bias_maker.compute_bias(1, t + 1, device=device, past_seen_tokens=t)
+            if self.static:
+                keys, position_bias = max_length, table[:, :, t : t + 1]
+            else:
+                keys = t + 1
+                position_bias = bias_maker.compute_bias(1, t + 1, device=device, past_seen_tokens=t)
             for i, block in enumerate(blocks):
                 layer = block.layer[0]
                 x = layer.layer_norm(hidden)
@@ -70,7 +82,7 @@ class FastPop2Piano:
                 self_k[i][:, :, t : t + 1] = self._heads(attn.k(x))
                 self_v[i][:, :, t : t + 1] = self._heads(attn.v(x))
                 out = F.scaled_dot_product_attention(
-                    self._heads(attn.q(x)), self_k[i][:, :, : t + 1], self_v[i][:, :, : t + 1],
+                    self._heads(attn.q(x)), self_k[i][:, :, :keys], self_v[i][:, :, :keys],
                     attn_mask=position_bias, scale=1.0,
                 )
                 hidden = hidden + attn.o(out.transpose(1, 2).reshape(batch, 1, -1))

@@ -27,7 +27,7 @@ from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
 from transformers.generation.stopping_criteria import StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
-from models.devices import env_flag, pick_device, pick_dtype
+from models.devices import env_flag, pick_device, pick_dtype, settle_attention_backend
 from models.fast_pop2piano import FastPop2Piano
 from models.memory import quantize_int8_in_steps
 from models.progress import StepWatcher
@@ -193,7 +193,8 @@ class PianoCoverModel:
                 _warm_up_resampler()
             self.feature_extractor = feature_extractor
             self.tokenizer = tokenizer
-            logger.info("Loaded piano cover model %s on %s (%s)", self.name, self.device, self.dtype)
+            attention = settle_attention_backend(self.device)
+            logger.info("Loaded piano cover model %s on %s (%s; %s)", self.name, self.device, self.dtype, attention)
 
     def _from_source(
         self, source: ModelSource

@@ -41,6 +41,22 @@ def test_greedy_tokens_equal_stock_generate(tiny_pop2piano_dir, weights, eos_boo
         assert fast.shape[1] < 64  # stopped early, as stock does
 
 
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
+@pytest.mark.parametrize("eos_boost", [1.0, 1.5], ids=["no-end", "some-end"])
+def test_static_step_gives_the_sliced_steps_tokens(tiny_pop2piano_dir, weights, eos_boost):
+    """Attention over the whole cache with a mask built once (the GPU's step: fixed shapes) gives the tokens of the
+    cache sliced to each step's length (the CPU's)."""
+    model = load(tiny_pop2piano_dir, weights, eos_boost)
+    features = torch.randn(6, 30, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        sliced = FastPop2Piano(model, static=False).generate(features, "composer2", 64)
+        static = FastPop2Piano(model, static=True).generate(features, "composer2", 64)
+    assert FastPop2Piano(model).static is False  # CPU: sliced by default
+    assert torch.equal(sliced, static)
+    other = FastPop2Piano(model, static=True).generate(features + 1, "composer2", 64)
+    assert not torch.equal(other, static)  # the comparison can fail
+
+
 def test_steps_are_reported(tiny_pop2piano_dir):
     model = load(tiny_pop2piano_dir, "fp32")
     seen: list[int] = []

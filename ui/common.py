@@ -20,7 +20,7 @@ except ImportError:  # not on a Space, and not installed: plain calls
     spaces = None
 
 from models import musicgen, pop2piano, separator, transcription, translation, watermark  # noqa: E402
-from models.devices import DEVICE_ENV_VAR  # noqa: E402
+from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir as make_run_dir  # noqa: E402
@@ -76,7 +76,7 @@ GPU_SECONDS = {"piano_cover": 120, "text_to_music": 120, "melody_to_music": 180}
 
 def on_zero_gpu() -> bool:
     """Whether the app runs on a Hugging Face ZeroGPU Space (``spaces`` importable and ``SPACES_ZERO_GPU`` set)."""
-    return spaces is not None and os.environ.get("SPACES_ZERO_GPU", "").lower() in {"1", "t", "true"}
+    return spaces is not None and zero_gpu_env()
 
 
 def gpu_task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

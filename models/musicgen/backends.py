@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import torch
 from transformers.generation.stopping_criteria import StoppingCriteriaList
 
+from models.devices import zero_gpu_env
 from models.musicgen.codec import codebook_delays, undelay
 from models.musicgen.fast_loop import FastMusicgen, PassCount, supports_fast_path
 from models.progress import StepWatcher
@@ -39,7 +40,9 @@ class FastBackend:
     stops_itself = True
 
     def __init__(self, model: Any) -> None:
-        self.loop = FastMusicgen(model)
+        # on ZeroGPU the GPU exists only inside a decorated call: the static step's buffers and CUDA graphs are
+        # made inside it and dropped when the last request of the call ends (capture cost: bench/gpu_bench.py)
+        self.loop = FastMusicgen(model, drop_when_idle=zero_gpu_env())
 
     def decode_window(self, inputs: Any, prompt_codes: torch.Tensor | None, steps: int, sampling: dict[str, Any],
                       watcher: StepWatcher, input_features: torch.Tensor | None, cancel: threading.Event | None,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
-from models.devices import env_flag, pick_device, pick_dtype
+from models.devices import env_flag, pick_device, pick_dtype, settle_attention_backend
 from models.musicgen.backends import Backend, FastBackend, build_backend
 from models.musicgen.checkpoints import (
     CPU_INT8_ENV_VAR,
@@ -192,7 +192,8 @@ class MusicGenModel:
                 lambda source: load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8))
             # one backend per loaded model: every request's decode joins its loop, so requests share its passes
             self.backend = build_backend(self.model, self.fast_path)
-            logger.info("Loaded %s %s on %s (%s)", self.what, self.name, self.device, self.dtype)
+            attention = settle_attention_backend(self.device)
+            logger.info("Loaded %s %s on %s (%s; %s)", self.what, self.name, self.device, self.dtype, attention)
 
     def unload(self) -> None:
         """Drop the model (the runtime's cache returns its memory)."""
