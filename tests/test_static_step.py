@@ -191,3 +191,31 @@ def test_graphs_need_cuda(tiny_musicgen_dir):
     with pytest.raises(ValueError, match="CUDA"):
         FastMusicgen(model, static=True, graphs=True)
     assert FastMusicgen(model).pool is None  # on a CPU nothing changes: the sliced step
+
+
+def test_float32_parts_under_a_narrower_decoder(tiny_musicgen_dir, tiny_melody_dir):
+    """On a GPU the decoder runs in bfloat16/float16 while T5 and EnCodec stay float32, cast once from the
+    checkpoint's float32 weights: the conditioning is then exactly the float32 model's, and the loop decodes."""
+    from models.musicgen.checkpoints import load_checkpoint
+    from models.musicgen.codec import decode_codes
+    from models.sources import ModelSource
+
+    for folder, melody in ((tiny_musicgen_dir, False), (tiny_melody_dir, True)):
+        source = ModelSource(name=str(folder), location=str(folder), is_local=True, local_files_only=True)
+        cpu = torch.device("cpu")
+        mixed, tokenizer, _, _ = load_checkpoint(source, "tiny", melody, cpu, torch.bfloat16, False,
+                                                 float32_parts=True)
+        plain, _, _, _ = load_checkpoint(source, "tiny", melody, cpu, torch.float32, False)
+        assert next(mixed.text_encoder.parameters()).dtype == torch.float32
+        assert next(mixed.audio_encoder.parameters()).dtype == torch.float32
+        assert next(mixed.decoder.parameters()).dtype == torch.bfloat16
+        inputs = tokenizer(["lo fi hip hop"], return_tensors="pt")
+        with torch.inference_mode():
+            assert torch.equal(mixed.text_encoder(**inputs).last_hidden_state,
+                               plain.text_encoder(**inputs).last_hidden_state)
+            loop = FastMusicgen(mixed, static=True)
+            features = chroma_features(20, batch=1).to(torch.bfloat16) if melody else None
+            codes = loop.generate_codes(inputs["input_ids"], inputs["attention_mask"], 20, do_sample=False,
+                                        input_features=features)
+            audio = decode_codes(mixed, codes)
+        assert codes.shape == (1, 4, 20 - 3) and audio.dtype == torch.float32 and torch.isfinite(audio).all()

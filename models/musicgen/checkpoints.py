@@ -68,10 +68,18 @@ def check_kind_by_name(name: str, melody: bool) -> None:
         )
 
 
+FLOAT32_PARTS = ("text_encoder", "audio_encoder")  # T5 and EnCodec, kept in float32 under a narrower decoder
+
+
 def load_checkpoint(source: ModelSource, name: str, melody: bool, device: torch.device, dtype: torch.dtype,
-                    int8: bool) -> tuple[Any, Any, ChromaExtractor | None, list[str]]:
+                    int8: bool, float32_parts: bool = False) -> tuple[Any, Any, ChromaExtractor | None, list[str]]:
     """A checkpoint as the app runs it: (model, tokenizer, chroma extractor or None, parts shared with an already
     loaded model).
+
+    ``float32_parts``: the decoder (and the projections into it) in ``dtype``, the text encoder and EnCodec in
+    float32, each cast once from the checkpoint's float32 weights. They run once a request (T5) or once a piece
+    (EnCodec), so float32 costs little there, and keeps the conditioning and the audio as the reference computes
+    them (docs/PERFORMANCE.md, "Dtype per part"). Only the fast loop takes a model of two dtypes.
 
     Raises:
         ValueError: not a MusicGen checkpoint, or a text-only one for the melody role.
@@ -87,7 +95,12 @@ def load_checkpoint(source: ModelSource, name: str, melody: bool, device: torch.
             f"checkpoint: {', '.join(MELODY_CHECKPOINTS)}."
         )
     model_class = MusicgenMelodyForConditionalGeneration if is_melody else MusicgenForConditionalGeneration
-    model = model_class.from_pretrained(source.location, dtype=dtype, **kwargs).to(device).eval()
+    load_dtype = torch.float32 if float32_parts else dtype
+    model = model_class.from_pretrained(source.location, dtype=load_dtype, **kwargs).to(device).eval()
+    if float32_parts:
+        for part, module in model.named_children():
+            if part not in FLOAT32_PARTS:
+                module.to(dtype)
     if int8:
         model = quantize_decoder_int8(model)  # layer by layer; the model lets go of the mapped checkpoint
     fold_weight_norm(model.audio_encoder)  # EnCodec's weights computed once, not at every decode (exact)

@@ -188,6 +188,7 @@ class FastMusicgen:
         """Text encoder output [B', S, d] (unconditional zero rows appended under guidance) and its mask [B', S]."""
         model = self.model
         hidden = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = hidden.to(self.dtype)  # T5 may run in float32 under a narrower decoder (checkpoints.FLOAT32_PARTS)
         if guidance_scale is not None and guidance_scale > 1:
             hidden = torch.cat([hidden, torch.zeros_like(hidden)], dim=0)
             attention_mask = torch.cat([attention_mask, torch.zeros_like(attention_mask)], dim=0)
@@ -207,6 +208,7 @@ class FastMusicgen:
         model = self.model
         guided = guidance_scale is not None and guidance_scale > 1
         text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        text = text.to(self.dtype)  # T5 may run in float32 under a narrower decoder
         if model.text_encoder.config.hidden_size != model.decoder.config.hidden_size:
             text = model.enc_to_dec_proj(text)
         if guided:
@@ -217,7 +219,7 @@ class FastMusicgen:
         if input_features is not None:
             null = torch.zeros_like(input_features)
         else:
-            null = torch.zeros((input_ids.shape[0], 1, model.config.num_chroma), device=self.device, dtype=model.dtype)
+            null = torch.zeros((input_ids.shape[0], 1, model.config.num_chroma), device=self.device, dtype=self.dtype)
         null[:, :, 0] = 1
         chroma = input_features if input_features is not None else null
         if guided:

@@ -136,6 +136,8 @@ class MusicGenModel:
         self.dtype = pick_dtype(self.device)
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
+        # on a GPU the fast loop runs the decoder in bfloat16/float16, T5 and EnCodec in float32 (checkpoints.py)
+        self.float32_parts = self.fast_path and self.device.type != "cpu" and self.dtype != torch.float32
         self.model: MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration | None = None
         self.backend: Backend | None = None  # how windows decode, built once at load
         self.tokenizer = None
@@ -189,7 +191,8 @@ class MusicGenModel:
             env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
             self.model, self.tokenizer, self.chroma, self.shared = load_or_explain(
                 self.what, self.name, env, flag,
-                lambda source: load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8))
+                lambda source: load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8,
+                                                self.float32_parts))
             # one backend per loaded model: every request's decode joins its loop, so requests share its passes
             self.backend = build_backend(self.model, self.fast_path)
             attention = settle_attention_backend(self.device)
@@ -347,6 +350,7 @@ class MusicGenModel:
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
+            "text_encoder_and_codec": "float32" if self.float32_parts else str(self.dtype).removeprefix("torch."),
             "decode_loop": self.backend.name,
         }
         if isinstance(self.backend, FastBackend):  # how it ran, not needed to reproduce it
