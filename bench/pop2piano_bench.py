@@ -59,7 +59,9 @@ def save_model(folder: Path) -> Path:
     """Full-size random Pop2Piano saved with its feature extractor and tokenizer, like a real checkpoint."""
     import json as _json
 
-    from transformers import Pop2PianoFeatureExtractor, Pop2PianoTokenizer
+    from transformers import Pop2PianoTokenizer
+    # from its module: without essentia (the GPU machine), the top-level name is a placeholder that raises
+    from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
     from bench.full_size import build_pop2piano
     from tests.tiny_models import POP2PIANO_VOCAB_SIZE, _pop2piano_token

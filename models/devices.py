@@ -44,13 +44,25 @@ def has_hardware_bf16(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= BF16_MIN_CAPABILITY
 
 
+DTYPE_ENV_VAR = "MUSIC_DEMO_DTYPE"  # "float32", "bfloat16" or "float16" on a GPU; unset = pick per GPU
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 def pick_dtype(device: torch.device, float16_ok: bool = True) -> torch.dtype:
     """The weights' dtype on ``device``.
 
     bfloat16 on GPUs that have it in hardware; below that (T4, V100) float16 where ``float16_ok`` (MusicGen, as
     the official demo runs it), else float32 (T5-style models can overflow in float16); float16 on MPS;
-    float32 on CPU.
+    float32 on CPU. On a GPU ``$MUSIC_DEMO_DTYPE`` overrides the choice (float16 only where ``float16_ok``).
+
+    Raises:
+        ValueError: ``$MUSIC_DEMO_DTYPE`` names no dtype we know.
     """
+    requested = os.environ.get(DTYPE_ENV_VAR, "").strip().lower()
+    if requested and device.type != "cpu":
+        if requested not in DTYPES:
+            raise ValueError(f"{DTYPE_ENV_VAR}={requested!r}: use one of {', '.join(DTYPES)}.")
+        return torch.float32 if requested == "float16" and not float16_ok else DTYPES[requested]
     if device.type == "cuda":
         if has_hardware_bf16(device):
             return torch.bfloat16
