@@ -29,7 +29,14 @@ from ui.common import (  # noqa: E402
     runtime_line,
 )
 from ui.check import build_check_box, check_watermark  # noqa: E402
-from ui.music import APP_DEFAULT_MODEL, melody_preview, melody_to_music, stop_generation, text_to_music  # noqa: E402
+from ui.music import (  # noqa: E402
+    APP_DEFAULT_MODEL,
+    forget_session,
+    melody_preview,
+    melody_to_music,
+    stop_generation,
+    text_to_music,
+)
 from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
@@ -82,6 +89,7 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
                         api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
               api_visibility="private")
+    demo.unload(forget_session)  # a closed page's Stop flags go with it
 
 
 SHARE_WITHOUT_LOGIN_WARNING = (

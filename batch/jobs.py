@@ -134,18 +134,16 @@ class MusicWork:
 
         s = item.settings
         params = musicgen.SamplingParams.from_record(s)
-        if s.get("prompt") and s.get("prompt_english"):  # a row from a parameters file: the same English
-            from models import translation
-
-            translation.remember(s["prompt"], s["prompt_english"])
+        english = s.get("prompt_english") or None  # a row from a parameters file: made from the same English
         t = time.perf_counter()
         if self.melody:
             melody = musicgen.Melody.from_file(s["melody"])
             result = model.generate_with_melody(s["prompt"], melody, params, int(s["variants"]),
                                                 melody_source=s.get("melody_source", "mix"), separator=self.separator,
-                                                translator=self.translation)
+                                                translator=self.translation, prompt_english=english)
         else:
-            result = model.generate(s["prompt"], params, int(s["variants"]), translator=self.translation)
+            result = model.generate(s["prompt"], params, int(s["variants"]), translator=self.translation,
+                                    prompt_english=english)
         timings = {"generate": time.perf_counter() - t}
         files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json",
                             watermark=self.watermark)

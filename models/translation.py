@@ -37,9 +37,12 @@ MAX_NEW_TOKENS = 64  # an English phrase for a prompt's run; a random or confuse
 TOKENS_PER_SOURCE_TOKEN = 2  # ... or at twice the run's own tokens, plus a few: an English phrase is never longer
 EXTRA_TOKENS = 8
 NUM_BEAMS = 4  # beam search, as the opus-mt checkpoints' generation configs ask
-REMEMBERED = 256  # translations kept: the same prompt gets the same English (and costs nothing)
+REMEMBERED = 256  # translations kept: the same prompt gets the same English from the same model, at no cost
 
-_remembered: OrderedDict[str, str] = OrderedDict()
+# What the translator itself made, by (model, prompt): the same computation anyone's request would make, so sharing
+# it between users changes nothing. An English given from outside (a parameters file) is never kept here: it is
+# passed with its one request (``translate_prompt(..., english=...)``).
+_remembered: OrderedDict[tuple[str, str], str] = OrderedDict()
 _remembered_lock = threading.Lock()
 
 
@@ -48,18 +51,18 @@ def default_translation_name() -> str:
     return os.environ.get(TRANSLATION_ENV_VAR, "").strip() or DEFAULT_TRANSLATION_MODEL
 
 
-def remember(prompt: str, english: str) -> None:
-    """Use ``english`` for ``prompt`` from now on (a parameters file's English, so reproducing uses the same)."""
+def _remember(name: str, prompt: str, english: str) -> None:
     with _remembered_lock:
-        _remembered[prompt] = english
-        _remembered.move_to_end(prompt)
+        _remembered[(name, prompt)] = english
+        _remembered.move_to_end((name, prompt))
         while len(_remembered) > REMEMBERED:
             _remembered.popitem(last=False)
 
 
-def remembered(prompt: str) -> str | None:
+def remembered(name: str, prompt: str) -> str | None:
+    """What model ``name`` made of ``prompt`` before, or None."""
     with _remembered_lock:
-        return _remembered.get(prompt)
+        return _remembered.get((name, prompt))
 
 
 # ------------------------------------------------------------------------------------------- which parts
@@ -211,23 +214,30 @@ def get_translator(name: str | None = None) -> PromptTranslator:
     return model_cache().get("translator", name, None, lambda: PromptTranslator(name))
 
 
-def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = None) -> tuple[str | None, str]:
+def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = None,
+                     english: str | None = None) -> tuple[str | None, str]:
     """The English MusicGen is given for ``prompt``, or None when translation is off or unavailable.
+
+    Args:
+        english: the English to use for this one request (a parameters file's ``prompt_english``, to reproduce
+            its result); nothing is translated, and nothing is remembered for anyone else.
 
     Returns:
         (English or None, why there is none: "" when translated or turned off, else the load error).
     """
+    if english:
+        return (english if english != prompt else None), ""
     if not unknown_parts:
         return None, ""
-    known = remembered(prompt)
-    if known is not None:
-        return known, ""
     name = (name or default_translation_name()).strip()
     if is_off(name):
         return None, ""
+    known = remembered(name, prompt)
+    if known is not None:
+        return (known if known and known != prompt else None), ""
     try:
         english = english_prompt(prompt, unknown_parts, get_translator(name).translate)
     except ModelLoadError as e:
         return None, str(e)
-    remember(prompt, english)  # the same prompt gets the same English next time, at no cost
+    _remember(name, prompt, english)  # the same prompt gets the same English from this model, at no cost
     return (english if english and english != prompt else None), ""

@@ -343,3 +343,39 @@ def test_melody_source_and_reproducing_from_a_parameters_file(page, hummed_melod
     assert page.locator("#melody-seed input").input_value() == "77"
     assert page.locator("#melody-source").get_by_label("Melody only").is_checked()
     screenshot(page, "melody-reproduce")
+
+
+def test_two_pages_do_not_reach_each_other(browser, live_app, tmp_path):
+    """Two people on the app at once: a parameters file one of them loads gives its English to her runs only, Extend
+    continues only one's own result, and one's Stop cannot be pressed while only the other is making music."""
+    import json
+
+    pages = []
+    for _ in range(2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1300})
+        page = context.new_page()
+        page.goto(live_app.url)
+        page.wait_for_selector("#piano-run")
+        open_tab(page, "Text to music")
+        pages.append(page)
+    ana, ben = pages
+    prompt = "安静的夜晚 piano"
+    saved = tmp_path / "music_seed3.json"
+    saved.write_text(json.dumps({"task": "text_to_music", "prompt": prompt, "prompt_english": "quiet night piano",
+                                 "seed": 3, "duration": 1.0}, ensure_ascii=False))
+    ben.locator("#text-params-box").get_by_text("Reproduce a result").click()
+    ben.locator("#text-params-file input[type=file]").set_input_files(str(saved))
+    ben.wait_for_selector("#text-params-note >> text=seed 3", timeout=30_000)
+
+    ana.locator("#text-prompt textarea").fill(prompt)
+    ana.locator("#text-run").click()
+    assert not ben.locator("#text-stop").is_enabled()  # ana's run leaves ben's Stop quiet
+    ana.wait_for_selector("#text-details >> text=Made from:", timeout=RUN_TIMEOUT_MS)
+    assert "quiet night piano" not in ana.locator("#text-details").inner_text()  # translated for her
+
+    ben.locator("#text-extend").click()  # ben has no result yet: nothing to extend, and never ana's
+    assert "Generate something first" in toast_text(ben)
+    ben.locator("#text-run").click()
+    ben.wait_for_selector("#text-details >> text=Made from: quiet night piano", timeout=RUN_TIMEOUT_MS)
+    for page in pages:
+        page.context.close()

@@ -143,12 +143,10 @@ def test_an_error_in_one_request_leaves_the_others_running(tiny_musicgen_dir):
             if step == 5:
                 raise Gone  # e.g. the user closed the page
         ids = tokenizer(["sad jazz"], return_tensors="pt")
-        with pytest.raises(Gone):
-            loop.generate_codes(ids["input_ids"], ids["attention_mask"], 30, on_step=on_step, joint=joint)
+        loop.generate_codes(ids["input_ids"], ids["attention_mask"], 30, on_step=on_step, joint=joint)
 
-    thread = threading.Thread(target=failing)
-    thread.start()
-    got = decode(loop, good, joint)
-    thread.join(timeout=60)
+    # the failing request's error is returned from its thread and checked here (an assertion inside a worker
+    # thread would only make pytest warn)
+    failed, got = in_threads([failing, lambda: decode(loop, good, joint)])
+    assert isinstance(failed, Gone), failed
     assert torch.equal(got, expected)
-    assert not thread.is_alive()

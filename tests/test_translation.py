@@ -67,19 +67,30 @@ def test_musicgen_is_given_the_english_and_records_both(tiny_musicgen_dir, tiny_
     assert np.array_equal(result.codes, typed.codes) and np.array_equal(result.audio, typed.audio)
 
 
-def test_reproducing_from_the_json_uses_its_english(tiny_musicgen_dir, tiny_translator_dir, tmp_path):
-    from ui.music import load_params
+def test_reproducing_from_the_json_uses_its_english_for_that_run_only(tiny_musicgen_dir, tiny_translator_dir,
+                                                                       tmp_path):
+    """A loaded parameters file gives its English to the runs of its prompt in the tab that loaded it (its session
+    state), never to anyone else's run of the same prompt."""
+    from ui.music import given_english, load_params
 
     prompt = "安静的夜晚 piano"
     record = {"task": "text_to_music", "prompt": prompt, "prompt_english": "quiet night piano", "seed": 3}
     path = tmp_path / "params.json"
     path.write_text(json.dumps(record, ensure_ascii=False))
-    load_params(str(path), melody_tab=False)
+    *_, loaded = load_params(str(path), melody_tab=False)
+    assert loaded == {"prompt": prompt, "english": "quiet night piano"}
+    assert given_english(loaded, prompt) == "quiet night piano"
+    assert given_english(loaded, "another prompt") is None and given_english(None, prompt) is None
     model = musicgen.MusicGenModel(str(tiny_musicgen_dir), "cpu")
-    result = model.generate(prompt, musicgen.SamplingParams(duration=1.0, seed=3), translator=str(tiny_translator_dir))
+    params = musicgen.SamplingParams(duration=1.0, seed=3)
+    result = model.generate(prompt, params, translator=str(tiny_translator_dir),
+                            prompt_english=given_english(loaded, prompt))
     assert result.prompt_english == "quiet night piano"
-    typed = model.generate("quiet night piano", musicgen.SamplingParams(duration=1.0, seed=3), translator="off")
+    typed = model.generate("quiet night piano", params, translator="off")
     assert np.array_equal(result.codes, typed.codes)
+    # another user's run of the same prompt, after the file was loaded: translated, not the file's English
+    other = model.generate(prompt, params, translator=str(tiny_translator_dir))
+    assert other.prompt_english != "quiet night piano" and other.prompt_english.endswith(" piano")
 
 
 @pytest.mark.parametrize("source", ["off", "missing"])

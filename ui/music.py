@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from models import musicgen, separator, translation
+from models import musicgen, separator
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, write_music
 from products.music_midi import write_music_midi
@@ -23,25 +23,72 @@ from utils.score import DEFAULT_PAPER
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
 
 
-_cancel_events: dict[str, threading.Event] = {}
+# The Stop flag of each run in progress, by (browser session, tab): Stop in a tab stops that tab's run, nothing
+# else; a run's flag goes when the run ends, and a session's flags when the session closes (``forget_session``).
+_cancel_events: dict[tuple[str, str], threading.Event] = {}
+_cancel_lock = threading.Lock()
+TABS = ("text", "melody")
 
 
 def _session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
-def new_cancel_event(request: gr.Request | None) -> threading.Event:
-    """A fresh stop flag for this browser session's next generation."""
+def new_cancel_event(request: gr.Request | None, tab: str) -> threading.Event:
+    """A fresh stop flag for the run this ``tab`` of this browser session starts now."""
     event = threading.Event()
-    _cancel_events[_session(request)] = event
+    with _cancel_lock:
+        _cancel_events[(_session(request), tab)] = event
     return event
 
 
-def stop_generation(request: gr.Request) -> None:
-    """Stop this session's running generation (the Stop button)."""
-    event = _cancel_events.get(_session(request))
+def run_ended(request: gr.Request | None, tab: str, event: threading.Event) -> None:
+    """Drop a finished run's stop flag (unless the tab already started another run)."""
+    with _cancel_lock:
+        if _cancel_events.get((_session(request), tab)) is event:
+            del _cancel_events[(_session(request), tab)]
+
+
+def stop_generation(request: gr.Request, tab: str = "text") -> None:
+    """Stop the run going in ``tab`` of this browser session (that tab's Stop button)."""
+    with _cancel_lock:
+        event = _cancel_events.get((_session(request), tab))
     if event is not None:
         event.set()
+
+
+def stop_text(request: gr.Request) -> None:
+    """Stop the text-to-music run of this session (the Text tab's Stop)."""
+    stop_generation(request, "text")
+
+
+def stop_melody(request: gr.Request) -> None:
+    """Stop the melody-to-music run of this session (the Melody tab's Stop)."""
+    stop_generation(request, "melody")
+
+
+def forget_session(request: gr.Request) -> None:
+    """A browser session closed: drop its stop flags (and stop its runs: nobody is left to hear them)."""
+    session = _session(request)
+    with _cancel_lock:
+        gone = [key for key in _cancel_events if key[0] == session]
+        events = [_cancel_events.pop(key) for key in gone]
+    for event in events:
+        event.set()
+
+
+def running_flags() -> int:
+    """How many stop flags are held (runs in progress): for tests."""
+    with _cancel_lock:
+        return len(_cancel_events)
+
+
+def given_english(loaded: dict[str, str] | None, prompt: str | None) -> str | None:
+    """The English a loaded parameters file gave for ``prompt`` in this tab (``load_params`` keeps it in the tab's
+    session state), or None when the prompt is not the file's."""
+    if not loaded or not prompt or loaded.get("prompt") != prompt.strip():
+        return None
+    return loaded.get("english")
 
 
 def sampling_params(
@@ -102,14 +149,15 @@ def run_music(
     melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
     melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
     clip: musicgen.Clip | None = None, continue_codes: Any = None, send: Send | None = None,
-    melody_source: str = separator.DEFAULT_MELODY_SOURCE,
+    melody_source: str = separator.DEFAULT_MELODY_SOURCE, prompt_english: str | None = None,
 ) -> musicgen.MusicResult:
     """Shared body of the MusicGen events: pick the cached model and call its entry point (streaming to
     ``send``); a stop before anything was finished becomes a message."""
     model = music_model(melody_tab, model_name)
     n = musicgen.check_variants(variants)
     run = dict(progress=gradio_progress(progress), cancel=cancel, translator=CONFIG.translation_model,
-               stream=None if send is None else (lambda audio: send(model.sample_rate, audio)))
+               stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
+               prompt_english=prompt_english)
     if melody_tab:
         run |= dict(melody_source=melody_source, separator=CONFIG.separator_model)
     try:
@@ -171,29 +219,34 @@ def text_to_music(
     clip_path: str | None = None,
     clip_start: float = 0.0,
     clip_end: float = 0.0,
+    loaded: dict[str, str] | None = None,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
     """Prompt (and optionally a clip to continue) -> music.
 
+    ``loaded``: the tab's session state from "Reproduce a result" (the file's prompt and its English).
     Yields streamed chunks for the "listen while it is made" player as the music is finished, then 4 audio slots
     (unused ones hidden), a picture, the parameters, details, the downloads, and the state Extend works from.
     """
-    cancel = new_cancel_event(request)
+    cancel = new_cancel_event(request, "text")
 
     def body(send: Send) -> list[Any]:
         try:
             params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
             clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
             result = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
-                               send=send)
+                               send=send, prompt_english=given_english(loaded, prompt))
             outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music",
                                                         watermark=CONFIG.watermark_model))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
             raise user_error(e) from e
         return [*outputs, music_state(result, False, model_name, None)]
 
-    yield from streamed(body, N_MUSIC_OUTPUTS)
+    try:
+        yield from streamed(body, N_MUSIC_OUTPUTS)
+    finally:
+        run_ended(request, "text", cancel)
 
 
 def extend_music(
@@ -202,13 +255,17 @@ def extend_music(
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
-    """``seconds`` more of this session's last result, with the same prompt, settings and seed."""
-    cancel = new_cancel_event(request)
+    """``seconds`` more of this tab's last result, with the same prompt, settings, English and seed."""
+    tab = "melody" if state and state.get("melody_tab") else "text"
+    cancel = new_cancel_event(request, tab)
 
     def body(send: Send) -> list[Any]:
         return extend_body(state, seconds, cancel, progress, send)
 
-    yield from streamed(body, N_MUSIC_OUTPUTS + (1 if state and state.get("melody_tab") else 0))
+    try:
+        yield from streamed(body, N_MUSIC_OUTPUTS + (1 if tab == "melody" else 0))
+    finally:
+        run_ended(request, tab, cancel)
 
 
 def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, progress: gr.Progress,
@@ -225,7 +282,8 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
                                                state["melody"]["end"])
         source = (state.get("melody") or {}).get("source", separator.DEFAULT_MELODY_SOURCE)
         result = run_music(state["melody_tab"], state["model_name"], made["prompt"], params, made["variants"],
-                           melody, cancel, progress, continue_codes=state["codes"], send=send, melody_source=source)
+                           melody, cancel, progress, continue_codes=state["codes"], send=send, melody_source=source,
+                           prompt_english=made.get("prompt_english"))
         *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended",
                                                                   watermark=CONFIG.watermark_model))
     except Exception as e:  # noqa: BLE001
@@ -288,11 +346,12 @@ def melody_to_music(
     variants: float = 1,
     stride: float = musicgen.DEFAULT_STRIDE_S,
     melody_source: str = separator.DEFAULT_MELODY_SOURCE,
+    loaded: dict[str, str] | None = None,
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
     """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
-    cancel = new_cancel_event(request)
+    cancel = new_cancel_event(request, "melody")
 
     def body(send: Send) -> list[Any]:
         try:
@@ -301,7 +360,7 @@ def melody_to_music(
             melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
             source = separator.check_melody_source(melody_source)
             result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress, send=send,
-                               melody_source=source)
+                               melody_source=source, prompt_english=given_english(loaded, prompt))
             files = write_music(result, new_run_dir("melody-to-music"), "melody_music",
                                 watermark=CONFIG.watermark_model)
             *outputs, downloads = music_outputs(result, files)
@@ -311,7 +370,10 @@ def melody_to_music(
                             {"path": melody_path, "start": trim_start, "end": trim_end, "source": source})
         return [*outputs, str(files.chroma), downloads, state]
 
-    yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+    try:
+        yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+    finally:
+        run_ended(request, "melody", cancel)
 
 
 def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
@@ -343,7 +405,9 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
 
     Returns:
         [prompt, model, duration, top_k, top_p, temperature, guidance_scale, seed, variants, stride, trim start,
-        trim end, (melody source, melody tab only), note]; settings the file does not hold are left as they are.
+        trim end, (melody source, melody tab only), note, the tab's loaded state]; settings the file does not hold
+        are left as they are. The state holds the file's prompt and the English it was made from: the next runs of
+        that prompt in this tab (of this browser session only) are made from the same English.
 
     Raises:
         gr.Error: not a parameters file, or one from the other tab.
@@ -356,8 +420,8 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     def value(key: str, convert: Callable[[Any], Any] = lambda v: v) -> Any:
         return gr.skip() if made.get(key) is None else convert(made[key])
 
-    if made.get("prompt") and made.get("prompt_english"):  # make it from the same English, not a new translation
-        translation.remember(made["prompt"], made["prompt_english"])
+    loaded = ({"prompt": made["prompt"].strip(), "english": made["prompt_english"]}
+              if made.get("prompt") and made.get("prompt_english") else None)
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     model = made.get("model")
     trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]
@@ -370,7 +434,7 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     ]
     if melody_tab:
         updates.append(value("melody_source"))
-    return [*updates, params_notes(made)]
+    return [*updates, params_notes(made), loaded]
 
 
 def load_text_params(path: str | None) -> list[Any]:

@@ -29,7 +29,8 @@ from ui.music import (
     melody_preview,
     melody_to_music,
     music_midi,
-    stop_generation,
+    stop_melody,
+    stop_text,
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
@@ -240,7 +241,8 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
             midi_row("text", outputs[0])
     status = technical_details("text")
     state = gr.State(None)
-    event = starting(run, stop, stream).then(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end],
+    loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
+    event = starting(run, stop, stream).then(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end, loaded],
                       outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
                       concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
@@ -253,7 +255,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
-                       outputs=[prompt, model, *controls, clip_start, clip_end, params_note],
+                       outputs=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
                        api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     return model, status, use_as_melody, outputs[0]
 
@@ -291,8 +293,9 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
     duration, variants, stride = controls[0], controls[6], controls[7]
     variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
                     api_visibility="private", queue=False)
-    # Stop sets this session's flag: the loop ends at the next step and the finished part comes back
-    stop.click(stop_generation, inputs=None, outputs=None, api_name=stop_name,
+    # Stop sets the flag of this tab's run in this session: the loop ends at the next step and the finished part
+    # comes back; the other tab's run, and other sessions', go on
+    stop.click(stop_melody if melody_tab else stop_text, inputs=None, outputs=None, api_name=stop_name,
                api_description=MUSIC_API_DOCS["stop"], queue=False)
     model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
                  api_visibility="private")
@@ -354,11 +357,12 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             midi_row("melody", outputs[0])
     status = technical_details("melody")
     state = gr.State(None)
+    loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
     melody.change(melody_loaded, inputs=melody, outputs=[melody, start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
-    event = starting(run, stop, stream).then(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source],
+    event = starting(run, stop, stream).then(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source, loaded],
                       outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
                       api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
                       show_progress_on=outputs[0])
@@ -372,6 +376,6 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
         done.then(reflect_melody_source, inputs=[outputs[musicgen.MAX_VARIANTS + 1], source], outputs=source,
                   api_visibility="private", queue=False)
     params_file.upload(load_melody_params, inputs=params_file,
-                       outputs=[prompt, model, *controls, start, end, source, params_note],
+                       outputs=[prompt, model, *controls, start, end, source, params_note, loaded],
                        api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     return model, status, melody

@@ -79,14 +79,33 @@ class StockBackend:
         extra = {} if input_features is None else {"input_features": input_features}
         watcher.last_ids = None
         model_thread().call(
-            model.generate, **inputs, **extra, decoder_input_ids=first, max_new_tokens=steps,
-            stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
+            own_random_numbers, generator, model.generate, **inputs, **extra, decoder_input_ids=first,
+            max_new_tokens=steps, stopping_criteria=StoppingCriteriaList([watcher]), **sampling,
         )
         ids = watcher.last_ids
         _, pattern = model.decoder.build_delay_pattern_mask(first, pad_token_id=start,
                                                             max_length=first.shape[1] + steps)
         ids = model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
         return undelay(ids.view(batch, k, -1), codebook_delays(model.config.decoder))
+
+
+def own_random_numbers(generator: torch.Generator, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` drawing from ``generator`` where it draws from torch's global generator (stock
+    ``generate`` samples with the global one, which every request in the process shares): the global state is set
+    from the request's generator, and the request's generator takes the state back after, so a request's windows
+    continue its own sequence whoever ran between them; the global state is restored after."""
+    cuda = generator.device.type == "cuda"
+    index = (generator.device.index if generator.device.index is not None else torch.cuda.current_device()) \
+        if cuda else None
+    with torch.random.fork_rng(devices=[index] if cuda else []):
+        if cuda:
+            torch.cuda.set_rng_state(generator.get_state(), index)
+        else:
+            torch.set_rng_state(generator.get_state())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            generator.set_state(torch.cuda.get_rng_state(index) if cuda else torch.get_rng_state())
 
 
 def build_backend(model: Any, fast_path: bool) -> Backend:

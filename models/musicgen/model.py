@@ -118,6 +118,7 @@ class _Request:
     cancel: threading.Event | None = None
     stream: Callable[[np.ndarray], None] | None = None
     translator: str | None = None
+    prompt_english: str | None = None
 
 
 class MusicGenModel:
@@ -222,7 +223,8 @@ class MusicGenModel:
     # ---------------------------------------------------------------------------------------------- entry points
     def generate(self, prompt: str, params: SamplingParams = SamplingParams(), n_variants: int = 1, *,
                  progress: Progress | None = None, cancel: threading.Event | None = None,
-                 stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None) -> MusicResult:
+                 stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None,
+                 prompt_english: str | None = None) -> MusicResult:
         """``n_variants`` pieces from a text prompt, in one batched call per window.
 
         Up to 30 s is one window; longer pieces (up to 300 s) are extended window by window, each keeping the last
@@ -240,20 +242,23 @@ class MusicGenModel:
                 decoded in one go, and equals the result without streaming).
             translator: the MarianMT model for prompt parts in other languages (hub id, folder or "off"); None:
                 ``$PROMPT_TRANSLATION_MODEL`` or the default (see ``models.translation``).
+            prompt_english: the English to make this request from instead of translating (a parameters file's
+                ``prompt_english``, to reproduce its result); for this request only.
 
         Raises:
             ValueError: invalid prompt or settings, or a melody model (it needs a melody).
             GenerationCancelled: ``cancel`` was set before any music was finished.
         """
         return self._generate(_Request(prompt, params, n_variants, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream, translator=translator))
+                                       cancel=cancel, stream=stream, translator=translator,
+                                       prompt_english=prompt_english))
 
     def generate_with_melody(self, prompt: str, melody: Melody, params: SamplingParams = SamplingParams(),
                              n_variants: int = 1, *, melody_source: str = SOURCE_SEPARATED,
                              separator: str | None = None, progress: Progress | None = None,
                              cancel: threading.Event | None = None,
                              stream: Callable[[np.ndarray], None] | None = None,
-                             translator: str | None = None) -> MusicResult:
+                             translator: str | None = None, prompt_english: str | None = None) -> MusicResult:
         """Music that follows ``melody`` (MusicGen-Melody), in the style of ``prompt`` (may be empty).
 
         A piece past 30 s gives each window the part of the melody under its own time, the melody looping.
@@ -267,29 +272,31 @@ class MusicGenModel:
         """
         return self._generate(_Request(prompt, params, n_variants, melody=melody, melody_source=melody_source,
                                        separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream, translator=translator))
+                                       stream=stream, translator=translator, prompt_english=prompt_english))
 
     def generate_continuation(self, clip: Clip, prompt: str = "", params: SamplingParams = SamplingParams(),
                               n_variants: int = 1, *, progress: Progress | None = None,
                               cancel: threading.Event | None = None,
                               stream: Callable[[np.ndarray], None] | None = None,
-                              translator: str | None = None) -> MusicResult:
+                              translator: str | None = None, prompt_english: str | None = None) -> MusicResult:
         """``clip`` (re-encoded by the model's codec) then ``params.duration`` seconds more; others as in
         ``generate`` (the prompt may be empty)."""
         return self._generate(_Request(prompt, params, n_variants, clip=clip, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream, translator=translator))
+                                       cancel=cancel, stream=stream, translator=translator,
+                                       prompt_english=prompt_english))
 
     def extend(self, codes: np.ndarray, prompt: str = "", params: SamplingParams = SamplingParams(),
                n_variants: int = 1, *, melody: Melody | None = None, melody_source: str = SOURCE_SEPARATED,
                separator: str | None = None, progress: Progress | None = None,
                cancel: threading.Event | None = None,
-               stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None) -> MusicResult:
+               stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None,
+               prompt_english: str | None = None) -> MusicResult:
         """An earlier result's codes [variants or 1, K, frames] then ``params.duration`` seconds more; a melody
         model follows ``melody`` again. Others as in ``generate_with_melody``."""
         return self._generate(_Request(prompt, params, n_variants, melody=melody, continue_codes=codes,
                                        melody_source=melody_source if melody is not None else None,
                                        separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream, translator=translator))
+                                       stream=stream, translator=translator, prompt_english=prompt_english))
 
     # ------------------------------------------------------------------------------------------- the token loop
     @torch.inference_mode()
@@ -314,7 +321,7 @@ class MusicGenModel:
 
         seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
         unknown = unknown_prompt_parts(self.tokenizer, prompt)
-        english, translation_failure = translate_prompt(prompt, unknown, request.translator)
+        english, translation_failure = translate_prompt(prompt, unknown, request.translator, request.prompt_english)
         if english is not None:
             unknown = unknown_prompt_parts(self.tokenizer, english)  # what the translation still leaves unread
         inputs = self.tokenizer([english or prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
@@ -439,8 +446,8 @@ class MusicGenModel:
                               None if backend.stops_itself else cancel)
         sampling = dict(do_sample=True, top_k=int(params.top_k), top_p=params.top_p if params.top_p > 0 else 1.0,
                         temperature=params.temperature, guidance_scale=params.guidance_scale)
-        torch.manual_seed(seed)  # stock generate samples with torch's global generator
-        generator = torch.Generator(self.device).manual_seed(seed)  # the fast loop: this request's own
+        # this request's random numbers: the fast loop samples with it, stock generate through it (backends.py)
+        generator = torch.Generator(self.device).manual_seed(seed)
         report(0.05, "Generating")
         codes, first_chroma, done, stopped = given, None, [], False
         started = time.perf_counter()
