@@ -6,13 +6,16 @@ import os
 
 import torch
 
+from models.sources import is_off
+
 DEVICE_ENV_VAR = "MUSIC_DEMO_DEVICE"  # "cuda", "cuda:1", "mps" or "cpu"; unset = pick automatically
 
 
 def env_flag(name: str, default: bool = True) -> bool:
-    """A yes/no setting from the environment: "0", "false", "no" or "off" mean no; unset means ``default``."""
-    value = os.environ.get(name, "").strip().lower()
-    return default if not value else value not in {"0", "false", "no", "off"}
+    """A yes/no setting from the environment: one of ``sources.OFF_VALUES`` ("0", "false", "no", "off", "none")
+    means no; unset means ``default``."""
+    value = os.environ.get(name, "").strip()
+    return default if not value else not is_off(value)
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -357,10 +357,6 @@ class ModelCache:
             self._held[role] = model
             return model
 
-    def held(self, role: str) -> Loadable | None:
-        """The role's model, or None."""
-        return self._held.get(role)
-
 
 _MODEL_CACHE = ModelCache()
 

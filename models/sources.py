@@ -24,11 +24,13 @@ class ModelLoadError(RuntimeError):
 
 
 
-OFF_VALUES = {"off", "none", "0", "no"}  # an optional model's flag or env var set to one of these turns it off
+# The one set of words that turn a setting off: an optional model's flag or env var (separator, translator,
+# watermark) and a yes/no switch (``env_flag``: MUSICGEN_FAST_PATH=0, MUSICGEN_CUDA_GRAPHS=off...).
+OFF_VALUES = {"off", "none", "0", "no", "false"}
 
 
 def is_off(name: str | None) -> bool:
-    """Whether an optional model's setting (separator, translator, watermark) turns it off."""
+    """Whether a setting's value turns it off (an optional model, or a yes/no switch)."""
     return (name or "").strip().lower() in OFF_VALUES
 
 
