@@ -219,3 +219,25 @@ def test_float32_parts_under_a_narrower_decoder(tiny_musicgen_dir, tiny_melody_d
                                         input_features=features)
             audio = decode_codes(mixed, codes)
         assert codes.shape == (1, 4, 20 - 3) and audio.dtype == torch.float32 and torch.isfinite(audio).all()
+
+
+def test_zero_gpu_lets_the_pool_go_when_the_request_ends(tiny_musicgen_dir):
+    """With ``drop_when_idle`` (ZeroGPU) the buffers stay through a request's windows and go when it ends, unless
+    another request still decodes."""
+    model, _ = load(tiny_musicgen_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    loop = FastMusicgen(model, static=True, drop_when_idle=True)
+    first = start(loop, tokenizer, "lo fi", 10, 1)
+    second = start(loop, tokenizer, "jazz", 10, 2)
+    loop.release(first.run)
+    loop.let_go()  # the first request ended; the second still holds rows
+    assert loop.pool.rows == 4
+    loop.release(second.run)
+    assert loop.pool.rows == 4  # released between windows: kept
+    loop.let_go()
+    assert loop.pool.rows == 0 and not loop.pool.graphs
+    kept = FastMusicgen(model, static=True)  # elsewhere the pool stays for the next request
+    d = start(kept, tokenizer, "lo fi", 10, 1)
+    kept.release(d.run)
+    kept.let_go()
+    assert kept.pool.rows == 2

@@ -30,6 +30,9 @@ class Backend(Protocol):
                       on_frames: Callable[[torch.Tensor], None] | None, generator: torch.Generator,
                       passes: PassCount) -> torch.Tensor: ...
 
+    def end_request(self) -> None:
+        """A request's windows are all decoded (or it stopped or failed)."""
+
 
 class FastBackend:
     """The fast loop, stepped on the model thread, sharing its passes with the other requests decoding on this
@@ -54,6 +57,9 @@ class FastBackend:
             frames_every=FRAMES_EVERY, input_features=input_features, generator=generator, joint=model_thread(),
             passes=passes, **sampling,
         )
+
+    def end_request(self) -> None:
+        model_thread().call(self.loop.let_go)
 
 
 class StockBackend:
@@ -87,6 +93,9 @@ class StockBackend:
                                                             max_length=first.shape[1] + steps)
         ids = model.decoder.apply_delay_pattern_mask(ids, pattern[:, : ids.shape[1]])
         return undelay(ids.view(batch, k, -1), codebook_delays(model.config.decoder))
+
+    def end_request(self) -> None:
+        pass
 
 
 def own_random_numbers(generator: torch.Generator, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -346,6 +346,12 @@ class FastMusicgen:
             self.pool.reserve(run, offset + total, cross_kv, cross_mask)
         return run
 
+    def let_go(self) -> None:
+        """A request ended: with ``drop_when_idle`` (ZeroGPU), free the static step's buffers and graphs when no
+        other request is decoding."""
+        if self.pool is not None:
+            self.pool.free_if_idle()
+
     def release(self, run: Run) -> None:
         """Hand back ``run``'s rows of the static step's pool (nothing to do for the sliced step)."""
         if self.pool is not None:

@@ -334,8 +334,11 @@ class MusicGenModel:
         windows = self.plan_windows(new_frames, params.stride, context, whole_context=request.clip is not None)
         streamer = (AudioStream(self.model, request.stream, limit=context + new_frames)
                     if request.stream is not None else None)
-        codes, done, chroma, stopped, passes = self._windows(inputs, given, windows, params, seed, melody,
-                                                             n_variants, report, request.cancel, streamer)
+        try:
+            codes, done, chroma, stopped, passes = self._windows(inputs, given, windows, params, seed, melody,
+                                                                 n_variants, report, request.cancel, streamer)
+        finally:
+            self.backend.end_request()  # ZeroGPU: the decode buffers go with the call
         if streamer is not None:
             streamer(codes, final=True)
         report(0.97, "Decoding audio")

@@ -60,8 +60,8 @@ class StepPool:
     Args:
         loop: the fast loop whose modules and weights the step runs.
         graphs: capture the step as a CUDA graph per bucket (CUDA only); False: run it eagerly (same shapes).
-        drop_when_idle: free the buffers and graphs when the last request leaves (ZeroGPU: the GPU exists only
-            during a call, so nothing is kept between calls).
+        drop_when_idle: ``free_if_idle`` frees the buffers and graphs when no request is decoding (ZeroGPU: the
+            GPU exists only during a call, so nothing is kept between calls).
     """
 
     def __init__(self, loop: FastMusicgen, graphs: bool = False, drop_when_idle: bool = False) -> None:
@@ -126,7 +126,11 @@ class StepPool:
                 # attention multiplies that masked position by 0, and 0 x NaN is NaN
                 self.cross_mask[start:stop] = 0
         run.slots = None
-        if self.drop_when_idle and not any(self.owners):
+
+    def free_if_idle(self) -> None:
+        """With ``drop_when_idle``: free everything once no request holds rows (a ZeroGPU call ends). Called when a
+        request ends, not after each of its windows, so a long piece captures its graphs once."""
+        if self.drop_when_idle and self.rows and not any(self.owners):
             self.free()
 
     def free(self) -> None:
