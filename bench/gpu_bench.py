@@ -293,7 +293,8 @@ def users(bench: Bench, folder: Path, n_users: int, seconds: float) -> dict:
 
 
 def song_file(out: Path, seconds: float) -> Path:
-    """A 118 bpm pop loop (kick, snare, hats, chords, bass) of ``seconds``, written as WAV."""
+    """A 118 bpm pop loop (kick, snare, chords) of ``seconds``, written as WAV. Synthesised here because the GPU
+    machine has neither music21's corpus nor FluidSynth, which ``bench.pop2piano_bench.make_song`` renders with."""
     import soundfile as sf
 
     sr, bpm = 44100, 118.0

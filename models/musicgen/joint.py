@@ -62,9 +62,13 @@ class Decoding:
                         inputs.append(loop.inputs(d.run))
             except BaseException as e:  # noqa: BLE001
                 d.error = e
-        if ready and loop.pool is not None:  # the static step: fixed buffers, a CUDA graph on a GPU
+        if ready:
             try:
-                logits = loop.pool.step([d.run for d in ready])
+                if loop.pool is not None:  # the static step: fixed buffers, a CUDA graph on a GPU
+                    logits = loop.pool.step([d.run for d in ready])
+                else:  # the sliced step: the rows of every run in one pass, each run's arithmetic its own
+                    outs = loop.layers([d.run for d in ready], torch.cat(inputs)).split([d.run.rows for d in ready])
+                    logits = [loop.logits(out) for out in outs]
             except BaseException as e:  # noqa: BLE001
                 for d in ready:
                     d.error = e
@@ -72,19 +76,6 @@ class Decoding:
             for d, out in zip(ready, logits):
                 try:
                     loop.pick(d.run, out, d.on_scores)
-                    stepped.append(d)
-                except BaseException as e:  # noqa: BLE001
-                    d.error = e
-        elif ready:
-            try:
-                outs = loop.layers([d.run for d in ready], torch.cat(inputs)).split([d.run.rows for d in ready])
-            except BaseException as e:  # noqa: BLE001
-                for d in ready:
-                    d.error = e
-                outs = []
-            for d, out in zip(ready, outs):
-                try:
-                    loop.next_tokens(d.run, out, d.on_scores)
                     stepped.append(d)
                 except BaseException as e:  # noqa: BLE001
                     d.error = e
