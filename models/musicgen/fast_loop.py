@@ -330,16 +330,16 @@ class FastMusicgen:
             embed_positions.make_weights(offset + total, embed_positions.embedding_dim)
         tokens = torch.full((batch * k, total), int(config.pad_token_id), dtype=torch.long, device=self.device)
         tokens[:, :known] = first
-        own_cache = self.pool is None  # else the pool's rows hold it
+        def own_cache() -> list[torch.Tensor]:  # the sliced step's; the static step's lives in the pool's rows
+            if self.pool is not None:
+                return []
+            return [torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device) for _ in self.decoder.layers]
+
         run = Run(
             batch=batch, guidance_scale=guidance_scale if guided else None, do_sample=do_sample,
             processors=sampling_processors(do_sample, temperature, top_k, top_p), generator=generator,
             tokens=tokens, pattern=pattern, known=known, total=total, done=known - 1, offset=offset,
-            prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask,
-            self_k=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device)
-                    for _ in self.decoder.layers] if own_cache else [],
-            self_v=[torch.zeros(cache_shape, dtype=self.kv_dtype, device=self.device)
-                    for _ in self.decoder.layers] if own_cache else [],
+            prefix=prefix, cross_kv=cross_kv, cross_mask=cross_mask, self_k=own_cache(), self_v=own_cache(),
             positions=embed_positions.weights.to(self.dtype), passes=passes,
         )
         if self.pool is not None:
