@@ -136,14 +136,10 @@ class MusicWork:
         params = musicgen.SamplingParams.from_record(s)
         english = s.get("prompt_english") or None  # a row from a parameters file: made from the same English
         t = time.perf_counter()
-        if self.melody:
-            melody = musicgen.Melody.from_file(s["melody"])
-            result = model.generate_with_melody(s["prompt"], melody, params, int(s["variants"]),
-                                                melody_source=s.get("melody_source", "mix"), separator=self.separator,
-                                                translator=self.translation, prompt_english=english)
-        else:
-            result = model.generate(s["prompt"], params, int(s["variants"]), translator=self.translation,
-                                    prompt_english=english)
+        request = musicgen.MusicRequest(s["prompt"], params, s["variants"],
+                                        melody=musicgen.Melody.from_file(s["melody"]) if self.melody else None,
+                                        melody_source=s.get("melody_source", "mix"), prompt_english=english)
+        result = model.make(request, translator=self.translation, separator=self.separator)
         timings = {"generate": time.perf_counter() - t}
         files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json",
                             watermark=self.watermark)

@@ -17,6 +17,7 @@ from models.musicgen import (
     GenerationCancelled,
     Melody,
     MusicGenModel,
+    MusicRequest,
     SamplingParams,
     get_musicgen_model,
     parse_seed,
@@ -148,6 +149,54 @@ def test_bad_text_input(text_model, kwargs, message):
     args = {"prompt": "pop", "params": SamplingParams(duration=1.0), "n_variants": 1} | kwargs
     with pytest.raises(ValueError, match=message):
         text_model.generate(**args)
+
+
+def test_a_request_is_checked_once_when_it_is_built(hummed_melody):
+    """``MusicRequest`` refuses bad input before any model is touched, keeps the checked values, and cannot be
+    changed afterwards."""
+    with pytest.raises(ValueError, match="describe the music"):
+        MusicRequest("   ")
+    with pytest.raises(ValueError, match="1 to 4 variants"):
+        MusicRequest("pop", variants=5)
+    with pytest.raises(ValueError, match="Top-p"):
+        MusicRequest("pop", SamplingParams(top_p=2.0))
+    with pytest.raises(ValueError, match="melody source"):
+        MusicRequest("", melody=Melody.from_file(str(hummed_melody)), melody_source="vocals only")
+    codes = np.zeros((1, 4, 10), dtype=np.int64)
+    with pytest.raises(ValueError, match="not both"):
+        MusicRequest("", clip=Clip(np.zeros((1, SR * 2), np.float32), SR), codes=codes)
+    request = MusicRequest("  warm piano  ", variants=2.0, melody=Melody.from_file(str(hummed_melody)),
+                           melody_source="mix", prompt_english="  ")
+    assert (request.prompt, request.variants, request.melody_source, request.prompt_english) == (
+        "warm piano", 2, "mix", None)
+    assert MusicRequest("", codes=codes).prompt == ""  # extending needs no prompt
+    assert MusicRequest("pop").melody_source is None  # no melody, no source
+    with pytest.raises(AttributeError):
+        request.variants = 3  # type: ignore[misc]
+
+
+def test_the_page_and_the_cli_make_requests_and_check_nothing_themselves():
+    """The events and the batch jobs build a ``MusicRequest`` and call ``make``: no entry point chosen there, no
+    input check run a second time."""
+    from pathlib import Path as P
+
+    root = P(__file__).resolve().parents[1]
+    for path in (root / "ui" / "music.py", root / "batch" / "jobs.py"):
+        source = path.read_text(encoding="utf-8")
+        assert "MusicRequest(" in source and ".make(" in source, path
+        for name in ("generate_with_melody(", "generate_continuation(", ".extend(", "check_prompt(",
+                     "check_variants(", "check_melody_source("):
+            assert name not in source, (path.name, name)
+
+
+def test_make_gives_the_entry_points_music(text_model, melody_model, hummed_melody):
+    """One request through ``make`` is the entry point's music, sample for sample."""
+    params = SamplingParams(duration=1.0, seed=5)
+    assert np.array_equal(text_model.make(MusicRequest("jazz", params)).audio,
+                          text_model.generate("jazz", params).audio)
+    melody = Melody.from_file(str(hummed_melody))
+    assert np.array_equal(melody_model.make(MusicRequest("", params, melody=melody, melody_source="mix")).audio,
+                          melody_model.generate_with_melody("", melody, params, melody_source="mix").audio)
 
 
 @pytest.mark.parametrize("seed", ["abc", "-1", "1.5", str(2**31)])

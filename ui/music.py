@@ -145,29 +145,15 @@ def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenMo
     return musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
 
 
-def run_music(
-    melody_tab: bool, model_name: str | None, prompt: str, params: musicgen.SamplingParams, variants: float,
-    melody: musicgen.Melody | None, cancel: threading.Event, progress: gr.Progress,
-    clip: musicgen.Clip | None = None, continue_codes: Any = None, send: Send | None = None,
-    melody_source: str = separator.DEFAULT_MELODY_SOURCE, prompt_english: str | None = None,
-) -> musicgen.MusicResult:
-    """Shared body of the MusicGen events: pick the cached model and call its entry point (streaming to
-    ``send``); a stop before anything was finished becomes a message."""
+def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicRequest, cancel: threading.Event,
+              progress: gr.Progress, send: Send | None = None) -> musicgen.MusicResult:
+    """Shared body of the MusicGen events: the tab's cached model makes ``request`` (streaming to ``send``); a stop
+    before anything was finished becomes a message."""
     model = music_model(melody_tab, model_name)
-    n = musicgen.check_variants(variants)
-    run = dict(progress=gradio_progress(progress), cancel=cancel, translator=CONFIG.translation_model,
-               stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
-               prompt_english=prompt_english)
-    if melody_tab:
-        run |= dict(melody_source=melody_source, separator=CONFIG.separator_model)
     try:
-        if continue_codes is not None:
-            return model.extend(continue_codes, prompt, params, n, melody=melody, **run)
-        if clip is not None:
-            return model.generate_continuation(clip, prompt, params, n, **run)
-        if melody_tab:
-            return model.generate_with_melody(prompt, melody, params, n, **run)
-        return model.generate(prompt, params, n, **run)
+        return model.make(request, progress=gradio_progress(progress), cancel=cancel,
+                          stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
+                          translator=CONFIG.translation_model, separator=CONFIG.separator_model)
     except musicgen.GenerationCancelled as e:
         raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
 
@@ -233,10 +219,11 @@ def text_to_music(
 
     def body(send: Send) -> list[Any]:
         try:
-            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
-            clip = musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None
-            result = run_music(False, model_name, prompt, params, variants, None, cancel, progress, clip=clip,
-                               send=send, prompt_english=given_english(loaded, prompt))
+            request = musicgen.MusicRequest(
+                prompt, sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
+                variants, clip=musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None,
+                prompt_english=given_english(loaded, prompt))
+            result = run_music(False, model_name, request, cancel, progress, send)
             outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music",
                                                         watermark=CONFIG.watermark_model))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
@@ -280,10 +267,10 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
         if state["melody_tab"]:
             melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
                                                state["melody"]["end"])
-        source = (state.get("melody") or {}).get("source", separator.DEFAULT_MELODY_SOURCE)
-        result = run_music(state["melody_tab"], state["model_name"], made["prompt"], params, made["variants"],
-                           melody, cancel, progress, continue_codes=state["codes"], send=send, melody_source=source,
-                           prompt_english=made.get("prompt_english"))
+        request = musicgen.MusicRequest(made["prompt"], params, made["variants"], melody=melody,
+                                        melody_source=(state.get("melody") or {}).get("source"),
+                                        codes=state["codes"], prompt_english=made.get("prompt_english"))
+        result = run_music(state["melody_tab"], state["model_name"], request, cancel, progress, send)
         *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended",
                                                                   watermark=CONFIG.watermark_model))
     except Exception as e:  # noqa: BLE001
@@ -355,19 +342,19 @@ def melody_to_music(
 
     def body(send: Send) -> list[Any]:
         try:
-            params = sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride)
-            musicgen.check_prompt(prompt, required=False)
-            melody = musicgen.Melody.from_file(melody_path, trim_start, trim_end)
-            source = separator.check_melody_source(melody_source)
-            result = run_music(True, model_name, prompt, params, variants, melody, cancel, progress, send=send,
-                               melody_source=source, prompt_english=given_english(loaded, prompt))
+            request = musicgen.MusicRequest(
+                prompt or "", sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
+                variants, melody=musicgen.Melody.from_file(melody_path, trim_start, trim_end),
+                melody_source=melody_source, prompt_english=given_english(loaded, prompt))
+            result = run_music(True, model_name, request, cancel, progress, send)
             files = write_music(result, new_run_dir("melody-to-music"), "melody_music",
                                 watermark=CONFIG.watermark_model)
             *outputs, downloads = music_outputs(result, files)
         except Exception as e:  # noqa: BLE001
             raise user_error(e) from e
         state = music_state(result, True, model_name,
-                            {"path": melody_path, "start": trim_start, "end": trim_end, "source": source})
+                            {"path": melody_path, "start": trim_start, "end": trim_end,
+                             "source": request.melody_source})
         return [*outputs, str(files.chroma), downloads, state]
 
     try:

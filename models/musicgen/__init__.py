@@ -1,7 +1,8 @@
 """MusicGen and MusicGen-Melody, shaped as audiocraft's ``MusicGen`` (one file per job):
 
 - ``checkpoints``: which checkpoint (hub ids, env vars) and how it loads;
-- ``model``: the model object, its entry points and the windowed token loop, and the role's cache entry;
+- ``request``: ``MusicRequest`` (what one call makes, checked once) and ``MusicResult``;
+- ``model``: the model object, its entry points, the windowed token loop, and the role's cache entry;
 - ``inputs``: settings, prompt and seed checks, ``SamplingParams``, the melody and clip inputs;
 - ``windows``: window planning for pieces past 30 s;
 - ``codec``: the delay pattern, EnCodec, and frozen parts shared between checkpoints;
@@ -56,11 +57,8 @@ from models.musicgen.inputs import (
     unknown_prompt_note,
     unknown_prompt_parts,
 )
-from models.musicgen.model import (
-    MusicGenModel,
-    MusicResult,
-    get_musicgen_model,
-)
+from models.musicgen.model import MusicGenModel, get_musicgen_model
+from models.musicgen.request import MusicRequest, MusicResult
 from models.musicgen.streaming import AudioStream
 from models.musicgen.windows import Window, plan_windows, window_count
 from models.progress import GenerationCancelled
@@ -102,6 +100,7 @@ __all__ = [
     "MUSICGEN_ENV_VAR",
     "Melody",
     "MusicGenModel",
+    "MusicRequest",
     "MusicResult",
     "SamplingParams",
     "TEXT_CHECKPOINTS",

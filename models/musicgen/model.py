@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -40,23 +40,21 @@ from models.musicgen.fast_loop import PassCount
 from models.musicgen.inputs import (
     DEFAULT_STRIDE_S,
     MAX_SEED,
-    MIN_MELODY_SECONDS,
     WINDOW_S,
     Clip,
     Melody,
     SamplingParams,
-    check_prompt,
-    check_variants,
     looped,
     resample_to,
     unknown_prompt_note,
     unknown_prompt_parts,
 )
+from models.musicgen.request import MusicRequest, MusicResult
 from models.musicgen.streaming import AudioStream
 from models.musicgen.windows import Window, decode_steps, plan_windows
 from models.progress import GenerationCancelled, StepWatcher
 from models.runtime import model_cache, model_thread
-from models.separator import MELODY_STEMS, SOURCE_SEPARATED, check_melody_source, get_separator
+from models.separator import MELODY_STEMS, SOURCE_SEPARATED, get_separator
 from models.sources import ModelLoadError, load_or_explain
 from models.translation import default_translation_name, translate_prompt
 from utils.chroma import ChromaExtractor
@@ -67,58 +65,24 @@ logger = logging.getLogger(__name__)
 MIN_STEPS_FOR_ESTIMATE = 10  # progress says how long is left once this many steps were timed
 
 
-@dataclass
-class MusicResult:
-    """Generated music.
+@dataclass(frozen=True, eq=False)
+class _Prepared:
+    """A request's conditions, ready for the token loop (``MusicGenModel._prepare``)."""
 
-    Attributes:
-        audio: float32 [variants, channels, T] in [-1, 1].
-        sample_rate: Hz (32 kHz for MusicGen).
-        seed: the seed used; the same seed, model, prompt and settings give the same audio.
-        params: everything needed to reproduce the result, JSON-serialisable.
-        chroma: the melody's one-hot chroma [frames, 12] that conditioned the model (first window), or None.
-        notes: remarks for the user (e.g. prompt parts the model cannot read, a stop).
-        codes: the audio codes [variants, codebooks, frames], to extend the piece later.
-        windows: how the piece was made, window by window.
-        stopped: True when the user stopped it; ``audio`` holds what was finished.
-        chroma_rate: frames a second of ``chroma`` (None without one).
-        prompt_english: the English the model was given for a prompt in another language, or None.
-    """
-
-    audio: np.ndarray
-    sample_rate: int
+    request: MusicRequest
     seed: int
-    params: dict[str, Any] = field(default_factory=dict)
-    chroma: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-    codes: np.ndarray | None = None
-    windows: list[Window] = field(default_factory=list)
-    stopped: bool = False
-    chroma_rate: float | None = None
-    prompt_english: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.audio.shape[-1] / self.sample_rate
-
-
-@dataclass
-class _Request:
-    """One call's inputs, checked: what the windowed token loop works from."""
-
-    prompt: str
-    params: SamplingParams
-    n_variants: int
-    melody: Melody | None = None
-    clip: Clip | None = None
-    continue_codes: np.ndarray | None = None
-    melody_source: str | None = None
-    separator: str | None = None
-    progress: Progress = no_progress
-    cancel: threading.Event | None = None
-    stream: Callable[[np.ndarray], None] | None = None
-    translator: str | None = None
-    prompt_english: str | None = None
+    inputs: Any  # the tokenized prompt (its English when translated), one row per variant
+    english: str | None  # the English the prompt was made from, when translated
+    unknown: list[str]  # prompt parts the model still cannot read
+    translation_failure: str  # why a needed translation could not be made ("" when none was needed or it worked)
+    translation_model: str | None  # the translator, when one was needed
+    melody: Melody | None  # what the chroma is taken from (separated stems, or the melody as given)
+    source_used: str | None
+    source_note: str
+    given: torch.Tensor | None  # the codes the piece starts from [variants, K, frames]
+    context: int  # frames of ``given``
+    new_frames: int
+    windows: list[Window]
 
 
 class MusicGenModel:
@@ -221,10 +185,10 @@ class MusicGenModel:
         return steps * self._step_seconds * (1 + 0.15 * (n_variants - 1))
 
     # ---------------------------------------------------------------------------------------------- entry points
+    # As audiocraft's: each entry point says what to make (a ``MusicRequest``, checked once when built), then
+    # ``make`` prepares its conditions, runs ``_generate_tokens`` (the windowed token loop) and ``generate_audio``.
     def generate(self, prompt: str, params: SamplingParams = SamplingParams(), n_variants: int = 1, *,
-                 progress: Progress | None = None, cancel: threading.Event | None = None,
-                 stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None,
-                 prompt_english: str | None = None) -> MusicResult:
+                 prompt_english: str | None = None, **run: Any) -> MusicResult:
         """``n_variants`` pieces from a text prompt, in one batched call per window.
 
         Up to 30 s is one window; longer pieces (up to 300 s) are extended window by window, each keeping the last
@@ -234,31 +198,19 @@ class MusicGenModel:
             prompt: text description.
             params: sampling settings; ``params.seed`` None picks a random seed (returned).
             n_variants: 1..4 different pieces from the same prompt.
-            progress: called with (fraction, message) as decoding advances, across all windows.
-            cancel: set it from another thread to stop: the finished part comes back (``result.stopped``), or
-                GenerationCancelled when nothing was finished yet.
-            stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
-                music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
-                decoded in one go, and equals the result without streaming).
-            translator: the MarianMT model for prompt parts in other languages (hub id, folder or "off"); None:
-                ``$PROMPT_TRANSLATION_MODEL`` or the default (see ``models.translation``).
             prompt_english: the English to make this request from instead of translating (a parameters file's
                 ``prompt_english``, to reproduce its result); for this request only.
+            run: how it runs (progress, cancel, stream, translator, separator): see ``make``.
 
         Raises:
             ValueError: invalid prompt or settings, or a melody model (it needs a melody).
             GenerationCancelled: ``cancel`` was set before any music was finished.
         """
-        return self._generate(_Request(prompt, params, n_variants, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream, translator=translator,
-                                       prompt_english=prompt_english))
+        return self.make(MusicRequest(prompt, params, n_variants, prompt_english=prompt_english), **run)
 
     def generate_with_melody(self, prompt: str, melody: Melody, params: SamplingParams = SamplingParams(),
                              n_variants: int = 1, *, melody_source: str = SOURCE_SEPARATED,
-                             separator: str | None = None, progress: Progress | None = None,
-                             cancel: threading.Event | None = None,
-                             stream: Callable[[np.ndarray], None] | None = None,
-                             translator: str | None = None, prompt_english: str | None = None) -> MusicResult:
+                             prompt_english: str | None = None, **run: Any) -> MusicResult:
         """Music that follows ``melody`` (MusicGen-Melody), in the style of ``prompt`` (may be empty).
 
         A piece past 30 s gives each window the part of the melody under its own time, the melody looping.
@@ -267,128 +219,157 @@ class MusicGenModel:
             melody_source: "separated": the chroma is taken from the melody's vocals + other stems (Demucs), as
                 audiocraft does; "mix": from the melody as given. When the separator cannot be loaded, the whole
                 mix is used and a note says why.
-            separator: the Demucs model (hub id or folder); None: ``$MELODY_SEPARATOR_MODEL`` or the default.
             Others as in ``generate``.
         """
-        return self._generate(_Request(prompt, params, n_variants, melody=melody, melody_source=melody_source,
-                                       separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream, translator=translator, prompt_english=prompt_english))
+        request = MusicRequest(prompt, params, n_variants, melody=melody, melody_source=melody_source,
+                               prompt_english=prompt_english)
+        return self.make(request, **run)
 
     def generate_continuation(self, clip: Clip, prompt: str = "", params: SamplingParams = SamplingParams(),
-                              n_variants: int = 1, *, progress: Progress | None = None,
-                              cancel: threading.Event | None = None,
-                              stream: Callable[[np.ndarray], None] | None = None,
-                              translator: str | None = None, prompt_english: str | None = None) -> MusicResult:
+                              n_variants: int = 1, *, prompt_english: str | None = None, **run: Any) -> MusicResult:
         """``clip`` (re-encoded by the model's codec) then ``params.duration`` seconds more; others as in
         ``generate`` (the prompt may be empty)."""
-        return self._generate(_Request(prompt, params, n_variants, clip=clip, progress=progress or no_progress,
-                                       cancel=cancel, stream=stream, translator=translator,
-                                       prompt_english=prompt_english))
+        return self.make(MusicRequest(prompt, params, n_variants, clip=clip, prompt_english=prompt_english), **run)
 
     def extend(self, codes: np.ndarray, prompt: str = "", params: SamplingParams = SamplingParams(),
                n_variants: int = 1, *, melody: Melody | None = None, melody_source: str = SOURCE_SEPARATED,
-               separator: str | None = None, progress: Progress | None = None,
-               cancel: threading.Event | None = None,
-               stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None,
-               prompt_english: str | None = None) -> MusicResult:
+               prompt_english: str | None = None, **run: Any) -> MusicResult:
         """An earlier result's codes [variants or 1, K, frames] then ``params.duration`` seconds more; a melody
         model follows ``melody`` again. Others as in ``generate_with_melody``."""
-        return self._generate(_Request(prompt, params, n_variants, melody=melody, continue_codes=codes,
-                                       melody_source=melody_source if melody is not None else None,
-                                       separator=separator, progress=progress or no_progress, cancel=cancel,
-                                       stream=stream, translator=translator, prompt_english=prompt_english))
+        request = MusicRequest(prompt, params, n_variants, melody=melody, melody_source=melody_source,
+                               codes=codes, prompt_english=prompt_english)
+        return self.make(request, **run)
 
-    # ------------------------------------------------------------------------------------------- the token loop
     @torch.inference_mode()
-    def _generate(self, request: _Request) -> MusicResult:
-        """Check the request, then make its windows' codes and decode them (see the entry points)."""
-        report = request.progress
-        params = request.params.validated()
-        starts_from_audio = request.clip is not None or request.continue_codes is not None
-        prompt = check_prompt(request.prompt, required=request.melody is None and not starts_from_audio)
-        n_variants = check_variants(request.n_variants)
-        melody_source = check_melody_source(request.melody_source) if request.melody is not None else None
+    def make(self, request: MusicRequest, *, progress: Progress | None = None, cancel: threading.Event | None = None,
+             stream: Callable[[np.ndarray], None] | None = None, translator: str | None = None,
+             separator: str | None = None) -> MusicResult:
+        """Make what ``request`` asks for: the one call behind every entry point, for the page, the API and the
+        command line.
+
+        Args:
+            request: what to make (already checked).
+            progress: called with (fraction, message) as decoding advances, across all windows.
+            cancel: set it from another thread to stop: the finished part comes back (``result.stopped``), or
+                GenerationCancelled when nothing was finished yet.
+            stream: receives the audio in chunks [variants, channels, samples] as it is finished: about a second of
+                music first, then every two seconds (a preview decoded chunk by chunk; the result's audio is
+                decoded in one go, and equals the result without streaming).
+            translator: the MarianMT model for prompt parts in other languages (hub id, folder or "off"); None:
+                ``$PROMPT_TRANSLATION_MODEL`` or the default (see ``models.translation``).
+            separator: the Demucs model for a separated melody (hub id or folder); None:
+                ``$MELODY_SEPARATOR_MODEL`` or the default.
+
+        Raises:
+            ValueError: the request does not fit this model (a melody for the text model, or none for the melody
+                model).
+            GenerationCancelled: ``cancel`` was set before any music was finished.
+        """
+        report = progress or no_progress
         if request.melody is not None and not self.melody:
             raise ValueError("This is the text-to-music model; use the melody tab to follow a melody.")
         self.check_kind_by_name()
         if self.melody and request.melody is None:
             raise ValueError("Please upload or record a melody first.")
-        if request.melody is not None and request.melody.duration < MIN_MELODY_SECONDS:
-            raise ValueError(f"The melody is too short; use at least {MIN_MELODY_SECONDS:.0f} second of it.")
         report(0.0, "Loading the model" if not self.loaded else "Preparing")
         self.load()
-        assert self.model is not None and self.tokenizer is not None and self.backend is not None
-
-        seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        unknown = unknown_prompt_parts(self.tokenizer, prompt)
-        english, translation_failure = translate_prompt(prompt, unknown, request.translator, request.prompt_english)
-        if english is not None:
-            unknown = unknown_prompt_parts(self.tokenizer, english)  # what the translation still leaves unread
-        inputs = self.tokenizer([english or prompt] * n_variants, return_tensors="pt", padding=True).to(self.device)
-        melody, source_used, source_note = request.melody, None, ""
-        if melody is not None:
-            melody, source_used, source_note = self._melody_source(melody, melody_source, request.separator, report)
-        given = self._given_codes(request.clip, request.continue_codes, n_variants)
-        context = 0 if given is None else int(given.shape[-1])
-        new_frames = int(math.ceil(params.duration * self.frame_rate))
-        windows = self.plan_windows(new_frames, params.stride, context, whole_context=request.clip is not None)
-        streamer = (AudioStream(self.model, request.stream, limit=context + new_frames)
-                    if request.stream is not None else None)
+        assert self.backend is not None
+        prepared = self._prepare(request, translator, separator, report)
+        streamer = (AudioStream(self.model, stream, limit=prepared.context + prepared.new_frames)
+                    if stream is not None else None)
         try:
-            codes, done, chroma, stopped, passes = self._windows(inputs, given, windows, params, seed, melody,
-                                                                 n_variants, report, request.cancel, streamer)
+            codes, done, chroma, stopped, passes = self._generate_tokens(prepared, report, cancel, streamer)
         finally:
             self.backend.end_request()  # ZeroGPU: the decode buffers go with the call
         if streamer is not None:
             streamer(codes, final=True)
-        report(0.97, "Decoding audio")
-        seconds = codes.shape[-1] / self.frame_rate if stopped else context / self.frame_rate + params.duration
-        audio = self.decode(codes, seconds)
+        return self.generate_audio(codes, prepared, done, chroma, stopped, passes, report)
 
+    def _prepare(self, request: MusicRequest, translator: str | None, separator: str | None,
+                 report: Progress) -> _Prepared:
+        """A request's conditions: the seed, the prompt's tokens (its English when translated), the melody the
+        chroma is taken from, the codes the piece starts from, and its windows."""
+        assert self.tokenizer is not None
+        seed = request.params.seed if request.params.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        unknown = unknown_prompt_parts(self.tokenizer, request.prompt)
+        english, translation_failure = translate_prompt(request.prompt, unknown, translator, request.prompt_english)
+        if english is not None:
+            unknown = unknown_prompt_parts(self.tokenizer, english)  # what the translation still leaves unread
+        inputs = self.tokenizer([english or request.prompt] * request.variants, return_tensors="pt",
+                                padding=True).to(self.device)
+        melody, source_used, source_note = request.melody, None, ""
+        if melody is not None:
+            melody, source_used, source_note = self._melody_source(melody, request.melody_source, separator, report)
+        given = self._given_codes(request.clip, request.codes, request.variants)
+        context = 0 if given is None else int(given.shape[-1])
+        new_frames = int(math.ceil(request.params.duration * self.frame_rate))
+        windows = self.plan_windows(new_frames, request.params.stride, context, whole_context=request.clip is not None)
+        return _Prepared(request, seed, inputs, english, unknown, translation_failure,
+                         (translator or default_translation_name()) if english is not None or translation_failure
+                         else None, melody, source_used, source_note, given, context, new_frames, windows)
+
+    def generate_audio(self, codes: torch.Tensor, prepared: _Prepared, done: list[Window],
+                       chroma: torch.Tensor | None, stopped: bool, passes: PassCount,
+                       report: Progress = no_progress) -> MusicResult:
+        """The finished codes decoded to audio, with the record that makes the same music again."""
+        params = prepared.request.params
+        report(0.97, "Decoding audio")
+        seconds = (codes.shape[-1] / self.frame_rate if stopped
+                   else prepared.context / self.frame_rate + params.duration)
+        audio = self.decode(codes, seconds)
+        record = self._record(prepared, audio, done, passes)
+        notes = [note for note in (unknown_prompt_note(prepared.unknown), prepared.source_note) if note]
+        if stopped:
+            record["stopped"] = True
+            notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
+        chroma_rate = self.chroma.sampling_rate / self.chroma.hop_length if self.chroma is not None else None
+        return MusicResult(audio, self.sample_rate, prepared.seed, record,
+                           None if chroma is None else chroma[0].cpu().numpy(), notes, codes.cpu().numpy(), done,
+                           stopped, chroma_rate, prepared.english)
+
+    def _record(self, prepared: _Prepared, audio: np.ndarray, done: list[Window], passes: PassCount) -> dict:
+        """Everything needed to make the same music again, and how it was made (JSON-serialisable)."""
+        assert self.backend is not None
+        request = prepared.request
+        dtype = str(self.dtype).removeprefix("torch.")
         record = {
             "model": self.name,
             "task": "melody_to_music" if self.melody else "text_to_music",
-            "prompt": prompt,
-            **({"prompt_english": english} if english is not None else {}),
-            **asdict(params),
-            "seed": seed,
-            "variants": n_variants,
+            "prompt": request.prompt,
+            **({"prompt_english": prepared.english} if prepared.english is not None else {}),
+            **asdict(request.params),
+            "seed": prepared.seed,
+            "variants": request.variants,
             "sample_rate": self.sample_rate,
             "channels": int(audio.shape[1]),
             "seconds": round(audio.shape[-1] / self.sample_rate, 3),
             "windows": [asdict(w) for w in done],
             "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "decoder_weights": "int8" if self.int8 else str(self.dtype).removeprefix("torch."),
-            "text_encoder_and_codec": "float32" if self.float32_parts else str(self.dtype).removeprefix("torch."),
+            "dtype": dtype,
+            "decoder_weights": "int8" if self.int8 else dtype,
+            "text_encoder_and_codec": "float32" if self.float32_parts else dtype,
             "decode_loop": self.backend.name,
         }
         if isinstance(self.backend, FastBackend):  # how it ran, not needed to reproduce it
             record["decode_passes"] = {"total": passes.total, "shared_with_other_requests": passes.shared}
-        if melody is not None:
-            record["melody_seconds"] = round(melody.duration, 3)
-            record["melody_trim"] = list(melody.trim)
-            record["melody_source"] = melody_source
-            record["melody_source_used"] = source_used
+        if prepared.melody is not None:
+            record["melody_seconds"] = round(prepared.melody.duration, 3)
+            record["melody_trim"] = list(prepared.melody.trim)
+            record["melody_source"] = request.melody_source
+            record["melody_source_used"] = prepared.source_used
         if request.clip is not None:
             record["clip_seconds"] = round(request.clip.duration, 3)
             record["clip_trim"] = list(request.clip.trim)
             record["clip"] = "re-encoded by the model's codec (EnCodec), then continued"
-        if request.continue_codes is not None:
-            record["extended_from_seconds"] = round(context / self.frame_rate, 3)
-        if unknown:
-            record["unknown_prompt_parts"] = unknown
-        if english is not None or translation_failure:
-            record["translation_model"] = request.translator or default_translation_name()
-        if translation_failure:
-            record["translation_failed"] = translation_failure
-        notes = [note for note in (unknown_prompt_note(unknown), source_note) if note]
-        if stopped:
-            record["stopped"] = True
-            notes.append(f"Stopped: here are the {audio.shape[-1] / self.sample_rate:.1f} s that were finished.")
-        chroma_rate = self.chroma.sampling_rate / self.chroma.hop_length if self.chroma is not None else None
-        return MusicResult(audio, self.sample_rate, seed, record, None if chroma is None else chroma[0].cpu().numpy(),
-                           notes, codes.cpu().numpy(), done, stopped, chroma_rate, english)
+        if request.codes is not None:
+            record["extended_from_seconds"] = round(prepared.context / self.frame_rate, 3)
+        if prepared.unknown:
+            record["unknown_prompt_parts"] = prepared.unknown
+        if prepared.translation_model:
+            record["translation_model"] = prepared.translation_model
+        if prepared.translation_failure:
+            record["translation_failed"] = prepared.translation_failure
+        return record
 
     def _melody_source(self, melody: Melody, source: str | None, separator: str | None,
                        report: Progress) -> tuple[Melody, str, str]:
@@ -422,13 +403,14 @@ class MusicGenModel:
             given = given[:1].repeat(n_variants, 1, 1)
         return given
 
-    def _windows(self, inputs: Any, given: torch.Tensor | None, windows: list[Window], params: SamplingParams,
-                 seed: int, melody: Melody | None, n_variants: int, report: Progress,
-                 cancel: threading.Event | None, streamer: AudioStream | None,
-                 ) -> tuple[torch.Tensor, list[Window], torch.Tensor | None, bool, PassCount]:
+    def _generate_tokens(self, prepared: _Prepared, report: Progress, cancel: threading.Event | None,
+                         streamer: AudioStream | None,
+                         ) -> tuple[torch.Tensor, list[Window], torch.Tensor | None, bool, PassCount]:
         """The windowed token loop: each window's codes from its prompt (the music before it) and, for a melody
         model, the chroma of the melody under its own time. Returns (codes [B, K, frames] with the given ones
         first, the windows done, the first window's chroma, whether it stopped early, the decoder passes)."""
+        inputs, given, windows, melody = prepared.inputs, prepared.given, prepared.windows, prepared.melody
+        params, seed, n_variants = prepared.request.params, prepared.seed, prepared.request.variants
         assert self.backend is not None
         rate, backend = self.frame_rate, self.backend
         context = 0 if given is None else int(given.shape[-1])
