@@ -41,7 +41,8 @@ from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 
-from models import musicgen, pop2piano, runtime, separator, translation, watermark  # noqa: E402
+from models import load_model, pop2piano, runtime  # noqa: E402
+from models.loading import add_model_flags  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
@@ -146,21 +147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
     parser.add_argument("--auth-file", metavar="FILE", help="require a login: one user:password a line")
     parser.add_argument("--device", default=CONFIG.device, help="cuda, cuda:N, mps or cpu (default: best available)")
-    parser.add_argument(pop2piano.PIANO_COVER_CLI_FLAG, default=CONFIG.piano_model,
-                        help=f"Pop2Piano hub id or local folder (env {pop2piano.PIANO_COVER_ENV_VAR})")
-    parser.add_argument(musicgen.MUSICGEN_CLI_FLAG, default=CONFIG.musicgen_model,
-                        help=f"MusicGen hub id or local folder for text to music (env {musicgen.MUSICGEN_ENV_VAR})")
-    parser.add_argument(musicgen.MELODY_CLI_FLAG, default=CONFIG.melody_model,
-                        help=f"MusicGen-Melody hub id or local folder (env {musicgen.MELODY_ENV_VAR})")
-    parser.add_argument(separator.SEPARATOR_CLI_FLAG, default=CONFIG.separator_model,
-                        help=f"Demucs melody separator, hub id or local folder, or 'off' (env "
-                             f"{separator.SEPARATOR_ENV_VAR})")
-    parser.add_argument(translation.TRANSLATION_CLI_FLAG, default=CONFIG.translation_model,
-                        help=f"MarianMT model for prompts in other languages, hub id or local folder, or 'off' (env "
-                             f"{translation.TRANSLATION_ENV_VAR})")
-    parser.add_argument(watermark.WATERMARK_CLI_FLAG, default=CONFIG.watermark_model,
-                        help=f"AudioSeal watermark, hub id or a folder with generator_base.pth and detector_base.pth, "
-                             f"or 'off' (env {watermark.WATERMARK_ENV_VAR})")
+    add_model_flags(parser, "piano", "text", "melody", "separator", "translator", "watermark",
+                    defaults={"piano": CONFIG.piano_model, "text": CONFIG.musicgen_model, "melody": CONFIG.melody_model,
+                              "separator": CONFIG.separator_model, "translator": CONFIG.translation_model,
+                              "watermark": CONFIG.watermark_model})
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
@@ -196,13 +186,13 @@ def configure(args: argparse.Namespace) -> None:
 
 def preload_models() -> None:
     """Load every model now (ZeroGPU wants weights loaded at start-up, in the main process, not per call)."""
-    pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device).load()
-    musicgen.get_musicgen_model(CONFIG.musicgen_model, CONFIG.device, melody=False).load()
-    musicgen.get_musicgen_model(CONFIG.melody_model, CONFIG.device, melody=True).load()
+    load_model("piano", CONFIG.piano_model, CONFIG.device).load()
+    load_model("text", CONFIG.musicgen_model, CONFIG.device).load()
+    load_model("melody", CONFIG.melody_model, CONFIG.device).load()
     optional = [  # without them: the whole mix, prompts as written, files unmarked; each says so
-        ("Melody separator", lambda: separator.get_separator(CONFIG.separator_model)),
-        ("Prompt translator", lambda: translation.get_translator(CONFIG.translation_model)),
-        ("Watermark", lambda: watermark.get_watermarker(CONFIG.watermark_model)),
+        ("Melody separator", lambda: load_model("separator", CONFIG.separator_model)),
+        ("Prompt translator", lambda: load_model("translator", CONFIG.translation_model)),
+        ("Watermark", lambda: load_model("watermark", CONFIG.watermark_model)),
     ]
     for what, model in optional:
         try:

@@ -47,26 +47,20 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_music_extras(parser: argparse.ArgumentParser) -> None:
-    from models import translation
-    from utils.score import DEFAULT_PAPER, PAPERS
+    from models.loading import add_model_flags
+    from utils.engraving import DEFAULT_PAPER, PAPERS
 
     parser.add_argument("--products", nargs="+", choices=MUSIC_PRODUCTS, default=list(DEFAULT_MUSIC_PRODUCTS),
                         help="audio: WAV + parameters; midi: each variant's notes as a tempo-mapped MIDI "
                              "(transcribed with basic-pitch); score: variant 1's notes as MusicXML + PDF")
     parser.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
-    parser.add_argument(translation.TRANSLATION_CLI_FLAG, dest="translation_model",
-                        default=translation.default_translation_name(),
-                        help=f"MarianMT for prompts in other languages, or 'off' "
-                             f"(env {translation.TRANSLATION_ENV_VAR})")
+    add_model_flags(parser, "translator")
 
 
 def add_watermark(parser: argparse.ArgumentParser) -> None:
-    from models import watermark
+    from models.loading import add_model_flags
 
-    parser.add_argument(watermark.WATERMARK_CLI_FLAG, dest="watermark_model",
-                        default=watermark.default_watermark_name(),
-                        help=f"AudioSeal for the inaudible mark on every audio file, or 'off' "
-                             f"(env {watermark.WATERMARK_ENV_VAR})")
+    add_model_flags(parser, "watermark")
 
 
 def add_sampling(parser: argparse.ArgumentParser) -> None:
@@ -85,9 +79,10 @@ def add_sampling(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models import musicgen, pop2piano, separator
+    from models import pop2piano, separator
+    from models.loading import add_model_flags
     from products.piano import DEFAULT_BALANCE
-    from utils.score import DEFAULT_PAPER, PAPERS
+    from utils.engraving import DEFAULT_PAPER, PAPERS
     from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS
     from utils.video import DEFAULT_FORMAT, FORMATS
 
@@ -97,8 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     piano = jobs.add_parser("piano-cover", help="songs -> piano covers (MIDI, audio, score, video)")
     piano.add_argument("inputs", nargs="+", help="songs, folders (searched recursively), or a .csv/.jsonl list "
                        "with a 'path' column and an optional 'style' column")
-    piano.add_argument(pop2piano.PIANO_COVER_CLI_FLAG, dest="piano_model",
-                       default=pop2piano.default_model_name(), help=f"env {pop2piano.PIANO_COVER_ENV_VAR}")
+    add_model_flags(piano, "piano")
     piano.add_argument("--style", default=pop2piano.DEFAULT_COMPOSER,
                        help="composer1..composer21 or random (a list's column wins)")
     piano.add_argument("--products", nargs="+", choices=PIANO_PRODUCTS, default=list(DEFAULT_PIANO_PRODUCTS),
@@ -117,8 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     text = jobs.add_parser("text-to-music", help="prompts -> music")
     text.add_argument("prompts", help=".txt (a prompt a line), .csv or .jsonl (column 'prompt', optional 'seed', "
                       "'duration', 'variants')")
-    text.add_argument(musicgen.MUSICGEN_CLI_FLAG, dest="musicgen_model",
-                      default=musicgen.default_model_name(melody=False), help=f"env {musicgen.MUSICGEN_ENV_VAR}")
+    add_model_flags(text, "text")
     add_sampling(text)
     add_music_extras(text)
     add_watermark(text)
@@ -127,13 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     melody = jobs.add_parser("melody-to-music", help="melodies x prompts -> music")
     melody.add_argument("inputs", nargs="+", help="melody files or folders")
     melody.add_argument("--prompts", help="styles to apply to every melody (.txt, .csv or .jsonl)")
-    melody.add_argument(musicgen.MELODY_CLI_FLAG, dest="melody_model",
-                        default=musicgen.default_model_name(melody=True), help=f"env {musicgen.MELODY_ENV_VAR}")
+    add_model_flags(melody, "melody")
     melody.add_argument("--melody-source", choices=list(separator.MELODY_SOURCES),
                         default=separator.DEFAULT_MELODY_SOURCE,
                         help="separated: drums and bass removed with Demucs first, as audiocraft; mix: as given")
-    melody.add_argument(separator.SEPARATOR_CLI_FLAG, dest="separator_model",
-                        default=separator.default_separator_name(), help=f"env {separator.SEPARATOR_ENV_VAR}")
+    add_model_flags(melody, "separator")
     add_sampling(melody)
     add_music_extras(melody)
     add_watermark(melody)

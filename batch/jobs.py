@@ -14,7 +14,7 @@ from typing import Any
 from batch.runner import Item, find_audio, read_table, unique_ids
 from utils.files import safe_name
 
-PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")
+PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")  # the score: MusicXML + PDF (no page pictures)
 DEFAULT_PIANO_PRODUCTS = ("midi", "audio")
 MUSIC_PRODUCTS = ("audio", "midi", "score")  # audio: WAV + params; midi: each variant's notes; score: variant 1's
 DEFAULT_MUSIC_PRODUCTS = ("audio",)
@@ -38,9 +38,9 @@ class PianoCoverWork:
     watermark: str | None = None
 
     def __call__(self):
-        from models import pop2piano
+        from models import load_model
 
-        model = pop2piano.get_piano_cover_model(self.model, self.device)
+        model = load_model("piano", self.model, self.device)
         model.load()
 
         def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
@@ -55,52 +55,16 @@ class PianoCoverWork:
         t = time.perf_counter()
         cover, song, sr = model.cover_file(item.input, item.settings["style"], max_seconds=self.max_seconds)
         timings["cover"] = time.perf_counter() - t
-        job = products.start_cover(cover, song, sr, self.model, item.input, folder,  # the song: not a product
-                                   self.watermark)
-        files: list[Path] = []
+        job = products.start_cover(cover, song, sr, self.model, item.input, folder, self.watermark,
+                                   keep_song=False)  # the song: not a product
         t = time.perf_counter()
-        if "midi" in self.products:
-            midis = products.write_midis(job, self.instrument)
-            files += [midis.tempo_map, midis.constant]
-        if "audio" in self.products or "mix" in self.products:
-            audio = products.write_audio(job, self.instrument, self.balance)
-            files += [audio.cover] if "audio" in self.products else []
-            files += [audio.mix] if "mix" in self.products else []
-            if "audio" not in self.products:
-                audio.cover.unlink()
-        timings["midi_audio"] = time.perf_counter() - t
-        if "score" in self.products:
-            t = time.perf_counter()
-            score = products.write_score(job, self.easier, self.paper)
-            for page in score.pages:  # the PDF holds the pages
-                page.unlink()
-            files += [score.musicxml, score.pdf]
-            timings["score"] = time.perf_counter() - t
-        if "video" in self.products:
-            t = time.perf_counter()
-            files.append(products.write_video(job, self.instrument, 1.0, self.video_format))
-            timings["video"] = time.perf_counter() - t
-        if self.audio_format == "mp3":
-            files = [to_mp3(f, job.provenance(self.instrument).tags()) if f.suffix == ".wav" else f for f in files]
-        job.song_wav.unlink()
-        for leftover in folder.glob("*.wav"):  # renders kept only when asked for
-            if leftover not in files:
-                leftover.unlink()
+        made = products.write_cover(job, self.products, self.instrument, self.balance, self.easier, self.paper,
+                                    self.video_format, self.audio_format, video_balance=1.0)
+        timings["products"] = time.perf_counter() - t
+        files = made.files
         extra = {"style": cover.composer, "bpm": round(cover.beats.bpm, 2), "notes": len(job.grid),
                  "timings": {k: round(v, 2) for k, v in timings.items()}, "warnings": cover.warnings}
         return [f.name for f in files], extra
-
-
-def to_mp3(wav: Path, tags: dict[str, str]) -> Path:
-    """Re-encode a WAV as MP3 with the same tags; the WAV is removed."""
-    import soundfile as sf
-
-    from utils.audio import write_mp3
-
-    data, sr = sf.read(str(wav), dtype="float32")
-    mp3 = write_mp3(wav.with_suffix(".mp3"), data, sr, tags)
-    wav.unlink()
-    return mp3
 
 
 @dataclass(frozen=True)
@@ -117,9 +81,9 @@ class MusicWork:
     paper: str = "a4"
 
     def __call__(self):
-        from models import musicgen
+        from models import load_model
 
-        model = musicgen.get_musicgen_model(self.model, self.device, melody=self.melody)
+        model = load_model("melody" if self.melody else "text", self.model, self.device)
         model.load()
 
         def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
@@ -127,10 +91,13 @@ class MusicWork:
 
         return work
 
+    def written(self) -> set[str]:
+        """The product writer's names for this command line's products: the parameters always, "audio" as WAV."""
+        return {"params"} | {"wav" if product == "audio" else product for product in self.products}
+
     def generate(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import musicgen
         from products.music import write_music
-        from products.music_midi import write_music_midi
 
         s = item.settings
         params = musicgen.SamplingParams.from_record(s)
@@ -141,27 +108,13 @@ class MusicWork:
                                         melody_source=s.get("melody_source", "mix"), prompt_english=english)
         result = model.make(request, translator=self.translation, separator=self.separator)
         timings = {"generate": time.perf_counter() - t}
-        files = write_music(result, folder, item.id, mp3=False, picture=False, params_name="params.json",
-                            watermark=self.watermark)
+        t = time.perf_counter()
+        files = write_music(result, folder, item.id, self.written(), params_name="params.json",
+                            watermark=self.watermark, paper=self.paper)
+        timings["products"] = time.perf_counter() - t
         names = [f.name for f in files.downloads]
-        notes = [*result.notes, *([files.watermark_note] if files.watermark_note else [])]
-        if "midi" in self.products or "score" in self.products:
-            t = time.perf_counter()
-            for i, wav in enumerate(files.wavs):
-                score = "score" in self.products and i == 0
-                made = write_music_midi(wav, folder, wav.stem, score=score, paper=self.paper)
-                if made.score is not None:
-                    for page in made.score.pages:  # the PDF holds the pages
-                        page.unlink()
-                names += [f.name for f in made.downloads if "midi" in self.products or f.suffix != ".mid"]
-                if "midi" not in self.products:
-                    made.midi.unlink()
-                notes += [made.note] if made.note else []
-            timings["midi"] = time.perf_counter() - t
-        if "audio" not in self.products:
-            for wav in files.wavs:
-                wav.unlink()
-            names = [n for n in names if not n.endswith(".wav")]
+        notes = [*result.notes, *([files.watermark_note] if files.watermark_note else []),
+                 *(made.note for made in files.notes if made.note)]
         extra = {"seed": result.seed, "timings": {k: round(v, 2) for k, v in timings.items()}, "notes": notes}
         if result.prompt_english:
             extra["prompt_english"] = result.prompt_english

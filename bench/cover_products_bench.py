@@ -33,7 +33,7 @@ def dense_notes(grid, n_beats: int, seed: int = 0):
     to four steps. Random weights make far fewer notes than a trained model; this is the upper bound."""
     import numpy as np
 
-    from utils.midi import GridNotes
+    from utils.notes import GridNotes
 
     rng = np.random.default_rng(seed)
     rows = []

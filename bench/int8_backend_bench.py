@@ -34,7 +34,7 @@ def per_call_ms(fn, x: torch.Tensor, n: int = 50) -> float:
 def main() -> None:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig, quantize_
 
-    from models.memory import quantize_int8
+    from models.int8 import quantize_int8
 
     torch.manual_seed(0)
     width, ffn = 1536, 6144

@@ -69,12 +69,9 @@ def save_all(folder: Path, distinct: bool) -> dict[str, Path]:
 
 
 def load(kind: str, path: Path):
-    from models import musicgen, pop2piano
+    from models import load_model
 
-    if kind == "piano":
-        model = pop2piano.get_piano_cover_model(str(path), "cpu")
-    else:
-        model = musicgen.get_musicgen_model(str(path), "cpu", melody=kind == "melody")
+    model = load_model(kind, str(path), "cpu")
     model.load()
     return model
 

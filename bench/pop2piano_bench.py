@@ -36,7 +36,7 @@ def make_song(path: Path, seconds: float) -> Path:
     import soundfile as sf
 
     from tests.music_fixtures import add_drums, render_corpus_piece  # noqa: F401 - same fixture as the tests
-    from utils.midi import render_midi
+    from utils.render import render_midi
 
     one = path.with_name("one.wav")
     bpm = render_corpus_piece("bach/bwv66.6", one, 44100)
@@ -80,7 +80,7 @@ def reference(song: Path, folder: Path, dtype: str) -> dict:
     import torch
     from transformers import Pop2PianoForConditionalGeneration, Pop2PianoProcessor
 
-    from utils.midi import render_midi
+    from utils.render import render_midi
 
     times: dict[str, float] = {}
     t = time.perf_counter()
@@ -122,7 +122,7 @@ def ours(song: Path, folder: Path, dtype: str) -> dict:
     import torch
 
     from models.pop2piano import PianoCoverModel
-    from utils.midi import render_midi
+    from utils.render import render_midi
 
     model = PianoCoverModel(str(folder), "cpu" if not torch.cuda.is_available() else "cuda")
     if dtype != "default":

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import torch
 
 from bench.musicgen_bench import RESULTS, machine
-from models.memory import quantize_int8
+from models.int8 import quantize_int8
 
 INT8_MAX = 127
 

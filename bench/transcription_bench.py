@@ -1,7 +1,7 @@
 """Diagnostic: how well "MIDI of this" hears notes, with basic-pitch's real (shipped) model, and how long it takes.
 
 - Note F1 against known MIDI: each MIDI is rendered with FluidSynth (the app's renderer), transcribed the way the
-  app does it (``get_transcriber().notes``), and scored with mir_eval (onset within 50 ms and the same pitch;
+  app does it (``load_model("transcriber").notes``), and scored with mir_eval (onset within 50 ms and the same pitch;
   also with offsets). The MIDIs: the example songs' scores (music21's corpus, as ``examples/make_examples.py``
   renders them, without the drums), the tests' chorale fixture (the same piece as bach_bwv66.6), and the piano
   covers Pop2Piano makes of the example songs (with ``--piano-model``; full-size random weights here, so dense,
@@ -53,12 +53,12 @@ def midi_notes(midi: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int]]:
 
 
 def rendered_and_heard(midi: pretty_midi.PrettyMIDI) -> tuple[dict, float]:
-    from models.transcription import get_transcriber
-    from utils.midi import render_midi
+    from models import load_model
+    from utils.render import render_midi
 
     audio = render_midi(midi, RATE).audio
     t = time.perf_counter()
-    heard = get_transcriber().notes(audio, RATE)
+    heard = load_model("transcriber").notes(audio, RATE)
     return score_notes(midi_notes(midi), heard), time.perf_counter() - t
 
 
@@ -81,12 +81,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench.app_bench import machine
     from examples.make_examples import MELODIES, SONGS, melody_notes
-    from models.transcription import get_transcriber
+    from models import load_model
     from products.music_midi import transcribe, write_music_midi
     from utils.audio import load_audio
     from utils.beats import BEAT_SAMPLE_RATE, track_beats
 
-    get_transcriber().load()
+    load_model("transcriber").load()
     results: dict = {"benchmark": "transcription (diagnostic)", "command": "python -m bench.transcription_bench "
                      + " ".join(argv or sys.argv[1:]), "date": datetime.now(UTC).isoformat(timespec="minutes"),
                      "machine": machine(), "songs": {}, "covers": {}, "melodies": {}}
@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> None:
             print(file_name, json.dumps(results["songs"][file_name]), flush=True)
         results["songs"]["fixture: chorale bwv66.6 (tests)"] = results["songs"]["bach_bwv66.6_pop.ogg"]
         if args.piano_model:
-            from models.pop2piano import get_piano_cover_model
+            from models import load_model
 
-            model = get_piano_cover_model(args.piano_model, "cpu")
+            model = load_model("piano", args.piano_model, "cpu")
             for file_name in SONGS:
                 cover, _, _ = model.cover_file(str(ROOT / "examples" / file_name), "composer1")
                 results["covers"][file_name], _ = rendered_and_heard(cover.midi)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         for file_name, (tune, bpm, _) in MELODIES.items():
             written = melody_notes(tune, bpm)
             audio, _ = load_audio(ROOT / "examples" / file_name, RATE)
-            heard = get_transcriber().notes(audio, RATE)
+            heard = load_model("transcriber").notes(audio, RATE)
             right = 0
             for start, end, pitch in written:
                 middle = (start + end) / 2
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         speed = {}
         for _ in range(3):  # the best of three: the machine is noisy
             t = time.perf_counter()
-            get_transcriber().notes(clip, RATE)
+            load_model("transcriber").notes(clip, RATE)
             notes_s = time.perf_counter() - t
             t = time.perf_counter()
             track_beats(load_audio(rag, BEAT_SAMPLE_RATE)[0], BEAT_SAMPLE_RATE)

@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.app_bench import machine
-    from models import translation
+    from models import load_model, translation
 
     t = time.perf_counter()
-    translator = translation.get_translator(args.translation_model)
+    translator = load_model("translator", args.translation_model)
     translator.load()
     load_s = time.perf_counter() - t
     rows = {}

@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from tests.music_fixtures import add_drums  # noqa: E402
-from utils.midi import render_midi  # noqa: E402
+from utils.render import render_midi  # noqa: E402
 
 SAMPLE_RATE = 32000  # small files; the app resamples as it needs
 MAX_SECONDS = 25.0

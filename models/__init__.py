@@ -5,6 +5,8 @@ Importing this package, before anything loads torch, makes one OpenMP thread the
 process: libgomp reads that default once, when torch loads it, and it holds for every OpenMP user in the process
 (torch's kernels, and native libraries such as FluidSynth). Only the model thread takes more: the cores, or
 ``$OMP_NUM_THREADS`` as the user set it, kept in ``$MODEL_KERNEL_THREADS`` (see ``models.runtime``).
+
+Every model is had through one loader, ``models.load_model(role, name_or_path, device)`` (``models.loading``).
 """
 
 import os
@@ -16,3 +18,11 @@ if "torch" not in sys.modules:  # after torch has loaded, the default is fixed: 
     _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ.setdefault(KERNEL_THREADS_ENV_VAR, os.environ.get("OMP_NUM_THREADS", "").strip() or str(_cores))
     os.environ["OMP_NUM_THREADS"] = "1"
+
+
+def __getattr__(name: str):  # noqa: ANN202 - ``models.load_model`` without importing torch with the package
+    if name == "load_model":
+        from models.loading import load_model
+
+        return load_model
+    raise AttributeError(f"module 'models' has no attribute {name!r}")

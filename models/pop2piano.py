@@ -16,7 +16,6 @@ import copy
 import logging
 import os
 import random
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,15 +26,17 @@ from transformers import Pop2PianoForConditionalGeneration, Pop2PianoTokenizer
 from transformers.generation.stopping_criteria import StoppingCriteriaList
 from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
 
-from models.devices import env_flag, pick_device, pick_dtype, settle_attention_backend
+from models.devices import env_flag, pick_dtype, settle_attention_backend
 from models.fast_pop2piano import FastPop2Piano
-from models.memory import quantize_int8_in_steps
+from models.int8 import quantize_int8_in_steps
 from models.progress import StepWatcher
-from models.runtime import model_cache, model_thread
-from models.sources import ModelLoadError, ModelSource, load_or_explain
-from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
+from models.loading import LoadedModel
+from models.runtime import model_thread
+from models.sources import ModelLoadError, ModelSource
+from utils.audio import audio_duration, check_duration, check_not_silent, load_audio, resample
 from utils.beats import BEAT_SAMPLE_RATE, Beats, track_beats
-from utils.midi import STEPS_PER_BEAT, GridNotes, grid_to_pretty_midi, notes_of
+from utils.midi import grid_to_pretty_midi, notes_of
+from utils.notes import STEPS_PER_BEAT, GridNotes
 from utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class BeatAwareFeatureExtractor(Pop2PianoFeatureExtractor):
     """Pop2Piano's feature extractor with a pluggable beat tracker.
 
     The reference calls essentia directly; this one uses the beats the caller already tracked
-    (see ``PianoCoverModel.transcribe``), or tracks them itself with essentia or librosa.
+    (see ``PianoCoverModel.arrange``), or tracks them itself with essentia or librosa.
     """
 
     def extract_rhythm(self, audio: np.ndarray):
@@ -132,7 +133,7 @@ class PianoCover:
         return len(notes_of(self.midi))
 
 
-class PianoCoverModel:
+class PianoCoverModel(LoadedModel):
     """Pop2Piano, loaded lazily on first use and kept.
 
     Args:
@@ -140,9 +141,13 @@ class PianoCoverModel:
         device: "cuda", "mps", "cpu"...; default: the best available.
     """
 
+    what = "Piano cover model"
+    env_var = PIANO_COVER_ENV_VAR
+    cli_flag = PIANO_COVER_CLI_FLAG
+    checkpoints = (DEFAULT_PIANO_COVER_MODEL,)
+
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
-        self.name = name or default_model_name()
-        self.device = pick_device(device)
+        super().__init__(name, device)
         self.dtype = pick_dtype(self.device, float16_ok=False)  # a small T5: float32 where bf16 is missing
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
@@ -152,49 +157,38 @@ class PianoCoverModel:
         self.model: Pop2PianoForConditionalGeneration | None = None
         self.feature_extractor: BeatAwareFeatureExtractor | None = None
         self.tokenizer: Pop2PianoTokenizer | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self.model is not None
+    @classmethod
+    def default_name(cls) -> str:
+        return default_model_name()
 
-    def load(self) -> None:
-        """Load weights, feature extractor and tokenizer (once).
-
-        Raises:
-            ModelLoadError: which model failed, why, and how to point the app at a local folder.
-        """
-        model_thread().call(self._load)
-
-    def _load(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                return
-            model, feature_extractor, tokenizer = load_or_explain(
-                "Piano cover model", self.name, PIANO_COVER_ENV_VAR, PIANO_COVER_CLI_FLAG, self._from_source
+    def _keep(self, parts: tuple[Any, BeatAwareFeatureExtractor, Pop2PianoTokenizer]) -> None:
+        model, feature_extractor, tokenizer = parts
+        if feature_extractor.feature_size != model.config.d_model:
+            raise ModelLoadError(
+                f"Piano cover model `{self.name}`: the feature extractor makes {feature_extractor.feature_size} "
+                f"mel bins but the model expects {model.config.d_model}; the folder mixes two checkpoints."
             )
-            if feature_extractor.feature_size != model.config.d_model:
-                raise ModelLoadError(
-                    f"Piano cover model `{self.name}`: the feature extractor makes {feature_extractor.feature_size} "
-                    f"mel bins but the model expects {model.config.d_model}; the folder mixes two checkpoints."
-                )
-            missing = [c for c in COMPOSERS if c not in getattr(model.generation_config, "composer_to_feature_token", {})]
-            if missing:
-                raise ModelLoadError(
-                    f"Piano cover model `{self.name}`: generation_config.json lacks the arranger styles "
-                    f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}."
-                )
-            model = model.to(self.device).eval()
-            if self.int8:  # weights read as int8: faster matrix products on CPU
-                # block by block, so that loading peaks near the final footprint
-                model = quantize_int8_in_steps(model, [*model.encoder.block, *model.decoder.block], owner=model)
-            self.model = model
-            if self.resampler == "kaiser_best":
-                _warm_up_resampler()
-            self.feature_extractor = feature_extractor
-            self.tokenizer = tokenizer
-            attention = settle_attention_backend(self.device)
-            logger.info("Loaded piano cover model %s on %s (%s; %s)", self.name, self.device, self.dtype, attention)
+        missing = [c for c in COMPOSERS if c not in getattr(model.generation_config, "composer_to_feature_token", {})]
+        if missing:
+            raise ModelLoadError(
+                f"Piano cover model `{self.name}`: generation_config.json lacks the arranger styles "
+                f"{', '.join(missing[:3])}{'...' if len(missing) > 3 else ''}."
+            )
+        model = model.to(self.device).eval()
+        if self.int8:  # weights read as int8: faster matrix products on CPU
+            # block by block, so that loading peaks near the final footprint
+            model = quantize_int8_in_steps(model, [*model.encoder.block, *model.decoder.block], owner=model)
+        self.model, self.feature_extractor, self.tokenizer = model, feature_extractor, tokenizer
+
+    def _after_load(self) -> None:
+        if self.resampler == "kaiser_best":
+            _warm_up_resampler()
+        attention = settle_attention_backend(self.device)
+        logger.info("Piano cover model: %s; %s", self.dtype, attention)
+
+    def _drop(self) -> None:
+        self.model = self.feature_extractor = self.tokenizer = None
 
     def _from_source(
         self, source: ModelSource
@@ -206,12 +200,7 @@ class PianoCoverModel:
             Pop2PianoTokenizer.from_pretrained(source.location, **kwargs),
         )
 
-    def unload(self) -> None:
-        """Drop the model (the runtime's cache returns its memory)."""
-        with self._lock:
-            self.model = self.feature_extractor = self.tokenizer = None
-
-    def transcribe(
+    def arrange(
         self,
         audio: np.ndarray,
         sample_rate: int = BEAT_SAMPLE_RATE,
@@ -248,9 +237,7 @@ class PianoCoverModel:
             report(0.05, "Finding the beats")
             audio_for_beats = audio
             if sample_rate != BEAT_SAMPLE_RATE:
-                import librosa
-
-                audio_for_beats = librosa.resample(audio, orig_sr=sample_rate, target_sr=BEAT_SAMPLE_RATE)
+                audio_for_beats = resample(audio, sample_rate, BEAT_SAMPLE_RATE)
             beats = track_beats(audio_for_beats, BEAT_SAMPLE_RATE)
         if beats.warning:
             warnings.append(beats.warning)
@@ -260,10 +247,7 @@ class PianoCoverModel:
         if sample_rate != target and self.resampler != "kaiser_best":
             # soxr (opt-in) instead of the extractor's resampy kaiser_best: ~100x faster; its features differ in the
             # top mel bins (docs/PERFORMANCE.md)
-            import librosa
-
-            audio, sample_rate = librosa.resample(audio, orig_sr=sample_rate, target_sr=target,
-                                                  res_type=self.resampler), target
+            audio, sample_rate = resample(audio, sample_rate, target), target
         token = _PRECOMPUTED_BEATS.set(beats)
         try:
             features = self.feature_extractor(
@@ -381,7 +365,7 @@ class PianoCoverModel:
         check_not_silent(song, "The song")
         report(0.05, "Finding the beats")
         beats = track_beats(song, sr)
-        cover = self.transcribe(song, sr, composer, beats=beats, progress=report)
+        cover = self.arrange(song, sr, composer, beats=beats, progress=report)
         return cover, song, sr
 
 
@@ -392,17 +376,10 @@ def _warm_up_resampler() -> None:
     librosa.core.resample(np.zeros(4410, dtype=np.float32), orig_sr=44100, target_sr=22050, res_type="kaiser_best")
 
 
-def get_piano_cover_model(name: str | None = None, device: str | None = None) -> PianoCoverModel:
-    """The runtime's piano model for ``name``; a different name replaces (and frees) the previous one."""
-    name = name or default_model_name()
-    return model_cache().get("piano", name, device, lambda: PianoCoverModel(name, device))
-
-
 __all__ = [
     "COMPOSERS",
     "DEFAULT_PIANO_COVER_MODEL",
     "ModelLoadError",
     "PianoCover",
     "PianoCoverModel",
-    "get_piano_cover_model",
 ]

@@ -6,7 +6,7 @@ One thread runs every model computation of the process, and only it gets CPU ker
 Requests run in their own threads (gradio's workers, the CLI's main thread) and hand their model work to the model
 thread: jobs (``call``: loading, text encoding, EnCodec, chroma, Demucs, a whole piano cover) and decodes (``run``).
 The thread takes rounds: in each, every decode in progress takes one step, the decodes of one model together in one
-pass (``models.musicgen.joint``), so each layer's weights are read from memory once for all of them. A job waiting
+pass (``models.musicgen.rounds``), so each layer's weights are read from memory once for all of them. A job waiting
 runs between two rounds. A decode's callbacks (progress, Stop, streaming) run here too, in its request's context, so
 progress reaches the request's page and a step costs no hand-over between threads.
 

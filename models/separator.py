@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.devices import pick_device
-from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
+from models.runtime import model_thread
+from models.loading import LoadedModel
+from models.sources import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,6 @@ SEPARATOR_CLI_FLAG = "--separator-model"
 DEFAULT_SEPARATOR_MODEL = "adefossez/HTDemucs"
 MELODY_STEMS = ("vocals", "other")  # what audiocraft's ChromaStemConditioner keeps
 BAG_MARKER = "*.yaml"  # a demucs model folder: a bag yaml (its models' signatures) + one safetensors per model
-RETRY_AFTER_S = 600.0  # after a failed load, use the whole mix without retrying for this long
 CACHE_ITEMS = 4  # separated melodies kept (the same melody is often used again with other prompts)
 
 # The melody source control: values (API) and what the page shows.
@@ -83,7 +81,7 @@ def load_bag(folder: str | Path) -> Any:
     return BagOfModels(models, bag.get("weights"), bag.get("segment"))
 
 
-class StemSeparator:
+class StemSeparator(LoadedModel):
     """HTDemucs (or another demucs bag), loaded on first use and kept.
 
     Args:
@@ -91,44 +89,34 @@ class StemSeparator:
         device: "cuda", "cpu"...; default: the best available.
     """
 
+    what = "Melody separator (Demucs)"
+    job = "Melody separation"
+    env_var = SEPARATOR_ENV_VAR
+    cli_flag = SEPARATOR_CLI_FLAG
+    marker = BAG_MARKER
+    optional = True
+    checkpoints = (DEFAULT_SEPARATOR_MODEL,)
+
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
-        self.name = (name or default_separator_name()).strip()
-        self.device = pick_device(device)
+        super().__init__(name, device)
         self.model: Any = None
-        self._lock = threading.Lock()
-        self._failure = FailureMemory(RETRY_AFTER_S)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
-    @property
-    def disabled(self) -> bool:
-        return is_off(self.name)
+    @classmethod
+    def default_name(cls) -> str:
+        return default_separator_name()
 
-    def load(self) -> None:
-        """Load the separator once.
+    def missing_package(self) -> str | None:
+        if demucs_installed():
+            return None
+        return "Melody separator: the `demucs` package is not installed (`pip install demucs==4.1.0`)."
 
-        Raises:
-            ModelLoadError: demucs is not installed, or the weights cannot be found (a recent failure is repeated
-                without retrying for RETRY_AFTER_S).
-        """
-        model_thread().call(self._load)
+    def _keep(self, parts: Any) -> None:
+        self.model = parts
 
-    def _load(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                return
-            if self.disabled:
-                raise ModelLoadError(f"Melody separation is turned off (`{SEPARATOR_ENV_VAR}={self.name}`).")
-            self._failure.raise_recent()
-            if not demucs_installed():
-                raise self._failure.failed(
-                    "Melody separator: the `demucs` package is not installed (`pip install demucs==4.1.0`).")
-            try:
-                self.model = load_or_explain("Melody separator (Demucs)", self.name, SEPARATOR_ENV_VAR,
-                                             SEPARATOR_CLI_FLAG, self._from_source, marker=BAG_MARKER)
-            except (ModelLoadError, ValueError) as e:
-                raise self._failure.failed(str(e)) from e
-            self._failure.clear()
-            logger.info("Loaded melody separator %s on %s", self.name, self.device)
+    def _drop(self) -> None:
+        self.model = None
+        self._cache.clear()
 
     def _from_source(self, source: ModelSource) -> Any:
         folder = source.location
@@ -174,14 +162,3 @@ class StemSeparator:
         while len(self._cache) > CACHE_ITEMS:
             self._cache.popitem(last=False)
         return mix
-
-    def unload(self) -> None:
-        with self._lock:
-            self.model = None
-            self._cache.clear()
-
-
-def get_separator(name: str | None = None) -> StemSeparator:
-    """The runtime's separator; another name replaces (and frees) the previous one."""
-    name = (name or default_separator_name()).strip()
-    return model_cache().get("separator", name, None, lambda: StemSeparator(name))

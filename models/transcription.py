@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from models.runtime import model_cache, model_thread
+from models.loading import LoadedModel
+from models.runtime import model_thread
 from models.sources import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -62,45 +62,47 @@ class Notes:
         return int(self.starts.shape[0])
 
 
-class Transcriber:
-    """basic-pitch's model, loaded on first use and kept."""
+class Transcriber(LoadedModel):
+    """basic-pitch's model (shipped in its wheel), loaded on first use and kept."""
 
-    name = TRANSCRIBER_NAME
+    what = f"Transcription model ({TRANSCRIBER_LABEL})"
+    checkpoints = (TRANSCRIBER_NAME,)
+    default_device = "cpu"  # onnxruntime's CPU provider (the model is small: 230 KB)
 
-    def __init__(self) -> None:
-        import torch
-
-        self.device = torch.device("cpu")  # onnxruntime's CPU provider (the model is small: 230 KB)
+    def __init__(self, name: str | None = None, device: str | None = None) -> None:
+        super().__init__(name, device)
         self.model: Any = None
-        self._lock = threading.Lock()
 
-    def load(self) -> None:
-        """Load the model once (on the model thread).
+    @classmethod
+    def default_name(cls) -> str:
+        return TRANSCRIBER_NAME
 
-        Raises:
-            ModelLoadError: basic-pitch or onnxruntime is not installed.
-        """
-        model_thread().call(self._load)
+    def check_before_load(self) -> None:
+        if self.name != TRANSCRIBER_NAME:
+            raise ValueError(f"The transcriber is {TRANSCRIBER_NAME!r} (the model its wheel ships); got {self.name!r}.")
 
-    def _load(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                return
-            if not transcriber_installed():
-                raise ModelLoadError(f"Transcription model ({TRANSCRIBER_LABEL}) is not installed. {INSTALL_HINT}")
-            previous = logging.root.level
-            logging.root.setLevel(logging.ERROR)  # basic-pitch warns at import about TF, TFLite and CoreML
-            try:
-                from basic_pitch import ICASSP_2022_MODEL_PATH
-                from basic_pitch.inference import Model
-            finally:
-                logging.root.setLevel(previous)
-            onnx = Path(ICASSP_2022_MODEL_PATH).with_suffix(".onnx")
-            try:
-                self.model = Model(onnx)
-            except Exception as e:  # noqa: BLE001
-                raise ModelLoadError(f"Transcription model {onnx} could not be loaded: {e}. {INSTALL_HINT}") from e
-            logger.info("Loaded transcription model %s", onnx)
+    def missing_package(self) -> str | None:
+        return None if transcriber_installed() else f"{self.what} is not installed. {INSTALL_HINT}"
+
+    def _load_parts(self) -> Any:
+        previous = logging.root.level
+        logging.root.setLevel(logging.ERROR)  # basic-pitch warns at import about TF, TFLite and CoreML
+        try:
+            from basic_pitch import ICASSP_2022_MODEL_PATH
+            from basic_pitch.inference import Model
+        finally:
+            logging.root.setLevel(previous)
+        onnx = Path(ICASSP_2022_MODEL_PATH).with_suffix(".onnx")
+        try:
+            return Model(onnx)
+        except Exception as e:  # noqa: BLE001
+            raise ModelLoadError(f"Transcription model {onnx} could not be loaded: {e}. {INSTALL_HINT}") from e
+
+    def _keep(self, parts: Any) -> None:
+        self.model = parts
+
+    def _drop(self) -> None:
+        self.model = None
 
     def notes(self, audio: np.ndarray, sample_rate: int) -> Notes:
         """The notes of mono ``audio`` [T] at ``sample_rate`` Hz (on the model thread).
@@ -127,12 +129,3 @@ class Transcriber:
             np.int64)
         keep = ends > starts
         return Notes(starts[keep], ends[keep], pitches[keep], velocities[keep])
-
-    def unload(self) -> None:
-        with self._lock:
-            self.model = None
-
-
-def get_transcriber() -> Transcriber:
-    """The runtime's transcriber (one per process)."""
-    return model_cache().get("transcriber", TRANSCRIBER_NAME, None, Transcriber)

@@ -23,16 +23,15 @@ from typing import Any
 
 import torch
 
-from models.devices import pick_device
-from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
+from models.loading import LoadedModel, load_model
+from models.runtime import model_thread
+from models.sources import ModelLoadError, ModelSource, is_off
 
 logger = logging.getLogger(__name__)
 
 TRANSLATION_ENV_VAR = "PROMPT_TRANSLATION_MODEL"
 TRANSLATION_CLI_FLAG = "--translation-model"
 DEFAULT_TRANSLATION_MODEL = "Helsinki-NLP/opus-mt-mul-en"
-RETRY_AFTER_S = 600.0  # after a failed load, prompts go untranslated without retrying for this long
 MAX_NEW_TOKENS = 64  # an English phrase for a prompt's run; a random or confused model stops here
 TOKENS_PER_SOURCE_TOKEN = 2  # ... or at twice the run's own tokens, plus a few: an English phrase is never longer
 EXTRA_TOKENS = 8
@@ -139,7 +138,7 @@ def english_prompt(prompt: str, unknown_parts: list[str], translate: Callable[[l
 
 
 # ------------------------------------------------------------------------------------------- the model
-class PromptTranslator:
+class PromptTranslator(LoadedModel):
     """A MarianMT checkpoint, loaded on first use and kept.
 
     Args:
@@ -147,38 +146,27 @@ class PromptTranslator:
         device: "cuda", "cpu"...; default: the best available.
     """
 
+    what = "Prompt translation model (MarianMT)"
+    job = "Prompt translation"
+    env_var = TRANSLATION_ENV_VAR
+    cli_flag = TRANSLATION_CLI_FLAG
+    optional = True
+    checkpoints = (DEFAULT_TRANSLATION_MODEL,)
+
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
-        self.name = (name or default_translation_name()).strip()
-        self.device = pick_device(device)
+        super().__init__(name, device)
         self.model: Any = None
         self.tokenizer: Any = None
-        self._lock = threading.Lock()
-        self._failure = FailureMemory(RETRY_AFTER_S)
 
-    def load(self) -> None:
-        """Load the model once (on the model thread).
+    @classmethod
+    def default_name(cls) -> str:
+        return default_translation_name()
 
-        Raises:
-            ModelLoadError: turned off, or the weights cannot be found (a recent failure is repeated without
-                retrying for RETRY_AFTER_S).
-        """
-        model_thread().call(self._load)
+    def _keep(self, parts: tuple[Any, Any]) -> None:
+        self.model, self.tokenizer = parts
 
-    def _load(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                return
-            if is_off(self.name):
-                raise ModelLoadError(f"Prompt translation is turned off (`{TRANSLATION_ENV_VAR}={self.name}`).")
-            self._failure.raise_recent()
-            try:
-                self.model, self.tokenizer = load_or_explain(
-                    "Prompt translation model (MarianMT)", self.name, TRANSLATION_ENV_VAR, TRANSLATION_CLI_FLAG,
-                    self._from_source)
-            except (ModelLoadError, ValueError) as e:
-                raise self._failure.failed(str(e)) from e
-            self._failure.clear()
-            logger.info("Loaded prompt translation model %s on %s", self.name, self.device)
+    def _drop(self) -> None:
+        self.model = self.tokenizer = None
 
     def _from_source(self, source: ModelSource) -> tuple[Any, Any]:
         from transformers import MarianMTModel, MarianTokenizer
@@ -203,16 +191,6 @@ class PromptTranslator:
         out = self.model.generate(**batch, num_beams=NUM_BEAMS, max_new_tokens=limit, do_sample=False)
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
 
-    def unload(self) -> None:
-        with self._lock:
-            self.model = self.tokenizer = None
-
-
-def get_translator(name: str | None = None) -> PromptTranslator:
-    """The runtime's prompt translator; another name replaces (and frees) the previous one."""
-    name = (name or default_translation_name()).strip()
-    return model_cache().get("translator", name, None, lambda: PromptTranslator(name))
-
 
 def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = None,
                      english: str | None = None) -> tuple[str | None, str]:
@@ -236,7 +214,7 @@ def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = N
     if known is not None:
         return (known if known and known != prompt else None), ""
     try:
-        english = english_prompt(prompt, unknown_parts, get_translator(name).translate)
+        english = english_prompt(prompt, unknown_parts, load_model("translator", name).translate)
     except ModelLoadError as e:
         return None, str(e)
     _remember(name, prompt, english)  # the same prompt gets the same English from this model, at no cost

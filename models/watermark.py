@@ -17,19 +17,17 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-import threading
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
-from models.devices import pick_device
-from models.runtime import model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain
+from models.loading import LoadedModel, load_model
+from models.runtime import model_thread
+from models.sources import ModelLoadError, ModelSource, is_off
+from utils.audio import resample
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +45,6 @@ DETECTION_THRESHOLD = 0.5  # a frame counts as marked above this probability; a 
 # several windows in one call (a batch) were slower still (docs/PERFORMANCE.md).
 WINDOW_S = 5.0
 CONTEXT_S = 0.25
-RETRY_AFTER_S = 600.0  # after a failed load, files are written unmarked without retrying for this long
 
 
 def default_watermark_name() -> str:
@@ -100,16 +97,9 @@ class Detection:
                 f"{self.message:#06x} (this app's: {APP_MESSAGE:#06x}), {self.seconds:.1f} s checked.")
 
 
-def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return audio
-    g = gcd(int(rate), int(target))
-    return resample_poly(audio, target // g, rate // g, axis=-1).astype(np.float32)
-
-
 def _mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
     """[T] or [channels, T] audio at ``rate`` Hz -> its mono mix at AudioSeal's rate, [T']."""
-    return _resample(audio if audio.ndim == 1 else audio.mean(axis=0), rate, WATERMARK_RATE)
+    return resample(audio if audio.ndim == 1 else audio.mean(axis=0), rate, WATERMARK_RATE, "polyphase")
 
 
 def _windows(length: int, rate: int) -> list[tuple[int, int, int, int]]:
@@ -119,7 +109,7 @@ def _windows(length: int, rate: int) -> list[tuple[int, int, int, int]]:
             for s in range(0, max(length, 1), step)]
 
 
-class Watermarker:
+class Watermarker(LoadedModel):
     """AudioSeal's generator and detector, loaded on first use and kept.
 
     Args:
@@ -128,41 +118,37 @@ class Watermarker:
             ZeroGPU lease, and the model is small (0.3 s per 10 s of music on 2 cores: docs/PERFORMANCE.md).
     """
 
+    what = "Watermark model (AudioSeal)"
+    job = "The watermark"
+    env_var = WATERMARK_ENV_VAR
+    cli_flag = WATERMARK_CLI_FLAG
+    marker = GENERATOR_FILE
+    optional = True
+    checkpoints = (DEFAULT_WATERMARK_MODEL,)
+    default_device = "cpu"
+
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
-        self.name = (name or default_watermark_name()).strip()
-        self.device = pick_device(device or "cpu")
+        super().__init__(name, device)
         self.generator: Any = None
         self.detector: Any = None
-        self._lock = threading.Lock()
-        self._failure = FailureMemory(RETRY_AFTER_S)
 
-    def load(self) -> None:
-        """Load both models once (on the model thread).
+    @classmethod
+    def default_name(cls) -> str:
+        return default_watermark_name()
 
-        Raises:
-            ModelLoadError: turned off, audioseal missing, or the weights cannot be found.
-        """
-        model_thread().call(self._load)
+    def missing_package(self) -> str | None:
+        if importlib.util.find_spec("audioseal") is not None:
+            return None
+        return "The watermark needs the `audioseal` package (`pip install audioseal==0.2.0`)."
 
-    def _load(self) -> None:
-        with self._lock:
-            if self.generator is not None:
-                return
-            if is_off(self.name):
-                raise ModelLoadError(f"The watermark is turned off (`{WATERMARK_ENV_VAR}={self.name}`).")
-            self._failure.raise_recent()
-            if importlib.util.find_spec("audioseal") is None:
-                raise self._failure.failed("The watermark needs the `audioseal` package "
-                                           "(`pip install audioseal==0.2.0`).")
-            try:
-                self.generator, self.detector = load_or_explain(
-                    "Watermark model (AudioSeal)", self.name, WATERMARK_ENV_VAR, WATERMARK_CLI_FLAG,
-                    self._from_source, marker=GENERATOR_FILE)
-            except (ModelLoadError, ValueError) as e:
-                raise self._failure.failed(str(e)) from e
-            self._failure.clear()
-            self._warm_up()
-            logger.info("Loaded watermark model %s on %s", self.name, self.device)
+    def _keep(self, parts: tuple[Any, Any]) -> None:
+        self.generator, self.detector = parts
+
+    def _after_load(self) -> None:
+        self._warm_up()
+
+    def _drop(self) -> None:
+        self.generator = self.detector = None
 
     @torch.inference_mode()
     def _warm_up(self) -> None:
@@ -215,7 +201,7 @@ class Watermarker:
                 x = torch.from_numpy(mono[lo:hi])[None, None].to(self.device)
                 piece = self.generator.get_watermark(x, message=message)[0, 0].float().cpu().numpy()
                 mark[start:end] = piece[start - lo : end - lo]
-        mark = _resample(mark, WATERMARK_RATE, sample_rate)
+        mark = resample(mark, WATERMARK_RATE, sample_rate, "polyphase")
         mark = np.pad(mark, (0, max(0, audio.shape[-1] - mark.shape[0])))[: audio.shape[-1]]
         return (audio + mark).astype(np.float32)
 
@@ -245,16 +231,6 @@ class Watermarker:
         message = bits_message((bits > 0).astype(np.int64))
         return Detection(marked_frames / max(frames, 1), message, mono.shape[0] / WATERMARK_RATE)
 
-    def unload(self) -> None:
-        with self._lock:
-            self.generator = self.detector = None
-
-
-def get_watermarker(name: str | None = None) -> Watermarker:
-    """The runtime's watermarker; another name replaces (and frees) the previous one."""
-    name = (name or default_watermark_name()).strip()
-    return model_cache().get("watermark", name, None, lambda: Watermarker(name))
-
 
 def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None) -> tuple[np.ndarray, str]:
     """``audio`` with the app's mark, and "" — or ``audio`` as it was and why it is unmarked (off, missing)."""
@@ -262,6 +238,6 @@ def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None
     if is_off(name):
         return audio, f"Not watermarked: the watermark is turned off (`{WATERMARK_ENV_VAR}=off`)."
     try:
-        return get_watermarker(name).mark(audio, sample_rate), ""
+        return load_model("watermark", name).mark(audio, sample_rate), ""
     except ModelLoadError as e:
         return audio, f"Not watermarked: {e}"

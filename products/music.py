@@ -5,12 +5,16 @@ and reading a parameters JSON back."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.musicgen import MusicResult
 from models.watermark import APP_MESSAGE, mark_or_explain
+from products.music_midi import MusicMidi, write_notes
 from utils.audio import write_mp3, write_wav
 from utils.plots import chroma_png, spectrograms_png
 from utils.provenance import music_provenance
@@ -18,54 +22,82 @@ from utils.provenance import music_provenance
 TASKS = ("text_to_music", "melody_to_music")
 
 
+MUSIC_PRODUCTS = ("wav", "mp3", "params", "picture", "midi", "score")
+PAGE_PRODUCTS = ("wav", "mp3", "params", "picture")  # a result on the page (its MIDI and score on request)
+
+
 @dataclass(frozen=True)
 class MusicFiles:
-    """What ``write_music`` wrote: one WAV (and MP3) per variant, the parameters, the pictures asked for."""
+    """What ``write_music`` wrote: the products asked for (empty or None for the others)."""
 
     wavs: list[Path]
     mp3s: list[Path]
-    params: Path
+    params: Path | None
     picture: Path | None = None
     chroma: Path | None = None
     watermark_note: str = ""  # why the audio is not watermarked ("" when it is)
+    notes: list[MusicMidi] = field(default_factory=list)  # each variant's notes (MIDI), the first one's score
 
     @property
     def downloads(self) -> list[Path]:
-        """The files offered for download: WAVs, MP3s, then the parameters."""
-        return [*self.wavs, *self.mp3s, self.params]
+        """The files offered for download: WAVs, MP3s, the parameters, then the notes' MIDI and score."""
+        return [*self.wavs, *self.mp3s, *([self.params] if self.params else []),
+                *(f for made in self.notes for f in made.downloads)]
 
 
-def write_music(result: MusicResult, out: Path, stem: str, mp3: bool = True, picture: bool = True,
-                params_name: str | None = None, watermark: str | None = None) -> MusicFiles:
-    """Write a result's files into ``out``, every audio file tagged as made with AI and carrying the app's
-    inaudible watermark (the parameters say whether it does, and why not).
+def write_music(result: MusicResult, out: Path, stem: str, products: Iterable[str] = PAGE_PRODUCTS,
+                params_name: str | None = None, watermark: str | None = None, paper: str = "a4") -> MusicFiles:
+    """Write the products of a result named in ``products`` (of MUSIC_PRODUCTS) into ``out``, and nothing else:
+    the page, the API and the command line all call this. Every audio file is tagged as made with AI and carries
+    the app's inaudible watermark (the parameters say whether it does, and why not).
 
     Args:
         stem: the start of the file names: ``{stem}_seed{seed}_v{n}.wav``.
-        mp3: also write each variant as MP3.
-        picture: draw the waveforms and spectrograms (and the melody's chroma when the result has one).
+        products: "wav" and "mp3" (each variant), "params" (the settings as JSON, to make it again), "picture"
+            (waveforms and spectrograms, and the melody's chroma when the result has one), "midi" (each variant's
+            notes, transcribed, tempo-mapped), "score" (variant 1's notes engraved on ``paper``).
         params_name: the parameters file's name; default ``{stem}_seed{seed}.json``.
         watermark: the watermark model (hub id, folder, "off"); None: ``$WATERMARK_MODEL`` or the default.
+
+    Raises:
+        ValueError: an unknown product.
     """
+    asked = set(products)
+    unknown = sorted(asked - set(MUSIC_PRODUCTS))
+    if unknown:
+        raise ValueError(f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(MUSIC_PRODUCTS)}.")
     n = result.audio.shape[0]
     tags = music_provenance(result.params, result.seed).tags()
     base = f"{stem}_seed{result.seed}"
-    audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
-    note = notes[0]
-    wavs = [write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
+    audio, note = result.audio, ""
+    if asked & {"wav", "mp3", "params"}:  # the mark goes on the audio files; the parameters say whether it did
+        audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
+        note = notes[0]
+    wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
+            if "wav" in asked else [])
     mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", audio[i].T, result.sample_rate, tags) for i in range(n)]
-            if mp3 else [])
-    params = out / (params_name or f"{base}.json")
-    record = {**result.params, "watermark": note or f"AudioSeal, message {APP_MESSAGE:#06x}"}
-    params.write_text(json.dumps(record, indent=2, ensure_ascii=False))
+            if "mp3" in asked else [])
+    params = None
+    if "params" in asked:
+        params = out / (params_name or f"{base}.json")
+        record = {**result.params, "watermark": note or f"AudioSeal, message {APP_MESSAGE:#06x}"}
+        params.write_text(json.dumps(record, indent=2, ensure_ascii=False))
     drawing = chroma = None
-    if picture:
+    if "picture" in asked:
         drawing = spectrograms_png(result.audio, result.sample_rate, out / f"{base}.png",
                                    titles=[f"variant {i + 1}" for i in range(n)])
         if result.chroma is not None and result.chroma_rate:
             chroma = chroma_png(result.chroma, result.chroma_rate, out / "chroma.png",
                                 "Melody chroma the model follows")
-    return MusicFiles(wavs, mp3s, params, drawing, chroma, note)
+    heard: list[MusicMidi] = []
+    for i in range(n) if asked & {"midi", "score"} else ():
+        score = "score" in asked and i == 0
+        if "midi" not in asked and not score:
+            continue
+        heard.append(write_notes(np.asarray(audio[i]).mean(axis=0), result.sample_rate, out, f"{base}_v{i + 1}",
+                                 f"{base}_v{i + 1}", tags.get("comment", ""), midi="midi" in asked, score=score,
+                                 paper=paper, pages=False))
+    return MusicFiles(wavs, mp3s, params, drawing, chroma, note, heard)
 
 
 def read_params(path: str | Path | None, task: str) -> dict[str, Any]:

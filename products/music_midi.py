@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from models.transcription import TRANSCRIBER_LABEL, Notes, get_transcriber
+from models import load_model
+from models.transcription import TRANSCRIBER_LABEL, Notes
 from products.score import ScoreFiles, engrave_notes
 from utils.audio import load_audio, read_tags
 from utils.beats import track_beats
-from utils.midi import STEPS_PER_BEAT, GridNotes, tempo_map_midi
+from utils.midi import tempo_map_midi
+from utils.notes import STEPS_PER_BEAT, GridNotes
 from utils.provenance import Provenance
 
 STEADY_BPM = 120.0  # the grid when no steady beat is found (a free-time piece)
@@ -30,7 +32,7 @@ class MusicMidi:
         note: a remark for the user ("" when none), e.g. no steady beat was found.
     """
 
-    midi: Path
+    midi: Path | None
     score: ScoreFiles | None
     notes: int
     bpm: float
@@ -38,8 +40,8 @@ class MusicMidi:
 
     @property
     def downloads(self) -> list[Path]:
-        """The MIDI, then the score's MusicXML and PDF when engraved."""
-        return [self.midi, *([self.score.musicxml, self.score.pdf] if self.score else [])]
+        """The MIDI (when written), then the score's MusicXML and PDF when engraved."""
+        return [*([self.midi] if self.midi else []), *([self.score.musicxml, self.score.pdf] if self.score else [])]
 
 
 def beat_steps(beats: np.ndarray, duration: float) -> np.ndarray:
@@ -66,18 +68,27 @@ def notes_on_grid(notes: Notes, step_times: np.ndarray) -> GridNotes:
 
 
 def transcribe(path: str | Path) -> tuple[GridNotes, float, str]:
-    """The notes of an audio file on its beat grid.
-
-    Returns:
-        (notes, tempo in bpm, a note for the user or "").
+    """The notes of an audio file on its beat grid (``transcribe_audio``).
 
     Raises:
         ValueError: the file is not audio.
         ModelLoadError: the transcriber is not installed.
     """
     audio, rate = load_audio(path)  # once, at its own rate: basic-pitch and the beat tracker each resample it
+    return transcribe_audio(audio, rate)
+
+
+def transcribe_audio(audio: np.ndarray, rate: int) -> tuple[GridNotes, float, str]:
+    """The notes of mono ``audio`` [T] at ``rate`` Hz on its beat grid.
+
+    Returns:
+        (notes, tempo in bpm, a note for the user or "").
+
+    Raises:
+        ModelLoadError: the transcriber is not installed.
+    """
     duration = audio.shape[0] / rate
-    notes = get_transcriber().notes(audio, rate)
+    notes = load_model("transcriber").notes(audio, rate)
     note = ""
     try:
         beats = track_beats(audio, rate)
@@ -89,6 +100,33 @@ def transcribe(path: str | Path) -> tuple[GridNotes, float, str]:
     return notes_on_grid(notes, beat_steps(times, duration)), float(bpm), note
 
 
+def write_notes(audio: np.ndarray, rate: int, out: Path, stem: str, source: str, made_from: str = "",
+                midi: bool = True, score: bool = True, paper: str = "a4", pages: bool = True) -> MusicMidi:
+    """Transcribe mono ``audio`` [T] at ``rate`` Hz and write ``{stem}_notes.mid`` (tempo-mapped, with ``midi``) and
+    its score (with ``score``; page pictures with ``pages``).
+
+    Args:
+        source: what the notes were heard in, for the files' credits (a file name).
+        made_from: how that audio was made (its own credit line), or "".
+    """
+    grid, bpm, note = transcribe_audio(audio, rate)
+    settings = f"notes transcribed by {TRANSCRIBER_LABEL} from “{source}”" + (f" ({made_from})" if made_from else "")
+    provenance = Provenance(TRANSCRIBER_LABEL, settings, f"{stem} (notes)")
+    midi_path = None
+    if midi:
+        midi_path = out / f"{stem}_notes.mid"
+        tempo_map_midi(grid, 0, "Notes", text=provenance.text(), title=provenance.title).save(str(midi_path))
+    engraved = None
+    if score and len(grid):
+        title = stem.replace("_", " ").strip().capitalize() or "Music"
+        engraved = engrave_notes(grid, bpm, lambda suffix: out / f"{stem}_{suffix}", f"{title} — notes",
+                                 "Transcribed from generated audio", provenance,
+                                 f"Notes of {source}, transcribed with AI", paper=paper, pages=pages)
+    elif not len(grid):
+        note = (note + " " if note else "") + "No notes were heard in this audio."
+    return MusicMidi(midi_path, engraved, len(grid), bpm, note)
+
+
 def write_music_midi(path: str | Path, out: Path, stem: str, score: bool = True, paper: str = "a4") -> MusicMidi:
     """Transcribe a piece of music into ``{stem}_notes.mid`` (tempo-mapped) and, with ``score``, engrave it.
 
@@ -98,20 +136,6 @@ def write_music_midi(path: str | Path, out: Path, stem: str, score: bool = True,
         stem: the start of the file names.
         paper: "a4" or "letter" for the score.
     """
-    grid, bpm, note = transcribe(path)
+    audio, rate = load_audio(path)  # once, at its own rate: basic-pitch and the beat tracker each resample it
     made_from = read_tags(path).get("comment", "") if Path(path).suffix.lower() == ".wav" else ""
-    settings = f"notes transcribed by {TRANSCRIBER_LABEL} from “{Path(path).name}”"
-    if made_from:
-        settings += f" ({made_from})"
-    provenance = Provenance(TRANSCRIBER_LABEL, settings, f"{stem} (notes)")
-    midi = out / f"{stem}_notes.mid"
-    tempo_map_midi(grid, 0, "Notes", text=provenance.text(), title=provenance.title).save(str(midi))
-    engraved = None
-    if score and len(grid):
-        title = stem.replace("_", " ").strip().capitalize() or "Music"
-        engraved = engrave_notes(grid, bpm, lambda suffix: out / f"{stem}_{suffix}", f"{title} — notes",
-                                 "Transcribed from generated audio", provenance,
-                                 f"Notes of {Path(path).name}, transcribed with AI", paper=paper)
-    elif not len(grid):
-        note = (note + " " if note else "") + "No notes were heard in this audio."
-    return MusicMidi(midi, engraved, len(grid), bpm, note)
+    return write_notes(audio, rate, out, stem, Path(path).name, made_from, score=score, paper=paper)

@@ -10,6 +10,7 @@ batch command line both call these functions.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +19,16 @@ import numpy as np
 from models.pop2piano import PianoCover, composer_label
 from models.watermark import mark_or_explain
 from products.score import ScoreFiles, engrave_notes
-from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, write_wav
+from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, resample, write_mp3, write_wav
 from utils.midi import (
     DEFAULT_INSTRUMENT,
-    GridNotes,
     add_text_event,
     check_instrument,
     grid_to_pretty_midi,
-    render_midi,
-    renderer_in_use,
     tempo_map_midi,
 )
+from utils.notes import GridNotes
+from utils.render import render_midi, renderer_in_use
 from utils.files import safe_name
 from utils.progress import Progress
 from utils.provenance import Provenance, utc_now
@@ -52,10 +52,12 @@ class CoverJob:
         model: the checkpoint that made it (hub id or folder).
         stem: the start of every file name (the song's name).
         out: the folder the files go to.
-        song_wav: the original song (mono WAV), for mixes and the video's soundtrack.
+        song_wav: the original song (mono WAV) kept beside the products for later mixes and videos (the page's), or
+            None when the song is held in memory (``song``) for this one call (the command line's).
         duration: the song's length in seconds; audio products are exactly this long.
         created: when the cover was made (ISO 8601 UTC).
         watermark: the watermark model for its audio (hub id, folder, "off"); None: ``$WATERMARK_MODEL``.
+        song: the original song, mono float32 [T] at OUTPUT_SAMPLE_RATE, when it is not kept as a file.
     """
 
     grid: GridNotes
@@ -64,10 +66,11 @@ class CoverJob:
     model: str
     stem: str
     out: Path
-    song_wav: Path
+    song_wav: Path | None
     duration: float
     created: str = field(default_factory=utc_now)
     watermark: str | None = None
+    song: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def provenance(self, instrument: str = DEFAULT_INSTRUMENT, what: str = "piano cover") -> Provenance:
         settings = f"style {self.style}" + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
@@ -77,9 +80,16 @@ class CoverJob:
         return self.out / f"{self.stem}_{suffix}"
 
     @property
-    def song(self) -> str:
+    def title(self) -> str:
         """The song's name as people write it, from the file name ("rag_pop_118bpm" -> "Rag Pop")."""
         return song_title(self.stem)
+
+    def song_audio(self) -> np.ndarray:
+        """The original song, mono float32 [T] at OUTPUT_SAMPLE_RATE."""
+        if self.song is not None:
+            return self.song
+        assert self.song_wav is not None
+        return load_audio(self.song_wav, OUTPUT_SAMPLE_RATE)[0]
 
 
 def song_title(stem: str) -> str:
@@ -90,14 +100,22 @@ def song_title(stem: str) -> str:
 
 
 def start_cover(cover: PianoCover, song: np.ndarray, sample_rate: int, model: str, song_path: str | None,
-                out: Path, watermark: str | None = None) -> CoverJob:
-    """The job of a cover just made: file names from the song's name, and the song [T] at ``sample_rate`` Hz written
-    beside the products as ``{stem}_original.wav`` (for mixes and the video's soundtrack)."""
+                out: Path, watermark: str | None = None, keep_song: bool = True) -> CoverJob:
+    """The job of a cover just made, file names from the song's name.
+
+    Args:
+        song: the original song [T] at ``sample_rate`` Hz (for mixes and the video's soundtrack).
+        keep_song: write it beside the products as ``{stem}_original.wav``, for later actions on the cover (the
+            page's remix and video); False holds it in memory for this call only (the command line's).
+    """
     assert cover.grid is not None
     stem = (Path(song_path).stem[:60] if song_path else "") or "song"
-    song_wav = write_wav(out / f"{stem}_original.wav", song, sample_rate)
+    duration = song.shape[0] / sample_rate
+    if sample_rate != OUTPUT_SAMPLE_RATE:
+        song, sample_rate = resample(song, sample_rate, OUTPUT_SAMPLE_RATE), OUTPUT_SAMPLE_RATE
+    song_wav = write_wav(out / f"{stem}_original.wav", song, sample_rate) if keep_song else None
     return CoverJob(cover.grid, cover.beats.bpm, composer_label(cover.composer), model, stem, out, song_wav,
-                    song.shape[0] / sample_rate, watermark=watermark)
+                    duration, watermark=watermark, song=None if keep_song else np.asarray(song, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,15 @@ def write_midis(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> MidiFile
     return MidiFiles(tempo_map_path, constant_path)
 
 
+AUDIO_FORMATS = ("wav", "mp3")
+
+
+def _writer(fmt: str):  # noqa: ANN202 - write_wav or write_mp3 (the same arguments)
+    if fmt not in AUDIO_FORMATS:
+        raise ValueError(f"Unknown audio format {fmt!r}; one of {', '.join(AUDIO_FORMATS)}.")
+    return write_mp3 if fmt == "mp3" else write_wav
+
+
 @dataclass(frozen=True)
 class AudioFiles:
     """The cover rendered on an instrument (``cover``), its mix with the original (``mix``), how it was rendered."""
@@ -133,78 +160,172 @@ class AudioFiles:
     warning: str
 
 
-def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[Path, str, str]:
-    """Render the cover on ``instrument`` as a WAV as long as the song, with the app's watermark (reused when
-    already written).
+def cover_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[np.ndarray, str, str]:
+    """The cover played on ``instrument``, as long as the song, with the app's watermark: mono float32 [T] at
+    OUTPUT_SAMPLE_RATE (read back when its WAV was already written: FluidSynth runs once per instrument).
 
     Returns:
-        (WAV path, renderer description, warnings or "": a fallback renderer, no watermark).
+        (audio, renderer description, warnings or "": a fallback renderer, no watermark).
     """
     program = check_instrument(instrument)
-    path = job.path(f"{slug(instrument)}.wav")
     renderer, soundfont, warning = renderer_in_use()
-    if not path.exists():  # FluidSynth runs once per instrument; remixes and videos reuse the WAV
-        rendered = render_midi(grid_to_pretty_midi(job.grid, job.bpm, program, instrument), OUTPUT_SAMPLE_RATE)
-        audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
-        audio, unmarked = mark_or_explain(audio, OUTPUT_SAMPLE_RATE, job.watermark)
-        write_wav(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
-        warning = " ".join(w for w in (warning, unmarked) if w)
-    return path, renderer + (f" ({soundfont.name})" if soundfont else ""), warning
+    label = renderer + (f" ({soundfont.name})" if soundfont else "")
+    written = job.path(f"{slug(instrument)}.wav")
+    if written.exists():
+        return load_audio(written, OUTPUT_SAMPLE_RATE)[0], label, warning
+    rendered = render_midi(grid_to_pretty_midi(job.grid, job.bpm, program, instrument), OUTPUT_SAMPLE_RATE)
+    audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
+    audio, unmarked = mark_or_explain(audio, OUTPUT_SAMPLE_RATE, job.watermark)
+    return audio, label, " ".join(w for w in (warning, unmarked) if w)
 
 
-def write_mix(job: CoverJob, cover_wav: Path, balance: float, instrument: str = DEFAULT_INSTRUMENT) -> Path:
-    """The cover mixed with the original song (``balance`` 0 = original only, 1 = cover only), watermarked again:
-    the mix weakens the cover's own mark."""
-    cover, _ = load_audio(cover_wav, OUTPUT_SAMPLE_RATE)
-    song, _ = load_audio(job.song_wav, OUTPUT_SAMPLE_RATE)
-    path = job.path(f"{slug(instrument)}_mix_{int(round(balance * 100))}.wav")
-    mixed, _ = mark_or_explain(mix(cover, song, balance), OUTPUT_SAMPLE_RATE, job.watermark)
-    return write_wav(path, mixed, OUTPUT_SAMPLE_RATE, job.provenance(instrument, "mix").tags())
+def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, fmt: str = "wav") -> tuple[Path, str, str]:
+    """Write the cover on ``instrument`` (``cover_audio``) as a WAV or MP3; returns (path, renderer, warnings)."""
+    audio, renderer, warning = cover_audio(job, instrument)
+    path = job.path(f"{slug(instrument)}.{fmt}")
+    if not path.exists():
+        _writer(fmt)(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
+    return path, renderer, warning
+
+
+def mixed_audio(job: CoverJob, cover: np.ndarray, balance: float) -> np.ndarray:
+    """The cover [T] mixed with the original song (``balance`` 0 = original only, 1 = cover only), watermarked
+    again: the mix weakens the cover's own mark."""
+    return mark_or_explain(mix(cover, job.song_audio(), balance), OUTPUT_SAMPLE_RATE, job.watermark)[0]
+
+
+def write_mix(job: CoverJob, cover: np.ndarray, balance: float, instrument: str = DEFAULT_INSTRUMENT,
+              fmt: str = "wav") -> Path:
+    """The cover [T] mixed with the original song at ``balance`` (``mixed_audio``), as a WAV or MP3."""
+    path = job.path(f"{slug(instrument)}_mix_{int(round(balance * 100))}.{fmt}")
+    return _writer(fmt)(path, mixed_audio(job, cover, balance), OUTPUT_SAMPLE_RATE,
+                        job.provenance(instrument, "mix").tags())
 
 
 def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = DEFAULT_BALANCE) -> AudioFiles:
-    """Render the cover on ``instrument`` and mix it with the original at ``balance``."""
-    cover, renderer, warning = render_cover(job, instrument)
-    return AudioFiles(cover, write_mix(job, cover, balance, instrument), renderer, warning)
+    """Render the cover on ``instrument`` and mix it with the original at ``balance`` (both as WAV)."""
+    path, renderer, warning = render_cover(job, instrument)
+    cover, _, _ = cover_audio(job, instrument)
+    return AudioFiles(path, write_mix(job, cover, balance, instrument), renderer, warning)
 
 
-def write_score(job: CoverJob, easier: bool = False, paper: str = "a4") -> ScoreFiles:
+def write_score(job: CoverJob, easier: bool = False, paper: str = "a4", pages: bool = True) -> ScoreFiles:
     """Engrave the cover for two hands: MusicXML, PDF and page pictures on ``paper`` (A4 or Letter), titled after
     the song with the arranger style below; ``easier`` thins it to 4 notes a hand."""
     what = "piano score, easier" if easier else "piano score"
-    title = f"{job.song} — piano arrangement" + (" (easier)" if easier else "")
+    title = f"{job.title} — piano arrangement" + (" (easier)" if easier else "")
     return engrave_notes(job.grid, job.bpm, job.path, title, f"{job.style} style", job.provenance(what=what),
-                         f"Piano arrangement of {job.song}, {job.style} style, generated with AI", easier, paper)
+                         f"Piano arrangement of {job.title}, {job.style} style, generated with AI", easier, paper,
+                         pages)
 
 
 def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 1.0,
                 fmt: str = "landscape", progress: Progress | None = None) -> Path:
-    """The falling-notes video: the cover on ``instrument`` mixed with the original at ``balance``.
+    """The falling-notes video: the cover on ``instrument`` mixed with the original at ``balance``; its title card
+    names the instrument and the style.
 
     Args:
         fmt: "landscape" (1280x720) or "vertical" (720x1280, 9:16).
         progress: called with (fraction, message) while frames are written.
     """
-    from utils import score, video
+    from utils import engraving, video
 
-    cover, _, _ = render_cover(job, instrument)
-    soundtrack = cover if balance >= 1.0 else write_mix(job, cover, balance, instrument)
-    hands = score.split_hands(job.grid)
+    cover, _, _ = cover_audio(job, instrument)
+    soundtrack = cover if balance >= 1.0 else mixed_audio(job, cover, balance)
+    hands = engraving.split_hands(job.grid)
+    played_on = "Piano" if instrument == DEFAULT_INSTRUMENT else instrument
     notes = video.FallingNotes(job.grid.starts, job.grid.ends, job.grid.pitches, job.grid.velocities,
-                               hands.right, job.duration, fmt, title=job.song, subtitle=f"Piano · {job.style} style")
+                               hands.right, job.duration, fmt, title=job.title,
+                               subtitle=f"{played_on} · {job.style} style")
     path = job.path(f"{slug(instrument)}_{fmt}.mp4")
-    return video.write_video(notes, soundtrack, path, job.provenance(instrument, "falling-notes video").tags(),
-                             progress)
+    return video.encode_video(notes, (soundtrack, OUTPUT_SAMPLE_RATE), path,
+                             job.provenance(instrument, "falling-notes video").tags(), progress)
+
+
+COVER_PRODUCTS = ("midi", "audio", "mix", "score", "pages", "video")  # pages: the score's page pictures
+
+
+@dataclass(frozen=True)
+class CoverFiles:
+    """What ``write_cover`` wrote; None for a product not asked for."""
+
+    midis: MidiFiles | None = None
+    audio: Path | None = None
+    mix: Path | None = None
+    score: ScoreFiles | None = None
+    video: Path | None = None
+    renderer: str = ""
+    warning: str = ""
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file written, in the products' order."""
+        found: list[Path] = []
+        if self.midis is not None:
+            found += [self.midis.tempo_map, self.midis.constant]
+        found += [f for f in (self.audio, self.mix) if f is not None]
+        if self.score is not None:
+            found += [self.score.musicxml, self.score.pdf, *self.score.pages]
+        return found + ([self.video] if self.video is not None else [])
+
+
+def check_products(products: Iterable[str], known: tuple[str, ...]) -> set[str]:
+    """The products asked for, checked against ``known``; raises ValueError naming the unknown ones."""
+    asked = set(products)
+    unknown = sorted(asked - set(known))
+    if unknown:
+        raise ValueError(f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(known)}.")
+    return asked
+
+
+def write_cover(job: CoverJob, products: Iterable[str], instrument: str = DEFAULT_INSTRUMENT,
+                balance: float = DEFAULT_BALANCE, easier: bool = False, paper: str = "a4",
+                video_format: str = "landscape", audio_format: str = "wav", video_balance: float | None = None,
+                progress: Progress | None = None) -> CoverFiles:
+    """Write the products of a cover named in ``products`` (of COVER_PRODUCTS), and nothing else: the page, the API
+    and the command line all call this.
+
+    Args:
+        products: "midi" (tempo-mapped and constant-tempo), "audio" (the cover on ``instrument``), "mix" (with the
+            original at ``balance``), "score" (MusicXML + PDF on ``paper``, Easier with ``easier``), "pages" (the
+            score's page pictures), "video" (falling notes, ``video_format``, soundtrack at ``video_balance``, or
+            ``balance``).
+        audio_format: "wav" or "mp3" for the audio and the mix.
+
+    Raises:
+        ValueError: an unknown product, instrument, format or paper.
+    """
+    asked = check_products(products, COVER_PRODUCTS)
+    _writer(audio_format)
+    midis = write_midis(job, instrument) if "midi" in asked else None
+    audio_path = mix_path = None
+    renderer = warning = ""
+    if asked & {"audio", "mix"}:
+        cover, renderer, warning = cover_audio(job, instrument)
+        if "audio" in asked:
+            audio_path, _, _ = render_cover(job, instrument, audio_format)
+        if "mix" in asked:
+            mix_path = write_mix(job, cover, float(balance), instrument, audio_format)
+    score = write_score(job, bool(easier), paper, pages="pages" in asked) if asked & {"score", "pages"} else None
+    video = None
+    if "video" in asked:
+        video = write_video(job, instrument, float(balance if video_balance is None else video_balance),
+                            video_format, progress)
+    return CoverFiles(midis, audio_path, mix_path, score, video, renderer, warning)
 
 
 __all__ = [
+    "AUDIO_FORMATS",
+    "COVER_PRODUCTS",
     "AudioFiles",
+    "CoverFiles",
     "CoverJob",
     "MidiFiles",
     "ScoreFiles",
     "render_cover",
     "start_cover",
     "write_audio",
+    "write_cover",
     "write_midis",
     "write_mix",
     "write_score",

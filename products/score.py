@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from utils.midi import GridNotes
+from utils.notes import GridNotes
 from utils.provenance import Provenance
 
 
@@ -33,8 +33,9 @@ class ScoreFiles:
 
 
 def engrave_notes(grid: GridNotes, bpm: float, path_of: Callable[[str], Path], title: str, subtitle: str,
-                  provenance: Provenance, description: str, easier: bool = False, paper: str = "a4") -> ScoreFiles:
-    """Engrave ``grid`` for two hands on ``paper`` (A4 or Letter): MusicXML, PDF and page pictures.
+                  provenance: Provenance, description: str, easier: bool = False, paper: str = "a4",
+                  pages: bool = True) -> ScoreFiles:
+    """Engrave ``grid`` for two hands on ``paper`` (A4 or Letter): MusicXML, PDF and (with ``pages``) page pictures.
 
     Args:
         bpm: the tempo mark.
@@ -42,21 +43,21 @@ def engrave_notes(grid: GridNotes, bpm: float, path_of: Callable[[str], Path], t
         title, subtitle: the first page's heading.
         provenance: who made the notes (MusicXML rights line, the pages' foot, the PDF's creator).
         description: the PDF's subject.
-        easier: thin to 4 notes a hand (see ``utils.score.easier``).
+        easier: thin to 4 notes a hand (see ``utils.engraving.easier``).
     """
-    from utils import score
+    from utils import engraving
 
-    hands = score.split_hands(grid)
-    hard = score.hard_places(grid, hands)
+    hands = engraving.split_hands(grid)
+    hard = engraving.hard_places(grid, hands)
     removed = 0
     if easier:
-        thinned, hands = score.easier(grid, hands)
+        thinned, hands = engraving.easier(grid, hands)
         removed = len(grid) - len(thinned)
         grid = thinned
-    paper = score.check_paper(paper)
-    built = score.build_score(grid, hands, bpm, title, provenance.text(), subtitle)
-    name = ("score_easier" if easier else "score") + ("" if paper == score.DEFAULT_PAPER else f"_{paper}")
-    musicxml = score.write_musicxml(built, path_of(f"{name}.musicxml"))
-    engraving = score.engrave(musicxml, path_of(f"{name}.pdf"), path_of(name), paper, title, subtitle,
-                              provenance.short(), description, provenance.tags()["software"])
-    return ScoreFiles(musicxml, engraving.pdf, engraving.pages, hard, easier, removed)
+    paper = engraving.check_paper(paper)
+    built = engraving.build_score(grid, hands, bpm, title, provenance.text(), subtitle)
+    name = ("score_easier" if easier else "score") + ("" if paper == engraving.DEFAULT_PAPER else f"_{paper}")
+    musicxml = engraving.write_musicxml(built, path_of(f"{name}.musicxml"))
+    laid_out = engraving.engrave(musicxml, path_of(f"{name}.pdf"), path_of(name) if pages else None, paper, title,
+                                 subtitle, provenance.short(), description, provenance.tags()["software"])
+    return ScoreFiles(musicxml, laid_out.pdf, laid_out.pages, hard, easier, removed)

@@ -48,7 +48,7 @@ def render_corpus_piece(name: str, path: Path, sample_rate: int, with_drums: boo
     bpm = float(midi.get_tempo_changes()[1][0])
     if with_drums:
         add_drums(midi, bpm)
-    from utils.midi import render_midi
+    from utils.render import render_midi
 
     rendered = render_midi(midi, sample_rate)
     sf.write(str(path), rendered.audio, sample_rate)

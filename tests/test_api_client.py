@@ -12,7 +12,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from utils.midi import PIANO_PITCH_RANGE
+from utils.notes import PIANO_PITCH_RANGE
 
 
 @pytest.fixture(scope="module")

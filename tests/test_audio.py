@@ -135,3 +135,39 @@ def test_clipped_audio_is_accepted_and_stays_in_range(tmp_path):
     loud = np.clip(4.0 * tone(1.0, 44100), -1.0, 1.0)
     audio, _ = load_audio(write(tmp_path / "clipped.wav", loud, 44100), 44100)
     assert np.abs(audio).max() <= 1.0 + 1e-6 and np.isfinite(audio).all()
+
+
+@pytest.mark.parametrize("method", ["soxr_hq", "polyphase", "sinc_hann"])
+def test_the_one_resampler_keeps_a_tone_and_the_length(method):
+    from utils.audio import resample
+
+    rate, target = 44100, 32000
+    t = np.arange(rate) / rate
+    tone = np.stack([np.sin(2 * np.pi * 440 * t), 0.5 * np.sin(2 * np.pi * 880 * t)]).astype(np.float32)  # [2, T]
+    out = resample(tone, rate, target, method)
+    assert out.dtype == np.float32 and out.shape == (2, target)
+    for channel, freq in ((0, 440), (1, 880)):
+        spectrum = np.abs(np.fft.rfft(out[channel, 1000:-1000]))
+        peak = np.argmax(spectrum) * target / (out.shape[-1] - 2000)
+        assert abs(peak - freq) < 2, (method, channel, peak)
+    assert resample(tone[0], rate, rate, method) is not None and np.array_equal(resample(tone[0], rate, rate), tone[0])
+    with pytest.raises(ValueError, match="one of"):
+        resample(tone, rate, target, "kaiser_best")
+
+
+def test_no_module_resamples_on_its_own():
+    """Every resample in the app goes through ``utils.audio.resample`` (one home; soxr where it is installed). The one
+    exception is named: Pop2Piano's feature extractor resamples inside transformers, and the app warms that up."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    calls = ("librosa.resample(", "librosa.core.resample(", "resample_poly(", "soxr.resample(", "functional.resample(")
+    allowed = {("models/pop2piano.py", "librosa.core.resample(")}  # _warm_up_resampler: the extractor's own path
+    found = []
+    for package in ("app.py", "cli.py", "ui", "products", "batch", "models", "utils"):
+        for path in sorted((root / package).rglob("*.py")) if (root / package).is_dir() else [root / package]:
+            name = str(path.relative_to(root))
+            source = path.read_text(encoding="utf-8")
+            found += [(name, call) for call in calls
+                      if call in source and (name, call) not in allowed and name != "utils/audio.py"]
+    assert found == []

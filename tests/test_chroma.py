@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from utils.chroma import CHROMA_NAMES, ChromaExtractor, sinc_resample
+from utils.audio import sinc_resample
+from utils.chroma import CHROMA_NAMES, ChromaExtractor
 
 SR = 32000
 

@@ -30,7 +30,7 @@ def test_cpu_is_float32():
 def test_own_memory_copies_tensors_and_keeps_ties():
     import torch
 
-    from models.memory import own_memory, return_freed_memory
+    from models.int8 import own_memory, return_freed_memory
 
     base = torch.arange(12.0)
     module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(3, 4))
@@ -53,7 +53,7 @@ def test_int8_conversion_lets_go_of_the_checkpoint_file(tiny_musicgen_dir, tmp_p
 
     from transformers import MusicgenForConditionalGeneration
 
-    from models.memory import _mapped_checkpoints
+    from models.int8 import _mapped_checkpoints
     from models.musicgen.layers import quantize_decoder_int8
 
     folder = tmp_path / "copy"

@@ -14,23 +14,18 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from models.pop2piano import get_piano_cover_model
+from models import load_model
 from products import piano as products
 from utils.audio import read_tags, write_wav
-from utils.midi import (
-    MIDI_RESOLUTION,
-    INSTRUMENTS,
-    notes_of,
-    pickup_beats,
-)
-from utils.score import MAX_HAND_SPAN, MAX_NOTES_PER_HAND, easier, hard_places, onset_groups, split_hands
+from utils.midi import INSTRUMENTS, MIDI_RESOLUTION, notes_of, pickup_beats
+from utils.engraving import MAX_HAND_SPAN, MAX_NOTES_PER_HAND, easier, hard_places, onset_groups, split_hands
 from utils.video import FORMATS, KEYBOARD_SHARE, FallingNotes, keyboard_layout, probe, read_frame
 
 
 @pytest.fixture(scope="module")
 def made(tiny_pop2piano_dir, chorale, tmp_path_factory):
     """(cover, job): the chorale arranged once; its products go to a fresh folder."""
-    model = get_piano_cover_model(str(tiny_pop2piano_dir), "cpu")
+    model = load_model("piano", str(tiny_pop2piano_dir), "cpu")
     cover, song, sr = model.cover_file(str(chorale[0]), "composer5")
     out = tmp_path_factory.mktemp("cover-products")
     song_wav = write_wav(out / "bwv66_original.wav", song, sr)
@@ -165,7 +160,7 @@ def test_no_note_outlasts_the_song(made):
 
 
 def test_cutting_notes_at_an_end_keeps_the_ones_before_it():
-    from utils.midi import GridNotes
+    from utils.notes import GridNotes
 
     grid = GridNotes(np.array([0, 2, 6, 9]), np.array([2, 8, 12, 11]), np.array([60, 62, 64, 65]),
                      np.array([80, 80, 80, 80]), np.arange(10) * 0.5)  # a step every half second
@@ -192,7 +187,7 @@ def test_easier_fits_every_chord_in_one_hand(made):
 
 def test_hands_follow_the_music_not_a_fixed_split():
     """A scale climbing from G3 to G5 and back stays in the right hand while a bass holds C2-C3 below it."""
-    from utils.midi import GridNotes
+    from utils.notes import GridNotes
 
     melody = [55, 57, 59, 60, 62, 64, 65, 67, 69, 71, 72, 74, 76, 79, 76, 72, 67, 64, 60, 57, 55]
     rows = [[2 * i, 2 * i + 2, p, 80] for i, p in enumerate(melody)]
@@ -278,9 +273,45 @@ def test_engraving_from_several_threads_at_once(made, tmp_path):
     """The app engraves in worker threads; verovio's fonts are process-wide and must survive concurrent use."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from utils.score import engrave
+    from utils.engraving import engrave
 
     musicxml = products.write_score(made[1]).musicxml
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda i: engrave(musicxml, tmp_path / f"{i}.pdf", tmp_path / f"p{i}"), range(8)))
     assert all(r.pdf.read_bytes()[:4] == b"%PDF" and r.pages for r in results)
+
+
+# ------------------------------------------------------------------------------------ products by name
+@pytest.mark.parametrize(
+    ("asked", "suffixes"),
+    [
+        ({"mix"}, [".mp3"]),
+        ({"score"}, [".musicxml", ".pdf"]),
+        ({"midi", "video"}, [".mid", ".mid", ".mp4"]),
+    ],
+    ids=["mix-only-as-mp3", "score-without-pages", "midi-and-video"],
+)
+def test_write_cover_writes_what_was_asked_and_nothing_else(made, tmp_path, asked, suffixes):
+    """The command line's way: the song held in memory, each product written by name; the folder then holds exactly
+    those files (no render, no song, no page pictures written and deleted)."""
+    cover, job = made
+    song = job.song_audio()
+    bare = products.CoverJob(job.grid, job.bpm, job.style, job.model, job.stem, tmp_path, None, job.duration,
+                             song=song)
+    files = products.write_cover(bare, asked, "Harpsichord", balance=0.5, audio_format="mp3", video_balance=1.0)
+    on_disk = sorted(p for p in tmp_path.iterdir())
+    assert on_disk == sorted(files.files)
+    assert sorted(p.suffix for p in on_disk) == sorted(suffixes)
+    if "video" in asked:
+        info = probe(files.video)
+        assert info.audio_codec == "aac" and info.duration == pytest.approx(job.duration, abs=0.1)
+    with pytest.raises(ValueError, match="Unknown product"):
+        products.write_cover(bare, {"midi", "poster"})
+
+
+def test_the_command_line_deletes_nothing_it_wrote():
+    """Products are chosen by name: nothing is written and then deleted (batch/jobs.py unlinks no file)."""
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "batch" / "jobs.py").read_text(encoding="utf-8")
+    assert ".unlink(" not in source

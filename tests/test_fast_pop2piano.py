@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import Pop2PianoForConditionalGeneration
 
-from models.memory import quantize_int8
+from models.int8 import quantize_int8
 from models.fast_pop2piano import FastPop2Piano
 
 

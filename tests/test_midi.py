@@ -7,8 +7,9 @@ import pretty_midi
 import pytest
 from PIL import Image
 
-from utils import midi as midi_module
-from utils.midi import BUNDLED_SOUNDFONT, find_soundfont, piano_midi, render_midi
+from utils import render as midi_module
+from utils.midi import piano_midi
+from utils.render import BUNDLED_SOUNDFONT, find_soundfont, render_midi
 from utils.plots import piano_roll_png
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from examples.make_examples import MELODIES, melody_notes
 from models import transcription
+from models import load_model
 from models.sources import ModelLoadError
 from models.transcription import Notes
 from products.music_midi import beat_steps, notes_on_grid, write_music_midi
@@ -43,7 +44,7 @@ def test_the_example_melodies_are_heard_at_their_written_pitch(file_name):
     tune, bpm, _ = MELODIES[file_name]
     written = melody_notes(tune, bpm)
     audio, rate = load_audio(EXAMPLES / file_name, 22050)
-    notes = transcription.get_transcriber().notes(audio, rate)
+    notes = load_model("transcriber").notes(audio, rate)
     right = 0
     for start, end, pitch in written:
         middle = (start + end) / 2
@@ -82,3 +83,18 @@ def test_without_basic_pitch_the_message_says_how_to_install(monkeypatch, tmp_pa
     fresh = transcription.Transcriber()
     with pytest.raises(ModelLoadError, match="--no-deps basic-pitch"):
         fresh.load()
+
+
+def test_write_music_writes_the_notes_asked_for_and_nothing_else(tiny_musicgen_dir, tmp_path):
+    """A result's products by name: MIDI of each variant and variant 1's score, no audio file, no page picture."""
+    from models import musicgen
+    from products.music import write_music
+
+    result = musicgen.MusicGenModel(str(tiny_musicgen_dir), "cpu").generate(
+        "lo-fi piano", musicgen.SamplingParams(duration=2.0, seed=3), 2)
+    files = write_music(result, tmp_path, "piece", {"midi", "score"}, watermark="off")
+    assert files.wavs == [] and files.mp3s == [] and files.params is None and files.picture is None
+    assert [made.midi.name for made in files.notes] == [f"piece_seed3_v{i}_notes.mid" for i in (1, 2)]
+    on_disk = sorted(p.name for p in tmp_path.iterdir())
+    assert on_disk == sorted(f.name for f in files.downloads)
+    assert not any(name.endswith(".png") or name.endswith(".wav") for name in on_disk)

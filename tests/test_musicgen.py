@@ -11,6 +11,7 @@ import torch
 import pytest
 import soundfile as sf
 
+from models import load_model
 from models.sources import ModelLoadError
 from models.musicgen import (
     Clip,
@@ -19,7 +20,6 @@ from models.musicgen import (
     MusicGenModel,
     MusicRequest,
     SamplingParams,
-    get_musicgen_model,
     parse_seed,
 )
 
@@ -28,12 +28,12 @@ SR = 32000
 
 @pytest.fixture(scope="module")
 def text_model(tiny_musicgen_dir) -> MusicGenModel:
-    return get_musicgen_model(str(tiny_musicgen_dir), "cpu")
+    return load_model("text", str(tiny_musicgen_dir), "cpu")
 
 
 @pytest.fixture(scope="module")
 def melody_model(tiny_melody_dir) -> MusicGenModel:
-    return get_musicgen_model(str(tiny_melody_dir), "cpu", melody=True)
+    return load_model("melody", str(tiny_melody_dir), "cpu")
 
 
 @pytest.mark.parametrize(("duration", "variants"), [(1.0, 1), (2.5, 3)])
@@ -251,16 +251,16 @@ def test_missing_folder_says_what_and_how(tmp_path):
 
 
 def test_switching_checkpoints_frees_the_previous_one(tiny_musicgen_dir, tiny_musicgen_stereo_dir):
-    first = get_musicgen_model(str(tiny_musicgen_dir), "cpu")
+    first = load_model("text", str(tiny_musicgen_dir), "cpu")
     first.load()
     old = weakref.ref(first.model)
-    assert get_musicgen_model(str(tiny_musicgen_dir), "cpu") is first  # cached
-    second = get_musicgen_model(str(tiny_musicgen_stereo_dir), "cpu")
+    assert load_model("text", str(tiny_musicgen_dir), "cpu") is first  # cached
+    second = load_model("text", str(tiny_musicgen_stereo_dir), "cpu")
     assert second is not first and first.model is None
     del first
     gc.collect()
     assert old() is None  # nothing holds the old weights any more
-    get_musicgen_model(str(tiny_musicgen_dir), "cpu")  # leave the mono model cached for other tests
+    load_model("text", str(tiny_musicgen_dir), "cpu")  # leave the mono model cached for other tests
 
 
 def test_env_vars_set_the_defaults(monkeypatch):

@@ -12,15 +12,17 @@ import soundfile as sf
 
 from models import pop2piano
 from models.sources import ModelLoadError
-from models.pop2piano import COMPOSERS, PianoCoverModel, get_piano_cover_model
+from models import load_model
+from models.pop2piano import COMPOSERS, PianoCoverModel
 from utils import beats as beats_module
 from utils.audio import OUTPUT_SAMPLE_RATE
-from utils.midi import notes_of, render_midi
+from utils.midi import notes_of
+from utils.render import render_midi
 
 
 @pytest.fixture(scope="module")
 def model(tiny_pop2piano_dir) -> PianoCoverModel:
-    m = get_piano_cover_model(str(tiny_pop2piano_dir), "cpu")
+    m = load_model("piano", str(tiny_pop2piano_dir), "cpu")
     m.load()
     return m
 
@@ -30,7 +32,7 @@ def test_loader_reads_the_saved_folder(model, tiny_pop2piano_dir):
     assert model.device.type == "cpu"
     assert model.model.config.d_model == 64
     assert model.feature_extractor.feature_size == 64
-    assert get_piano_cover_model(str(tiny_pop2piano_dir), "cpu") is model  # cached, not reloaded
+    assert load_model("piano", str(tiny_pop2piano_dir), "cpu") is model  # cached, not reloaded
 
 
 def test_cpu_uses_int8_weights_unless_told_not_to(model, tiny_pop2piano_dir, monkeypatch):
@@ -90,7 +92,7 @@ def test_same_notes_as_the_transformers_reference_pipeline(tiny_pop2piano_dir, c
     import torch
     from transformers import Pop2PianoProcessor
 
-    from utils.midi import fold_into_piano_range
+    from utils.notes import fold_into_piano_range
 
     monkeypatch.setenv("PIANO_COVER_RESAMPLER", "kaiser_best")
     model = PianoCoverModel(str(tiny_pop2piano_dir), "cpu")
@@ -127,7 +129,7 @@ def test_random_style_picks_one_of_the_21(model, clicks):
 
 def test_short_token_limit_still_decodes(model, clicks):
     audio, sr = sf.read(str(clicks[0]), dtype="float32")
-    cover = model.transcribe(audio, sr, "composer2", max_tokens_per_chunk=8)
+    cover = model.arrange(audio, sr, "composer2", max_tokens_per_chunk=8)
     assert cover.n_unfinished == cover.n_chunks
     assert all(0 <= n.pitch <= 127 and n.end > n.start for n in notes_of(cover.midi))
 

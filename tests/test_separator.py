@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from models.sources import ModelLoadError
-from models.musicgen import Melody, SamplingParams, get_musicgen_model
+from models import load_model
+from models.musicgen import Melody, SamplingParams
 from models.separator import MELODY_STEMS, StemSeparator, check_melody_source, load_bag
 from tests.tiny_models import DEMUCS_SOURCES
 
 
 @pytest.fixture(scope="module")
 def melody_model(tiny_melody_dir):
-    return get_musicgen_model(str(tiny_melody_dir), "cpu", melody=True)
+    return load_model("melody", str(tiny_melody_dir), "cpu")
 
 
 def test_the_bag_loads_through_demucs_own_loader(tiny_htdemucs_dir):

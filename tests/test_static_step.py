@@ -11,7 +11,7 @@ import torch
 from transformers import AutoTokenizer
 
 from models.musicgen.fast_loop import FastMusicgen, PassCount
-from models.musicgen.joint import Decoding
+from models.musicgen.rounds import Decoding
 from models.musicgen import static_step
 from models.musicgen.static_step import GRAPH_BUCKETS, StepPool, bucket_for
 from tests.test_fast_musicgen import chroma_features, load, load_melody

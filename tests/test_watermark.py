@@ -15,6 +15,7 @@ import torch
 from scipy.signal import resample_poly
 
 from models import watermark
+from models import load_model
 from models.sources import ModelLoadError
 from models.watermark import APP_MESSAGE, WATERMARK_RATE, Detection, Watermarker, message_bits
 
@@ -123,7 +124,7 @@ def test_cover_audio_mix_and_video_soundtrack_are_marked(tiny_pop2piano_dir, tin
     from products import piano as products
 
     song_path, _ = chorale
-    cover, song, sr = pop2piano.get_piano_cover_model(str(tiny_pop2piano_dir), "cpu").cover_file(str(song_path))
+    cover, song, sr = load_model("piano", str(tiny_pop2piano_dir), "cpu").cover_file(str(song_path))
     made = {}
     for name in ("off", str(tiny_watermark_dir)):
         job = products.start_cover(cover, song, sr, "tiny", str(song_path), tmp_path / ("off" if name == "off" else

@@ -23,7 +23,7 @@ from models import musicgen, pop2piano, separator, transcription, translation, w
 from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
-from utils.files import new_run_dir as make_run_dir  # noqa: E402
+from utils.files import new_run_dir  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
@@ -65,9 +65,10 @@ class AppConfig:
 CONFIG = AppConfig()
 
 
-def new_run_dir(prefix: str) -> Path:
-    """A fresh folder for one request's files; folders over the age limit or the size cap are swept away."""
-    return make_run_dir(prefix, CONFIG.output_dir, OUTPUT_MAX_AGE_S, int(CONFIG.max_output_mb * 1024 * 1024))
+def run_folder(prefix: str) -> Path:
+    """A fresh folder for one request's files under the page's output folder (``--output-dir``); folders over the age
+    limit or the size cap are swept away (``utils.files.new_run_dir``)."""
+    return new_run_dir(prefix, CONFIG.output_dir, OUTPUT_MAX_AGE_S, int(CONFIG.max_output_mb * 1024 * 1024))
 
 
 # ZeroGPU lends a GPU per call for at most this long (seconds); longer calls are cut off by the Space.

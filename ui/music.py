@@ -10,15 +10,15 @@ from typing import Any
 
 import gradio as gr
 
-from models import musicgen, separator
+from models import load_model, musicgen, separator
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, write_music
 from products.music_midi import write_music_midi
-from ui.common import CONFIG, gpu_task, gradio_progress, new_run_dir, plain, user_error, with_technical
+from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
 from ui.streaming import Send, streamed
 from utils.audio import audio_duration, write_wav
 from utils.files import safe_name
-from utils.score import DEFAULT_PAPER
+from utils.engraving import DEFAULT_PAPER
 
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
 
@@ -142,7 +142,7 @@ def music_state(result: musicgen.MusicResult, melody_tab: bool, model_name: str 
 def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenModel:
     """The cached model of a tab ("" = the one the app was started with)."""
     default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
-    return musicgen.get_musicgen_model((model_name or "").strip() or default, CONFIG.device, melody=melody_tab)
+    return load_model("melody" if melody_tab else "text", (model_name or "").strip() or default, CONFIG.device)
 
 
 def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicRequest, cancel: threading.Event,
@@ -180,7 +180,7 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
         return None, ""
     try:
         clip = musicgen.Clip.from_file(path, start, end)
-        out = write_wav(new_run_dir("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
+        out = write_wav(run_folder("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return str(out), (f"Continuing {clip.duration:.1f} s of the clip. The result starts with the clip as the model "
@@ -224,7 +224,7 @@ def text_to_music(
                 variants, clip=musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None,
                 prompt_english=given_english(loaded, prompt))
             result = run_music(False, model_name, request, cancel, progress, send)
-            outputs = music_outputs(result, write_music(result, new_run_dir("text-to-music"), "music",
+            outputs = music_outputs(result, write_music(result, run_folder("text-to-music"), "music",
                                                         watermark=CONFIG.watermark_model))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
             raise user_error(e) from e
@@ -271,7 +271,7 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
                                         melody_source=(state.get("melody") or {}).get("source"),
                                         codes=state["codes"], prompt_english=made.get("prompt_english"))
         result = run_music(state["melody_tab"], state["model_name"], request, cancel, progress, send)
-        *outputs, downloads = music_outputs(result, write_music(result, new_run_dir("extended"), "extended",
+        *outputs, downloads = music_outputs(result, write_music(result, run_folder("extended"), "extended",
                                                                   watermark=CONFIG.watermark_model))
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
@@ -286,7 +286,7 @@ def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tu
         return None, ""
     try:
         melody = musicgen.Melody.from_file(path, start, end)
-        out = write_wav(new_run_dir("melody-preview") / "melody_part_used.wav", melody.audio, melody.sample_rate)
+        out = write_wav(run_folder("melody-preview") / "melody_part_used.wav", melody.audio, melody.sample_rate)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
@@ -347,7 +347,7 @@ def melody_to_music(
                 variants, melody=musicgen.Melody.from_file(melody_path, trim_start, trim_end),
                 melody_source=melody_source, prompt_english=given_english(loaded, prompt))
             result = run_music(True, model_name, request, cancel, progress, send)
-            files = write_music(result, new_run_dir("melody-to-music"), "melody_music",
+            files = write_music(result, run_folder("melody-to-music"), "melody_music",
                                 watermark=CONFIG.watermark_model)
             *outputs, downloads = music_outputs(result, files)
         except Exception as e:  # noqa: BLE001
@@ -375,7 +375,7 @@ def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
         if not audio_path:
             raise ValueError("Generate something first: this writes the notes of variant 1 as MIDI.")
         progress(0.1, desc="Listening for the notes")
-        made = write_music_midi(audio_path, new_run_dir("music-midi"), safe_name(Path(audio_path).stem, empty="music"),
+        made = write_music_midi(audio_path, run_folder("music-midi"), safe_name(Path(audio_path).stem, empty="music"),
                                 score=True, paper=paper)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e

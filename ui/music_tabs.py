@@ -35,7 +35,7 @@ from ui.music import (
 )
 from ui.music_docs import MUSIC_API_DOCS
 from ui.streaming import live_playback, stream_player
-from utils.score import DEFAULT_PAPER
+from utils.engraving import DEFAULT_PAPER
 
 TEXT_PROMPT_EXAMPLES = [
     "An 80s driving pop song with heavy drums and synth pads in the background",

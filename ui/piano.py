@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from models import pop2piano
+from models import load_model, pop2piano
 from models.devices import pick_device
 from models.sources import describe_source, how_to_fix
 from products import piano as products
@@ -22,7 +22,7 @@ from ui.common import (
     PAPER_CHOICES,
     gpu_task,
     gradio_progress,
-    new_run_dir,
+    run_folder,
     plain,
     technical_details,
     user_error,
@@ -30,10 +30,11 @@ from ui.common import (
     with_technical,
 )
 from utils.beats import essentia_available
-from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS, fluidsynth_available
+from utils.midi import DEFAULT_INSTRUMENT, INSTRUMENTS
+from utils.render import fluidsynth_available
 from utils.plots import piano_roll_png
 from utils.audio import audio_duration, check_duration
-from utils.score import DEFAULT_PAPER, MAX_HAND_SPAN, MAX_NOTES_PER_HAND
+from utils.engraving import DEFAULT_PAPER, MAX_HAND_SPAN, MAX_NOTES_PER_HAND
 from utils.video import DEFAULT_FORMAT, FORMATS
 
 PIANO_COVER_HELP = (
@@ -108,10 +109,13 @@ def piano_cover_status() -> str:
     return "  \n".join(lines)
 
 
+PAGE_PRODUCTS = ("midi", "audio", "mix", "score", "pages")  # a cover's products on the page (the video on request)
+
+
 @gpu_task("piano_cover")
 def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tuple[pop2piano.PianoCover, Any, int]:
     """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU)."""
-    model = pop2piano.get_piano_cover_model(CONFIG.piano_model, CONFIG.device)
+    model = load_model("piano", CONFIG.piano_model, CONFIG.device)
     return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
 
 
@@ -145,37 +149,35 @@ def piano_cover(
     try:
         cover, song, sr = make_cover(song_path, style, progress)
         progress(0.93, desc="Writing the MIDI and rendering the audio")
-        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, new_run_dir("piano-cover"),
+        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, run_folder("piano-cover"),
                                    CONFIG.watermark_model)
-        midis = products.write_midis(job, instrument)
-        audio = products.write_audio(job, instrument, balance)
-        progress(0.96, desc="Engraving the score")
-        score = products.write_score(job, bool(easier), paper)
+        made = products.write_cover(job, PAGE_PRODUCTS, instrument, balance, bool(easier), paper)
         roll = piano_roll_png(
             cover.midi, job.path("piano_roll.png"), beat_times=cover.beats.times,
             title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",
         )
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
-    summary = (f"{job.song}, arranged in the style of {job.style}: {cover.n_notes} notes at "
-               f"{cover.beats.bpm:.0f} BPM. {score_line(score)}")
+    assert made.midis is not None and made.audio and made.mix and made.score is not None
+    summary = (f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
+               f"{cover.beats.bpm:.0f} BPM. {score_line(made.score)}")
     technical = [
         f"Style token `{cover.composer}`; {cover.n_chunks} chunks of {pop2piano.BEATS_PER_CHUNK} beats; beats from "
         f"{cover.beats.backend} (first beat at {cover.grid.first_beat:.2f} s).",
         f"MIDI: a tempo change on each of the song's {cover.beats.times.size} beats, so its bars line up with the "
         "song in a DAW; the constant-tempo file is for tools that ignore tempo changes.",
-        f"Rendered with {audio.renderer}.",
-        *(w for w in (*cover.warnings, audio.warning) if w),
-        *([] if "Not watermarked" in audio.warning else ["Its audio (cover, mix, video) carries the app's inaudible "
+        f"Rendered with {made.renderer}.",
+        *(w for w in (*cover.warnings, made.warning) if w),
+        *([] if "Not watermarked" in made.warning else ["Its audio (cover, mix, video) carries the app's inaudible "
                                                         "AudioSeal watermark (check one under “Check a file”)."]),
     ]
     details = with_technical(summary, technical)
     state = {"job": job, "instrument": instrument}
     return [
-        str(audio.cover), str(midis.tempo_map), str(audio.mix), str(roll),
-        round(cover.beats.bpm, 2), details, str(midis.constant),
-        str(score.musicxml), str(score.pdf),
-        [str(p) for p in score.pages], state,
+        str(made.audio), str(made.midis.tempo_map), str(made.mix), str(roll),
+        round(cover.beats.bpm, 2), details, str(made.midis.constant),
+        str(made.score.musicxml), str(made.score.pdf),
+        [str(p) for p in made.score.pages], state,
     ]
 
 
@@ -193,8 +195,7 @@ def remix(state: dict[str, Any] | None, balance: float) -> str | None:
     try:
         job = need_cover(state)
         instrument = state.get("instrument", DEFAULT_INSTRUMENT)
-        cover_wav, _, _ = products.render_cover(job, instrument)
-        return str(products.write_mix(job, cover_wav, float(balance), instrument))
+        return str(products.write_cover(job, {"mix"}, instrument, float(balance)).mix)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
 
@@ -205,11 +206,11 @@ def change_instrument(state: dict[str, Any] | None, instrument: str, balance: fl
         return [gr.skip()] * 5
     try:
         job = need_cover(state)
-        midis = products.write_midis(job, instrument)
-        audio = products.write_audio(job, instrument, float(balance))
+        made = products.write_cover(job, {"midi", "audio", "mix"}, instrument, float(balance))
+        assert made.midis is not None
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return [str(audio.cover), str(midis.tempo_map), str(audio.mix), str(midis.constant),
+    return [str(made.audio), str(made.midis.tempo_map), str(made.mix), str(made.midis.constant),
             {**state, "instrument": instrument}]
 
 
@@ -218,7 +219,8 @@ def change_score(state: dict[str, Any] | None, easier: bool, paper: str = DEFAUL
     if not state:  # before any cover: the choice applies to the next one
         return [gr.skip()] * 4
     try:
-        score = products.write_score(need_cover(state), bool(easier), paper)
+        score = products.write_cover(need_cover(state), {"score", "pages"}, easier=bool(easier), paper=paper).score
+        assert score is not None
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return [str(score.musicxml), str(score.pdf), [str(p) for p in score.pages], score_line(score)]
@@ -236,7 +238,8 @@ def make_video(
         if video_format not in FORMATS:
             raise ValueError(f"Unknown video format {video_format!r}; choose one of {', '.join(FORMATS)}.")
         job = need_cover(state)
-        path = products.write_video(job, instrument, float(balance), video_format, progress=gradio_progress(progress))
+        path = products.write_cover(job, {"video"}, instrument, video_balance=float(balance), video_format=video_format,
+                                    progress=gradio_progress(progress)).video
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     return str(path)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
+from utils.audio import resample
+
 logger = logging.getLogger(__name__)
 
 BEAT_SAMPLE_RATE = 44100  # Hz; essentia's RhythmExtractor2013 assumes this rate
@@ -80,7 +82,7 @@ def track_beats(audio: np.ndarray, sample_rate: int = BEAT_SAMPLE_RATE, backend:
             logger.warning(warning)
     if backend == "essentia":
         if sample_rate != BEAT_SAMPLE_RATE:
-            audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=BEAT_SAMPLE_RATE)
+            audio = resample(audio, sample_rate, BEAT_SAMPLE_RATE)
         bpm, times = _essentia_beats(audio)
     else:
         bpm, times = _librosa_beats(audio, sample_rate)

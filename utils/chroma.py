@@ -13,7 +13,6 @@ Where torchaudio is importable the tests compare it with the official extractor.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,41 +20,10 @@ import numpy as np
 import torch
 from transformers.audio_utils import chroma_filter_bank
 
-from utils.midi import NOTE_NAMES
+from utils.audio import sinc_resample
+from utils.notes import NOTE_NAMES
 
 CHROMA_NAMES = NOTE_NAMES  # the chroma bins, C first
-
-
-def sinc_resample(
-    waveform: torch.Tensor, orig_freq: int, new_freq: int, lowpass_filter_width: int = 6, rolloff: float = 0.99
-) -> torch.Tensor:
-    """Band-limited resampling of ``waveform`` [..., T] with a Hann-windowed sinc kernel (torchaudio's method)."""
-    if orig_freq <= 0 or new_freq <= 0:
-        raise ValueError("Sample rates must be positive.")
-    if orig_freq == new_freq:
-        return waveform
-    gcd = math.gcd(int(orig_freq), int(new_freq))
-    orig, new = int(orig_freq) // gcd, int(new_freq) // gcd
-    dtype = waveform.dtype
-    base_freq = min(orig, new) * rolloff
-    width = math.ceil(lowpass_filter_width * orig / base_freq)
-    idx = torch.arange(-width, width + orig, dtype=dtype, device=waveform.device)[None, None] / orig
-    t = torch.arange(0, -new, -1, dtype=dtype, device=waveform.device)[:, None, None] / new + idx
-    t *= base_freq
-    t = t.clamp_(-lowpass_filter_width, lowpass_filter_width)
-    window = torch.cos(t * math.pi / lowpass_filter_width / 2) ** 2
-    t *= math.pi
-    kernel = torch.where(t == 0, torch.tensor(1.0).to(t), t.sin() / t)
-    kernel *= window * (base_freq / orig)
-
-    shape = waveform.shape
-    flat = waveform.reshape(-1, shape[-1])
-    length = flat.shape[-1]
-    flat = torch.nn.functional.pad(flat, (width, width + orig))
-    out = torch.nn.functional.conv1d(flat[:, None], kernel, stride=orig)
-    out = out.transpose(1, 2).reshape(flat.shape[0], -1)
-    out = out[..., : int(math.ceil(new * length / orig))]
-    return out.reshape(shape[:-1] + out.shape[-1:])
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
-from utils.midi import NOTE_NAMES, notes_of  # noqa: E402
+from utils.midi import notes_of  # noqa: E402
+from utils.notes import NOTE_NAMES
 
 
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:

@@ -9,14 +9,16 @@ no system ffmpeg is needed.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from utils.midi import PIANO_PITCH_RANGE
+from utils.notes import PIANO_PITCH_RANGE
 from utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -249,13 +251,14 @@ def ffmpeg_exe() -> str:
         ) from e
 
 
-def write_video(notes: FallingNotes, audio_wav: str | Path, path: str | Path, tags: dict[str, str] | None = None,
-                progress: Progress | None = None) -> Path:
-    """Encode the falling-notes frames with ``audio_wav`` as an MP4 (H.264 + AAC, 30 fps).
+def encode_video(notes: FallingNotes, soundtrack: str | Path | tuple[np.ndarray, int], path: str | Path,
+                tags: dict[str, str] | None = None, progress: Progress | None = None) -> Path:
+    """Encode the falling-notes frames with ``soundtrack`` as an MP4 (H.264 + AAC, 30 fps).
 
     Args:
         notes: the frames to draw.
-        audio_wav: the soundtrack, as long as the video.
+        soundtrack: as long as the video: an audio file, or (mono float32 [T], rate in Hz) handed to ffmpeg through
+            a pipe (no file written).
         path: the MP4 to write.
         tags: MP4 metadata (title, comment...).
         progress: called with (fraction, message) as frames are written.
@@ -269,17 +272,39 @@ def write_video(notes: FallingNotes, audio_wav: str | Path, path: str | Path, ta
     for key, value in (tags or {}).items():
         if value:
             metadata += ["-metadata", f"{key}={value}"]
+    audio_fd = None
+    if isinstance(soundtrack, tuple):
+        samples, rate = soundtrack
+        audio_fd, audio_in = os.pipe()
+        audio_input = ["-f", "f32le", "-ar", str(int(rate)), "-ac", "1", "-i", f"pipe:{audio_fd}"]
+    else:
+        audio_input = ["-i", str(soundtrack)]
     command = [
         ffmpeg_exe(), "-y", "-loglevel", "error",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{notes.width}x{notes.height}", "-r", str(FPS), "-i", "-",
-        "-i", str(audio_wav),
+        *audio_input,
         "-map", "0:v", "-map", "1:a",
         "-c:v", "libx264", "-preset", X264_PRESET, "-crf", str(X264_CRF), "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-b:a", AUDIO_BITRATE,
         "-movflags", "+faststart", *metadata, str(path),
     ]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                               pass_fds=() if audio_fd is None else (audio_fd,))
     assert process.stdin is not None
+    feeder = None
+    if audio_fd is not None:  # the soundtrack goes in beside the frames, from a thread of its own
+        os.close(audio_fd)
+        data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
+
+        def feed() -> None:
+            with os.fdopen(audio_in, "wb") as pipe:
+                try:
+                    pipe.write(data)
+                except BrokenPipeError:
+                    pass
+
+        feeder = threading.Thread(target=feed, name="video-soundtrack", daemon=True)
+        feeder.start()
     total = notes.n_frames
     every = max(1, total // 100)
     try:
@@ -293,6 +318,8 @@ def write_video(notes: FallingNotes, audio_wav: str | Path, path: str | Path, ta
     except BrokenPipeError:
         pass
     error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if feeder is not None:
+        feeder.join()
     if process.wait() != 0:
         raise RuntimeError(f"ffmpeg could not write the video: {error.strip()[-500:]}")
     report(1.0, "Video written")

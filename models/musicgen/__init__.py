@@ -7,7 +7,7 @@
 - ``windows``: window planning for pieces past 30 s;
 - ``codec``: the delay pattern, EnCodec, and frozen parts shared between checkpoints;
 - ``backends``: how a window decodes (the fast loop, or stock ``generate``), chosen once at load;
-- ``fast_loop``, ``layers``, ``joint``: the fast loop, its layer calls, and its rounds on the model thread;
+- ``fast_loop``, ``layers``, ``rounds``: the fast loop, its layer calls, and its rounds on the model thread;
 - ``streaming``: audio chunks while a piece is made.
 """
 
@@ -57,7 +57,7 @@ from models.musicgen.inputs import (
     unknown_prompt_note,
     unknown_prompt_parts,
 )
-from models.musicgen.model import MusicGenModel, get_musicgen_model
+from models.musicgen.model import MusicGenModel
 from models.musicgen.request import MusicRequest, MusicResult
 from models.musicgen.streaming import AudioStream
 from models.musicgen.windows import Window, plan_windows, window_count
@@ -109,7 +109,6 @@ __all__ = [
     "check_prompt",
     "check_variants",
     "default_model_name",
-    "get_musicgen_model",
     "parse_seed",
     "plan_windows",
     "unknown_prompt_note",

@@ -15,7 +15,7 @@ from transformers import (
     MusicgenMelodyForConditionalGeneration,
 )
 
-from models.memory import return_freed_memory
+from models.int8 import return_freed_memory
 from models.musicgen.codec import fold_weight_norm, share_frozen_parts
 from models.musicgen.layers import quantize_decoder_int8
 from models.sources import ModelSource

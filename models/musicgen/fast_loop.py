@@ -41,7 +41,7 @@ from transformers.generation.logits_process import (
 
 from models.devices import env_flag
 from models.musicgen.codec import codebook_delays, undelay
-from models.musicgen.joint import Decoding
+from models.musicgen.rounds import Decoding
 from models.musicgen.layers import AnyMusicgen, fused_linear_fn, layer_norm_fn, linear_fn
 from models.musicgen.static_step import StepPool
 from models.runtime import ModelThread

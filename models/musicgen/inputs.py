@@ -262,15 +262,6 @@ class Clip(TrimmedAudio):
         return cls(clip[None, :], sr, cls.trim_of(start, end))
 
 
-def resample_to(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """[channels, T] audio at ``rate`` Hz -> ``target`` Hz (float32)."""
-    if rate == target:
-        return audio.astype(np.float32)
-    import librosa
-
-    return librosa.resample(audio, orig_sr=rate, target_sr=target).astype(np.float32)
-
-
 def looped(audio: np.ndarray, rate: int, offset: float, seconds: float) -> np.ndarray:
     """``seconds`` of ``audio`` [T] from ``offset`` s on, the audio repeating when it runs out."""
     start = int(round(offset * rate))

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
-from models.memory import quantize_int8_in_steps
+from models.int8 import quantize_int8_in_steps
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 

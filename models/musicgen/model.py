@@ -22,15 +22,17 @@ import numpy as np
 import torch
 from transformers import MusicgenForConditionalGeneration, MusicgenMelodyForConditionalGeneration
 
-from models.devices import env_flag, pick_device, pick_dtype, settle_attention_backend
+from models.devices import env_flag, pick_dtype, settle_attention_backend
 from models.musicgen.backends import Backend, FastBackend, build_backend
 from models.musicgen.checkpoints import (
     CPU_INT8_ENV_VAR,
     FAST_PATH_ENV_VAR,
+    MELODY_CHECKPOINTS,
     MELODY_CLI_FLAG,
     MELODY_ENV_VAR,
     MUSICGEN_CLI_FLAG,
     MUSICGEN_ENV_VAR,
+    TEXT_CHECKPOINTS,
     check_kind_by_name,
     default_model_name,
     load_checkpoint,
@@ -45,7 +47,6 @@ from models.musicgen.inputs import (
     Melody,
     SamplingParams,
     looped,
-    resample_to,
     unknown_prompt_note,
     unknown_prompt_parts,
 )
@@ -53,10 +54,12 @@ from models.musicgen.request import MusicRequest, MusicResult
 from models.musicgen.streaming import AudioStream
 from models.musicgen.windows import Window, decode_steps, plan_windows
 from models.progress import GenerationCancelled, StepWatcher
-from models.runtime import model_cache, model_thread
-from models.separator import MELODY_STEMS, SOURCE_SEPARATED, get_separator
-from models.sources import ModelLoadError, load_or_explain
+from models.runtime import model_thread
+from models.separator import MELODY_STEMS, SOURCE_SEPARATED
+from models.loading import LoadedModel, load_model
+from models.sources import ModelLoadError, ModelSource
 from models.translation import default_translation_name, translate_prompt
+from utils.audio import resample
 from utils.chroma import ChromaExtractor
 from utils.progress import Progress, no_progress
 
@@ -85,7 +88,7 @@ class _Prepared:
     windows: list[Window]
 
 
-class MusicGenModel:
+class MusicGenModel(LoadedModel):
     """A MusicGen or MusicGen-Melody checkpoint, loaded lazily on first use and kept.
 
     Args:
@@ -96,8 +99,10 @@ class MusicGenModel:
 
     def __init__(self, name: str | None = None, device: str | None = None, melody: bool = False) -> None:
         self.melody = melody
-        self.name = (name or default_model_name(melody)).strip()
-        self.device = pick_device(device)
+        self.what = "Melody model" if melody else "Text-to-music model"
+        self.env_var, self.cli_flag = self.setting(melody)
+        self.checkpoints = self.known(melody)
+        super().__init__(name or default_model_name(melody), device)
         self.dtype = pick_dtype(self.device)
         self.fast_path = env_flag(FAST_PATH_ENV_VAR)
         self.int8 = self.device.type == "cpu" and env_flag(CPU_INT8_ENV_VAR)
@@ -107,17 +112,21 @@ class MusicGenModel:
         self.backend: Backend | None = None  # how windows decode, built once at load
         self.tokenizer = None
         self.chroma: ChromaExtractor | None = None
-        self._lock = threading.Lock()
         self._step_seconds: float | None = None  # measured decode speed here, for time estimates
         self.shared: list[str] = []  # parts found equal to an already loaded model's, and shared with it
 
-    @property
-    def what(self) -> str:
-        return "Melody model" if self.melody else "Text-to-music model"
+    @classmethod
+    def default_name(cls, melody: bool = False) -> str:
+        return default_model_name(melody)
 
-    @property
-    def loaded(self) -> bool:
-        return self.model is not None
+    @classmethod
+    def setting(cls, melody: bool = False) -> tuple[str, str]:
+        return (MELODY_ENV_VAR, MELODY_CLI_FLAG) if melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
+
+    @classmethod
+    def known(cls, melody: bool = False) -> tuple[str, ...]:
+        """The official checkpoints of the text or melody role."""
+        return MELODY_CHECKPOINTS if melody else TEXT_CHECKPOINTS
 
     @property
     def sample_rate(self) -> int:
@@ -139,34 +148,23 @@ class MusicGenModel:
         """Fail early, without loading, when a known text-only checkpoint is chosen for the melody tab."""
         check_kind_by_name(self.name, self.melody)
 
-    def load(self) -> None:
-        """Load the model and tokenizer once, on the model thread.
-
-        Raises:
-            ValueError: a text-only checkpoint was chosen for the melody tab.
-            ModelLoadError: which model failed, why, and how to point the app at a local folder.
-        """
+    def check_before_load(self) -> None:
         self.check_kind_by_name()
-        model_thread().call(self._load)
 
-    def _load(self) -> None:
-        with self._lock:
-            if self.model is not None:
-                return
-            env, flag = (MELODY_ENV_VAR, MELODY_CLI_FLAG) if self.melody else (MUSICGEN_ENV_VAR, MUSICGEN_CLI_FLAG)
-            self.model, self.tokenizer, self.chroma, self.shared = load_or_explain(
-                self.what, self.name, env, flag,
-                lambda source: load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8,
-                                                self.float32_parts))
-            # one backend per loaded model: every request's decode joins its loop, so requests share its passes
-            self.backend = build_backend(self.model, self.fast_path)
-            attention = settle_attention_backend(self.device)
-            logger.info("Loaded %s %s on %s (%s; %s)", self.what, self.name, self.device, self.dtype, attention)
+    def _from_source(self, source: ModelSource) -> tuple[Any, Any, ChromaExtractor | None, list[str]]:
+        return load_checkpoint(source, self.name, self.melody, self.device, self.dtype, self.int8, self.float32_parts)
 
-    def unload(self) -> None:
-        """Drop the model (the runtime's cache returns its memory)."""
-        with self._lock:
-            self.model = self.tokenizer = self.chroma = self.backend = None
+    def _keep(self, parts: tuple[Any, Any, ChromaExtractor | None, list[str]]) -> None:
+        self.model, self.tokenizer, self.chroma, self.shared = parts
+        # one backend per loaded model: every request's decode joins its loop, so requests share its passes
+        self.backend = build_backend(self.model, self.fast_path)
+
+    def _after_load(self) -> None:
+        attention = settle_attention_backend(self.device)
+        logger.info("%s: %s; %s", self.what, self.dtype, attention)
+
+    def _drop(self) -> None:
+        self.model = self.tokenizer = self.chroma = self.backend = None
 
     def n_steps(self, duration: float) -> int:
         """Decode steps for ``duration`` seconds: frames plus the codebook delay pattern's tail."""
@@ -378,7 +376,7 @@ class MusicGenModel:
         if source != SOURCE_SEPARATED:
             return melody, "whole mix", ""
         report(0.02, "Separating the melody from drums and bass (Demucs)")
-        stemmer = get_separator(separator)
+        stemmer = load_model("separator", separator)
         try:
             stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
         except ModelLoadError as e:  # the why and the fix are for whoever runs the app: the log and the record
@@ -394,7 +392,7 @@ class MusicGenModel:
         assert self.model is not None
         given = None
         if clip is not None:
-            audio_in = torch.from_numpy(resample_to(clip.audio, clip.sample_rate, self.sample_rate))[None]
+            audio_in = torch.from_numpy(resample(clip.audio, clip.sample_rate, self.sample_rate))[None]
             codec_dtype = next(self.model.audio_encoder.parameters()).dtype
             given = model_thread().call(encode_audio, self.model, audio_in.to(self.device, codec_dtype))
         elif continue_codes is not None:
@@ -486,10 +484,3 @@ class MusicGenModel:
         if audio.shape[-1] < n_samples:
             audio = np.pad(audio, ((0, 0), (0, 0), (0, n_samples - audio.shape[-1])))
         return np.clip(audio, -1.0, 1.0).astype(np.float32)
-
-
-def get_musicgen_model(name: str | None = None, device: str | None = None, melody: bool = False) -> MusicGenModel:
-    """The runtime's model for the text or melody role; choosing another checkpoint frees the previous one first."""
-    name = (name or default_model_name(melody)).strip()
-    return model_cache().get("melody" if melody else "text", name, device,
-                             lambda: MusicGenModel(name, device, melody))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from utils.midi import BEATS_PER_BAR, STEPS_PER_BEAT, GridNotes
+from utils.notes import BEATS_PER_BAR, STEPS_PER_BEAT, GridNotes
 
 logger = logging.getLogger(__name__)
 
@@ -275,10 +275,10 @@ def page_lines(svg: str, paper: str, number: int, pages: int, title: str, subtit
     return svg[: close + 1] + "".join(lines) + svg[close + 1 :]
 
 
-def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path, paper: str = DEFAULT_PAPER,
+def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path | None, paper: str = DEFAULT_PAPER,
             title: str = "", subtitle: str = "", foot: str = "", subject: str = "", creator: str = "") -> Engraving:
     """Lay out a MusicXML file in pages of ``paper`` (A4 or Letter) with verovio, inside margins of at least 12 mm;
-    write a PDF (with its title, subject and creator) and one PNG per page.
+    write a PDF (with its title, subject and creator) and, unless ``png_prefix`` is None, one PNG per page.
 
     Args:
         title, subtitle: printed at the top of the first page (the title runs on later pages).
@@ -310,13 +310,15 @@ def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path, 
                 for number in range(1, count + 1)]
     writer = PdfWriter()
     pages: list[Path] = []
-    prefix = Path(png_prefix)
     points = (width_mm / 25.4 * 72, height_mm / 25.4 * 72)  # the PDF page in points
     for number, svg in enumerate(svgs, start=1):
-        page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
-        cairosvg.svg2png(bytestring=svg, write_to=str(page_png), output_width=round(width_mm / 25.4 * PREVIEW_DPI),
-                         output_height=round(height_mm / 25.4 * PREVIEW_DPI), background_color="white")
-        pages.append(page_png)
+        if png_prefix is not None:
+            prefix = Path(png_prefix)
+            page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
+            cairosvg.svg2png(bytestring=svg, write_to=str(page_png),
+                             output_width=round(width_mm / 25.4 * PREVIEW_DPI),
+                             output_height=round(height_mm / 25.4 * PREVIEW_DPI), background_color="white")
+            pages.append(page_png)
         # cairosvg's PDF unit is 0.75 pt per px: ask for the paper's size in px
         pdf = cairosvg.svg2pdf(bytestring=svg, output_width=points[0] / 0.75, output_height=points[1] / 0.75)
         for page in PdfReader(io.BytesIO(pdf)).pages:
