@@ -12,6 +12,7 @@ case "$mode" in app|test) ;; *) echo "usage: ./run.sh app|test [args...]" >&2; e
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 TORCH_VERSION="2.13.0"
+TORCHAUDIO_REFERENCE="2.11.1"  # only its Python code, unpacked for one test (see below)
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
@@ -51,6 +52,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   "$VENV/bin/python" -m pip install -q -r "$requirements"
   # basic-pitch without its declared TensorFlow (requirements-transcribe.txt says why)
   "$VENV/bin/python" -m pip install -q --no-deps -r requirements-transcribe.txt
+  if [ "$mode" = test ]; then
+    # torchaudio's Python code, for the test that our melody chroma equals transformers' extractor: the registry's
+    # torchaudio links CUDA and does not import here, and its resample and Spectrogram need none of its compiled parts
+    reference="$VENV/torchaudio-python"
+    rm -rf "$reference" && mkdir -p "$reference"
+    "$VENV/bin/python" -m pip download -q --no-deps --dest "$reference" "torchaudio==$TORCHAUDIO_REFERENCE"
+    "$VENV/bin/python" - "$reference" <<'PY'
+import pathlib, sys, zipfile
+folder = pathlib.Path(sys.argv[1])
+for wheel in folder.glob("torchaudio-*.whl"):
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(folder, [n for n in z.namelist() if n.startswith("torchaudio/") and not n.endswith(".so")])
+    wheel.unlink()
+PY
+  fi
   echo "$digest" > "$stamp"
 fi
 

@@ -271,8 +271,7 @@ class PianoCoverModel(LoadedModel):
             )
             report(0.2 + 0.7 * index / n_batches, label)
             steps = StepWatcher(n_batches * max_tokens_per_chunk, report, (0.2, 0.9), reports=200,
-                                done=index * max_tokens_per_chunk)
-            steps.label = label
+                                done=index * max_tokens_per_chunk, label=label)
             chunk = input_features[start : start + batch]
             if self.fast_path:
                 ids = FastPop2Piano(self.model).generate(chunk, composer, max_tokens_per_chunk, on_step=steps.tick)

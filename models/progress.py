@@ -28,23 +28,23 @@ class StepWatcher(StoppingCriteria):
         total: steps expected in all.
         progress: receives (fraction, message).
         span: the part of the progress bar these steps fill, (start, end) in [0, 1].
-        describe: the message for a step, from (step, total, label); default: the label.
+        describe: the message for a step, from (step, total); default: ``label``.
+        label: the message for every step when there is no ``describe``.
         cancel: set from another thread to stop at the next step.
         reports: about how many progress reports to make over ``total`` steps.
         done: steps already done before this watcher (a later batch of the same work).
     """
 
     def __init__(self, total: int, progress: Progress, span: tuple[float, float] = (0.0, 1.0),
-                 describe: Callable[[int, int, str], str] | None = None, cancel: threading.Event | None = None,
-                 reports: int = 100, done: int = 0) -> None:
+                 describe: Callable[[int, int], str] | None = None, cancel: threading.Event | None = None,
+                 reports: int = 100, done: int = 0, label: str = "") -> None:
         self.total = max(1, total)
         self.progress = progress
         self.span = span
-        self.describe = describe or (lambda step, total, label: label)
+        self.describe = describe or (lambda step, total: label)
         self.cancel = cancel
         self.step = done
         self.every = max(1, self.total // reports)
-        self.label = ""
         self.last_ids: torch.Tensor | None = None
 
     def tick(self, *_: Any) -> None:
@@ -54,7 +54,7 @@ class StepWatcher(StoppingCriteria):
         if self.step % self.every == 0 or self.step == self.total:
             start, end = self.span
             self.progress(start + (end - start) * min(1.0, self.step / self.total),
-                          self.describe(self.step, self.total, self.label))
+                          self.describe(self.step, self.total))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         self.last_ids = input_ids

@@ -19,7 +19,22 @@ from products import piano as products
 from utils.audio import read_tags, write_wav
 from utils.midi import INSTRUMENTS, MIDI_RESOLUTION, notes_of, pickup_beats
 from utils.engraving import MAX_HAND_SPAN, MAX_NOTES_PER_HAND, easier, hard_places, onset_groups, split_hands
-from utils.video import FORMATS, KEYBOARD_SHARE, FallingNotes, keyboard_layout, probe, read_frame
+import subprocess
+
+from utils.video import FORMATS, KEYBOARD_SHARE, FallingNotes, ffmpeg_exe, keyboard_layout, probe
+
+
+def read_frame(path, seconds: float, width: int, height: int) -> np.ndarray:
+    """The video frame shown at ``seconds``, decoded by ffmpeg, as [height, width, 3] uint8."""
+    command = [ffmpeg_exe(), "-loglevel", "error", "-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    raw = subprocess.run(command, capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype=np.uint8)[: width * height * 3].reshape(height, width, 3)
+
+
+def full_frame(notes: FallingNotes, index: int) -> np.ndarray:
+    """Frame ``index`` of the falling notes as one [height, width, 3] picture: the roll above the keys."""
+    return np.concatenate(notes.frame(index), axis=0)
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +246,8 @@ def test_frames_are_drawn_where_the_note_is():
     notes = FallingNotes(np.array([1.0]), np.array([2.0]), np.array([60]), np.array([100]), np.array([True]), 3.0)
     keys = keyboard_layout(notes.width)
     x = (keys[60].x0 + keys[60].x1) // 2
-    before = notes.full_frame(15)  # 0.5 s: the bar is still falling, 0.5 s (a sixth of the roll) above the keys
-    during = notes.full_frame(45)  # 1.5 s: it reaches the keys, and the key is lit
+    before = full_frame(notes, 15)  # 0.5 s: the bar is still falling, 0.5 s (a sixth of the roll) above the keys
+    during = full_frame(notes, 45)  # 1.5 s: it reaches the keys, and the key is lit
     top = notes.roll_h
     assert before[top - 2, x].max() < 80 and before[top - 1 - int(0.6 * notes.pixels_per_second), x].max() > 120
     assert during[top - 2, x].max() > 120 and during[-5, x].tolist() != list(notes.keyboard[-5, x])
@@ -250,8 +265,8 @@ def test_vertical_video_zooms_to_the_keys_played_and_every_video_opens_with_its_
     assert len(wide.keys) == 88
     for video in (tall, wide):  # the title shows at first (white letters), and is gone after it fades
         band = slice(video.roll_h // 3 - video.roll_h // 20, video.roll_h // 3 + video.roll_h // 10)
-        opening = video.full_frame(0)[band]
-        later = video.full_frame(int(6.5 * 30))[band]
+        opening = full_frame(video, 0)[band]
+        later = full_frame(video, int(6.5 * 30))[band]
         assert (opening.min(axis=-1) > 230).mean() > 0.002 and (later.min(axis=-1) > 230).mean() == 0
 
 

@@ -77,12 +77,6 @@ def forget_session(request: gr.Request) -> None:
         event.set()
 
 
-def running_flags() -> int:
-    """How many stop flags are held (runs in progress): for tests."""
-    with _cancel_lock:
-        return len(_cancel_events)
-
-
 def given_english(loaded: dict[str, str] | None, prompt: str | None) -> str | None:
     """The English a loaded parameters file gave for ``prompt`` in this tab (``load_params`` keeps it in the tab's
     session state), or None when the prompt is not the file's."""

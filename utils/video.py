@@ -193,11 +193,6 @@ class FallingNotes:
             roll = (roll * (1.0 - weight) + text * weight).astype(np.uint8)
         return roll, self.keyboard_at(seconds)
 
-    def full_frame(self, index: int) -> np.ndarray:
-        """Frame ``index`` as one [height, width, 3] picture (for tests and thumbnails)."""
-        roll, keys = self.frame(index)
-        return np.concatenate([roll, keys], axis=0)
-
 
 def title_card(width: int, height: int, title: str, subtitle: str = "") -> tuple[np.ndarray, np.ndarray]:
     """The opening title over the falling notes: (colours [height, width, 3], opacity [height, width, 1]) with the
@@ -360,11 +355,3 @@ def probe(path: str | Path) -> MediaInfo:
         video.group(1) if video else None, audio.group(1) if audio else None,
         int(video.group(2)) if video else None, int(video.group(3)) if video else None, seconds, tags,
     )
-
-
-def read_frame(path: str | Path, seconds: float, width: int, height: int) -> np.ndarray:
-    """The video frame shown at ``seconds``, decoded by ffmpeg, as [height, width, 3] uint8."""
-    command = [ffmpeg_exe(), "-loglevel", "error", "-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    raw = subprocess.run(command, capture_output=True, check=True).stdout
-    return np.frombuffer(raw, dtype=np.uint8)[: width * height * 3].reshape(height, width, 3)

@@ -416,7 +416,7 @@ class MusicGenModel(LoadedModel):
 
         new_seconds = sum(w.end - w.start for w in windows) / rate
 
-        def describe(step: int, total: int, label: str) -> str:
+        def describe(step: int, total: int) -> str:
             """Progress in music time: "12 of 40 s made · about 30 s left" (the time left once it can be told)."""
             made = new_seconds * step / total
             line = f"{made:.0f} of {new_seconds:.0f} s made"
