@@ -20,6 +20,7 @@ from ui import common  # noqa: E402  (first: it imports `spaces` before anything
 from ui.common import (  # noqa: E402
     CONFIG,
     PAGE_CSS,
+    PAGE_I18N,
     DEFAULT_QUEUE_SIZE,
     MAX_OUTPUT_MB_ENV_VAR,
     MAX_UPLOAD_MB_ENV_VAR,
@@ -28,7 +29,7 @@ from ui.common import (  # noqa: E402
     on_zero_gpu,
     runtime_line,
 )
-from ui.check import build_check_box, check_watermark  # noqa: E402
+from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
     forget_session,
@@ -85,11 +86,12 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
             text_model, text_status, use_as_melody, first_variant = build_text_tab()
         with gr.Tab("Melody to music", id="melody"):
             melody_model, melody_status, melody_input = build_melody_tab()
-    build_check_box()
+    check_note, check_button = build_check_box()
     use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
                         api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
               api_visibility="private")
+    demo.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
     demo.unload(forget_session)  # a closed page's Stop flags go with it
 
 
@@ -227,6 +229,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         prevent_thread_lock=not block,
         allowed_paths=[str(CONFIG.output_dir)],
         css=PAGE_CSS,
+        i18n=PAGE_I18N,
     )
     return demo
 

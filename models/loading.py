@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 
 from models.devices import pick_device
 from models.runtime import ROLES, model_cache, model_thread
-from models.sources import FailureMemory, ModelLoadError, ModelSource, is_off, load_or_explain, looks_like_path
+from models.sources import (
+    FailureMemory,
+    ModelLoadError,
+    ModelSource,
+    is_off,
+    load_or_explain,
+    looks_like_path,
+    resolve_source,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -223,3 +231,33 @@ def load_model(role: str, name_or_path: str | None = None, device: str | None = 
     cls, options = wrapper_class(role)
     name = resolve_name(role, name_or_path)
     return model_cache().get(role, name, device, lambda: cls(name, device, **options))
+
+
+_availability: dict[tuple[str, str], tuple[float, str]] = {}  # (role, name) -> (when, why not): alike for everyone
+AVAILABILITY_TTL_S = 60.0
+
+
+def unavailable(role: str, name_or_path: str | None = None) -> str:
+    """Why the model of ``role`` cannot be used here, or "" when it can (as far as can be told without loading it):
+    turned off, its package missing, a folder without its files, or a hub id neither cached nor reachable (the hub's
+    answer is kept for a minute). For the page to say so before anyone presses a button."""
+    cls, options = wrapper_class(role)
+    name = resolve_name(role, name_or_path)
+    model = cls(name, "cpu", **options)
+    if model.disabled:
+        return f"{model.job} is turned off (`{model.env_var}={name}`)."
+    missing = model.missing_package()
+    if missing:
+        return missing
+    if model.checkpoints == (name,) and not model.env_var:  # shipped with its package (the transcriber)
+        return ""
+    known = _availability.get((role, name))
+    if known is not None and time.monotonic() - known[0] < AVAILABILITY_TTL_S:
+        return known[1]
+    try:
+        resolve_source(name, model.what, model.env_var, model.cli_flag, model.marker)
+        why = ""
+    except ModelLoadError as e:
+        why = str(e)
+    _availability[(role, name)] = (time.monotonic(), why)
+    return why

@@ -99,6 +99,17 @@ def runs_to_translate(prompt: str, unknown_parts: list[str]) -> list[bool]:
             for kind, text in script_runs(prompt)]
 
 
+def foreign_parts(prompt: str) -> list[str]:
+    """The parts of ``prompt`` MusicGen's T5 most likely cannot read, told without its tokenizer: runs in another
+    script, and Latin words with letters outside ASCII ("música")."""
+    parts = []
+    for kind, text in script_runs(prompt):
+        core = _edges(text)[1]
+        if core and (kind == "other" or (kind == "latin" and not core.isascii())):
+            parts.append(core)
+    return parts
+
+
 def _edges(text: str) -> tuple[str, str, str]:
     """(leading, core, trailing): spaces and punctuation at the edges, and the words between."""
     start = 0

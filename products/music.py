@@ -16,6 +16,7 @@ from models.musicgen import MusicResult
 from models.watermark import APP_MESSAGE, mark_or_explain
 from products.music_midi import MusicMidi, write_notes
 from utils.audio import write_mp3, write_wav
+from utils.files import safe_name
 from utils.plots import chroma_png, spectrograms_png
 from utils.provenance import music_provenance
 
@@ -23,6 +24,14 @@ TASKS = ("text_to_music", "melody_to_music")
 
 
 MUSIC_PRODUCTS = ("wav", "mp3", "params", "picture", "midi", "score")
+STEM_WORDS = 6  # words of the prompt that name a result's files
+
+
+def result_stem(result: MusicResult, fallback: str = "music") -> str:
+    """The start of a result's file names: the first words of its prompt (its English when translated),
+    "lo-fi_hip_hop_with_warm_piano"; ``fallback`` for a piece with no prompt."""
+    words = (result.prompt_english or str(result.params.get("prompt", ""))).split()[:STEM_WORDS]
+    return safe_name(" ".join(words).lower(), limit=48, empty=fallback)
 PAGE_PRODUCTS = ("wav", "mp3", "params", "picture")  # a result on the page (its MIDI and score on request)
 
 

@@ -3,6 +3,7 @@ tracker finds, written with the same tempo-mapped MIDI writer and engraver as th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +101,14 @@ def transcribe_audio(audio: np.ndarray, rate: int) -> tuple[GridNotes, float, st
     return notes_on_grid(notes, beat_steps(times, duration)), float(bpm), note
 
 
+def score_title(stem: str) -> str:
+    """A score's title from a result's file name: "lo-fi_hip_hop_seed42_v2" -> "Lo-fi hip hop (variant 2)"."""
+    found = re.fullmatch(r"(.*?)_?seed\d+(?:_v(\d+))?", stem)
+    words, variant = (found.group(1), found.group(2)) if found else (stem, None)
+    title = words.replace("_", " ").strip().capitalize() or "Music"
+    return title + (f" (variant {variant})" if variant else "")
+
+
 def write_notes(audio: np.ndarray, rate: int, out: Path, stem: str, source: str, made_from: str = "",
                 midi: bool = True, score: bool = True, paper: str = "a4", pages: bool = True) -> MusicMidi:
     """Transcribe mono ``audio`` [T] at ``rate`` Hz and write ``{stem}_notes.mid`` (tempo-mapped, with ``midi``) and
@@ -118,8 +127,7 @@ def write_notes(audio: np.ndarray, rate: int, out: Path, stem: str, source: str,
         tempo_map_midi(grid, 0, "Notes", text=provenance.text(), title=provenance.title).save(str(midi_path))
     engraved = None
     if score and len(grid):
-        title = stem.replace("_", " ").strip().capitalize() or "Music"
-        engraved = engrave_notes(grid, bpm, lambda suffix: out / f"{stem}_{suffix}", f"{title} — notes",
+        engraved = engrave_notes(grid, bpm, lambda suffix: out / f"{stem}_{suffix}", f"{score_title(stem)} — notes",
                                  "Transcribed from generated audio", provenance,
                                  f"Notes of {source}, transcribed with AI", paper=paper, pages=pages)
     elif not len(grid):

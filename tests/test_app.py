@@ -134,8 +134,9 @@ class FakeRequest:
 def last(events) -> list:
     """The final outputs of a streaming event (what it yields last), after checking the streamed chunks."""
     yields = list(events)
-    for chunk in yields[:-1]:
-        assert isinstance(chunk[-1], bytes) and chunk[-1][:4] == b"RIFF"  # a WAV chunk for the live player
+    for chunk in yields[:-1]:  # a WAV chunk for the live player, or the progress line
+        assert (isinstance(chunk[-2], bytes) and chunk[-2][:4] == b"RIFF") or "<progress" in str(chunk[-1])
+    assert yields[-1][-1] == ""  # the progress line goes with the results
     return yields[-1]
 
 
@@ -224,7 +225,7 @@ def test_stop_button_stops_a_running_generation(tiny_app):
     assert not worker.is_alive()
     # Stop keeps what is finished: the results come back, shorter than the 30 s asked for, and say so
     assert not errors and len(results) == 1
-    *audios, _picture, params, details, _downloads, _state, _live = results[0]
+    *audios, _picture, params, details, _downloads, _state, _live, _line = results[0]
     assert params["stopped"] and "Stopped" in details
     seconds = sf.info(audios[0]).duration
     assert 0 < seconds < 30 and params["seconds"] == pytest.approx(seconds, abs=1e-3)

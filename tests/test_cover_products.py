@@ -330,3 +330,22 @@ def test_the_command_line_deletes_nothing_it_wrote():
 
     source = (Path(__file__).resolve().parents[1] / "batch" / "jobs.py").read_text(encoding="utf-8")
     assert ".unlink(" not in source
+
+
+def test_the_video_title_card_names_the_instrument(made, monkeypatch):
+    """A harpsichord cover's video says "Harpsichord" on its title card, not "Piano"."""
+    from utils import video
+
+    subtitles = []
+    real = video.FallingNotes
+
+    def spy(*args, **kwargs):
+        subtitles.append(kwargs["subtitle"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video, "FallingNotes", spy)
+    monkeypatch.setattr(video, "encode_video", lambda notes, soundtrack, path, tags=None, progress=None: path)
+    _, job = made
+    products.write_video(job, "Harpsichord")
+    products.write_video(job)
+    assert subtitles == ["Harpsichord · Arranger 5 style", "Piano · Arranger 5 style"]

@@ -36,14 +36,14 @@ def test_stop_reaches_only_its_own_tab_and_session(tiny_app):  # noqa: F811
     music.stop_generation(FakeRequest("bob"), "text")  # another session's Stop
     music.stop_melody(FakeRequest("alice"))  # alice's other tab's Stop
     worker.join(120)
-    *_, params, details, _downloads, _state, _live = results[0]
+    *_, params, details, _downloads, _state, _live, _line = results[0]
     assert not params.get("stopped") and params["seconds"] == pytest.approx(30, abs=0.01)
     assert len(music._cancel_events) == 0  # the finished run's flag went with it
 
     worker, results, _ = started_run(tiny_app, "alice")
     music.stop_text(FakeRequest("alice"))  # her own tab's Stop
     worker.join(120)
-    *_, params, details, _downloads, _state, _live = results[0]
+    *_, params, details, _downloads, _state, _live, _line = results[0]
     assert params["stopped"] and params["seconds"] < 30 and "Stopped" in details
     assert len(music._cancel_events) == 0
 
@@ -54,7 +54,7 @@ def test_a_closed_session_leaves_nothing_behind(tiny_app):  # noqa: F811
     music.forget_session(FakeRequest("carol"))  # the page closed: its run stops, its flag goes
     assert len(music._cancel_events) == 0
     worker.join(120)
-    assert results[0][-5]["stopped"]
+    assert results[0][-6]["stopped"]
 
 
 # ------------------------------------------------------------------------------------- two clients, one app

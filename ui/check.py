@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import gradio as gr
 
+from typing import Any
+
+from models.loading import unavailable
 from products.checking import check_file
-from ui.common import CONFIG, MODEL_QUEUE, user_error
+from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
 from ui.music_docs import MUSIC_API_DOCS
 
 CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
@@ -19,13 +22,26 @@ def check_watermark(path: str | None) -> str:
         raise user_error(e) from e
 
 
-def build_check_box() -> None:
-    """A collapsed box below the tabs: a file in, the verdict out."""
+MARKED = ("Every audio file this app makes (music, covers, mixes, videos) carries an inaudible watermark. Drop a "
+          "WAV, MP3 or MP4 here to see whether it carries it. How well the mark survives MP3, volume changes and "
+          "mixing has not been measured on music yet; speed changes, re-recording or heavy edits can remove it.")
+
+
+def check_box_state() -> tuple[str, Any]:
+    """Per page load: what the box says, and whether Check can run. Without the watermark it says so plainly, as
+    every result's details do: files made here now are not marked, and none can be checked."""
+    why = unavailable("watermark", CONFIG.watermark_model)
+    if not why:
+        return MARKED, gr.Button(interactive=True)
+    return (f"⚠️ **The watermark is not available on this server**, so the files it makes now are not marked and "
+            f"files cannot be checked here. Why: {plain(why)}", gr.Button(interactive=False))
+
+
+def build_check_box() -> tuple[gr.Markdown, gr.Button]:
+    """A collapsed box below the tabs: a file in, the verdict out. Returns (its note, its Check button), which the
+    page fills in when it loads (``check_box_state``)."""
     with gr.Accordion("Check a file: was it made here?", open=False, elem_id="check-panel"):
-        gr.Markdown("Every audio file this app makes (music, covers, mixes, videos) carries an inaudible watermark. "
-                    "Drop a WAV, MP3 or MP4 here to see whether it carries it. How well the mark survives MP3, "
-                    "volume changes and mixing has not been measured on music yet; speed changes, re-recording or "
-                    "heavy edits can remove it.", elem_classes="tab-intro")
+        note = gr.Markdown(MARKED, elem_classes="tab-intro", elem_id="check-note")
         with gr.Row():
             file = gr.File(label="File to check", file_types=CHECK_FILE_TYPES, type="filepath",
                            elem_id="check-file", scale=3)
@@ -33,3 +49,4 @@ def build_check_box() -> None:
         verdict = gr.Markdown(elem_id="check-verdict")
     button.click(check_watermark, inputs=file, outputs=verdict, api_name="check_watermark",
                  api_description=MUSIC_API_DOCS["check_watermark"], concurrency_id=MODEL_QUEUE)
+    return note, button

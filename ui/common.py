@@ -179,6 +179,8 @@ PAGE_CSS = """
 .downloads td.filename, .downloads td.filename span { white-space: normal !important; overflow: visible !important;
   text-overflow: clip !important; overflow-wrap: anywhere; max-width: none !important; }
 .tab-intro p { margin: 0 0 0.4em 0; }
+.run-progress-box { display: flex; align-items: center; gap: 0.6em; font-size: 0.95em; }
+.run-progress-box progress { flex: 0 0 30%; height: 0.7em; accent-color: var(--color-accent); }
 @media (max-width: 600px) {
   .app-intro p ~ p { display: none; }
   .tab-wrapper .tab-container button { padding: 4px 7px !important; font-size: 13px !important; }
@@ -188,6 +190,14 @@ PAGE_CSS = """
     white-space: normal !important; overflow-wrap: anywhere; font-size: 13px; padding: 4px !important; }
 }
 """
+
+
+# Words gradio's page says itself, where its own translations lack them: screen readers heard the raw key
+# "common.complete" when a run finished (gradio 6.31's English has no such entry).
+PAGE_I18N = gr.I18n(**{
+    "en": {"common.complete": "Done"},
+    "zh-CN": {"common.complete": "完成"},
+})
 
 
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -11,11 +11,13 @@ from typing import Any
 import gradio as gr
 
 from models import load_model, musicgen, separator
+from models.loading import unavailable
+from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
-from products.music import MusicFiles, params_notes, read_params, write_music
+from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
 from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
-from ui.streaming import Send, streamed
+from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
 from utils.files import safe_name
 from utils.engraving import DEFAULT_PAPER
@@ -85,6 +87,20 @@ def given_english(loaded: dict[str, str] | None, prompt: str | None) -> str | No
     return loaded.get("english")
 
 
+def prompt_note(prompt: str | None) -> str:
+    """Beside the prompt, before the run: what becomes of its parts in another language. The model reads English;
+    they are translated first, or, where the translator is not available here, the page says so at once."""
+    parts = foreign_parts(prompt or "")
+    if not parts:
+        return ""
+    shown = ", ".join(f"“{part}”" for part in parts[:3]) + (" …" if len(parts) > 3 else "")
+    why = unavailable("translator", CONFIG.translation_model)
+    if not why:
+        return f"The model reads English: {shown} will be translated into English first."
+    return (f"⚠️ The model reads English, and prompt translation is not available here, so it would not understand "
+            f"{shown}. Describe the music in English. ({plain(why)})")
+
+
 def sampling_params(
     duration: float, top_k: float, top_p: float, temperature: float, guidance_scale: float, seed: str | None,
     stride: float = musicgen.DEFAULT_STRIDE_S,
@@ -140,12 +156,12 @@ def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenMo
 
 
 def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicRequest, cancel: threading.Event,
-              progress: gr.Progress, send: Send | None = None) -> musicgen.MusicResult:
+              report: Report, send: Send | None = None) -> musicgen.MusicResult:
     """Shared body of the MusicGen events: the tab's cached model makes ``request`` (streaming to ``send``); a stop
     before anything was finished becomes a message."""
     model = music_model(melody_tab, model_name)
     try:
-        return model.make(request, progress=gradio_progress(progress), cancel=cancel,
+        return model.make(request, progress=report, cancel=cancel,
                           stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
                           translator=CONFIG.translation_model, separator=CONFIG.separator_model)
     except musicgen.GenerationCancelled as e:
@@ -211,21 +227,21 @@ def text_to_music(
     """
     cancel = new_cancel_event(request, "text")
 
-    def body(send: Send) -> list[Any]:
+    def body(send: Send, report: Report) -> list[Any]:
         try:
             request = musicgen.MusicRequest(
                 prompt, sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
                 variants, clip=musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None,
                 prompt_english=given_english(loaded, prompt))
-            result = run_music(False, model_name, request, cancel, progress, send)
-            outputs = music_outputs(result, write_music(result, run_folder("text-to-music"), "music",
+            result = run_music(False, model_name, request, cancel, report, send)
+            outputs = music_outputs(result, write_music(result, run_folder("text-to-music"), result_stem(result),
                                                         watermark=CONFIG.watermark_model))
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
             raise user_error(e) from e
         return [*outputs, music_state(result, False, model_name, None)]
 
     try:
-        yield from streamed(body, N_MUSIC_OUTPUTS)
+        yield from streamed(body, N_MUSIC_OUTPUTS, gradio_progress(progress))
     finally:
         run_ended(request, "text", cancel)
 
@@ -240,16 +256,16 @@ def extend_music(
     tab = "melody" if state and state.get("melody_tab") else "text"
     cancel = new_cancel_event(request, tab)
 
-    def body(send: Send) -> list[Any]:
-        return extend_body(state, seconds, cancel, progress, send)
+    def body(send: Send, report: Report) -> list[Any]:
+        return extend_body(state, seconds, cancel, report, send)
 
     try:
-        yield from streamed(body, N_MUSIC_OUTPUTS + (1 if tab == "melody" else 0))
+        yield from streamed(body, N_MUSIC_OUTPUTS + (1 if tab == "melody" else 0), gradio_progress(progress))
     finally:
         run_ended(request, tab, cancel)
 
 
-def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, progress: gr.Progress,
+def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, report: Report,
                 send: Send) -> list[Any]:
     """Extend's work (see ``extend_music``)."""
     try:
@@ -264,8 +280,9 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
         request = musicgen.MusicRequest(made["prompt"], params, made["variants"], melody=melody,
                                         melody_source=(state.get("melody") or {}).get("source"),
                                         codes=state["codes"], prompt_english=made.get("prompt_english"))
-        result = run_music(state["melody_tab"], state["model_name"], request, cancel, progress, send)
-        *outputs, downloads = music_outputs(result, write_music(result, run_folder("extended"), "extended",
+        result = run_music(state["melody_tab"], state["model_name"], request, cancel, report, send)
+        *outputs, downloads = music_outputs(result, write_music(result, run_folder("extended"),
+                                                                  result_stem(result) + "_extended",
                                                                   watermark=CONFIG.watermark_model))
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
@@ -334,14 +351,14 @@ def melody_to_music(
     """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
     cancel = new_cancel_event(request, "melody")
 
-    def body(send: Send) -> list[Any]:
+    def body(send: Send, report: Report) -> list[Any]:
         try:
             request = musicgen.MusicRequest(
                 prompt or "", sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
                 variants, melody=musicgen.Melody.from_file(melody_path, trim_start, trim_end),
                 melody_source=melody_source, prompt_english=given_english(loaded, prompt))
-            result = run_music(True, model_name, request, cancel, progress, send)
-            files = write_music(result, run_folder("melody-to-music"), "melody_music",
+            result = run_music(True, model_name, request, cancel, report, send)
+            files = write_music(result, run_folder("melody-to-music"), result_stem(result, "melody_music"),
                                 watermark=CONFIG.watermark_model)
             *outputs, downloads = music_outputs(result, files)
         except Exception as e:  # noqa: BLE001
@@ -352,7 +369,7 @@ def melody_to_music(
         return [*outputs, str(files.chroma), downloads, state]
 
     try:
-        yield from streamed(body, N_MUSIC_OUTPUTS + 1)
+        yield from streamed(body, N_MUSIC_OUTPUTS + 1, gradio_progress(progress))
     finally:
         run_ended(request, "melody", cancel)
 
@@ -373,10 +390,11 @@ def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
                                 score=True, paper=paper)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    line = (f"{made.notes} notes at {made.bpm:.0f} BPM, heard by {TRANSCRIBER_LABEL}. The MIDI has a tempo change "
-            "on every beat, so its bars line up with the music in a DAW.")
-    if made.note:
-        line += f"  \n⚠️ {made.note}"
+    notes = f"{made.notes} note" + ("" if made.notes == 1 else "s")
+    summary = (f"{notes} at {made.bpm:.0f} BPM. The MIDI follows the music's beats, so its bars line up with the "
+               "music in your music software." + (f"  \n⚠️ {made.note}" if made.note else ""))
+    line = with_technical(summary, [f"Notes heard by {TRANSCRIBER_LABEL}; beats tracked in the audio, a tempo change "
+                                    "on every beat of the MIDI."])
     page = str(made.score.pages[0]) if made.score and made.score.pages else None
     return [str(f) for f in made.downloads], page, line
 

@@ -29,12 +29,13 @@ from ui.music import (
     melody_preview,
     melody_to_music,
     music_midi,
+    prompt_note,
     stop_melody,
     stop_text,
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
-from ui.streaming import live_playback, stream_player
+from ui.streaming import live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
 
 TEXT_PROMPT_EXAMPLES = [
@@ -211,6 +212,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
+            prompt_info = gr.Markdown(elem_id="text-prompt-note")
             model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="text-model")
             controls = sampling_controls("text")
@@ -233,6 +235,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
                 stop = stop_button("text")
             gr.Examples([[p] for p in TEXT_PROMPT_EXAMPLES], inputs=[prompt], label="Examples", elem_id="text-examples")
         with gr.Column():
+            line = progress_line("text")
             stream = stream_player("text")
             outputs = music_result_panel("text")
             downloads = downloads_box("text")
@@ -242,16 +245,17 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     status = technical_details("text")
     state = gr.State(None)
     loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
-    event = starting(run, stop, stream).then(text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end, loaded],
-                      outputs=[*outputs, downloads, state, stream], api_name="text_to_music",
+    event = starting(run, stop, stream, line).then(
+        text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end, loaded],
+        outputs=[*outputs, downloads, state, stream, line], api_name="text_to_music",
                       api_description=MUSIC_API_DOCS["text_to_music"],
                       concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
-    extended = starting(extend, stop, stream).then(extend_music, inputs=[state, extend_seconds],
-                            outputs=[*outputs, downloads, state, stream],
-                            api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"],
-                            concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+    extended = starting(extend, stop, stream, line).then(
+        extend_music, inputs=[state, extend_seconds], outputs=[*outputs, downloads, state, stream, line],
+        api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop",
-                stream)
+                stream, line, prompt, prompt_info)
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
           outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
@@ -266,11 +270,12 @@ def stop_button(tab: str) -> gr.Button:
                      elem_id=f"{tab}-stop")
 
 
-def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio) -> Any:
-    """A run's first step, on the page only: Stop becomes clickable and the live player appears (empty). The run
-    itself follows it (``.then``), so the two never race."""
-    return button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback())),
-                        outputs=[stop, stream], api_visibility="private", queue=False)
+def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML) -> Any:
+    """A run's first step, on the page only: Stop becomes clickable, the live player appears (empty) and the
+    progress line says the run is starting. The run itself follows it (``.then``), so the two never race."""
+    return button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback()),
+                                 progress_html(0.0, "Starting")),
+                        outputs=[stop, stream, line], api_visibility="private", queue=False)
 
 
 def reflect_melody_source(params: dict | None, source: str) -> Any:
@@ -283,13 +288,19 @@ def reflect_melody_source(params: dict | None, source: str) -> Any:
 
 def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Button, events: list,
                 status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str,
-                stream: gr.Audio) -> None:
+                stream: gr.Audio, line: gr.HTML, prompt: gr.Textbox, prompt_info: gr.Markdown) -> None:
     """The events both MusicGen tabs share: variants shown, Stop (clickable only while a run is going), the live
-    player (shown while a piece is made, replaced by the result after), the model's status line, the estimate.
-    ``events`` are the runs (each started by ``starting``)."""
-    for event in events:
-        event.then(lambda: (gr.Button(interactive=False), gr.Audio(value=None, visible=False)),
-                   outputs=[stop, stream], api_visibility="private", queue=False)
+    player (shown while a piece is made, replaced by the result after) and the progress line, the model's status
+    line, the estimate, and the note beside the prompt. ``events`` are the runs (each started by ``starting``)."""
+    def finished() -> tuple[Any, Any, str]:
+        return gr.Button(interactive=False), gr.Audio(value=None, visible=False), ""
+
+    for event in events:  # after the run, whether it succeeded or failed (gradio's .then runs on success only)
+        event.then(finished, outputs=[stop, stream, line], api_visibility="private", queue=False)
+        event.failure(lambda: (*finished(), gr.Audio()), outputs=[stop, stream, line, outputs[0]],
+                      api_visibility="private", queue=False, show_progress="hidden")  # no "Error" badge left
+    prompt.change(prompt_note, inputs=prompt, outputs=prompt_info, api_visibility="private", queue=False,
+                  show_progress="hidden")
     duration, variants, stride = controls[0], controls[6], controls[7]
     variants.change(show_variants, inputs=variants, outputs=outputs[: musicgen.MAX_VARIANTS],
                     api_visibility="private", queue=False)
@@ -328,6 +339,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             preview_info = gr.Markdown(elem_id="melody-preview-info")
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
+            prompt_info = gr.Markdown(elem_id="melody-prompt-note")
             model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="melody-model")
             source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
@@ -348,6 +360,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                 gr.Examples(melodies, inputs=[melody, prompt], label="Example melodies (public-domain tunes)",
                             elem_id="melody-example-tunes")
         with gr.Column():
+            line = progress_line("melody")
             stream = stream_player("melody")
             outputs = music_result_panel("melody")
             chroma = gr.Image(type="filepath", label="The melody as the model hears it (notes over time)", interactive=False,
@@ -362,16 +375,16 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
           api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
-    event = starting(run, stop, stream).then(melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source, loaded],
-                      outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music",
-                      api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
-                      show_progress_on=outputs[0])
-    extended = starting(extend, stop, stream).then(extend_music, inputs=[state, extend_seconds],
-                            outputs=[*outputs, chroma, downloads, state, stream], api_name="melody_to_music_extend",
-                            api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
-                            show_progress_on=outputs[0])
+    event = starting(run, stop, stream, line).then(
+        melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source, loaded],
+        outputs=[*outputs, chroma, downloads, state, stream, line], api_name="melody_to_music",
+        api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+    extended = starting(extend, stop, stream, line).then(
+        extend_music, inputs=[state, extend_seconds], outputs=[*outputs, chroma, downloads, state, stream, line],
+        api_name="melody_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop",
-                stream)
+                stream, line, prompt, prompt_info)
     for done in (event, extended):  # the melody source falls back visibly when separation could not be done
         done.then(reflect_melody_source, inputs=[outputs[musicgen.MAX_VARIANTS + 1], source], outputs=source,
                   api_visibility="private", queue=False)

@@ -4,10 +4,12 @@ feeds a live player, then the call's results."""
 from __future__ import annotations
 
 import contextvars
+import html
 import io
 import queue
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ import soundfile as sf
 import gradio as gr
 
 Send = Callable[[int, np.ndarray], None]  # (sample rate, audio [variants, channels, T])
+Report = Callable[[float, str], None]  # (fraction done, what is being done)
 
 
 def live_playback() -> bool:
@@ -32,16 +35,38 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def streamed(body: Callable[[Send], list[Any]], n_outputs: int) -> Iterator[list[Any]]:
-    """Run ``body(send)`` in a worker thread (in this request's context, so progress works) and stream: each
-    chunk ``send(sample_rate, audio [variants, channels, T])`` goes to the live player (the first variant), then the
-    body's ``n_outputs`` outputs come, with the live player left as it is."""
+PROGRESS_EVERY_S = 0.5  # the page's progress line changes at most this often
+
+
+def progress_html(fraction: float, message: str) -> str:
+    """The progress line of a run: a bar and what is being done ("12 of 40 s made · about 30 s left")."""
+    percent = max(0, min(100, round(100 * fraction)))
+    return (f'<div class="run-progress-box"><progress max="100" value="{percent}" aria-label="Progress of this run">'
+            f"</progress> <span>{percent}% · {html.escape(message)}</span></div>")
+
+
+def streamed(body: Callable[[Send, Report], list[Any]], n_outputs: int,
+             progress: Report | None = None) -> Iterator[list[Any]]:
+    """Run ``body(send, report)`` in a worker thread (in this request's context, so gradio's progress works) and
+    stream to the page's two lines beside the outputs: each chunk ``send(sample_rate, audio [variants, channels, T])``
+    to the live player (the first variant), and each ``report(fraction, message)`` (also handed to ``progress``) to
+    the progress line, which shows from the first report to the results. Then the body's ``n_outputs`` outputs come,
+    the live player left as it is and the progress line emptied.
+
+    Yields:
+        [n_outputs values (skipped until the end), the live player's chunk or skip, the progress line or skip].
+    """
     chunks: queue.Queue = queue.Queue()
     box: dict[str, Any] = {}
 
+    def report(fraction: float, message: str) -> None:
+        if progress is not None:
+            progress(fraction, message)
+        chunks.put(("progress", fraction, message))
+
     def run() -> None:
         try:
-            box["outputs"] = body(lambda rate, audio: chunks.put((rate, audio)))
+            box["outputs"] = body(lambda rate, audio: chunks.put(("audio", rate, audio)), report)
         except BaseException as e:  # noqa: BLE001 - handed to the generator, which raises it in the event
             box["error"] = e
         finally:
@@ -49,13 +74,17 @@ def streamed(body: Callable[[Send], list[Any]], n_outputs: int) -> Iterator[list
 
     threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
     live = live_playback()
+    shown = 0.0  # when the progress line last changed
     while (item := chunks.get()) is not None:
-        rate, audio = item
-        if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
-            yield [gr.skip()] * n_outputs + [wav_bytes(audio[0], rate)]
+        if item[0] == "audio":
+            if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
+                yield [gr.skip()] * n_outputs + [wav_bytes(item[2][0], item[1]), gr.skip()]
+        elif time.monotonic() - shown >= PROGRESS_EVERY_S or item[1] >= 0.95:
+            shown = time.monotonic()
+            yield [gr.skip()] * (n_outputs + 1) + [progress_html(item[1], item[2])]
     if "error" in box:
         raise box["error"]
-    yield [*box["outputs"], gr.skip()]
+    yield [*box["outputs"], gr.skip(), ""]
 
 
 class LivePlayer(gr.Audio):
@@ -69,6 +98,22 @@ class LivePlayer(gr.Audio):
     @property
     def skip_api(self) -> bool:
         return True
+
+
+class ProgressLine(gr.HTML):
+    """A run's progress line, for the page only: left out of the API (clients have gradio's progress messages)."""
+
+    is_template = True
+
+    @property
+    def skip_api(self) -> bool:
+        return True
+
+
+def progress_line(tab: str) -> gr.HTML:
+    """The line that shows a run's progress from the click to the result (gradio's own bar hides while a stream
+    plays)."""
+    return ProgressLine("", elem_id=f"{tab}-progress", elem_classes="run-progress", padding=False)
 
 
 def stream_player(tab: str) -> gr.Audio:

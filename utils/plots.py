@@ -1,4 +1,8 @@
-"""Pictures of music for the page: piano rolls."""
+"""Pictures of music for the page: piano rolls, waveforms and spectrograms, melody chroma.
+
+Every picture leaves a blank band at its top, where the page lays the box's label over the picture, and the
+narrow pictures are drawn large enough to read on a phone: PHONE_TEXT_PX of text at PHONE_WIDTH_PX across.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,19 @@ from utils.midi import notes_of  # noqa: E402
 from utils.notes import NOTE_NAMES
 
 
+LABEL_BAND_PX = 44  # blank at the top of every picture: the page's box label sits there
+PICTURE_WIDTH_PX = 900  # the result pictures: a phone shows them about PHONE_WIDTH_PX wide
+FONT_PX = 22  # their text, in picture pixels: PHONE_TEXT_PX or more once a phone shrinks them
+PHONE_WIDTH_PX = 360
+PHONE_TEXT_PX = FONT_PX * PHONE_WIDTH_PX / PICTURE_WIDTH_PX
+DPI = 100
+
+
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:
-    """Lay out ``fig`` and write it as PNG at ``path`` (folders created)."""
+    """Lay out ``fig`` with a blank band of LABEL_BAND_PX at its top, and write it as PNG at ``path``."""
     fig.tight_layout()
+    height_px = fig.get_size_inches()[1] * fig.dpi
+    fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - LABEL_BAND_PX / height_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -65,59 +79,68 @@ def piano_roll_png(
         ax.set_xlabel("time (s)")
         ax.set_ylabel("pitch")
         if title:
-            ax.set_title(title)
+            ax.set_title(title, loc="right")
         return _save_png(fig, path)
     finally:
         plt.close(fig)
 
 
 def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titles: list[str] | None = None) -> Path:
-    """Waveform and mel spectrogram of each variant, stacked, saved as PNG.
+    """Each variant's waveform over its mel spectrogram, variants stacked, as a PNG narrow enough to read on a phone.
 
     Args:
         audio: float32 [variants, channels, T] (channels are averaged for the picture).
         sample_rate: Hz.
         path: where to write the PNG.
-        titles: one title per variant.
+        titles: one title per variant (drawn at the right, clear of the page's label).
     """
     import librosa
     import librosa.display
 
     n = audio.shape[0]
-    fig, axes = plt.subplots(
-        n, 2, figsize=(14, max(3.5, 2.4 * n)), dpi=100, squeeze=False, gridspec_kw={"width_ratios": [1, 2]}
-    )
-    try:
-        for i in range(n):
-            mono = audio[i].mean(axis=0)
-            t = np.arange(mono.shape[0]) / sample_rate
-            axes[i, 0].plot(t, mono, linewidth=0.4, color="#4a6fa5")
-            axes[i, 0].set_xlim(0, t[-1] if t.size else 1)
-            axes[i, 0].set_ylim(-1, 1)
-            axes[i, 0].set_ylabel(titles[i] if titles else f"variant {i + 1}")
-            mel = librosa.feature.melspectrogram(y=mono, sr=sample_rate, n_mels=96)
-            librosa.display.specshow(
-                librosa.power_to_db(mel + 1e-10, ref=np.max), sr=sample_rate, x_axis="time", y_axis="mel",
-                ax=axes[i, 1], cmap="magma",
-            )
-        axes[-1, 0].set_xlabel("time (s)")
-        return _save_png(fig, path)
-    finally:
-        plt.close(fig)
+    points = FONT_PX * 72 / DPI
+    with plt.rc_context({"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
+                         "xtick.labelsize": points * 0.85, "ytick.labelsize": points * 0.85}):
+        fig, axes = plt.subplots(2 * n, 1, figsize=(PICTURE_WIDTH_PX / DPI, 5.2 * n + LABEL_BAND_PX / DPI), dpi=DPI,
+                                 squeeze=False, gridspec_kw={"height_ratios": [1, 2.4] * n})
+        try:
+            for i in range(n):
+                wave, spectrum = axes[2 * i, 0], axes[2 * i + 1, 0]
+                mono = audio[i].mean(axis=0)
+                t = np.arange(mono.shape[0]) / sample_rate
+                wave.plot(t, mono, linewidth=0.6, color="#4a6fa5")
+                wave.set_xlim(0, t[-1] if t.size else 1)
+                wave.set_ylim(-1, 1)
+                wave.set_yticks([])
+                wave.set_xticks([])
+                wave.set_title(titles[i] if titles else f"variant {i + 1}", loc="right")
+                mel = librosa.feature.melspectrogram(y=mono, sr=sample_rate, n_mels=96)
+                librosa.display.specshow(
+                    librosa.power_to_db(mel + 1e-10, ref=np.max), sr=sample_rate, x_axis="time", y_axis="mel",
+                    ax=spectrum, cmap="magma",
+                )
+                spectrum.set_xlabel("time (s)" if i == n - 1 else "")
+                spectrum.set_ylabel("Hz")
+            return _save_png(fig, path)
+        finally:
+            plt.close(fig)
 
 
 def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, title: str = "") -> Path:
     """The melody chroma that conditions MusicGen-Melody ([frames, 12], one-hot), as a pitch-class picture."""
-    fig, ax = plt.subplots(figsize=(14, 3), dpi=100)
-    try:
-        seconds = chroma.shape[0] / frames_per_second
-        ax.imshow(chroma.T, aspect="auto", origin="lower", cmap="Greens", extent=(0, seconds, -0.5, 11.5),
-                  interpolation="nearest")
-        ax.set_yticks(range(12), NOTE_NAMES)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("pitch class")
-        if title:
-            ax.set_title(title)
-        return _save_png(fig, path)
-    finally:
-        plt.close(fig)
+    points = FONT_PX * 72 / DPI
+    with plt.rc_context({"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
+                         "xtick.labelsize": points * 0.7, "ytick.labelsize": points * 0.7}):
+        fig, ax = plt.subplots(figsize=(PICTURE_WIDTH_PX / DPI, 5.0), dpi=DPI)
+        try:
+            seconds = chroma.shape[0] / frames_per_second
+            ax.imshow(chroma.T, aspect="auto", origin="lower", cmap="Greens", extent=(0, seconds, -0.5, 11.5),
+                      interpolation="nearest")
+            ax.set_yticks(range(12), NOTE_NAMES)
+            ax.set_xlabel("time (s)")
+            ax.set_ylabel("pitch class")
+            if title:
+                ax.set_title(title, loc="right")
+            return _save_png(fig, path)
+        finally:
+            plt.close(fig)
