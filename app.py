@@ -7,6 +7,7 @@ the models live in ``models/``, the helpers in ``utils/``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -41,13 +42,15 @@ from ui.music import (  # noqa: E402
 from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
+from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
 
 from models import load_model, pop2piano, runtime  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
-    "CONFIG", "check_watermark", "common", "demo", "main", "melody_preview", "melody_to_music", "piano_cover", "remix",
+    "CONFIG", "check_watermark", "common", "demo", "main", "melody_preview", "melody_to_music", "piano_cover",
+    "piano_to_sheet_music", "remix",
     "stop_generation", "text_to_music",
 ]
 
@@ -81,7 +84,7 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
     gr.Markdown(DESCRIPTION, elem_classes="app-intro")
     with gr.Tabs() as tabs:
         with gr.Tab("Piano cover", id="piano"):
-            piano_status = build_piano_cover_tab()
+            piano_status, sheet_status = build_piano_cover_tab()
         with gr.Tab("Text to music", id="text"):
             text_model, text_status, use_as_melody, first_variant = build_text_tab()
         with gr.Tab("Melody to music", id="melody"):
@@ -92,6 +95,7 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
               api_visibility="private")
     demo.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
+    demo.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
     demo.unload(forget_session)  # a closed page's Stop flags go with it
 
 
@@ -149,10 +153,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth", metavar="USER:PASS", help="require this login")
     parser.add_argument("--auth-file", metavar="FILE", help="require a login: one user:password a line")
     parser.add_argument("--device", default=CONFIG.device, help="cuda, cuda:N, mps or cpu (default: best available)")
-    add_model_flags(parser, "piano", "text", "melody", "separator", "translator", "watermark",
+    add_model_flags(parser, "piano", "text", "melody", "separator", "translator", "watermark", "piano_transcriber",
                     defaults={"piano": CONFIG.piano_model, "text": CONFIG.musicgen_model, "melody": CONFIG.melody_model,
                               "separator": CONFIG.separator_model, "translator": CONFIG.translation_model,
-                              "watermark": CONFIG.watermark_model})
+                              "watermark": CONFIG.watermark_model,
+                              "piano_transcriber": CONFIG.piano_transcription_model})
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
@@ -163,6 +168,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"size cap of --output-dir in MB; the oldest results go first (env {MAX_OUTPUT_MB_ENV_VAR})")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                         help="requests that may wait at once; more are refused with 'queue is full' and its size")
+    parser.add_argument("--mcp", action=argparse.BooleanOptionalAction, default=mcp_requested(),
+                        help="also serve the app as an MCP server for AI agents, at /gradio_api/mcp/ (Streamable "
+                             f"HTTP): its tools are {', '.join(MCP_TOOLS)} (env {MCP_ENV_VAR}=1; needs the mcp "
+                             "package: pip install 'gradio[mcp]==6.31.0')")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="model requests in flight at once (default 4). Their model work runs on one model "
                              "thread, where MusicGen requests share each decode step's pass (each still gets exactly "
@@ -178,6 +187,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.separator_model = args.separator_model
     CONFIG.translation_model = args.translation_model
     CONFIG.watermark_model = args.watermark_model
+    CONFIG.piano_transcription_model = args.piano_transcription_model
     CONFIG.device = args.device
     CONFIG.max_song_seconds = args.max_song_seconds
     CONFIG.max_upload_mb = args.max_upload_mb
@@ -203,6 +213,47 @@ def preload_models() -> None:
             logger.warning("%s not preloaded: %s", what, e)
 
 
+MCP_ENV_VAR = "GRADIO_MCP_SERVER"  # gradio's own switch, read here so that --mcp / --no-mcp and it agree
+# What agents get as tools: the endpoints that make something from their arguments alone. The rest is page plumbing
+# (Stop, previews, parameters files, sending a result to another tab) or works from a browser session's last
+# result (Extend, the cover's remix, instrument, score and video), which a tool call does not have.
+MCP_TOOLS = ("piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "text_to_music_midi",
+             "check_watermark")
+
+
+def mcp_requested() -> bool:
+    """Whether ``$GRADIO_MCP_SERVER`` asks for the MCP server."""
+    return os.environ.get(MCP_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def only_tools(blocks: gr.Blocks) -> None:
+    """For --mcp: every public endpoint but MCP_TOOLS becomes undocumented, so that it is no tool (clients can
+    still call it by name)."""
+    for fn in blocks.fns.values():
+        if fn.api_visibility == "public" and fn.api_name not in MCP_TOOLS:
+            fn.api_visibility = "undocumented"
+
+
+def keep_mcp_results_whole() -> None:
+    """Work around gradio 6.31's MCP server for queued tools with a gr.State output: it wraps a queued result as
+    ``[result]`` and then pops the state's index from that one-item list: "pop index out of range". Here the state
+    (and the page-only live player and progress line) are taken out of the result itself."""
+    from gradio.mcp import GradioMCPServer
+
+    original = GradioMCPServer.pop_returned_state
+    if getattr(original, "keeps_whole", False):
+        return
+
+    def pop_returned_state(components, data):  # noqa: ANN001, ANN202 - gradio's signature
+        if len(data) == 1 and isinstance(data[0], (list, tuple)) and len(data[0]) == len(components):
+            return [[value for component, value in zip(components, data[0])  # a queued [result]: keep what shows
+                     if not isinstance(component, gr.State) and not getattr(component, "skip_api", False)]]
+        return original(components, data)
+
+    pop_returned_state.keeps_whole = True  # type: ignore[attr-defined]
+    GradioMCPServer.pop_returned_state = staticmethod(pop_returned_state)
+
+
 def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
     """Parse the flags and launch the app; with ``block=False`` (a notebook) return once it is serving."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -220,6 +271,14 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
             preload_models()
         except Exception as e:  # noqa: BLE001 - the tabs say what is missing when they are used
             logger.warning("Could not preload the models: %s", e)
+    mcp = bool(args.mcp)
+    if mcp and importlib.util.find_spec("mcp") is None:
+        logger.warning("--mcp: the mcp package is not installed, so the app runs without its MCP server. Install "
+                       "it with: pip install 'gradio[mcp]==6.31.0'")
+        mcp = False
+    if mcp:
+        only_tools(demo)
+        keep_mcp_results_whole()
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size).launch(
         share=args.share,
         server_name=args.server_name,
@@ -230,7 +289,12 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         allowed_paths=[str(CONFIG.output_dir)],
         css=PAGE_CSS,
         i18n=PAGE_I18N,
+        mcp_server=mcp,
+        show_error=True,  # an API or MCP client gets the message a page user sees, not "hidden"
     )
+    if mcp:
+        logger.info("MCP server: %s/gradio_api/mcp/ (tools: %s)", demo.local_url.rstrip("/") if demo.local_url
+                    else "", ", ".join(MCP_TOOLS))
     return demo
 
 

@@ -2,6 +2,7 @@
 
     python cli.py piano-cover songs/ --out covers/ --products midi audio score video --workers 2
     python cli.py piano-cover catalogue.csv --out covers/ --ray auto        # on a Ray cluster
+    python cli.py piano-sheet-music recordings/ --out scores/ --products midi score --paper letter
     python cli.py text-to-music prompts.txt --out music/ --duration 8 --variants 2 --seed 42
     python cli.py melody-to-music hums/ --prompts styles.txt --out restyled/
 
@@ -28,9 +29,13 @@ from batch.jobs import (  # noqa: E402
     MUSIC_PRODUCTS,
     PIANO_PRODUCTS,
     MusicWork,
+    DEFAULT_SHEET_PRODUCTS,
+    SHEET_PRODUCTS,
     PianoCoverWork,
+    PianoSheetWork,
     music_items,
     piano_items,
+    recording_items,
 )
 from batch.runner import Item, run_batch  # noqa: E402
 
@@ -108,6 +113,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_watermark(piano)
     add_common(piano)
 
+    sheet = jobs.add_parser("piano-sheet-music", help="piano recordings -> sheet music (MIDI, score, video)")
+    sheet.add_argument("inputs", nargs="+", help="piano recordings, or folders of them (searched recursively)")
+    add_model_flags(sheet, "piano_transcriber")
+    sheet.add_argument("--products", nargs="+", choices=SHEET_PRODUCTS, default=list(DEFAULT_SHEET_PRODUCTS),
+                       help="midi: tempo-mapped + constant-tempo MIDI; score: MusicXML + PDF; video: falling notes "
+                            "over the recording")
+    sheet.add_argument("--easier", action="store_true", help="score: at most 4 notes per hand, within a tenth")
+    sheet.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
+    sheet.add_argument("--video-format", default=DEFAULT_FORMAT, choices=list(FORMATS))
+    sheet.add_argument("--max-song-seconds", type=float, default=pop2piano.default_max_song_seconds())
+    add_watermark(sheet)
+    add_common(sheet)
+
     text = jobs.add_parser("text-to-music", help="prompts -> music")
     text.add_argument("prompts", help=".txt (a prompt a line), .csv or .jsonl (column 'prompt', optional 'seed', "
                       "'duration', 'variants')")
@@ -176,6 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                         "model": args.piano_model}
             items = [Item(i.id, i.input, i.settings | settings) for i in items]
             noun = "songs"
+        elif args.job == "piano-sheet-music":
+            factory = PianoSheetWork(args.piano_transcription_model, args.device, args.max_song_seconds,
+                                     tuple(args.products), args.easier, args.paper, args.video_format,
+                                     args.watermark_model)
+            settings = {"products": sorted(args.products), "easier": args.easier, "paper": args.paper,
+                        "video_format": args.video_format, "model": args.piano_transcription_model}
+            items = [Item(i.id, i.input, settings) for i in recording_items(args.inputs)]
+            noun = "recordings"
         else:
             melody = args.job == "melody-to-music"
             items = music_items(args, melody)

@@ -15,6 +15,8 @@ from batch.runner import Item, find_audio, read_table, unique_ids
 from utils.files import safe_name
 
 PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")  # the score: MusicXML + PDF (no page pictures)
+SHEET_PRODUCTS = ("midi", "score", "video")
+DEFAULT_SHEET_PRODUCTS = ("midi", "score")
 DEFAULT_PIANO_PRODUCTS = ("midi", "audio")
 MUSIC_PRODUCTS = ("audio", "midi", "score")  # audio: WAV + params; midi: each variant's notes; score: variant 1's
 DEFAULT_MUSIC_PRODUCTS = ("audio",)
@@ -65,6 +67,50 @@ class PianoCoverWork:
         extra = {"style": cover.composer, "bpm": round(cover.beats.bpm, 2), "notes": len(job.grid),
                  "timings": {k: round(v, 2) for k, v in timings.items()}, "warnings": cover.warnings}
         return [f.name for f in files], extra
+
+
+@dataclass(frozen=True)
+class PianoSheetWork:
+    """Loads the piano transcriber once and returns the per-recording work function: a piano recording's sheet
+    music (the same products as the page's "Make its sheet music")."""
+
+    model: str
+    device: str | None
+    max_seconds: float
+    products: tuple[str, ...]
+    easier: bool
+    paper: str
+    video_format: str
+    watermark: str | None = None
+
+    def __call__(self):
+        from models import load_model
+
+        model = load_model("piano_transcriber", self.model, self.device)
+        model.load()
+
+        def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+            return self.sheet(model, item, folder)
+
+        return work
+
+    def sheet(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+        from models.pop2piano import MIN_SONG_SECONDS
+        from products.piano_sheet import sheet_music
+        from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
+
+        check_duration(audio_duration(item.input), MIN_SONG_SECONDS, self.max_seconds)
+        audio, rate = load_audio(item.input)
+        check_not_silent(audio, Path(item.input).name)
+        t = time.perf_counter()
+        notes = model.notes(audio, rate)
+        heard_s = time.perf_counter() - t
+        t = time.perf_counter()
+        made = sheet_music(notes, audio, rate, item.input, folder, self.products, self.easier, self.paper,
+                           self.video_format, transcriber=self.model, watermark=self.watermark, keep_song=False)
+        extra = {"bpm": round(made.bpm, 2), "notes": made.notes, "warnings": made.warnings,
+                 "timings": {"transcribe": round(heard_s, 2), "products": round(time.perf_counter() - t, 2)}}
+        return [f.name for f in made.files.files], extra
 
 
 @dataclass(frozen=True)
@@ -145,6 +191,15 @@ def piano_items(inputs: list[str], style: str) -> list:
 
             item_style = random.choice(COMPOSERS)
         items.append(Item(item_id, path, {"style": item_style}))
+    return unique_ids(items)
+
+
+def recording_items(inputs: list[str]) -> list:
+    """Piano recordings from files and folders (recursive): one item each, named after its path."""
+    items = []
+    for file, root in find_audio(inputs):
+        relative = file.relative_to(root.resolve()) if file.is_relative_to(root.resolve()) else Path(file.name)
+        items.append(Item(safe_name(str(relative.with_suffix(""))), str(file), {}))
     return unique_ids(items)
 
 

@@ -37,6 +37,7 @@ _WRAPPERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "translator": ("models.translation", "PromptTranslator", {}),
     "watermark": ("models.watermark", "Watermarker", {}),
     "transcriber": ("models.transcription", "Transcriber", {}),
+    "piano_transcriber": ("models.piano_transcription", "PianoTranscriber", {}),
 }
 assert tuple(_WRAPPERS) == ROLES
 
@@ -93,6 +94,15 @@ class LoadedModel:
 
     def check_before_load(self) -> None:
         """Checks that need no loading (a known checkpoint of the wrong kind); raises ValueError."""
+
+    def where_from(self) -> None:
+        """Check, without loading, that the weights can be had: a folder with its files, or a hub id cached or
+        reachable (this asks the hub).
+
+        Raises:
+            ModelLoadError: why not, and how to point the app at a local copy.
+        """
+        resolve_source(self.name, self.what, self.env_var, self.cli_flag, self.marker)
 
     def load(self) -> None:
         """Load the model once, on the model thread.
@@ -201,6 +211,8 @@ FLAG_HELP = {  # what each role's command-line flag takes, for app.py and cli.py
     "separator": "Demucs melody separator: hub id or local folder, or 'off'",
     "translator": "MarianMT for prompts in other languages: hub id or local folder, or 'off'",
     "watermark": "AudioSeal watermark: hub id or a folder with generator_base.pth and detector_base.pth, or 'off'",
+    "piano_transcriber": "Transkun for sheet music of piano recordings: 'transkun' (the weights its package ships), "
+                         "a .pt checkpoint with its .conf beside it, a folder holding both, or 'off'",
 }
 
 
@@ -249,13 +261,11 @@ def unavailable(role: str, name_or_path: str | None = None) -> str:
     missing = model.missing_package()
     if missing:
         return missing
-    if model.checkpoints == (name,) and not model.env_var:  # shipped with its package (the transcriber)
-        return ""
     known = _availability.get((role, name))
     if known is not None and time.monotonic() - known[0] < AVAILABILITY_TTL_S:
         return known[1]
     try:
-        resolve_source(name, model.what, model.env_var, model.cli_flag, model.marker)
+        model.where_from()
         why = ""
     except ModelLoadError as e:
         why = str(e)

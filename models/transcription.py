@@ -84,6 +84,9 @@ class Transcriber(LoadedModel):
     def missing_package(self) -> str | None:
         return None if transcriber_installed() else f"{self.what} is not installed. {INSTALL_HINT}"
 
+    def where_from(self) -> None:
+        """The weights are in basic-pitch's wheel."""
+
     def _load_parts(self) -> Any:
         previous = logging.root.level
         logging.root.setLevel(logging.ERROR)  # basic-pitch warns at import about TF, TFLite and CoreML

@@ -80,16 +80,22 @@ def transcribe(path: str | Path) -> tuple[GridNotes, float, str]:
 
 
 def transcribe_audio(audio: np.ndarray, rate: int) -> tuple[GridNotes, float, str]:
-    """The notes of mono ``audio`` [T] at ``rate`` Hz on its beat grid.
-
-    Returns:
-        (notes, tempo in bpm, a note for the user or "").
+    """The notes basic-pitch hears in mono ``audio`` [T] at ``rate`` Hz, on its beat grid (``notes_on_beats``).
 
     Raises:
         ModelLoadError: the transcriber is not installed.
     """
+    return notes_on_beats(load_model("transcriber").notes(audio, rate), audio, rate)
+
+
+def notes_on_beats(notes: Notes, audio: np.ndarray, rate: int) -> tuple[GridNotes, float, str]:
+    """``notes`` heard in mono ``audio`` [T] at ``rate`` Hz, placed on the beats tracked in it (a plain grid when
+    it has no steady beat).
+
+    Returns:
+        (notes, tempo in bpm, a note for the user or "").
+    """
     duration = audio.shape[0] / rate
-    notes = load_model("transcriber").notes(audio, rate)
     note = ""
     try:
         beats = track_beats(audio, rate)

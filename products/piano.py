@@ -58,6 +58,7 @@ class CoverJob:
         created: when the cover was made (ISO 8601 UTC).
         watermark: the watermark model for its audio (hub id, folder, "off"); None: ``$WATERMARK_MODEL``.
         song: the original song, mono float32 [T] at OUTPUT_SAMPLE_RATE, when it is not kept as a file.
+        transcribed: the notes were heard in a piano recording (``style`` names the transcriber), not arranged.
     """
 
     grid: GridNotes
@@ -71,10 +72,17 @@ class CoverJob:
     created: str = field(default_factory=utc_now)
     watermark: str | None = None
     song: np.ndarray | None = field(default=None, repr=False, compare=False)
+    transcribed: bool = False
 
     def provenance(self, instrument: str = DEFAULT_INSTRUMENT, what: str = "piano cover") -> Provenance:
-        settings = f"style {self.style}" + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
+        made = f"notes transcribed from the recording by {self.style}" if self.transcribed else f"style {self.style}"
+        settings = made + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
         return Provenance(self.model, settings, f"{self.stem} ({what})", self.created)
+
+    @property
+    def byline(self) -> str:
+        """What the score and the video say under the title: the arranger style, or that it was transcribed."""
+        return "Transcribed from a piano recording" if self.transcribed else f"{self.style} style"
 
     def path(self, suffix: str) -> Path:
         return self.out / f"{self.stem}_{suffix}"
@@ -213,10 +221,12 @@ def write_score(job: CoverJob, easier: bool = False, paper: str = "a4", pages: b
     """Engrave the cover for two hands: MusicXML, PDF and page pictures on ``paper`` (A4 or Letter), titled after
     the song with the arranger style below; ``easier`` thins it to 4 notes a hand."""
     what = "piano score, easier" if easier else "piano score"
-    title = f"{job.title} — piano arrangement" + (" (easier)" if easier else "")
-    return engrave_notes(job.grid, job.bpm, job.path, title, f"{job.style} style", job.provenance(what=what),
-                         f"Piano arrangement of {job.title}, {job.style} style, generated with AI", easier, paper,
-                         pages)
+    kind = "piano score" if job.transcribed else "piano arrangement"
+    title = f"{job.title} — {kind}" + (" (easier)" if easier else "")
+    description = (f"Piano score of {job.title}, transcribed from a recording with AI" if job.transcribed
+                   else f"Piano arrangement of {job.title}, {job.style} style, generated with AI")
+    return engrave_notes(job.grid, job.bpm, job.path, title, job.byline, job.provenance(what=what), description,
+                         easier, paper, pages)
 
 
 def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = 1.0,
@@ -230,13 +240,16 @@ def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
     """
     from utils import engraving, video
 
-    cover, _, _ = cover_audio(job, instrument)
-    soundtrack = cover if balance >= 1.0 else mixed_audio(job, cover, balance)
+    if balance <= 0.0:  # the original alone (a recording's own sound under its notes): nothing to render
+        soundtrack = mark_or_explain(job.song_audio(), OUTPUT_SAMPLE_RATE, job.watermark)[0]
+    else:
+        cover, _, _ = cover_audio(job, instrument)
+        soundtrack = cover if balance >= 1.0 else mixed_audio(job, cover, balance)
     hands = engraving.split_hands(job.grid)
     played_on = "Piano" if instrument == DEFAULT_INSTRUMENT else instrument
     notes = video.FallingNotes(job.grid.starts, job.grid.ends, job.grid.pitches, job.grid.velocities,
                                hands.right, job.duration, fmt, title=job.title,
-                               subtitle=f"{played_on} · {job.style} style")
+                               subtitle=f"{played_on} · {'transcribed' if job.transcribed else job.byline}")
     path = job.path(f"{slug(instrument)}_{fmt}.mp4")
     return video.encode_video(notes, (soundtrack, OUTPUT_SAMPLE_RATE), path,
                              job.provenance(instrument, "falling-notes video").tags(), progress)

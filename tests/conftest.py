@@ -88,6 +88,14 @@ def tiny_watermark_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_transkun_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("transkun", reason="requirements-transcribe.txt installs it (./run.sh)")
+    from tests.tiny_models import build_tiny_transkun
+
+    return build_tiny_transkun(tmp_path_factory.mktemp("tiny_transkun"))
+
+
+@pytest.fixture(scope="session")
 def hummed_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Four seconds of a sung-like melody (A3 C4 E4 A4 with vibrato and harmonics) at 44.1 kHz."""
     import soundfile as sf

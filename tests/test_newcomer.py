@@ -66,6 +66,7 @@ def run_text(page, prompt: str = PROMPT, seconds: int | None = None, watch_progr
 
 def test_without_the_watermark_the_panel_and_the_results_agree(page):
     page.locator("#check-panel").get_by_text("Check a file").first.click()  # open the box
+    page.locator("#check-note").get_by_text("not available").wait_for(timeout=30_000)  # said when the page loads
     note = page.locator("#check-note").inner_text()
     assert "not available" in note and "not marked" in note and "Every audio file" not in note
     assert not page.locator("#check-run").is_enabled()  # nothing to press that cannot work

@@ -32,7 +32,7 @@ def test_front_matter_deploys_as_is():
     assert {entry.split()[0] for entry in meta["preload_from_hub"]} == defaults
     assert meta["suggested_hardware"] in KNOWN_HARDWARE
     requirements = (ROOT / "requirements.txt").read_text()
-    assert f"gradio=={meta['sdk_version']}" in requirements
+    assert re.search(rf"^gradio(\[\w+\])?=={re.escape(meta['sdk_version'])}\b", requirements, re.M)
 
 
 def test_packages_txt_lists_what_the_app_needs_from_debian():

@@ -315,3 +315,33 @@ def build_tiny_watermarker(folder: str | Path, seed: int = 0, full_size: bool = 
         state = {k.replace(".inner_conv.", "."): v for k, v in model.state_dict().items()}
         torch.save({"xp.cfg": config, "model": state}, folder / file_name)
     return folder
+
+
+TINY_TRANSKUN_CONF = {  # transkun's 2.0.conf, its sizes shrunk: the same modules, random weights
+    "f_min": 30, "f_max": 8000, "n_mels": 32, "segmentHopSizeInSecond": 8, "segmentSizeInSecond": 16,
+    "hopSize": 1024, "windowSize": 4096, "fs": 44100, "nExtraWins": 5, "baseSize": 8, "downsampleF": True,
+    "posEmbedInitGamma": 1, "nHead": 2, "fourierSize": 8, "nLayers": 1, "enabledAttn": ["F", "T"],
+    "hiddenFactorAttn": 1, "hiddenFactor": 1, "velocityPredictorHiddenSize": 16,
+    "refinedOFPredictorHiddenSize": 16, "scoringExpansionFactor": 1, "useInnerProductScorer": True,
+    "scoreDropoutProb": 0.0, "contextDropoutProb": 0.0, "velocityDropoutProb": 0.0, "refinedOFDropoutProb": 0.0,
+}
+
+
+def build_tiny_transkun(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny random Transkun V2 (transkun's own ``TransKun`` class and conf format) saved as ``tiny.pt`` and
+    ``tiny.conf`` in ``folder``, as transkun ships ``2.0.pt`` and ``2.0.conf``."""
+    import moduleconf
+
+    from models.piano_transcription import mel_filters_without_torchaudio
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    conf_path = folder / "tiny.conf"
+    conf_path.write_text(json.dumps({"Model": {"module": "transkun.ModelTransformer", "configClassName": "Config",
+                                               "config": TINY_TRANSKUN_CONF}}, indent=1))
+    conf = moduleconf.parseFromFile(str(conf_path))
+    torch.manual_seed(seed)
+    with mel_filters_without_torchaudio():
+        model = conf["Model"].module.TransKun(conf=conf["Model"].config)
+    torch.save({"best_state_dict": model.state_dict()}, folder / "tiny.pt")
+    return folder

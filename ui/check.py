@@ -15,7 +15,14 @@ CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
 
 
 def check_watermark(path: str | None) -> str:
-    """Whether the file at ``path`` carries the app's mark: one line with the detector's score and message."""
+    """Whether a file was made by this app: its inaudible watermark, looked for.
+
+    Args:
+        path: the file, a wav, mp3, flac, ogg, mp4 or m4a.
+
+    Returns:
+        one line: the verdict, the detector's score (over 0.5 means marked) and the message it read.
+    """
     try:
         return check_file(path, CONFIG.watermark_model).describe()
     except Exception as e:  # noqa: BLE001 - every failure becomes a message
@@ -41,7 +48,7 @@ def build_check_box() -> tuple[gr.Markdown, gr.Button]:
     """A collapsed box below the tabs: a file in, the verdict out. Returns (its note, its Check button), which the
     page fills in when it loads (``check_box_state``)."""
     with gr.Accordion("Check a file: was it made here?", open=False, elem_id="check-panel"):
-        note = gr.Markdown(MARKED, elem_classes="tab-intro", elem_id="check-note")
+        note = gr.Markdown("", elem_classes="tab-intro", elem_id="check-note")  # said on load: marked or not
         with gr.Row():
             file = gr.File(label="File to check", file_types=CHECK_FILE_TYPES, type="filepath",
                            elem_id="check-file", scale=3)

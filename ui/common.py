@@ -19,7 +19,15 @@ try:  # Hugging Face ZeroGPU: `spaces` must be imported before torch (models/ im
 except ImportError:  # not on a Space, and not installed: plain calls
     spaces = None
 
-from models import musicgen, pop2piano, separator, transcription, translation, watermark  # noqa: E402
+from models import (  # noqa: E402
+    musicgen,
+    piano_transcription,
+    pop2piano,
+    separator,
+    transcription,
+    translation,
+    watermark,
+)
 from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
@@ -49,6 +57,7 @@ class AppConfig:
     separator_model: str = field(default_factory=separator.default_separator_name)
     translation_model: str = field(default_factory=translation.default_translation_name)
     watermark_model: str = field(default_factory=watermark.default_watermark_name)
+    piano_transcription_model: str = field(default_factory=piano_transcription.default_piano_transcription_name)
     device: str | None = field(default_factory=lambda: os.environ.get(DEVICE_ENV_VAR) or None)
     max_song_seconds: float = field(default_factory=pop2piano.default_max_song_seconds)
     output_dir: Path = field(
@@ -72,7 +81,7 @@ def run_folder(prefix: str) -> Path:
 
 
 # ZeroGPU lends a GPU per call for at most this long (seconds); longer calls are cut off by the Space.
-GPU_SECONDS = {"piano_cover": 120, "text_to_music": 120, "melody_to_music": 180}
+GPU_SECONDS = {"piano_cover": 120, "piano_to_sheet_music": 120, "text_to_music": 120, "melody_to_music": 180}
 
 
 def on_zero_gpu() -> bool:

@@ -219,11 +219,27 @@ def text_to_music(
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
-    """Prompt (and optionally a clip to continue) -> music.
+    """Make music from a text description (MusicGen), up to 5 minutes, optionally continuing an audio clip.
 
-    ``loaded``: the tab's session state from "Reproduce a result" (the file's prompt and its English).
-    Yields streamed chunks for the "listen while it is made" player as the music is finished, then 4 audio slots
-    (unused ones hidden), a picture, the parameters, details, the downloads, and the state Extend works from.
+    Args:
+        prompt: what the music should be, e.g. "lo-fi hip hop with warm piano, 80 bpm"; any language (other languages
+            are translated into English where the translator is available); may be empty with a clip.
+        model_name: a MusicGen hub id or folder; "" for the model the app was started with.
+        duration: seconds of music to make, 1 to 300.
+        top_k: sample among the k likeliest codes, 0 to 2048 (0 = off).
+        top_p: nucleus sampling, 0 to 1 (0 = off).
+        temperature: sampling temperature, above 0 and at most 10.
+        guidance_scale: how closely the music follows the prompt, 1 to 15.
+        seed: a whole number as text for the same music again; "" for a random one.
+        variants: how many different pieces, 1 to 4.
+        stride: past 30 s, seconds each window adds, 10 to 25.
+        clip_path: an audio clip to continue (optional, 1 to 25 s after trimming).
+        clip_start: where the clip starts, in seconds.
+        clip_end: where the clip ends, in seconds (0 = its end).
+
+    Returns:
+        4 audio slots (32 kHz WAV; empty past the variants asked for), a waveform and spectrogram PNG, the
+        parameters (to make the same music again), details (markdown), and the downloads (WAV, MP3, JSON).
     """
     cancel = new_cancel_event(request, "text")
 
@@ -348,7 +364,27 @@ def melody_to_music(
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> Iterator[list[Any]]:
-    """Melody + prompt -> music. Yields as ``text_to_music``, with the chroma picture before the downloads."""
+    """Make music that follows a melody (MusicGen-Melody): a hummed, sung or played tune, or a whole song.
+
+    Args:
+        melody_path: the melody, a wav, mp3, flac or ogg file (at most 10 minutes; up to 30 s of it are used).
+        trim_start: where the part used starts, in seconds.
+        trim_end: where it ends, in seconds (0 = the end).
+        prompt: the style, e.g. "a jazz trio"; may be empty.
+        model_name: a MusicGen-Melody hub id or folder; "" for the model the app was started with.
+        duration: seconds of music to make, 1 to 300.
+        top_k: sample among the k likeliest codes, 0 to 2048 (0 = off).
+        top_p: nucleus sampling, 0 to 1 (0 = off).
+        temperature: sampling temperature, above 0 and at most 10.
+        guidance_scale: how closely the music follows the prompt, 1 to 15.
+        seed: a whole number as text for the same music again; "" for a random one.
+        variants: how many different pieces, 1 to 4.
+        stride: past 30 s, seconds each window adds, 10 to 25.
+        melody_source: "separated" (drums and bass taken out first) or "mix" (the melody as given).
+
+    Returns:
+        as text_to_music, with the melody's chroma PNG before the downloads.
+    """
     cancel = new_cancel_event(request, "melody")
 
     def body(send: Send, report: Report) -> list[Any]:
@@ -376,11 +412,15 @@ def melody_to_music(
 
 def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
                progress: gr.Progress = gr.Progress()) -> tuple[list[str], str | None, str]:
-    """"MIDI of this": the notes of a result (variant 1's audio, or any audio file) as a tempo-mapped MIDI and a
-    score.
+    """The notes of any music (a result, or any audio file) as a MIDI on its own beats, and as sheet music.
+
+    Args:
+        audio_path: the music, a wav, mp3, flac, ogg or mp4 file.
+        paper: the score's page size, "a4" or "letter".
 
     Returns:
-        (downloads: the MIDI, MusicXML and PDF; the score's first page as a picture; a line about them).
+        the downloads (the MIDI, the score as MusicXML and PDF), the score's first page (PNG), and a line about them
+        (notes, tempo in BPM).
     """
     try:
         if not audio_path:

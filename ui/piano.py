@@ -16,6 +16,7 @@ from models.devices import pick_device
 from models.sources import describe_source, how_to_fix
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
+from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -87,6 +88,15 @@ PIANO_API_DOCS = {
         "(1280x720, all 88 keys) or vertical (720x1280, the keyboard zoomed to the notes the cover plays). The video "
         "opens with the song's title and the arranger style. Returns the MP4."
     ),
+    "piano_to_sheet_music": (
+        "Sheet music of a piano recording: its notes as played, heard by Transkun V2, on the recording's own beats. "
+        "`recording_path` (required): a wav, mp3, flac or ogg file of a piano alone, "
+        f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit; `easier`: true for a score thinned to "
+        f"{MAX_NOTES_PER_HAND} notes a hand within a tenth; `paper`: \"a4\" (default) or \"letter\". Returns the same "
+        "outputs as /piano_cover, the cover's audio and mix None: the MIDI on the recording's beats, a piano-roll "
+        "PNG, the tempo, details, a constant-tempo MIDI, the MusicXML, the PDF and the page PNGs. The session's "
+        "other piano actions (/piano_cover_score, /piano_cover_instrument, /piano_cover_video) then work from it."
+    ),
 }
 
 
@@ -119,18 +129,6 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tupl
     return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
 
 
-def score_line(files: products.ScoreFiles) -> str:
-    """What the page says about the score's playability."""
-    if files.easier:
-        return (f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
-                f"({files.removed} notes left out).")
-    if files.hard_places:
-        places = "place asks" if files.hard_places == 1 else "places ask"
-        return (f"Score: {files.hard_places} {places} one hand for more than {MAX_NOTES_PER_HAND} notes or a "
-                "stretch over a tenth; tick Easier score for a version a pianist can play as written.")
-    return f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth)."
-
-
 def piano_cover(
     song_path: str | None,
     style: str,
@@ -140,11 +138,20 @@ def piano_cover(
     paper: str = DEFAULT_PAPER,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
-    """Arrange a song for piano and write every product of the cover (the score on ``paper``, A4 or Letter).
+    """Arrange a pop song for piano (Pop2Piano), with a MIDI on the song's own beats and printable sheet music.
+
+    Args:
+        song_path: the song, a wav, mp3, flac or ogg file of 5 s up to the app's song limit (10 minutes by default).
+        style: the arranger style, composer1 to composer21, or random.
+        balance: the mix of the cover with the song, 0 (only the song) to 1 (only the piano).
+        instrument: the General MIDI instrument the cover is played on, e.g. "Acoustic grand piano", "Harpsichord".
+        easier: true for a score a pianist can play as written (at most 4 notes a hand, within a tenth).
+        paper: the score's page size, "a4" or "letter".
 
     Returns:
-        cover WAV, tempo-mapped MIDI, mix WAV, piano-roll PNG, tempo (BPM), details (markdown), constant-tempo
-        MIDI, MusicXML, PDF, score page PNGs, and the session state the other piano actions work from.
+        the cover (44.1 kHz WAV), the MIDI on the song's beats (a tempo per beat), the cover mixed with the song
+        (WAV), a piano-roll PNG, the tempo (BPM), details (markdown), a constant-tempo MIDI, the score as MusicXML
+        and PDF, and the score's pages (PNG).
     """
     try:
         cover, song, sr = make_cover(song_path, style, progress)
@@ -262,8 +269,9 @@ def example_songs() -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name), style] for name, style in EXAMPLE_SONGS if (EXAMPLES_DIR / name).is_file()]
 
 
-def build_piano_cover_tab() -> gr.Markdown:
-    """The "Piano cover" tab. Returns its status line (in Technical details; filled in when the page loads)."""
+def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown]:
+    """The "Piano cover" tab. Returns its status line (in Technical details) and the sheet-music box's, both filled
+    in when the page loads."""
     gr.Markdown(PIANO_COVER_HELP, elem_classes="tab-intro")
     with gr.Row():
         with gr.Column():
@@ -281,6 +289,7 @@ def build_piano_cover_tab() -> gr.Markdown:
                                      "within a tenth)", elem_id="piano-easier")
                 paper = gr.Radio(PAPER_CHOICES, value=DEFAULT_PAPER, label="Paper", elem_id="piano-paper")
             run = gr.Button("Make a piano cover", variant="primary", elem_id="piano-run")
+            recording, sheet_run, sheet_status = sheet_music_box()
             examples = example_songs()
             if examples:
                 gr.Examples(examples, inputs=[song, style], label="Examples (public-domain pieces with a beat)",
@@ -327,6 +336,9 @@ def build_piano_cover_tab() -> gr.Markdown:
         concurrency_id=MODEL_QUEUE,
     )
     covered.success(lambda: gr.Number(visible=True), outputs=tempo, api_visibility="private", queue=False)
+    wire_sheet_music(recording, sheet_run, [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi,
+                                            musicxml_file, pdf_file, score_pages, state], easier, paper,
+                     PIANO_API_DOCS["piano_to_sheet_music"])
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
                     api_description=PIANO_API_DOCS["piano_cover_remix"])
     instrument.input(change_instrument, inputs=[state, instrument, balance],
@@ -338,4 +350,4 @@ def build_piano_cover_tab() -> gr.Markdown:
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
                     api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)
-    return status
+    return status, sheet_status

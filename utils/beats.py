@@ -92,3 +92,21 @@ def track_beats(audio: np.ndarray, sample_rate: int = BEAT_SAMPLE_RATE, backend:
             "Try a longer excerpt with a clear beat."
         )
     return Beats(bpm=bpm, times=times, backend=backend, warning=warning)
+
+
+PERCUSSION_RATE = 22050  # Hz, for the percussive share: enough for drums, and quick
+PERCUSSION_SECONDS = 60.0  # the share is measured on at most this much of the audio, from its middle
+
+
+def percussive_share(audio: np.ndarray, sample_rate: int) -> float:
+    """The share of ``audio``'s spectral energy (mono [T]) in its percussive part (librosa's median-filter
+    harmonic/percussive split): low for a piano alone, high with drums. 0 for silence."""
+    mono = resample(np.asarray(audio, dtype=np.float32), sample_rate, PERCUSSION_RATE)
+    keep = int(PERCUSSION_SECONDS * PERCUSSION_RATE)
+    if mono.shape[0] > keep:
+        start = (mono.shape[0] - keep) // 2
+        mono = mono[start : start + keep]
+    spectrum = np.abs(librosa.stft(mono)) ** 2
+    harmonic, percussive = librosa.decompose.hpss(spectrum)
+    total = float(harmonic.sum() + percussive.sum())
+    return float(percussive.sum()) / total if total > 0 else 0.0

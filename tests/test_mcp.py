@@ -1,0 +1,80 @@
+"""The app as tools for AI agents: started with ``--mcp`` (tiny models), reached with the ``mcp`` client package over
+Streamable HTTP at /gradio_api/mcp/, as an MCP client such as Claude Desktop or Cursor reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import urllib.request
+
+import pytest
+
+mcp = pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is in requirements.txt")
+
+TOOLS = {"piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "music_midi", "check_watermark"}
+
+
+@pytest.fixture(scope="module")
+def mcp_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_watermark_dir):
+    from tests.live_app import start_app
+
+    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="mcp-server.log",
+                    extra_args=["--mcp", "--separator-model", "off", "--translation-model", "off",
+                                "--watermark-model", str(tiny_watermark_dir)])
+    yield app
+    app.stop()
+
+
+@pytest.fixture(scope="module")
+def song_data_url(chorale) -> str:
+    """The song as an agent can hand it over here: a data URL (gradio refuses URLs to local addresses)."""
+    return "data:audio/wav;base64," + base64.b64encode(chorale[0].read_bytes()).decode()
+
+
+def with_session(url: str, work):
+    """Run ``work(session)`` in an initialised MCP client session on ``url``."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async def main():
+        async with streamablehttp_client(url, timeout=60, sse_read_timeout=300) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(main())
+
+
+def urls_in(result) -> list[str]:
+    """The file URLs a tool's answer holds (in its text parts)."""
+    text = " ".join(getattr(part, "text", "") or "" for part in result.content)
+    return re.findall(r"https?://[^\s\"'\]\)]+", text)
+
+
+def test_the_tools_are_the_jobs_each_described(mcp_app):
+    tools = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", lambda s: s.list_tools())
+    by_name = {tool.name: tool for tool in tools.tools}
+    assert set(by_name) == TOOLS  # no Stop, preview, parameters file or session-bound action among them
+    for tool in by_name.values():
+        assert len(tool.description) > 40, tool.name
+        for name, schema in tool.inputSchema["properties"].items():
+            assert schema.get("description"), (tool.name, name)  # every argument says what it takes
+    assert "seconds" in by_name["text_to_music"].inputSchema["properties"]["duration"]["description"]
+
+
+def test_text_to_music_and_a_piano_cover_return_their_files(mcp_app, song_data_url):
+    async def work(session):
+        music = await session.call_tool("text_to_music", {"prompt": "lo-fi piano", "duration": 1.5, "seed": "3"})
+        cover = await session.call_tool("piano_cover", {"song_path": song_data_url, "style": "composer3"})
+        bad = await session.call_tool("text_to_music", {"prompt": "", "duration": 1.5})
+        return music, cover, bad
+
+    music, cover, bad = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", work)
+    assert not music.isError and not cover.isError
+    wavs = [u for u in urls_in(music) if u.endswith(".wav")]
+    assert wavs and urllib.request.urlopen(wavs[0], timeout=30).read(4) == b"RIFF"
+    files = urls_in(cover)
+    assert any(u.endswith(".mid") for u in files) and any(u.endswith(".pdf") for u in files)
+    assert urllib.request.urlopen(next(u for u in files if u.endswith(".mid")), timeout=30).read(4) == b"MThd"
+    assert bad.isError and "describe the music" in " ".join(getattr(p, "text", "") for p in bad.content)

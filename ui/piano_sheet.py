@@ -1,0 +1,118 @@
+"""On the Piano tab: "Already piano? Make its sheet music". A piano recording in; its notes (Transkun) on its own
+beats, in the same outputs as a cover (MIDI, score, pages, piano roll), so that Easier, the paper, another instrument
+and the video then work from it as from a cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from models import load_model, pop2piano
+from models.loading import unavailable
+from models.piano_transcription import LABEL
+from models.transcription import Notes
+from products import piano as products
+from products.piano_sheet import sheet_music
+from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
+from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
+from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
+from utils.midi import grid_to_pretty_midi
+from utils.plots import piano_roll_png
+
+SHEET_HELP = ("Already piano? Upload or record a piano recording (your own playing, a lesson, a concert) and get its "
+              "sheet music: the notes as played, on the recording's own beats, with a MIDI file. The score, the "
+              "instrument and the video above then work from it.")
+PAGE_SHEET_PRODUCTS = ("midi", "score", "pages")  # the video on request, as for a cover
+
+
+def score_line(files: products.ScoreFiles) -> str:
+    """What the page says about the score's playability."""
+    if files.easier:
+        return (f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
+                f"({files.removed} notes left out).")
+    if files.hard_places:
+        places = "place asks" if files.hard_places == 1 else "places ask"
+        return (f"Score: {files.hard_places} {places} one hand for more than {MAX_NOTES_PER_HAND} notes or a "
+                "stretch over a tenth; tick Easier score for a version a pianist can play as written.")
+    return f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth)."
+
+
+@gpu_task("piano_to_sheet_music")
+def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress) -> Notes:
+    """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU)."""
+    progress(0.1, desc="Listening for the piano's notes")
+    return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(audio, sample_rate)
+
+
+def piano_to_sheet_music(
+    recording_path: str | None,
+    easier: bool = False,
+    paper: str = DEFAULT_PAPER,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    """Sheet music of a piano recording: its notes as played (Transkun), on the recording's own beats.
+
+    Args:
+        recording_path: a piano recording, a wav, mp3, flac or ogg file of 5 s up to the app's song limit (10
+            minutes by default); a piano alone (a song with drums or singing is better made into a piano cover).
+        easier: true for a score a pianist can play as written (at most 4 notes a hand, within a tenth).
+        paper: the score's page size, "a4" or "letter".
+
+    Returns:
+        as piano_cover, without the cover's audio and mix (None): the MIDI on the recording's beats, a piano-roll PNG,
+        the tempo (BPM), details (markdown), a constant-tempo MIDI, the score as MusicXML and PDF, and its pages.
+    """
+    try:
+        if not recording_path:
+            raise ValueError("Upload or record a piano recording first.")
+        check_duration(audio_duration(recording_path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
+        audio, rate = load_audio(recording_path)
+        check_not_silent(audio, Path(recording_path).name)
+        notes = hear_piano(audio, rate, progress)
+        progress(0.75, desc="Finding the beats and engraving the score")
+        made = sheet_music(notes, audio, rate, recording_path, run_folder("piano-sheet-music"), PAGE_SHEET_PRODUCTS,
+                           bool(easier), paper, transcriber=CONFIG.piano_transcription_model,
+                           watermark=CONFIG.watermark_model)
+        job, files = made.job, made.files
+        assert files.midis is not None and files.score is not None
+        roll = piano_roll_png(grid_to_pretty_midi(job.grid, job.bpm), job.path("piano_roll.png"),
+                              beat_times=job.grid.beat_times(int(job.grid.onsets.max()) // 2 + 2),
+                              title=f"{made.notes} notes · {made.bpm:.1f} BPM")
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+        raise user_error(e) from e
+    notes_said = f"{made.notes} note" + ("" if made.notes == 1 else "s")
+    summary = (f"{job.title}: {notes_said} at {made.bpm:.0f} BPM, as played. {score_line(files.score)}"
+               + "".join(f"  \n⚠️ {w}" for w in made.warnings))
+    technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`), with their velocities; "
+                 "beats tracked in the recording, a tempo change on every beat of the MIDI."]
+    state = {"job": job, "instrument": products.DEFAULT_INSTRUMENT}
+    return [None, str(files.midis.tempo_map), None, str(roll), round(made.bpm, 2), with_technical(summary, technical),
+            str(files.midis.constant), str(files.score.musicxml), str(files.score.pdf),
+            [str(p) for p in files.score.pages], state]
+
+
+def sheet_music_status() -> str:
+    """Per page load: what the sheet-music box says when its model cannot be used here, else ""."""
+    why = unavailable("piano_transcriber", CONFIG.piano_transcription_model)
+    return f"⚠️ Sheet music of recordings is not available on this server: {plain(why)}" if why else ""
+
+
+def sheet_music_box() -> tuple[gr.Audio, gr.Button, gr.Markdown]:
+    """The box in the Piano tab's controls: (the recording, its button, its status line, filled in on load)."""
+    with gr.Accordion("Already piano? Make its sheet music", open=False, elem_id="piano-sheet-panel"):
+        gr.Markdown(SHEET_HELP, elem_classes="tab-intro")
+        status = gr.Markdown(elem_id="piano-sheet-status")
+        recording = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                             label="Piano recording (wav, mp3, flac, ogg)", elem_id="piano-sheet-recording")
+        run = gr.Button("Make its sheet music", variant="primary", elem_id="piano-sheet-run")
+    return recording, run, status
+
+
+def wire_sheet_music(recording: gr.Audio, run: gr.Button, outputs: list[gr.components.Component],
+                     easier: gr.Checkbox, paper: gr.Radio, api_doc: str) -> None:
+    """The box's event: its results go to the cover's ``outputs`` (the session state last)."""
+    run.click(piano_to_sheet_music, inputs=[recording, easier, paper], outputs=outputs,
+              api_name="piano_to_sheet_music", api_description=api_doc, show_progress_on=outputs[3],
+              concurrency_id=MODEL_QUEUE)
