@@ -187,9 +187,11 @@ def cover_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[np
     return audio, label, " ".join(w for w in (warning, unmarked) if w)
 
 
-def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, fmt: str = "wav") -> tuple[Path, str, str]:
-    """Write the cover on ``instrument`` (``cover_audio``) as a WAV or MP3; returns (path, renderer, warnings)."""
-    audio, renderer, warning = cover_audio(job, instrument)
+def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, fmt: str = "wav",
+                 rendered: tuple[np.ndarray, str, str] | None = None) -> tuple[Path, str, str]:
+    """Write the cover on ``instrument`` (``cover_audio``, or ``rendered`` when the caller has it) as a WAV or MP3;
+    returns (path, renderer, warnings)."""
+    audio, renderer, warning = rendered or cover_audio(job, instrument)
     path = job.path(f"{slug(instrument)}.{fmt}")
     if not path.exists():
         _writer(fmt)(path, audio, OUTPUT_SAMPLE_RATE, job.provenance(instrument).tags())
@@ -212,9 +214,9 @@ def write_mix(job: CoverJob, cover: np.ndarray, balance: float, instrument: str 
 
 def write_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: float = DEFAULT_BALANCE) -> AudioFiles:
     """Render the cover on ``instrument`` and mix it with the original at ``balance`` (both as WAV)."""
-    path, renderer, warning = render_cover(job, instrument)
-    cover, _, _ = cover_audio(job, instrument)
-    return AudioFiles(path, write_mix(job, cover, balance, instrument), renderer, warning)
+    rendered = cover_audio(job, instrument)
+    path, renderer, warning = render_cover(job, instrument, rendered=rendered)
+    return AudioFiles(path, write_mix(job, rendered[0], balance, instrument), renderer, warning)
 
 
 def write_score(job: CoverJob, easier: bool = False, paper: str = "a4", pages: bool = True) -> ScoreFiles:
@@ -314,9 +316,9 @@ def write_cover(job: CoverJob, products: Iterable[str], instrument: str = DEFAUL
     audio_path = mix_path = None
     renderer = warning = ""
     if asked & {"audio", "mix"}:
-        cover, renderer, warning = cover_audio(job, instrument)
+        cover, renderer, warning = rendered = cover_audio(job, instrument)  # FluidSynth and the mark, once
         if "audio" in asked:
-            audio_path, _, _ = render_cover(job, instrument, audio_format)
+            audio_path, _, _ = render_cover(job, instrument, audio_format, rendered)
         if "mix" in asked:
             mix_path = write_mix(job, cover, float(balance), instrument, audio_format)
     score = write_score(job, bool(easier), paper, pages="pages" in asked) if asked & {"score", "pages"} else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import html
 import io
+import os
 import queue
 import shutil
 import threading
@@ -36,6 +37,9 @@ def wav_bytes(audio: np.ndarray, sample_rate: int) -> bytes:
 
 
 PROGRESS_EVERY_S = 0.5  # the page's progress line changes at most this often
+# "0" leaves the progress line out of the stream: an API client cannot tell its updates from audio chunks, so the
+# benchmark turns it off to time the first audio (bench/app_bench.py).
+PROGRESS_LINE_ENV_VAR = "MUSIC_DEMO_PROGRESS_LINE"
 
 
 def progress_html(fraction: float, message: str) -> str:
@@ -74,12 +78,13 @@ def streamed(body: Callable[[Send, Report], list[Any]], n_outputs: int,
 
     threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True).start()
     live = live_playback()
+    line = os.environ.get(PROGRESS_LINE_ENV_VAR, "").strip() != "0"
     shown = 0.0  # when the progress line last changed
     while (item := chunks.get()) is not None:
         if item[0] == "audio":
             if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
                 yield [gr.skip()] * n_outputs + [wav_bytes(item[2][0], item[1]), gr.skip()]
-        elif time.monotonic() - shown >= PROGRESS_EVERY_S or item[1] >= 0.95:
+        elif line and (time.monotonic() - shown >= PROGRESS_EVERY_S or item[1] >= 0.95):
             shown = time.monotonic()
             yield [gr.skip()] * (n_outputs + 1) + [progress_html(item[1], item[2])]
     if "error" in box:
