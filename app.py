@@ -21,7 +21,6 @@ from ui import common  # noqa: E402  (first: it imports `spaces` before anything
 from ui.common import (  # noqa: E402
     CONFIG,
     PAGE_CSS,
-    PAGE_I18N,
     DEFAULT_QUEUE_SIZE,
     MAX_OUTPUT_MB_ENV_VAR,
     MAX_UPLOAD_MB_ENV_VAR,
@@ -31,6 +30,8 @@ from ui.common import (  # noqa: E402
     runtime_line,
 )
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
+from ui.i18n import english_api_labels, localize_page, page_i18n, say  # noqa: E402
+from ui.share import keep_shared_state_whole, wire_share  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
     forget_session,
@@ -76,7 +77,7 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
 def send_to_melody(path: str | None) -> tuple[str, Any]:
     """"Use as melody": the text tab's result becomes the melody tab's input, and that tab opens."""
     if not path:
-        raise gr.Error("Generate something first: this sends the first variant to the melody tab.")
+        raise gr.Error(say("Generate something first: this sends the first variant to the melody tab."))
     return path, gr.Tabs(selected="melody")
 
 
@@ -84,12 +85,14 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
     gr.Markdown(DESCRIPTION, elem_classes="app-intro")
     with gr.Tabs() as tabs:
         with gr.Tab("Piano cover", id="piano"):
-            piano_status, sheet_status = build_piano_cover_tab()
+            piano_status, sheet_status, piano_share = build_piano_cover_tab()
         with gr.Tab("Text to music", id="text"):
-            text_model, text_status, use_as_melody, first_variant = build_text_tab()
+            text_model, text_status, use_as_melody, first_variant, text_share = build_text_tab()
         with gr.Tab("Melody to music", id="melody"):
-            melody_model, melody_status, melody_input = build_melody_tab()
+            melody_model, melody_status, melody_input, melody_share = build_melody_tab()
     check_note, check_button = build_check_box()
+    for (share, link), tab_id in ((piano_share, "piano"), (text_share, "text"), (melody_share, "melody")):
+        wire_share(share, link, tabs, tab_id)
     use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
                         api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
@@ -97,6 +100,9 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
     demo.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
     demo.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
     demo.unload(forget_session)  # a closed page's Stop flags go with it
+localize_page(demo)  # its words in the browser's language (ui/i18n.py)
+english_api_labels(demo)  # and the API's in English
+keep_shared_state_whole()  # what a Share link opens is what the page showed (ui/share.py)
 
 
 SHARE_WITHOUT_LOGIN_WARNING = (
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         prevent_thread_lock=not block,
         allowed_paths=[str(CONFIG.output_dir)],
         css=PAGE_CSS,
-        i18n=PAGE_I18N,
+        i18n=page_i18n(),
         mcp_server=mcp,
         show_error=True,  # an API or MCP client gets the message a page user sees, not "hidden"
     )

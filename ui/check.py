@@ -9,6 +9,7 @@ from typing import Any
 from models.loading import unavailable
 from products.checking import check_file
 from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
+from ui.i18n import say
 from ui.music_docs import MUSIC_API_DOCS
 
 CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
@@ -24,7 +25,7 @@ def check_watermark(path: str | None) -> str:
         one line: the verdict, the detector's score (over 0.5 means marked) and the message it read.
     """
     try:
-        return check_file(path, CONFIG.watermark_model).describe()
+        return say(check_file(path, CONFIG.watermark_model).describe())
     except Exception as e:  # noqa: BLE001 - every failure becomes a message
         raise user_error(e) from e
 
@@ -39,9 +40,9 @@ def check_box_state() -> tuple[str, Any]:
     every result's details do: files made here now are not marked, and none can be checked."""
     why = unavailable("watermark", CONFIG.watermark_model)
     if not why:
-        return MARKED, gr.Button(interactive=True)
-    return (f"⚠️ **The watermark is not available on this server**, so the files it makes now are not marked and "
-            f"files cannot be checked here. Why: {plain(why)}", gr.Button(interactive=False))
+        return say(MARKED), gr.Button(interactive=True)
+    return (say("⚠️ **The watermark is not available on this server**, so the files it makes now are not marked "
+                "and files cannot be checked here.") + f" Why: {plain(why)}", gr.Button(interactive=False))
 
 
 def build_check_box() -> tuple[gr.Markdown, gr.Button]:

@@ -32,6 +32,7 @@ from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
+from ui.i18n import say, sayer  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
@@ -118,11 +119,13 @@ def user_error(e: Exception) -> gr.Error:
     in full (with the traceback for the unexpected ones)."""
     if isinstance(e, ModelLoadError):
         logger.warning("A model could not be loaded: %s", e)
-        return gr.Error(MODEL_MISSING, duration=ERROR_SECONDS)
+        return gr.Error(say(MODEL_MISSING), duration=ERROR_SECONDS)
+    if isinstance(e, gr.Error):
+        return gr.Error(say(e.message), duration=ERROR_SECONDS)
     if isinstance(e, ValueError):
-        return gr.Error(plain(str(e)), duration=ERROR_SECONDS)
+        return gr.Error(say(plain(str(e))), duration=ERROR_SECONDS)
     logger.error("Unexpected failure:\n%s", traceback.format_exc())
-    return gr.Error(f"Something went wrong ({type(e).__name__}). Please try again or try another file.",
+    return gr.Error(say(f"Something went wrong ({type(e).__name__}). Please try again or try another file."),
                     duration=ERROR_SECONDS)
 
 
@@ -201,15 +204,9 @@ PAGE_CSS = """
 """
 
 
-# Words gradio's page says itself, where its own translations lack them: screen readers heard the raw key
-# "common.complete" when a run finished (gradio 6.31's English has no such entry).
-PAGE_I18N = gr.I18n(**{
-    "en": {"common.complete": "Done"},
-    "zh-CN": {"common.complete": "完成"},
-})
-
-
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:
-    """Adapt a gr.Progress to the models' ``(fraction, message)`` callback."""
-    return lambda fraction, message: progress(fraction, desc=message)
+    """Adapt a gr.Progress to the models' ``(fraction, message)`` callback, said in this request's language (the
+    callback runs on the model thread, so the language is fixed here, in the request's)."""
+    said = sayer()
+    return lambda fraction, message: progress(fraction, desc=said(message))
 

@@ -17,6 +17,7 @@ from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
 from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
+from ui.i18n import say
 from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
 from utils.files import safe_name
@@ -96,9 +97,9 @@ def prompt_note(prompt: str | None) -> str:
     shown = ", ".join(f"“{part}”" for part in parts[:3]) + (" …" if len(parts) > 3 else "")
     why = unavailable("translator", CONFIG.translation_model)
     if not why:
-        return f"The model reads English: {shown} will be translated into English first."
-    return (f"⚠️ The model reads English, and prompt translation is not available here, so it would not understand "
-            f"{shown}. Describe the music in English. ({plain(why)})")
+        return say(f"The model reads English: {shown} will be translated into English first.")
+    return say(f"⚠️ The model reads English, and prompt translation is not available here, so it would not "
+               f"understand {shown}. Describe the music in English.") + f" ({plain(why)})"
 
 
 def sampling_params(
@@ -117,12 +118,12 @@ def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
     the technical details."""
     n = result.audio.shape[0]
     audios = [str(files.wavs[i]) if i < n else None for i in range(musicgen.MAX_VARIANTS)]
-    pieces = "one piece" if n == 1 else f"{n} pieces"
+    pieces = (say(f"One piece of {result.duration:.0f} s.") if n == 1
+              else say(f"{n} pieces of {result.duration:.0f} s each."))
     summary = "  \n".join([
-        f"{pieces.capitalize()} of {result.duration:.0f} s. Seed {result.seed}: type it in the seed box to make the "
-        "same music again.",
-        *([f"Made from: {result.prompt_english}"] if result.prompt_english else []),
-        *(f"⚠️ {note}" for note in result.notes),
+        pieces + " " + say(f"Seed {result.seed}: type it in the seed box to make the same music again."),
+        *([say(f"Made from: {result.prompt_english}")] if result.prompt_english else []),
+        *("⚠️ " + say(note) for note in result.notes),
     ])
     made = result.params
     technical = [
@@ -177,11 +178,11 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
         seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
-    shape = f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s" if windows > 1 else ""
+    shape = say(f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s") if windows > 1 else ""
     if seconds is None:
-        return f"{float(duration):.0f} s of music{shape}. How long it takes here is shown after the first run."
+        return say(f"{float(duration):.0f} s of music{shape}. How long it takes here is shown after the first run.")
     took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-    return f"{float(duration):.0f} s of music{shape}: about **{took}** on this machine."
+    return say(f"{float(duration):.0f} s of music{shape}: about **{took}** on this machine.")
 
 
 def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
@@ -193,8 +194,8 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
         out = write_wav(run_folder("clip-preview") / "clip_part_used.wav", clip.audio[0], clip.sample_rate)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return str(out), (f"Continuing {clip.duration:.1f} s of the clip. The result starts with the clip as the model "
-                      "hears it, then continues it.")
+    return str(out), say(f"Continuing {clip.duration:.1f} s of the clip. The result starts with the clip as the "
+                         "model hears it, then continues it.")
 
 
 N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
@@ -316,7 +317,7 @@ def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tu
         out = write_wav(run_folder("melody-preview") / "melody_part_used.wav", melody.audio, melody.sample_rate)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    return str(out), f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s)."
+    return str(out), say(f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s).")
 
 
 def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
@@ -333,7 +334,7 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
         end = min(total, musicgen.MAX_MELODY_SECONDS)
         preview, info = melody_preview(path, 0.0, end)
     except (ValueError, gr.Error) as e:  # not audio, silent, damaged...: say so beside the upload
-        message = e.message if isinstance(e, gr.Error) else plain(str(e))
+        message = e.message if isinstance(e, gr.Error) else say(plain(str(e)))
         return None, gr.skip(), gr.skip(), None, f"⚠️ {message}"
     return (
         gr.skip(),
@@ -425,14 +426,18 @@ def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
     try:
         if not audio_path:
             raise ValueError("Generate something first: this writes the notes of variant 1 as MIDI.")
-        progress(0.1, desc="Listening for the notes")
+        progress(0.1, desc=say("Listening for the notes"))
         made = write_music_midi(audio_path, run_folder("music-midi"), safe_name(Path(audio_path).stem, empty="music"),
                                 score=True, paper=paper)
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
-    notes = f"{made.notes} note" + ("" if made.notes == 1 else "s")
-    summary = (f"{notes} at {made.bpm:.0f} BPM. The MIDI follows the music's beats, so its bars line up with the "
-               "music in your music software." + (f"  \n⚠️ {made.note}" if made.note else ""))
+    if made.notes == 1:
+        summary = say(f"1 note at {made.bpm:.0f} BPM. The MIDI follows the music's beats, so its bars line up with "
+                      "the music in your music software.")
+    else:
+        summary = say(f"{made.notes} notes at {made.bpm:.0f} BPM. The MIDI follows the music's beats, so its bars "
+                      "line up with the music in your music software.")
+    summary += ("  \n⚠️ " + say(made.note)) if made.note else ""
     line = with_technical(summary, [f"Notes heard by {TRANSCRIBER_LABEL}; beats tracked in the audio, a tempo change "
                                     "on every beat of the MIDI."])
     page = str(made.score.pages[0]) if made.score and made.score.pages else None
@@ -473,7 +478,7 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     ]
     if melody_tab:
         updates.append(value("melody_source"))
-    return [*updates, params_notes(made), loaded]
+    return [*updates, say(params_notes(made)), loaded]
 
 
 def load_text_params(path: str | None) -> list[Any]:

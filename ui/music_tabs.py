@@ -35,6 +35,8 @@ from ui.music import (
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
+from ui.i18n import say
+from ui.share import share_row
 from ui.streaming import live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
 
@@ -205,9 +207,9 @@ def midi_row(tab: str, audio: gr.Audio) -> None:
                  api_description=MUSIC_API_DOCS["midi"], concurrency_id=MODEL_QUEUE, show_progress_on=line)
 
 
-def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
-    """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), and the
-    "Use as melody" button with the player it sends (wired to the melody tab by app.py)."""
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, tuple[gr.Button, gr.Markdown]]:
+    """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), the "Use as
+    melody" button with the player it sends (wired to the melody tab by app.py), and its Share row (``ui.share``)."""
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
@@ -242,6 +244,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
             extend_seconds, extend = extend_row("text")
             use_as_melody = gr.Button("Use variant 1 as the melody (melody tab)", elem_id="text-use-as-melody")
             midi_row("text", outputs[0])
+            share = share_row("text")
     status = technical_details("text")
     state = gr.State(None)
     loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
@@ -261,7 +264,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio]:
     params_file.upload(load_text_params, inputs=params_file,
                        outputs=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
                        api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
-    return model, status, use_as_melody, outputs[0]
+    return model, status, use_as_melody, outputs[0], share
 
 
 def stop_button(tab: str) -> gr.Button:
@@ -274,7 +277,7 @@ def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML
     """A run's first step, on the page only: Stop becomes clickable, the live player appears (empty) and the
     progress line says the run is starting. The run itself follows it (``.then``), so the two never race."""
     return button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback()),
-                                 progress_html(0.0, "Starting")),
+                                 progress_html(0.0, say("Starting"))),
                         outputs=[stop, stream, line], api_visibility="private", queue=False)
 
 
@@ -325,8 +328,8 @@ def example_melodies() -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
 
 
-def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
-    """The "Melody to music" tab. Returns its model dropdown, status line and melody input."""
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, tuple[gr.Button, gr.Markdown]]:
+    """The "Melody to music" tab. Returns its model dropdown, status line, melody input and Share row."""
     with gr.Row():
         with gr.Column():
             melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
@@ -368,6 +371,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
             downloads = downloads_box("melody")
             extend_seconds, extend = extend_row("melody")
             midi_row("melody", outputs[0])
+            share = share_row("melody")
     status = technical_details("melody")
     state = gr.State(None)
     loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
@@ -391,4 +395,4 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio]:
     params_file.upload(load_melody_params, inputs=params_file,
                        outputs=[prompt, model, *controls, start, end, source, params_note, loaded],
                        api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
-    return model, status, melody
+    return model, status, melody, share

@@ -17,6 +17,8 @@ from models.sources import describe_source, how_to_fix
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
+from ui.i18n import say
+from ui.share import share_row
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -155,7 +157,7 @@ def piano_cover(
     """
     try:
         cover, song, sr = make_cover(song_path, style, progress)
-        progress(0.93, desc="Writing the MIDI and rendering the audio")
+        progress(0.93, desc=say("Writing the MIDI and rendering the audio"))
         job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, run_folder("piano-cover"),
                                    CONFIG.watermark_model)
         made = products.write_cover(job, PAGE_PRODUCTS, instrument, balance, bool(easier), paper)
@@ -166,8 +168,8 @@ def piano_cover(
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
     assert made.midis is not None and made.audio and made.mix and made.score is not None
-    summary = (f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
-               f"{cover.beats.bpm:.0f} BPM. {score_line(made.score)}")
+    summary = (say(f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
+                   f"{cover.beats.bpm:.0f} BPM.") + " " + score_line(made.score))
     technical = [
         f"Style token `{cover.composer}`; {cover.n_chunks} chunks of {pop2piano.BEATS_PER_CHUNK} beats; beats from "
         f"{cover.beats.backend} (first beat at {cover.grid.first_beat:.2f} s).",
@@ -260,7 +262,7 @@ def check_song_upload(path: str | None) -> tuple[Any, str]:
     try:
         check_duration(audio_duration(path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
     except ValueError as e:
-        return None, f"⚠️ {plain(str(e))}"
+        return None, "⚠️ " + say(plain(str(e)))
     return gr.skip(), ""
 
 
@@ -269,9 +271,9 @@ def example_songs() -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name), style] for name, style in EXAMPLE_SONGS if (EXAMPLES_DIR / name).is_file()]
 
 
-def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown]:
+def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, gr.Markdown]]:
     """The "Piano cover" tab. Returns its status line (in Technical details) and the sheet-music box's, both filled
-    in when the page loads."""
+    in when the page loads, and its Share row (``ui.share``)."""
     gr.Markdown(PIANO_COVER_HELP, elem_classes="tab-intro")
     with gr.Row():
         with gr.Column():
@@ -310,6 +312,7 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown]:
                                   elem_id="piano-tempo")
             constant_midi = gr.File(label="MIDI at one steady tempo (for older software)", interactive=False,
                                     elem_id="piano-midi-constant", elem_classes="downloads")
+            share = share_row("piano")
     with gr.Accordion("Falling-notes video", open=False):
         with gr.Row():
             video_format = gr.Radio(VIDEO_CHOICES, value=DEFAULT_FORMAT, label="Format", elem_id="piano-video-format")
@@ -350,4 +353,4 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown]:
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
                     api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)
-    return status, sheet_status
+    return status, sheet_status, share

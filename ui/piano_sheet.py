@@ -16,6 +16,7 @@ from models.transcription import Notes
 from products import piano as products
 from products.piano_sheet import sheet_music
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
+from ui.i18n import say
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
 from utils.midi import grid_to_pretty_midi
@@ -30,19 +31,21 @@ PAGE_SHEET_PRODUCTS = ("midi", "score", "pages")  # the video on request, as for
 def score_line(files: products.ScoreFiles) -> str:
     """What the page says about the score's playability."""
     if files.easier:
-        return (f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
-                f"({files.removed} notes left out).")
+        return say(f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
+                   f"({files.removed} notes left out).")
+    if files.hard_places == 1:
+        return say(f"Score: 1 place asks one hand for more than {MAX_NOTES_PER_HAND} notes or a stretch over a "
+                   "tenth; tick Easier score for a version a pianist can play as written.")
     if files.hard_places:
-        places = "place asks" if files.hard_places == 1 else "places ask"
-        return (f"Score: {files.hard_places} {places} one hand for more than {MAX_NOTES_PER_HAND} notes or a "
-                "stretch over a tenth; tick Easier score for a version a pianist can play as written.")
-    return f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth)."
+        return say(f"Score: {files.hard_places} places ask one hand for more than {MAX_NOTES_PER_HAND} notes or a "
+                   "stretch over a tenth; tick Easier score for a version a pianist can play as written.")
+    return say(f"Score: every chord fits a hand ({MAX_NOTES_PER_HAND} notes or fewer, within a tenth).")
 
 
 @gpu_task("piano_to_sheet_music")
 def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress) -> Notes:
     """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU)."""
-    progress(0.1, desc="Listening for the piano's notes")
+    progress(0.1, desc=say("Listening for the piano's notes"))
     return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(audio, sample_rate)
 
 
@@ -71,7 +74,7 @@ def piano_to_sheet_music(
         audio, rate = load_audio(recording_path)
         check_not_silent(audio, Path(recording_path).name)
         notes = hear_piano(audio, rate, progress)
-        progress(0.75, desc="Finding the beats and engraving the score")
+        progress(0.75, desc=say("Finding the beats and engraving the score"))
         made = sheet_music(notes, audio, rate, recording_path, run_folder("piano-sheet-music"), PAGE_SHEET_PRODUCTS,
                            bool(easier), paper, transcriber=CONFIG.piano_transcription_model,
                            watermark=CONFIG.watermark_model)
@@ -82,9 +85,8 @@ def piano_to_sheet_music(
                               title=f"{made.notes} notes · {made.bpm:.1f} BPM")
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
-    notes_said = f"{made.notes} note" + ("" if made.notes == 1 else "s")
-    summary = (f"{job.title}: {notes_said} at {made.bpm:.0f} BPM, as played. {score_line(files.score)}"
-               + "".join(f"  \n⚠️ {w}" for w in made.warnings))
+    summary = (say(f"{job.title}: {made.notes} notes at {made.bpm:.0f} BPM, as played.") + " "
+               + score_line(files.score) + "".join("  \n⚠️ " + say(w) for w in made.warnings))
     technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`), with their velocities; "
                  "beats tracked in the recording, a tempo change on every beat of the MIDI."]
     state = {"job": job, "instrument": products.DEFAULT_INSTRUMENT}
@@ -96,7 +98,7 @@ def piano_to_sheet_music(
 def sheet_music_status() -> str:
     """Per page load: what the sheet-music box says when its model cannot be used here, else ""."""
     why = unavailable("piano_transcriber", CONFIG.piano_transcription_model)
-    return f"⚠️ Sheet music of recordings is not available on this server: {plain(why)}" if why else ""
+    return say("⚠️ Sheet music of recordings is not available on this server:") + f" {plain(why)}" if why else ""
 
 
 def sheet_music_box() -> tuple[gr.Audio, gr.Button, gr.Markdown]:

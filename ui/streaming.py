@@ -19,6 +19,8 @@ import soundfile as sf
 
 import gradio as gr
 
+from ui.i18n import say
+
 Send = Callable[[int, np.ndarray], None]  # (sample rate, audio [variants, channels, T])
 Report = Callable[[float, str], None]  # (fraction done, what is being done)
 
@@ -45,7 +47,8 @@ PROGRESS_LINE_ENV_VAR = "MUSIC_DEMO_PROGRESS_LINE"
 def progress_html(fraction: float, message: str) -> str:
     """The progress line of a run: a bar and what is being done ("12 of 40 s made · about 30 s left")."""
     percent = max(0, min(100, round(100 * fraction)))
-    return (f'<div class="run-progress-box"><progress max="100" value="{percent}" aria-label="Progress of this run">'
+    label = html.escape(say("Progress of this run"))
+    return (f'<div class="run-progress-box"><progress max="100" value="{percent}" aria-label="{label}">'
             f"</progress> <span>{percent}% · {html.escape(message)}</span></div>")
 
 
@@ -86,7 +89,7 @@ def streamed(body: Callable[[Send, Report], list[Any]], n_outputs: int,
                 yield [gr.skip()] * n_outputs + [wav_bytes(item[2][0], item[1]), gr.skip()]
         elif line and (time.monotonic() - shown >= PROGRESS_EVERY_S or item[1] >= 0.95):
             shown = time.monotonic()
-            yield [gr.skip()] * (n_outputs + 1) + [progress_html(item[1], item[2])]
+            yield [gr.skip()] * (n_outputs + 1) + [progress_html(item[1], say(item[2]))]
     if "error" in box:
         raise box["error"]
     yield [*box["outputs"], gr.skip(), ""]

@@ -1,0 +1,171 @@
+"""The page in Simplified Chinese: every fixed text on the page and every message the app says has its Chinese, the
+language follows the browser, and a zh-CN browser sees the Chinese page (its words, an error, a result)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import RUN_TIMEOUT_MS, browser, toast_text  # noqa: F401 - fixture
+from ui.i18n import GRADIO_OWN, _templates, catalogue, key_of, language_of, page_texts, translate
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["app.py", "models", "products", "utils", "ui"]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _template(node: ast.AST) -> str | None:
+    """A message's text with its computed parts as ``{}``, as ui.i18n matches it."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _template(node.left), _template(node.right)
+        return (left if left is not None else "{}") + (right if right is not None else "{}")
+    return None
+
+
+def _name(func: ast.AST) -> str:
+    return getattr(func, "id", None) or getattr(func, "attr", None) or ""
+
+
+def said_messages() -> dict[str, str]:
+    """Every message the app says to a user, found in its source: {template: where}. That is: the ValueErrors its
+    input checks raise (the page shows them), gr.Error/Warning/Info, what ``say`` is given, progress messages
+    (``report(fraction, message)``, ``progress(fraction, desc=...)``), and the notes a result carries
+    (``notes.append``)."""
+    found: dict[str, str] = {}
+    files = [p for s in SOURCES for p in ((ROOT / s).rglob("*.py") if (ROOT / s).is_dir() else [ROOT / s])]
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            message = None
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args \
+                    and _name(node.exc.func) in {"ValueError", "Error"}:
+                message = node.exc.args[0]
+            elif isinstance(node, ast.Call):
+                name = _name(node.func)
+                if name in {"say", "Error", "Warning", "Info"} and node.args:
+                    message = node.args[0]
+                elif name == "report" and len(node.args) == 2:
+                    message = node.args[1]
+                elif name == "progress":
+                    message = next((k.value for k in node.keywords if k.arg == "desc"), None)
+                elif name == "append" and _name(getattr(node.func, "value", None)) == "notes" and node.args:
+                    message = node.args[0]
+            if isinstance(message, ast.Call) and _name(message.func) == "say" and message.args:
+                message = message.args[0]
+            if isinstance(message, ast.IfExp):  # "Loading the model" if ... else "Preparing": both
+                for branch in (message.body, message.orelse):
+                    text = _template(branch)
+                    if text and re.search(r"[A-Za-z]{2}", text):
+                        found[text] = f"{path.relative_to(ROOT)}:{node.lineno}"
+                continue
+            text = _template(message) if message is not None else None
+            if text and re.search(r"[A-Za-z]{3}", text.replace("{}", "")):
+                found[text] = f"{path.relative_to(ROOT)}:{node.lineno}"
+    return found
+
+
+def sample(template: str) -> str:
+    """A template filled as the app fills it: numbers where most parts go."""
+    return template.replace("{}", "7")
+
+
+def test_every_fixed_text_on_the_page_has_its_chinese():
+    import app
+
+    left = [text for _, _, _, text in page_texts(app.demo)]  # what localize_page could not swap for a key
+    assert not left, f"no Chinese in ui/locale/zh-CN.json for: {left}"
+    from ui.i18n import localize_page
+
+    assert localize_page(app.demo) == []
+
+
+def test_every_message_the_app_says_has_its_chinese():
+    messages = said_messages()
+    assert len(messages) > 120  # the search found the app's messages (errors, notes, progress)
+    missing = {t: where for t, where in messages.items() if not CJK.search(translate(sample(t), "zh-CN"))}
+    assert not missing, "no Chinese for:\n" + "\n".join(f"{w}: {t}" for t, w in sorted(missing.items(), key=str))
+
+
+def test_the_catalogue_is_well_formed():
+    zh = catalogue()
+    for english, words in zh.items():
+        assert words.strip() and CJK.search(words) or not re.search(r"[A-Za-z]{2}", english), english
+        assert english.count("{}") == words.count("{}") + len(re.findall(r"\{\d+\}", words)), english
+        literal = re.sub(r"\{\}", "", english)
+        assert "{}" not in english or len(re.findall(r"[A-Za-z]", literal)) >= 6, f"too loose a template: {english}"
+    assert len({key_of(e) for e in zh}) == len(zh)  # keys do not collide
+    assert all("." not in key for key in GRADIO_OWN if key != "common.complete")
+
+
+@pytest.mark.parametrize("header, language", [
+    ("zh-CN,zh;q=0.9,en;q=0.8", "zh-CN"), ("zh", "zh-CN"), ("zh-TW", "zh-CN"), ("en-US,en;q=0.9", "en"),
+    ("fr-FR,zh-CN;q=0.5", "en"), ("", "en"), (None, "en"), ("*", "en"),
+])
+def test_the_language_follows_the_browser(header, language):
+    assert language_of(header) == language
+
+
+def test_messages_keep_what_is_not_words_and_translate_the_rest():
+    said = translate("A tempo of 300 BPM is not plausible.", "zh-CN")
+    assert "300" in said and CJK.search(said)
+    assert translate("A tempo of 300 BPM is not plausible.", "en") == "A tempo of 300 BPM is not plausible."
+    assert translate("lo-fi hip hop with warm piano", "zh-CN") == "lo-fi hip hop with warm piano"  # a prompt
+    two = translate("Loaded the settings of seed 12. Give the same melody (8 s used): it is not in the file.", "zh-CN")
+    assert "12" in two and "8" in two and not re.search(r"[A-Za-z]{4}", two)  # sentence by sentence
+    for pattern, _ in _templates():
+        assert pattern.pattern.startswith("^") and pattern.pattern.endswith("$")
+
+
+def test_a_chinese_browser_sees_the_chinese_page(browser, live_app):  # noqa: F811
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1300})
+    page = context.new_page()
+    try:
+        page.goto(live_app.url)
+        page.wait_for_selector("#piano-run")
+        page.get_by_text("钢琴翻奏").first.wait_for(timeout=30_000)
+        assert page.locator("#piano-run").inner_text().strip() == "生成钢琴翻奏"
+        assert "歌曲（wav、mp3、flac、ogg）" in page.locator("#piano-song").inner_text()
+        page.get_by_role("tab", name="文字生成音乐").click()
+        assert "描述你想要的音乐" in page.locator("#text-prompt").inner_text()
+        page.locator("#text-run").click()  # no prompt: the message in Chinese
+        assert "请描述你想要的音乐" in toast_text(page)
+        page.locator("#text-prompt textarea").fill("warm piano")
+        page.locator("#text-seed input").fill("7")
+        page.locator("#text-run").click()
+        page.wait_for_selector("#text-details >> text=随机种子 7：", timeout=RUN_TIMEOUT_MS)
+        details = page.locator("#text-details").inner_text()
+        assert "一首" in details and "把它填进种子框" in details
+        assert "分享此结果" in page.locator("#text-share").inner_text()
+    finally:
+        context.close()
+
+
+def test_an_english_browser_sees_the_english_page(browser, live_app):  # noqa: F811
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1300})
+    page = context.new_page()
+    try:
+        page.goto(live_app.url)
+        page.wait_for_selector("#piano-run")
+        assert page.locator("#piano-run").inner_text().strip() == "Make a piano cover"
+        page.get_by_role("tab", name="Text to music").click()
+        page.locator("#text-run").click()
+        assert "describe the music" in toast_text(page)
+        assert not CJK.search(page.locator("body").inner_text())
+    finally:
+        context.close()
+
+
+def test_the_api_and_the_tools_keep_english_words():
+    import json
+
+    import app
+
+    info = json.dumps(app.demo.get_api_info(), default=str)
+    assert "translation_metadata" not in info and "__i18n__" not in info
+    assert "Song (wav, mp3, flac, ogg)" in info and not CJK.search(info)

@@ -1,0 +1,228 @@
+"""The page in English and Simplified Chinese, chosen by the browser's language.
+
+Two halves, one catalogue (``ui/locale/zh-CN.json``: English text -> Chinese):
+- the page's fixed words (labels, hints, buttons, boxes, tabs, notes) are swapped for ``gr.I18n`` keys once the
+  page is built (``localize_page``), and the browser picks the language, so that a shared link shows each viewer
+  their own;
+- what the server says while it runs (errors, warnings, notes, progress) is translated as it is said (``say``), in
+  the language of the request being served (its Accept-Language header, which the browser sets from the same
+  preference).
+A catalogue entry with ``{}`` is a template: ``"A tempo of {} BPM is not plausible."`` matches that sentence with any
+number, which goes into the Chinese in the same place (``{0}``, ``{1}``... where the order changes). Operators'
+diagnostics (model sources, paths, environment variables, under "Technical details") stay in English.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+LANGUAGES = ("en", "zh-CN")
+DEFAULT_LANGUAGE = "en"
+CATALOGUE_PATH = Path(__file__).with_name("locale") / "zh-CN.json"
+TEXT_PROPS = ("label", "info", "placeholder")  # component props that are words on the page
+VALUE_TEXT = (gr.Markdown, gr.Button)  # components whose value is words on the page, not user content
+SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(\"'*`])")
+GRADIO_OWN = {"common.complete": {"en": "Done", "zh-CN": "完成"}}  # words gradio's own page lacks (screen readers)
+
+
+@functools.cache
+def catalogue() -> dict[str, str]:
+    """English -> Simplified Chinese, as saved in ``ui/locale/zh-CN.json``."""
+    return json.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
+
+
+def key_of(english: str) -> str:
+    """The gr.I18n key of a text: dot-free (the browser's i18n reads dots as nesting) and stable."""
+    return "t" + hashlib.sha1(english.encode("utf-8")).hexdigest()[:12]
+
+
+def page_i18n() -> gr.I18n:
+    """The translations the browser picks from, for ``launch(i18n=...)``."""
+    zh = catalogue()
+    en_words = {key_of(text): text for text in zh if "{" not in text}
+    zh_words = {key_of(text): words for text, words in zh.items() if "{" not in text}
+    for key, words in GRADIO_OWN.items():
+        en_words[key], zh_words[key] = words["en"], words["zh-CN"]
+    return gr.I18n(en=en_words, **{"zh-CN": zh_words})
+
+
+# --- the page's fixed words -----------------------------------------------------------------------------------
+
+
+def _choice_texts(block: Any) -> Iterator[tuple[int, str]]:
+    for i, choice in enumerate(getattr(block, "choices", None) or []):
+        label = choice[0] if isinstance(choice, (tuple, list)) else choice
+        if isinstance(label, str):
+            yield i, label
+
+
+def is_words(text: str) -> bool:
+    """Whether a text on the page is words to translate: not empty, not a number, a model id or a file name."""
+    text = text.strip()
+    return bool(re.search(r"[A-Za-z]{2}", text)) and not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+\.\w{2,4}", text)
+
+
+def page_texts(demo: gr.Blocks) -> Iterator[tuple[Any, str, int | None, str]]:
+    """Every fixed text on the page: (block, prop, choice index or None, English)."""
+    for block in demo.blocks.values():
+        if isinstance(block, gr.Dataset):  # the examples' header; their contents are sample inputs, kept as written
+            if isinstance(block.label, str) and is_words(block.label):
+                yield block, "label", None, block.label
+            continue
+        for prop in TEXT_PROPS:
+            text = getattr(block, prop, None)
+            if isinstance(text, str) and is_words(text):
+                yield block, prop, None, text
+        if isinstance(block, VALUE_TEXT) and isinstance(block.value, str) and is_words(block.value):
+            yield block, "value", None, block.value
+        if isinstance(block, (gr.Radio, gr.Dropdown)):
+            for i, text in _choice_texts(block):
+                if is_words(text):
+                    yield block, "choices", i, text
+
+
+def localize_page(demo: gr.Blocks) -> list[str]:
+    """Swap the page's fixed texts for gr.I18n keys, where the catalogue has them. Returns the texts it lacks."""
+    zh = catalogue()
+    missing = []
+    for block, prop, index, text in list(page_texts(demo)):
+        if text not in zh:
+            missing.append(text)
+            continue
+        key = gr.I18n()(key_of(text))
+        args = getattr(block, "constructor_args", None)  # what gradio rebuilds the component from on an update
+        if prop == "choices":
+            label, value = block.choices[index] if isinstance(block.choices[index], (tuple, list)) else (text, text)
+            block.choices[index] = (key, value)
+            if isinstance(args, dict) and "choices" in args:
+                args["choices"] = list(block.choices)
+        else:
+            setattr(block, prop, key)
+            if isinstance(args, dict) and prop in args:
+                args[prop] = key
+    return missing
+
+
+# --- what the server says -------------------------------------------------------------------------------------
+
+
+def language_of(accept_language: str | None) -> str:
+    """The page language for an Accept-Language header: Chinese when the browser prefers it, English otherwise."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if not tag or tag == "*":
+            continue
+        return "zh-CN" if tag.startswith("zh") else DEFAULT_LANGUAGE
+    return DEFAULT_LANGUAGE
+
+
+def request_language() -> str:
+    """The language of the request being served now (in an event handler), else English."""
+    from gradio.context import LocalContext
+
+    request = LocalContext.request.get(None)
+    headers = getattr(request, "headers", None) or {}
+    return language_of(headers.get("accept-language"))
+
+
+@functools.cache
+def _templates() -> list[tuple[re.Pattern[str], str]]:
+    out = []
+    for english, words in catalogue().items():
+        if "{}" not in english:
+            continue
+        parts = [re.escape(p) for p in english.split("{}")]
+        out.append((re.compile("^" + "(.+?)".join(parts) + "$", re.S), words))
+    out.sort(key=lambda t: -len(t[0].pattern))  # the most specific first
+    return out
+
+
+def _fill(words: str, values: list[str]) -> str:
+    values = [catalogue().get(v, v) for v in values]  # a part that is itself a known text is said in Chinese too
+    if re.search(r"\{\d+\}", words):
+        return re.sub(r"\{(\d+)\}", lambda m: values[int(m.group(1))], words)
+    it = iter(values)
+    return re.sub(r"\{\}", lambda m: next(it, ""), words)
+
+
+def _whole(text: str, templates: bool = True) -> str | None:
+    zh = catalogue()
+    if text in zh:
+        return zh[text]
+    if not templates:
+        return None
+    for pattern, words in _templates():
+        match = pattern.match(text)
+        if match:
+            return _fill(words, list(match.groups()))
+    return None
+
+
+def translate(text: str, language: str) -> str:
+    """``text`` in ``language``: as a whole, else line by line, else sentence by sentence; what the catalogue does
+    not know stays as it is (a user's prompt, a file name, a number)."""
+    if language == DEFAULT_LANGUAGE or not text or not text.strip():
+        return text
+    whole = _whole(text, templates=False)
+    if whole is not None:
+        return whole
+    if "\n" in text:
+        return "\n".join(translate(line, language) for line in text.split("\n"))
+    lead = re.match(r"^(\s*(?:[-*] |#+ |⚠️ ?|✅ ?)*)(.*?)(\s*)$", text, re.S)
+    prefix, body, tail = lead.groups()
+    sentences = SENTENCE_END.split(body)
+    if len(sentences) > 1:  # sentences that each are known, before a template stretches over several
+        said = [_whole(s) for s in sentences]
+        if all(s is not None for s in said):
+            return prefix + "".join(said) + tail
+    whole = _whole(text)
+    if whole is not None:
+        return whole
+    whole = _whole(body)
+    if whole is not None:
+        return prefix + whole + tail
+    if len(sentences) > 1:
+        return prefix + "".join(translate(s, language) for s in sentences) + tail
+    return text
+
+
+def say(text: str) -> str:
+    """``text`` in the language of the request being served (see module docstring)."""
+    return translate(text, request_language())
+
+
+def sayer() -> Callable[[str], str]:
+    """``say`` fixed to this request's language, for callbacks that run on other threads (progress messages)."""
+    language = request_language()
+    return lambda text: translate(text, language)
+
+
+def english_api_labels(demo: gr.Blocks) -> None:
+    """Keep the API's and the MCP tools' descriptions in English words: after ``localize_page`` the labels gradio
+    copies into them are translation keys, which it would list as ``{"key": ...}``."""
+    english = {key_of(text): text for text in catalogue()}
+    describe = demo.get_api_info
+
+    def plain(info: Any) -> Any:
+        if isinstance(info, dict):
+            if info.get("_type") == "translation_metadata" or info.get("__type__") == "translation_metadata":
+                return english.get(info.get("key", ""), info.get("key", ""))
+            return {k: plain(v) for k, v in info.items()}
+        if isinstance(info, list):
+            return [plain(v) for v in info]
+        if isinstance(info, gr.i18n.I18nData):
+            return english.get(info.key, info.key)
+        return info
+
+    def get_api_info(*args: Any, **kwargs: Any) -> Any:
+        return plain(describe(*args, **kwargs))
+
+    demo.get_api_info = get_api_info  # type: ignore[method-assign]
