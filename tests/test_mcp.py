@@ -78,3 +78,29 @@ def test_text_to_music_and_a_piano_cover_return_their_files(mcp_app, song_data_u
     assert any(u.endswith(".mid") for u in files) and any(u.endswith(".pdf") for u in files)
     assert urllib.request.urlopen(next(u for u in files if u.endswith(".mid")), timeout=30).read(4) == b"MThd"
     assert bad.isError and "describe the music" in " ".join(getattr(p, "text", "") for p in bad.content)
+
+
+def test_wrong_arguments_get_the_pages_message_and_the_server_goes_on(mcp_app, song_data_url):
+    """An agent's mistakes: out of range, missing, not audio, a name the tool does not take. Each answer is an error
+    that says what was wrong, as the page says it, and the next good call is served."""
+    calls = [
+        ("text_to_music", {"prompt": "warm piano", "duration": 9999}, "greater than maximum value 300"),  # gradio's check
+        ("text_to_music", {"prompt": "warm piano", "duration": 2, "seed": "seven"}, "seed must be a whole number"),
+        ("piano_cover", {"style": "composer3"}, "'song_path' is a required property"),  # the MCP layer's check
+        ("piano_cover", {"song_path": "data:text/plain;base64," + base64.b64encode(b"not a song").decode()},
+         "could not read"),
+        ("piano_cover", {"song_path": song_data_url, "style": "composer99"}, "'composer99' is not one of ['random'"),
+        ("piano_to_sheet_music", {"recording_path": "data:audio/wav;base64,"}, "could not read"),
+    ]
+
+    async def work(session):
+        answers = [await session.call_tool(name, args) for name, args, _ in calls]
+        good = await session.call_tool("text_to_music", {"prompt": "lo-fi piano", "duration": 1.5, "seed": "4"})
+        return answers, good
+
+    answers, good = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", work)
+    for (name, args, expected), answer in zip(calls, answers):
+        said = " ".join(getattr(p, "text", "") or "" for p in answer.content)
+        assert answer.isError, (name, args, said)
+        assert expected in said.lower(), (name, said)
+    assert not good.isError and any(u.endswith(".wav") for u in urls_in(good))
