@@ -4,14 +4,17 @@ the products, writes every workload's row with the fields the results need, and 
 from __future__ import annotations
 
 import json
+import os
+from unittest.mock import patch
 
 from bench import gpu_bench
 
 
 def test_dry_run_writes_the_rows_of_record(tmp_path, tiny_musicgen_dir):
     out = tmp_path / "out"
-    gpu_bench.main(["--dry-run", "--device", "cpu", "--out", str(out), "--models", str(tmp_path / "models"),
-                    "--only", "small_30s", "users_8x10s"])
+    with patch.dict(os.environ):  # the script sets its process's model variables: they must not reach later tests
+        gpu_bench.main(["--dry-run", "--device", "cpu", "--out", str(out), "--models", str(tmp_path / "models"),
+                        "--only", "small_30s", "users_8x10s"])
     (path,) = out.glob("gpu-dry-run-*.json")
     run = json.loads(path.read_text())
     assert run["dry_run"] and run["command"].startswith("python -m bench.gpu_bench")

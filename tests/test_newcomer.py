@@ -20,7 +20,8 @@ def newcomer_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
     from tests.live_app import start_app
 
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="newcomer-server.log",
-                    extra_args=["--separator-model", "off"], env={"HF_HUB_OFFLINE": "1"})
+                    extra_args=["--separator-model", "off"],
+                    env={"HF_HUB_OFFLINE": "1", "WATERMARK_MODEL": "", "PROMPT_TRANSLATION_MODEL": ""})  # the defaults
     yield app
     app.stop()
 
