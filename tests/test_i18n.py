@@ -100,7 +100,15 @@ def test_the_catalogue_is_well_formed():
         literal = re.sub(r"\{\}", "", english)
         assert "{}" not in english or len(re.findall(r"[A-Za-z]", literal)) >= 6, f"too loose a template: {english}"
     assert len({key_of(e) for e in zh}) == len(zh)  # keys do not collide
-    assert all("." not in key for key in GRADIO_OWN if key != "common.complete")
+    words = page_i18n_words()
+    assert words["zh-CN"]["common.complete"] == GRADIO_OWN["common.complete"]["zh-CN"]  # screen readers' "Done"
+    assert set(words["en"]) == set(words["zh-CN"])  # every key in both languages
+
+
+def page_i18n_words() -> dict[str, dict[str, str]]:
+    from ui.i18n import page_i18n
+
+    return page_i18n().translations_dict
 
 
 @pytest.mark.parametrize("header, language", [
