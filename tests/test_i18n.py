@@ -141,6 +141,8 @@ def test_a_chinese_browser_sees_the_chinese_page(browser, live_app):  # noqa: F8
         assert "歌曲（wav、mp3、flac、ogg）" in page.locator("#piano-song").inner_text()
         page.get_by_role("tab", name="文字生成音乐").click()
         assert "描述你想要的音乐" in page.locator("#text-prompt").inner_text()
+        page.wait_for_function("() => document.querySelector('#text-model input').value.includes('本应用的模型')",
+                               timeout=30_000)  # a choice the page gets on load, in the browser's language too
         page.locator("#text-run").click()  # no prompt: the message in Chinese
         assert "请描述你想要的音乐" in toast_text(page)
         page.locator("#text-prompt textarea").fill("warm piano")

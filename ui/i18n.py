@@ -67,7 +67,13 @@ def _choice_texts(block: Any) -> Iterator[tuple[int, str]]:
 def is_words(text: str) -> bool:
     """Whether a text on the page is words to translate: not empty, not a number, a model id or a file name."""
     text = text.strip()
-    return bool(re.search(r"[A-Za-z]{2}", text)) and not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+\.\w{2,4}", text)
+    return len(re.findall(r"[A-Za-z]", text)) >= 2 and not re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+\.\w{2,4}", text)
+
+
+def page_word(text: str) -> Any:
+    """A fixed text the page gets later (in an update: a dropdown's choices on load) as its gr.I18n key, so the
+    browser shows it in its language as it shows the rest; a text the catalogue lacks as it is."""
+    return gr.I18n()(key_of(text)) if text in catalogue() else text
 
 
 def page_texts(demo: gr.Blocks) -> Iterator[tuple[Any, str, int | None, str]]:

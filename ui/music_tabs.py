@@ -35,7 +35,7 @@ from ui.music import (
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
-from ui.i18n import say
+from ui.i18n import page_word, say
 from ui.share import share_row
 from ui.streaming import live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
@@ -90,7 +90,9 @@ def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
     official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
     size = checkpoint_label(default, slow_note=False)
     own = "The app's model" + (f" ({size})" if size else "")
-    return [(own, APP_DEFAULT_MODEL), *((checkpoint_label(name), name) for name in official if name != default)]
+    return [(page_word(own), APP_DEFAULT_MODEL),
+            *((page_word(label), name) for name in official if name != default
+              for label in [checkpoint_label(name) or name])]
 
 
 def music_model_status(name: str | None, melody_tab: bool) -> str:
