@@ -6,6 +6,7 @@ skipped on a developer's machine, and fails under CI (``CI=true``): run.sh test 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -46,6 +47,20 @@ def page(browser, live_app):
     page.wait_for_selector("#piano-run")
     yield page
     page.close()
+
+
+@contextlib.contextmanager
+def opened(browser, url: str, **context_args):  # noqa: F811
+    """``url`` in a browser context of its own (no cookies, no session: a new visitor), once the page is there, on
+    whichever tab; the context is closed afterwards. ``context_args``: a locale, clipboard permissions..."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1300}, **context_args)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("[role=tab][aria-selected=true]")
+        yield page
+    finally:
+        context.close()
 
 
 def open_tab(page, name: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import RUN_TIMEOUT_MS, browser, toast_text  # noqa: F401 - fixture
+from tests.test_browser import RUN_TIMEOUT_MS, browser, opened, toast_text  # noqa: F401 - fixture
 from ui.i18n import GRADIO_OWN, _templates, catalogue, key_of, language_of, page_texts, translate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +83,10 @@ def test_every_fixed_text_on_the_page_has_its_chinese():
     from ui.i18n import localize_page
 
     assert localize_page(app.demo) == []
+    from ui.share import SHARE_WORDS, share_script
+
+    assert all(CJK.search(catalogue()[text]) for text in SHARE_WORDS.values())  # what the browser says on Share
+    assert "链接已复制" in share_script()
 
 
 def test_every_message_the_app_says_has_its_chinese():
@@ -131,10 +135,7 @@ def test_messages_keep_what_is_not_words_and_translate_the_rest():
 
 
 def test_a_chinese_browser_sees_the_chinese_page(browser, live_app):  # noqa: F811
-    context = browser.new_context(locale="zh-CN", viewport={"width": 1400, "height": 1300})
-    page = context.new_page()
-    try:
-        page.goto(live_app.url)
+    with opened(browser, live_app.url, locale="zh-CN") as page:
         page.wait_for_selector("#piano-run")
         page.get_by_text("钢琴翻奏").first.wait_for(timeout=30_000)
         assert page.locator("#piano-run").inner_text().strip() == "生成钢琴翻奏"
@@ -152,23 +153,16 @@ def test_a_chinese_browser_sees_the_chinese_page(browser, live_app):  # noqa: F8
         details = page.locator("#text-details").inner_text()
         assert "一首" in details and "把它填进种子框" in details
         assert "分享此结果" in page.locator("#text-share").inner_text()
-    finally:
-        context.close()
 
 
 def test_an_english_browser_sees_the_english_page(browser, live_app):  # noqa: F811
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1300})
-    page = context.new_page()
-    try:
-        page.goto(live_app.url)
+    with opened(browser, live_app.url, locale="en-US") as page:
         page.wait_for_selector("#piano-run")
         assert page.locator("#piano-run").inner_text().strip() == "Make a piano cover"
         page.get_by_role("tab", name="Text to music").click()
         page.locator("#text-run").click()
         assert "describe the music" in toast_text(page)
         assert not CJK.search(page.locator("body").inner_text())
-    finally:
-        context.close()
 
 
 def test_the_api_and_the_tools_keep_english_words():

@@ -44,11 +44,17 @@ def key_of(english: str) -> str:
     return "t" + hashlib.sha1(english.encode("utf-8")).hexdigest()[:12]
 
 
+@functools.cache
+def page_words() -> dict[str, str]:
+    """The catalogue's whole texts (no templates) by their gr.I18n key: key -> English."""
+    return {key_of(text): text for text in catalogue() if "{" not in text}
+
+
 def page_i18n() -> gr.I18n:
     """The translations the browser picks from, for ``launch(i18n=...)``."""
     zh = catalogue()
-    en_words = {key_of(text): text for text in zh if "{" not in text}
-    zh_words = {key_of(text): words for text, words in zh.items() if "{" not in text}
+    en_words = dict(page_words())
+    zh_words = {key: zh[text] for key, text in en_words.items()}
     for key, words in GRADIO_OWN.items():
         en_words[key], zh_words[key] = words["en"], words["zh-CN"]
     return gr.I18n(en=en_words, **{"zh-CN": zh_words})
@@ -192,9 +198,10 @@ def translate(text: str, language: str) -> str:
     whole = _whole(text)
     if whole is not None:
         return whole
-    whole = _whole(body)
-    if whole is not None:
-        return prefix + whole + tail
+    if body != text:  # a known text behind a mark ("⚠️ ...") or a list dash
+        whole = _whole(body)
+        if whole is not None:
+            return prefix + whole + tail
     if len(sentences) > 1:
         return prefix + "".join(translate(s, language) for s in sentences) + tail
     return text
@@ -214,7 +221,7 @@ def sayer() -> Callable[[str], str]:
 def english_api_labels(demo: gr.Blocks) -> None:
     """Keep the API's and the MCP tools' descriptions in English words: after ``localize_page`` the labels gradio
     copies into them are translation keys, which it would list as ``{"key": ...}``."""
-    english = {key_of(text): text for text in catalogue()}
+    english = page_words()
     describe = demo.get_api_info
 
     def plain(info: Any) -> Any:

@@ -91,8 +91,7 @@ def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
     size = checkpoint_label(default, slow_note=False)
     own = "The app's model" + (f" ({size})" if size else "")
     return [(page_word(own), APP_DEFAULT_MODEL),
-            *((page_word(label), name) for name in official if name != default
-              for label in [checkpoint_label(name) or name])]
+            *((page_word(checkpoint_label(name) or name), name) for name in official if name != default)]
 
 
 def music_model_status(name: str | None, melody_tab: bool) -> str:

@@ -9,29 +9,28 @@ from typing import Any
 import gradio as gr
 
 from ui.common import OUTPUT_MAX_AGE_S
+from ui.i18n import catalogue
 
 SHARE_LABEL = "Share this result"
 LINK_HOURS = OUTPUT_MAX_AGE_S / 3600  # the results' files (and the saved page) are removed after this
 
-# What the page says once the link is made, in the browser's language (the script runs in the browser, so the page's
-# translations cannot reach it; these two are the whole of its words).
-SHARE_SAID = {
-    "en": {"copied": "Link copied. Anyone who opens it sees this tab as it is now, your inputs and results included, "
-                     "for {hours:g} hours:",
-           "shown": "The link (copy it; anyone who opens it sees this tab as it is now, your inputs and results "
-                    "included, for {hours:g} hours):",
-           "failed": "The link could not be made: {why}"},
-    "zh-CN": {"copied": "链接已复制。打开它的人会看到此标签页当前的样子，包括你的输入和结果，{hours:g} 小时内有效：",
-              "shown": "链接（请复制；打开它的人会看到此标签页当前的样子，包括你的输入和结果，{hours:g} 小时内有效）：",
-              "failed": "无法生成链接：{why}"},
+# What the page says once the link is made. The script runs in the browser, where the server's ``say`` cannot reach,
+# so it carries these words in both languages (the Chinese from the page's one catalogue).
+SHARE_WORDS = {
+    "copied": "Link copied. Anyone who opens it sees this tab as it is now, your inputs and results included, for "
+              "{hours:g} hours:",
+    "shown": "The link (copy it; anyone who opens it sees this tab as it is now, your inputs and results included, "
+             "for {hours:g} hours):",
+    "failed": "The link could not be made: {why}",
 }
 
 
-def share_script(said: dict[str, dict[str, str]] | None = None) -> str:
+def share_script() -> str:
     """The browser side of Share: ask the server to save this session's page, put the link on the clipboard where
-    the browser allows it, and return a line with the link for the page to show."""
-    said = {lang: {k: v.replace("{hours:g}", f"{LINK_HOURS:g}") for k, v in words.items()}
-            for lang, words in (said or SHARE_SAID).items()}
+    the browser allows it, and return a line with the link for the page to show, in the browser's language."""
+    zh = catalogue()
+    said = {language: {k: words(v).replace("{hours:g}", f"{LINK_HOURS:g}") for k, v in SHARE_WORDS.items()}
+            for language, words in (("en", lambda v: v), ("zh-CN", lambda v: zh[v]))}
     return """
 async () => {
     const said = %s;
