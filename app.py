@@ -45,7 +45,7 @@ from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
 
-from models import load_model, pop2piano, runtime  # noqa: E402
+from models import catalogue, load_model, pop2piano, runtime  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
 
 logger = logging.getLogger("music_demo")
@@ -164,6 +164,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                               "separator": CONFIG.separator_model, "translator": CONFIG.translation_model,
                               "watermark": CONFIG.watermark_model,
                               "piano_transcriber": CONFIG.piano_transcription_model})
+    for role, what in (("text", "text to music"), ("melody", "melody to music")):
+        parser.add_argument(catalogue.OFFERED_CLI_FLAGS[role], default=os.environ.get(catalogue.OFFERED_ENV_VARS[role]),
+                            metavar="NAMES",
+                            help=f"the other models visitors may choose for {what}, besides the app's own: hub ids, "
+                                 "short names (medium, melody-large...) or local folders, separated by commas (env "
+                                 f"{catalogue.OFFERED_ENV_VARS[role]}; default: the official checkpoints already in "
+                                 "this machine's hub cache that fit its memory). Nothing else can be chosen")
     parser.add_argument("--max-song-seconds", type=float, default=CONFIG.max_song_seconds,
                         help=f"longest song accepted (env {pop2piano.MAX_SONG_SECONDS_ENV_VAR})")
     parser.add_argument("--max-upload-mb", type=float, default=CONFIG.max_upload_mb,
@@ -200,6 +207,18 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
     runtime.set_concurrency(args.concurrency)
+    offer_models(args.musicgen_models, args.melody_models)
+
+
+def offer_models(text: str | None, melody: str | None) -> None:
+    """What visitors may choose in the two MusicGen tabs (``models.available_models``): the catalogue, and the
+    model lists of this app's own dropdowns, which the API checks a choice against."""
+    catalogue.set_offered("text", catalogue.split_names(text) or None)
+    catalogue.set_offered("melody", catalogue.split_names(melody) or None)
+    text_model.choices = model_choices(False)
+    melody_model.choices = model_choices(True)
+    logger.info("Models offered to visitors: text %s; melody %s", ", ".join(catalogue.available_models(
+        "text", CONFIG.musicgen_model)), ", ".join(catalogue.available_models("melody", CONFIG.melody_model)))
 
 
 def preload_models() -> None:

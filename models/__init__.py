@@ -25,4 +25,8 @@ def __getattr__(name: str):  # noqa: ANN202 - ``models.load_model`` without impo
         from models.loading import load_model
 
         return load_model
+    if name == "available_models":
+        from models.catalogue import available_models
+
+        return available_models
     raise AttributeError(f"module 'models' has no attribute {name!r}")

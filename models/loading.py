@@ -4,10 +4,12 @@ a recent failure). Each wrapper keeps only what differs: where its files come fr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -227,9 +229,21 @@ def add_model_flags(parser: Any, *roles: str, defaults: dict[str, str | None] | 
         parser.add_argument(flag, default=default, help=f"{FLAG_HELP[role]} (env {env_var}; default {default})")
 
 
+def _cache_args(role: str, name_or_path: str | None, device: str | None) -> tuple[str, dict[str, Any]]:
+    """The full name and what the cache needs to hold it: its builder and, for the memory check, its size and the
+    memory free on its device."""
+    from models.catalogue import available_bytes, memory_budget, model_bytes
+
+    cls, options = wrapper_class(role)
+    name = resolve_name(role, name_or_path)
+    target = pick_device(device or cls.default_device)
+    return name, {"build": lambda: cls(name, device, **options), "need": model_bytes(name, target),
+                  "free": lambda: available_bytes(target), "budget": memory_budget()}
+
+
 def load_model(role: str, name_or_path: str | None = None, device: str | None = None) -> Any:
-    """The model of ``role`` for ``name_or_path``, from the runtime's cache (one model per role: another name frees
-    the previous one first). Its weights load on first use, or at once with ``.load()``.
+    """The model of ``role`` for ``name_or_path``, from the runtime's cache. Its weights load on first use, or at
+    once with ``.load()``. A run that must keep its model loaded until it ends holds it with ``use_model``.
 
     Args:
         role: one of ``models.runtime.ROLES``: piano, text, melody, separator, translator, watermark, transcriber.
@@ -239,10 +253,31 @@ def load_model(role: str, name_or_path: str | None = None, device: str | None = 
 
     Raises:
         ValueError: an unknown role (the message lists the roles).
+        models.runtime.ModelTooBig: it cannot fit in this machine's memory.
     """
-    cls, options = wrapper_class(role)
+    cache = model_cache()
     name = resolve_name(role, name_or_path)
-    return model_cache().get(role, name, device, lambda: cls(name, device, **options))
+    held = cache.peek(role, name, device)
+    if held is not None:
+        return held
+    name, args = _cache_args(role, name_or_path, device)
+    return cache.get(role, name, device, **args)
+
+
+@contextlib.contextmanager
+def use_model(role: str, name_or_path: str | None = None, device: str | None = None,
+              waiting: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """Hold the model of ``role`` for one run (see ``load_model``): nobody's choice lets it go before the block
+    ends. When another checkpoint of the role is in use and this one cannot load beside it, this waits its turn,
+    telling ``waiting`` what it waits for.
+
+    Raises:
+        ValueError: an unknown role.
+        models.runtime.ModelTooBig: it cannot fit in this machine's memory, even alone.
+    """
+    name, args = _cache_args(role, name_or_path, device)
+    with model_cache().use(role, name, device, waiting=waiting, **args) as model:
+        yield model
 
 
 _availability: dict[tuple[str, str], tuple[float, str]] = {}  # (role, name) -> (when, why not): alike for everyone

@@ -10,8 +10,10 @@ from typing import Any
 
 import gradio as gr
 
-from models import load_model, musicgen, separator
-from models.loading import unavailable
+from models import musicgen, separator
+from models.catalogue import check_offered
+from models.loading import unavailable, use_model
+from models.runtime import model_cache, short_name
 from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
@@ -150,32 +152,40 @@ def music_state(result: musicgen.MusicResult, melody_tab: bool, model_name: str 
             "melody": melody}
 
 
-def music_model(melody_tab: bool, model_name: str | None) -> musicgen.MusicGenModel:
-    """The cached model of a tab ("" = the one the app was started with)."""
-    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
-    return load_model("melody" if melody_tab else "text", (model_name or "").strip() or default, CONFIG.device)
+def offered_model(melody_tab: bool, model_name: str | None) -> str:
+    """A tab's model choice checked against what this server offers ("" = the one the app was started with).
+
+    Raises:
+        ValueError: a model this server does not offer (the message lists those it does).
+    """
+    own = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    return check_offered("melody" if melody_tab else "text", model_name, own)
 
 
 def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicRequest, cancel: threading.Event,
               report: Report, send: Send | None = None) -> musicgen.MusicResult:
-    """Shared body of the MusicGen events: the tab's cached model makes ``request`` (streaming to ``send``); a stop
+    """Shared body of the MusicGen events: the tab's model, held for the run (nobody's choice lets it go before the
+    run ends; a run waiting for another model's runs says so), makes ``request`` (streaming to ``send``); a stop
     before anything was finished becomes a message."""
-    model = music_model(melody_tab, model_name)
-    try:
-        return model.make(request, progress=report, cancel=cancel,
-                          stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
-                          translator=CONFIG.translation_model, separator=CONFIG.separator_model)
-    except musicgen.GenerationCancelled as e:
-        raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
+    name = offered_model(melody_tab, model_name)
+    with use_model("melody" if melody_tab else "text", name, CONFIG.device,
+                   waiting=lambda message: report(0.0, message)) as model:
+        try:
+            return model.make(request, progress=report, cancel=cancel,
+                              stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
+                              translator=CONFIG.translation_model, separator=CONFIG.separator_model)
+        except musicgen.GenerationCancelled as e:
+            raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
 
 
 def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,
                   stride: float = musicgen.DEFAULT_STRIDE_S) -> str:
     """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
     try:
-        model = music_model(melody_tab, model_name)
+        name = offered_model(melody_tab, model_name)
+        model = model_cache().peek("melody" if melody_tab else "text", name)  # never loads or lets go of a model
         windows = musicgen.window_count(float(duration), float(stride))
-        seconds = model.estimate_seconds(float(duration), int(variants), float(stride))
+        seconds = None if model is None else model.estimate_seconds(float(duration), int(variants), float(stride))
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
     shape = say(f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s") if windows > 1 else ""
@@ -225,7 +235,7 @@ def text_to_music(
     Args:
         prompt: what the music should be, e.g. "lo-fi hip hop with warm piano, 80 bpm"; any language (other languages
             are translated into English where the translator is available); may be empty with a clip.
-        model_name: a MusicGen hub id or folder; "" for the model the app was started with.
+        model_name: one of the models this server offers (the tab's Model list); "" for the app's own.
         duration: seconds of music to make, 1 to 300.
         top_k: sample among the k likeliest codes, 0 to 2048 (0 = off).
         top_p: nucleus sampling, 0 to 1 (0 = off).
@@ -372,7 +382,7 @@ def melody_to_music(
         trim_start: where the part used starts, in seconds.
         trim_end: where it ends, in seconds (0 = the end).
         prompt: the style, e.g. "a jazz trio"; may be empty.
-        model_name: a MusicGen-Melody hub id or folder; "" for the model the app was started with.
+        model_name: one of the melody models this server offers (the tab's Model list); "" for the app's own.
         duration: seconds of music to make, 1 to 300.
         top_k: sample among the k likeliest codes, 0 to 2048 (0 = off).
         top_p: nucleus sampling, 0 to 1 (0 = off).
@@ -466,19 +476,25 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
 
     loaded = ({"prompt": made["prompt"].strip(), "english": made["prompt_english"]}
               if made.get("prompt") and made.get("prompt_english") else None)
-    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
     model = made.get("model")
+    try:
+        offered = offered_model(melody_tab, model) if model else None
+    except ValueError:  # made with a model this server does not offer: the tab keeps its choice, and says so
+        offered = None
+        made = {**made, "model_note": f"It was made with “{short_name(model)}”, which this server does not offer: the tab "
+                                      "keeps its model, so the music will differ."}
     trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]
     updates = [
         value("prompt"),
-        gr.skip() if not model else (APP_DEFAULT_MODEL if model == default else model),
+        gr.skip() if offered is None else (APP_DEFAULT_MODEL if offered == offered_model(melody_tab, "") else offered),
         value("duration", float), value("top_k", int), value("top_p", float), value("temperature", float),
         value("guidance_scale", float), value("seed", str), value("variants", int), value("stride", float),
         gr.skip() if trim[0] is None else float(trim[0]), gr.skip() if trim[0] is None else float(trim[1] or 0.0),
     ]
     if melody_tab:
         updates.append(value("melody_source"))
-    return [*updates, say(params_notes(made)), loaded]
+    note = say(params_notes(made)) + (("  \n⚠️ " + say(made["model_note"])) if made.get("model_note") else "")
+    return [*updates, note, loaded]
 
 
 def load_text_params(path: str | None) -> list[Any]:

@@ -8,6 +8,8 @@ from typing import Any
 import gradio as gr
 
 from models import musicgen, separator
+from models.catalogue import OFFERED_CLI_FLAGS, OFFERED_ENV_VARS, available_models
+from models.runtime import short_name
 from models.sources import describe_source, how_to_fix, is_off
 from ui.common import (
     CONFIG,
@@ -29,6 +31,7 @@ from ui.music import (
     melody_preview,
     melody_to_music,
     music_midi,
+    offered_model,
     prompt_note,
     stop_melody,
     stop_text,
@@ -85,18 +88,26 @@ def checkpoint_label(name: str, slow_note: bool = True) -> str | None:
 
 
 def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
-    """The model dropdown's choices: the app's own checkpoint (value "") first, then the official ones."""
-    default = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
-    official = musicgen.MELODY_CHECKPOINTS if melody_tab else musicgen.TEXT_CHECKPOINTS
-    size = checkpoint_label(default, slow_note=False)
-    own = "The app's model" + (f" ({size})" if size else "")
-    return [(page_word(own), APP_DEFAULT_MODEL),
-            *((page_word(checkpoint_label(name) or name), name) for name in official if name != default)]
+    """The model dropdown's choices: exactly the checkpoints this server offers (``models.available_models``), the
+    app's own first (value ""), each named by its size, or a folder by its name."""
+    own, *others = offered_models(melody_tab)
+    size = checkpoint_label(own, slow_note=False)
+    return [(page_word("The app's model" + (f" ({size})" if size else "")), APP_DEFAULT_MODEL),
+            *((page_word(checkpoint_label(name) or short_name(name)), name) for name in others)]
+
+
+def offered_models(melody_tab: bool) -> list[str]:
+    """The checkpoints a visitor may choose in a MusicGen tab, the app's own first."""
+    own = CONFIG.melody_model if melody_tab else CONFIG.musicgen_model
+    return available_models("melody" if melody_tab else "text", own)
 
 
 def music_model_status(name: str | None, melody_tab: bool) -> str:
-    """Where the chosen MusicGen checkpoint comes from (no network)."""
-    name = (name or "").strip() or (CONFIG.melody_model if melody_tab else CONFIG.musicgen_model)
+    """Where the chosen MusicGen checkpoint comes from (no network), and which ones this server offers."""
+    try:
+        name = offered_model(melody_tab, name)
+    except ValueError as e:
+        return f"**Model:** ⚠️ {e}"
     source = describe_source(name)
     line = f"**Model:** {source}"
     if "missing" in source:  # what is missing, and how to provide it
@@ -105,6 +116,9 @@ def music_model_status(name: str | None, melody_tab: bool) -> str:
         line += " · " + how_to_fix(name, env, flag)
     if melody_tab and name in musicgen.TEXT_CHECKPOINTS:
         line += " · ⚠️ text-only checkpoint: choose a melody one"
+    role = "melody" if melody_tab else "text"
+    line += (f" · offered here: {', '.join(f'`{n}`' for n in offered_models(melody_tab))} (the operator adds more "
+             f"with `{OFFERED_CLI_FLAGS[role]}` or `{OFFERED_ENV_VARS[role]}`)")
     if melody_tab:
         line += " · " + separator_status()
     return "  \n".join([line, translation_status(), watermark_status(), transcription_status()])
@@ -216,7 +230,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, tup
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
             prompt_info = gr.Markdown(elem_id="text-prompt-note")
-            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="text-model")
             controls = sampling_controls("text")
             with gr.Accordion("Continue a clip (optional)", open=False):
@@ -344,7 +358,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, tuple[gr.But
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
             prompt_info = gr.Markdown(elem_id="melody-prompt-note")
-            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, allow_custom_value=True,
+            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="melody-model")
             source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
                               value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",

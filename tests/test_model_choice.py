@@ -1,0 +1,190 @@
+"""Many strangers on one server: a visitor chooses only among the models the server offers, and no visitor's choice
+lets a model go under another's run. The cache's rules with stand-in models, then the app's events with tiny real
+MusicGen checkpoints (two folders: the app's own and a copy the operator offers)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+import soundfile as sf
+
+from models import catalogue, runtime
+from models.runtime import ModelCache, ModelTooBig
+from tests.test_app import FakeRequest, last, tiny_app  # noqa: F401 - the fixture
+from ui import music
+
+MB = 1_000_000
+
+
+class StandIn:
+    """A model as the cache sees one: a name, a device, and whether it was let go."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.device, self.unloaded = name, "cpu", False
+
+    def unload(self) -> None:
+        self.unloaded = True
+
+
+def holder(cache: ModelCache, name: str, need: int, budget: int, hold: threading.Event, log: list,
+           waited: list | None = None) -> threading.Thread:
+    """A run on ``name`` in its own thread: it holds the model until ``hold`` is set."""
+    def run() -> None:
+        try:
+            with cache.use("text", name, None, lambda: StandIn(name), need, budget=budget,
+                           waiting=(waited.append if waited is not None else None)) as model:
+                log.append(("start", name, model))
+                hold.wait(10)
+                log.append(("end", name, model.unloaded))
+        except Exception as e:  # noqa: BLE001
+            log.append(("error", name, e))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def wait_for(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_another_model_waits_for_the_runs_on_the_one_in_use_and_is_not_starved():
+    cache = ModelCache(per_role=2)
+    budget = 150 * MB  # A and B do not fit together
+    log: list = []
+    a_hold, b_hold, a2_hold = threading.Event(), threading.Event(), threading.Event()
+    a = holder(cache, "A", 100 * MB, budget, a_hold, log)
+    wait_for(lambda: ("start", "A", cache.peek("text", "A")) in log)
+    waited: list = []
+    b = holder(cache, "B", 100 * MB, budget, b_hold, log, waited)
+    wait_for(lambda: waited)
+    assert waited[0] == "Waiting for 1 run on “A” to finish"
+    a2 = holder(cache, "A", 100 * MB, budget, a2_hold, log)  # more runs on A come after B: they wait behind it
+    time.sleep(0.3)
+    assert [e[:2] for e in log] == [("start", "A")]  # A runs alone; B and the second A wait
+    a_hold.set()
+    a.join(10)
+    wait_for(lambda: any(e[:2] == ("start", "B") for e in log))
+    assert ("end", "A", False) in log  # A's run had its model to the end
+    assert not any(e[:2] == ("start", "A") for e in log[2:])  # the second A waits for B
+    b_hold.set()
+    a2_hold.set()
+    for t in (b, a2):
+        t.join(10)
+    assert [e[:2] for e in log] == [("start", "A"), ("end", "A"), ("start", "B"), ("end", "B"), ("start", "A"),
+                                   ("end", "A")]
+    assert not any(e[0] == "error" for e in log)
+
+
+def test_another_model_loads_beside_when_memory_allows_and_same_model_runs_go_together():
+    cache = ModelCache(per_role=2)
+    log: list = []
+    holds = [threading.Event() for _ in range(3)]
+    threads = [holder(cache, "A", 10 * MB, 1000 * MB, holds[0], log)]
+    wait_for(lambda: len(log) == 1)
+    threads.append(holder(cache, "B", 10 * MB, 1000 * MB, holds[1], log))
+    threads.append(holder(cache, "A", 10 * MB, 1000 * MB, holds[2], log))
+    wait_for(lambda: len(log) == 3)  # all three at once: B beside A, and the second A on the same model
+    assert log[0][2] is log[2][2]
+    assert cache.in_use("text") == {"A": 2, "B": 1}
+    for h in holds:
+        h.set()
+    for t in threads:
+        t.join(10)
+    # a third model: the role holds two at most, so the least recently used idle one goes
+    with cache.use("text", "C", None, lambda: StandIn("C"), 10 * MB, budget=1000 * MB):
+        assert sorted(m.name for m in cache.held("text")) in (["B", "C"], ["A", "C"])
+
+
+def test_a_model_too_big_for_the_machine_is_refused_and_nothing_is_let_go():
+    cache = ModelCache()
+    with cache.use("text", "A", None, lambda: StandIn("A"), 100 * MB, budget=1000 * MB) as a:
+        with pytest.raises(ModelTooBig, match=r"“musicgen-large” needs about 13\.6 GB of memory, and this machine "
+                                              r"has 1\.0 GB for it"):
+            with cache.use("text", "facebook/musicgen-large", None, lambda: StandIn("x"),
+                           catalogue.model_bytes("facebook/musicgen-large", "cpu"), budget=1000 * MB):
+                pass
+        assert not a.unloaded and cache.held("text") == [a]
+
+
+# ------------------------------------------------------------------------------------------ the app's events
+@pytest.fixture()
+def two_models(tiny_app, tiny_musicgen_dir, tmp_path, monkeypatch):  # noqa: F811
+    """The app with its own tiny text model and a copy in another folder that the operator offers; a fresh cache."""
+    other = shutil.copytree(tiny_musicgen_dir, tmp_path / "other-musicgen")
+    monkeypatch.setattr(runtime, "_MODEL_CACHE", ModelCache(per_role=2))
+    catalogue.set_offered("text", [str(other)])
+    yield tiny_app, str(tiny_musicgen_dir), str(other)
+    catalogue.set_offered("text", None)
+
+
+def text_run(app, model: str, seconds: float, session: str, progress=lambda *a, **k: None) -> list:
+    return last(app.text_to_music("pop", model, seconds, 250, 0, 1.0, 3.0, "5", 1, request=FakeRequest(session),
+                                  progress=progress))
+
+
+def test_a_choice_during_anothers_run_never_breaks_it(two_models, monkeypatch):
+    app, own, other = two_models
+    need = catalogue.model_bytes(own, "cpu")
+    monkeypatch.setenv(catalogue.MEMORY_BUDGET_ENV_VAR, str(1.5 * need / 1e9))  # one tiny model at a time
+    results: dict[str, list] = {}
+    going = threading.Event()
+    said: list[str] = []
+
+    def a_progress(fraction, desc=""):
+        if " s made" in desc:
+            going.set()
+
+    a = threading.Thread(target=lambda: results.__setitem__("a", text_run(app, "", 20, "a", a_progress)))
+    a.start()
+    assert going.wait(60)
+    b = threading.Thread(target=lambda: results.__setitem__(
+        "b", text_run(app, other, 2, "b", lambda f, desc="": said.append(desc))))
+    b.start()
+    a.join(180)
+    b.join(180)
+    *_, a_params, _details, _downloads, _state, _live, _line = results["a"]
+    assert a_params["seconds"] == pytest.approx(20, abs=0.01) and not a_params.get("stopped")
+    assert sf.info(results["a"][0]).duration == pytest.approx(20, abs=0.01)  # whole
+    assert results["b"][5]["model"] == other and sf.info(results["b"][0]).duration == pytest.approx(2, abs=0.01)
+    assert f"Waiting for 1 run on “{runtime.short_name(own)}” to finish" in said  # B's page said why it waited
+
+
+def test_a_model_not_offered_is_refused_with_the_names_and_nothing_is_fetched(tiny_app, monkeypatch):  # noqa: F811
+    import huggingface_hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the hub was asked for a model a visitor named")
+
+    for fn in ("hf_hub_download", "snapshot_download"):
+        monkeypatch.setattr(huggingface_hub, fn, no_download)
+        monkeypatch.setattr(f"huggingface_hub.file_download.{fn}" if fn == "hf_hub_download"
+                            else f"huggingface_hub._snapshot_download.{fn}", no_download)
+    before = runtime.model_cache().held("text")
+    for name in ("facebook/musicgen-large", "/etc", "someone/anything", "large"):
+        with pytest.raises(Exception, match="is not offered on this server. Choose one of: “") as error:
+            text_run(tiny_app, name, 2, "x")
+        assert str(tiny_app.CONFIG.musicgen_model) in str(error.value)
+    assert runtime.model_cache().held("text") == before
+
+
+def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):  # noqa: F811
+    from models import available_models
+    from ui.music_tabs import model_choices
+
+    assert available_models("text", str(tiny_musicgen_dir)) == [str(tiny_musicgen_dir)]  # nothing cached here
+    assert [value for _, value in model_choices(False)] == [""]
+    catalogue.set_offered("text", ["medium", str(tiny_musicgen_dir)])
+    try:
+        assert available_models("text", str(tiny_musicgen_dir)) == [str(tiny_musicgen_dir), "facebook/musicgen-medium"]
+        assert [value for _, value in model_choices(False)] == ["", "facebook/musicgen-medium"]
+    finally:
+        catalogue.set_offered("text", None)
+    for dropdown in (tiny_app.text_model, tiny_app.melody_model):
+        assert not dropdown.allow_custom_value
