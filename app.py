@@ -18,6 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from ui import common  # noqa: E402  (first: it imports `spaces` before anything imports torch)
+from ui import fair  # noqa: E402
 from ui.common import (  # noqa: E402
     CONFIG,
     PAGE_CSS,
@@ -189,6 +190,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="model requests in flight at once (default 4). Their model work runs on one model "
                              "thread, where MusicGen requests share each decode step's pass (each still gets exactly "
                              "the result it gets alone); 1 serves them one after another")
+    parser.add_argument("--runs-per-visitor", type=int, default=fair.fair_shares().per_visitor,
+                        help="runs one visitor (a browser or API session) may have in flight at once; more are "
+                             f"refused with a plain message (env {fair.RUNS_PER_VISITOR_ENV_VAR}; default "
+                             f"{fair.DEFAULT_RUNS_PER_VISITOR})")
+    parser.add_argument("--runs-per-address", type=int, default=fair.fair_shares().per_address,
+                        help="runs one client address may have in flight at once, across its sessions (behind a "
+                             f"proxy: X-Forwarded-For) (env {fair.RUNS_PER_ADDRESS_ENV_VAR}; default "
+                             f"{fair.DEFAULT_RUNS_PER_ADDRESS})")
     return parser.parse_args(argv)
 
 
@@ -207,6 +216,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
     runtime.set_concurrency(args.concurrency)
+    fair.set_caps(args.runs_per_visitor, args.runs_per_address)
     offer_models(args.musicgen_models, args.melody_models)
 
 

@@ -188,3 +188,58 @@ def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):
         catalogue.set_offered("text", None)
     for dropdown in (tiny_app.text_model, tiny_app.melody_model):
         assert not dropdown.allow_custom_value
+
+
+# ------------------------------------------------------------------------------------------------ fair shares
+def test_fair_share_caps_runs_per_visitor_and_per_address():
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from ui.fair import FairShare, address_of
+
+    shares = FairShare(per_visitor=2, per_address=3)
+
+    def req(session: str, host: str, forwarded: str | None = None):
+        return SimpleNamespace(session_hash=session, client=SimpleNamespace(host=host),
+                               headers={"x-forwarded-for": forwarded} if forwarded else {})
+
+    assert address_of(req("s", "8.8.4.4")) == "8.8.4.4"
+    assert address_of(req("s", "127.0.0.1", "9.9.9.9, 10.0.0.1")) == "9.9.9.9"  # a proxy says who
+    assert address_of(req("s", "127.0.0.1")) is None  # a share link's tunnel: nobody told apart
+    assert address_of(req("s", "8.8.4.4", "1.2.3.4")) == "8.8.4.4"  # a stranger's own header is ignored
+    with shares.turn(req("a", "8.8.4.4")), shares.turn(req("a", "8.8.4.4")):
+        with pytest.raises(gr.Error, match="You already have 2 pieces being made"):
+            with shares.turn(req("a", "8.8.4.4")):
+                pass
+        with shares.turn(req("b", "8.8.4.4")):  # a new session from the same address: the address cap
+            with pytest.raises(gr.Error, match="3 pieces are being made for your network address"):
+                with shares.turn(req("c", "8.8.4.4")):
+                    pass
+            with shares.turn(req("d", "127.0.0.1")):  # a share link's visitors are not one address
+                assert shares.running(req("d", "127.0.0.1")) == 1
+    assert shares.running(req("a", "8.8.4.4")) == 0
+
+
+def test_a_greedy_client_does_not_hold_up_an_ordinary_one(live_app, tmp_path):
+    """One client starts six 30 s pieces, another a 2 s one: the first gets two at once (the rest are refused in
+    plain words), and the second's run starts at once and is done while the first's are still being made."""
+    from gradio_client import Client
+
+    greedy, ordinary = (Client(live_app.url, verbose=False, download_files=str(tmp_path / name))
+                        for name in ("greedy", "ordinary"))
+    args = ("", 1, 250, 0.0, 1.0, 3.0, "9", 1, 18)
+    jobs = [greedy.submit("pop", "", 30, *args[2:], api_name="/text_to_music") for _ in range(6)]
+    while sum(1 for j in jobs if j.outputs()) < 2:  # two of them are making music
+        time.sleep(0.05)
+    *_, params, _details, _downloads = ordinary.predict("jazz", "", 2, *args[2:], api_name="/text_to_music")
+    assert params["seconds"] == pytest.approx(2, abs=0.01)
+    assert sum(1 for j in jobs if not j.done()) >= 1  # the greedy client's pieces are still being made
+    refused, made = [], []
+    for job in jobs:
+        try:
+            made.append(job.result())
+        except Exception as e:  # noqa: BLE001
+            refused.append(str(e))
+    assert len(made) == 2 and all(m[5]["seconds"] == pytest.approx(30, abs=0.01) for m in made)
+    assert len(refused) == 4 and all("You already have 2 pieces being made" in r for r in refused)

@@ -19,6 +19,7 @@ from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
 from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
+from ui.fair import fair_share
 from ui.i18n import say
 from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
@@ -211,6 +212,7 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
 N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
 
 
+@fair_share
 @gpu_task("text_to_music")
 def text_to_music(
     prompt: str,
@@ -273,6 +275,7 @@ def text_to_music(
         run_ended(request, "text", cancel)
 
 
+@fair_share
 def extend_music(
     state: dict[str, Any] | None,
     seconds: float = musicgen.DEFAULT_STRIDE_S,
@@ -355,6 +358,7 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
     )
 
 
+@fair_share
 @gpu_task("melody_to_music")
 def melody_to_music(
     melody_path: str | None,
@@ -421,7 +425,8 @@ def melody_to_music(
         run_ended(request, "melody", cancel)
 
 
-def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER,
+@fair_share
+def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER, request: gr.Request = None,
                progress: gr.Progress = gr.Progress()) -> tuple[list[str], str | None, str]:
     """The notes of any music (a result, or any audio file) as a MIDI on its own beats, and as sheet music.
 

@@ -17,6 +17,7 @@ from models.sources import describe_source, how_to_fix
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
+from ui.fair import fair_share
 from ui.i18n import say
 from ui.share import share_row
 from ui.common import (
@@ -131,6 +132,7 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tupl
     return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
 
 
+@fair_share
 def piano_cover(
     song_path: str | None,
     style: str,
@@ -138,6 +140,7 @@ def piano_cover(
     instrument: str = DEFAULT_INSTRUMENT,
     easier: bool = False,
     paper: str = DEFAULT_PAPER,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
     """Arrange a pop song for piano (Pop2Piano), with a MIDI on the song's own beats and printable sheet music.
@@ -235,11 +238,13 @@ def change_score(state: dict[str, Any] | None, easier: bool, paper: str = DEFAUL
     return [str(score.musicxml), str(score.pdf), [str(p) for p in score.pages], score_line(score)]
 
 
+@fair_share
 def make_video(
     state: dict[str, Any] | None,
     instrument: str = DEFAULT_INSTRUMENT,
     balance: float = DEFAULT_BALANCE,
     video_format: str = DEFAULT_FORMAT,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> str:
     """The falling-notes video of the last cover, on ``instrument``, with the original mixed in at ``balance``."""

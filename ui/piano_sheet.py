@@ -16,6 +16,7 @@ from models.transcription import Notes
 from products import piano as products
 from products.piano_sheet import sheet_music
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
+from ui.fair import fair_share
 from ui.i18n import say
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
@@ -49,10 +50,12 @@ def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress) -> Notes:
     return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(audio, sample_rate)
 
 
+@fair_share
 def piano_to_sheet_music(
     recording_path: str | None,
     easier: bool = False,
     paper: str = DEFAULT_PAPER,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
     """Sheet music of a piano recording: its notes as played (Transkun), on the recording's own beats.
