@@ -183,7 +183,7 @@ def graph_stats(model) -> dict:
     pool = getattr(loop, "pool", None)
     if pool is None:
         return {"graphs": "none (eager step)" if loop is not None else "none (stock generate)"}
-    return {"graphs": {"on": pool.graphs_on, "captures": pool.captures,
+    return {"graphs": {"on": pool.graphs_on, "failure": pool.graph_failure, "captures": pool.captures,
                        "capture_s": round(pool.capture_seconds, 3), "pool_rows": pool.rows,
                        "pool_length": pool.length}}
 

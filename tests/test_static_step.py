@@ -241,3 +241,70 @@ def test_zero_gpu_lets_the_pool_go_when_the_request_ends(tiny_musicgen_dir):
     kept.release(d.run)
     kept.let_go()
     assert kept.pool.rows == 2
+
+
+# ------------------------------------------------------------------------------ the CUDA graphs' safety net
+def graphs_as_on_a_gpu(loop: FastMusicgen, capture) -> None:
+    """The pool as on CUDA with graphs on, its warm-up and capture replaced by CPU stand-ins: the warm-up is the
+    eager step (as on a GPU, without streams), the capture is ``capture``."""
+    pool = loop.pool
+    pool.graphs_on = True
+    pool._warm_up = lambda n: pool._step(n).clone()
+    pool._capture = lambda n: capture(pool, n)
+
+
+def wrong_graph(pool: StepPool, n: int):
+    """A "graph" whose logits are off: it replays the eager step and then spoils its output."""
+    out = pool._step(n)
+
+    def replay() -> None:
+        out.copy_(pool._step(n) + 5.0)
+
+    return replay, out
+
+
+def broken_capture(pool: StepPool, n: int):
+    raise RuntimeError("operation not permitted when stream is capturing")
+
+
+@pytest.mark.parametrize("capture", [broken_capture, wrong_graph], ids=["capture-fails", "graph-disagrees"])
+def test_a_failing_cuda_graph_falls_back_to_the_eager_step(tiny_musicgen_dir, capture, caplog):
+    """A capture that raises, or a graph whose logits disagree with the eager step on the same inputs: that step's
+    result is the eager one, the model's later steps run eagerly, one log line says why, and the tokens are those of
+    the eager step."""
+    model, _ = load(tiny_musicgen_dir, "fp32")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    req = request(tokenizer, "lo fi hip hop warm piano", variants=2, steps=40, seed=5)
+    eager = decode(FastMusicgen(model, static=True), req, None)
+    loop = FastMusicgen(model, static=True)
+    graphs_as_on_a_gpu(loop, capture)
+    with caplog.at_level("WARNING", logger="models.musicgen.static_step"):
+        safe = decode(loop, req, None)
+    assert torch.equal(safe, eager)
+    assert not loop.pool.graphs_on and not loop.pool.graphs and loop.pool.graph_failure
+    said = [r.getMessage() for r in caplog.records if "CUDA graphs off" in r.getMessage()]
+    assert len(said) == 1
+    assert ("disagreed" in said[0]) == (capture is wrong_graph)
+
+
+def test_a_graph_that_agrees_is_kept_and_replayed(tiny_musicgen_dir):
+    """The self-check passes a graph that computes what the eager step does (here the eager step itself)."""
+    model, _ = load(tiny_musicgen_dir, "fp32")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_musicgen_dir)
+    req = request(tokenizer, "sad jazz", steps=30, seed=2)
+    eager = decode(FastMusicgen(model, static=True), req, None)
+    loop = FastMusicgen(model, static=True)
+    replays = []
+
+    def faithful(pool: StepPool, n: int):
+        out = pool._step(n)
+
+        def replay() -> None:
+            replays.append(n)
+            out.copy_(pool._step(n))
+
+        return replay, out
+
+    graphs_as_on_a_gpu(loop, faithful)
+    assert torch.equal(decode(loop, req, None), eager)
+    assert loop.pool.graphs_on and loop.pool.graph_failure is None and len(replays) > 20

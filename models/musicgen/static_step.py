@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -37,6 +38,15 @@ if TYPE_CHECKING:
     from models.musicgen.fast_loop import FastMusicgen, Run
 
 logger = logging.getLogger(__name__)
+
+class GraphMismatch(RuntimeError):
+    """A captured step whose logits disagree with the eager step's on the same inputs."""
+
+
+# How far a captured step's logits may be from the eager step's, relative to their largest magnitude. The same kernels
+# run in both, so they agree to the last bit in practice; the margin is for kernels that pick another algorithm
+# under capture.
+GRAPH_TOLERANCE = {torch.float32: 1e-4, torch.bfloat16: 2e-2, torch.float16: 1e-2}
 
 GRAPH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)  # pool rows one captured step covers (a request's rows: variants x 2 with guidance)
 LENGTH_ROUND = 512  # the pool's cache length grows in these steps (30 s of MusicGen is 1504 positions)
@@ -83,7 +93,8 @@ class StepPool:
         self.pos: torch.Tensor | None = None  # [rows] the cache position each row writes next
         self.key_positions: torch.Tensor | None = None  # [length] 0, 1, 2...
         self.positions: torch.Tensor | None = None  # [length, d] the sinusoidal position table
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.graphs: dict[int, tuple[Callable[[], None], torch.Tensor]] = {}  # bucket -> (replay, its logits)
+        self.graph_failure: str | None = None  # why the graphs went off (a failed capture or self-check)
         self.captures = 0  # graphs captured so far (each pool growth drops them)
         self.capture_seconds = 0.0  # time spent capturing (warm-up step included)
 
@@ -135,7 +146,9 @@ class StepPool:
 
     def free(self) -> None:
         """Drop every buffer and graph (no request may be decoding)."""
+        failure = self.graph_failure
         self.__init__(self.loop, self.graphs_on, self.drop_when_idle)
+        self.graph_failure = failure
 
     def _park(self, rows: slice) -> None:
         """Point ``rows`` at the parking position (the pool's last, never read by a request: each reads only up to
@@ -261,24 +274,67 @@ class StepPool:
         return loop.logits(hidden)
 
     def _replay(self, n: int) -> torch.Tensor:
-        """The step over ``n`` pool rows as a CUDA graph, captured on first use of the bucket."""
+        """The step over ``n`` pool rows as a CUDA graph, captured on first use of the bucket and checked then
+        against the eager step on the same inputs (``_capture``); where the capture fails or disagrees, this model's
+        step runs eagerly from then on (``graphs_on`` off), and the log says why once."""
         n = min(n, self.rows)
         if n not in self.graphs:
-            torch.cuda.synchronize()
-            began = time.perf_counter()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm-up outside capture (library handles, workspaces); it writes the
-                self._step(n)              # same keys/values at the same positions as the replay that follows
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                out = self._step(n)
-            torch.cuda.synchronize()
-            self.graphs[n] = (graph, out)
-            self.captures += 1
-            self.capture_seconds += time.perf_counter() - began
-            logger.info("Captured the decode step for %d rows in %.3f s", n, time.perf_counter() - began)
-        graph, out = self.graphs[n]
-        graph.replay()
+            eager = self._warm_up(n)  # the eager step, as the replay will compute it: its logits are this step's
+            try:
+                replay, out = self._capture(n)
+                replay()
+                self._check_agreement(out, eager, n)
+            except Exception as e:  # noqa: BLE001 - any failure of the graph path: the eager step is exact
+                self.graphs.clear()
+                self.graphs_on = False
+                self.graph_failure = f"{type(e).__name__}: {e}"
+                logger.warning("CUDA graphs off for this model: the captured decode step for %d rows %s; every "
+                               "step runs eagerly now (same results, slower)", n,
+                               "disagreed with the eager step" if isinstance(e, GraphMismatch) else
+                               f"could not be captured ({self.graph_failure})")
+                return eager
+            self.graphs[n] = (replay, out)
+            return out
+        replay, out = self.graphs[n]
+        replay()
         return out
+
+    def _warm_up(self, n: int) -> torch.Tensor:
+        """The eager step over ``n`` rows on a side stream before a capture (library handles, workspaces): it writes
+        the same keys/values at the same positions as the replay that follows. Returns its logits (a copy)."""
+        torch.cuda.synchronize()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            logits = self._step(n).clone()
+        torch.cuda.current_stream().wait_stream(side)
+        return logits
+
+    def _capture(self, n: int) -> tuple[Callable[[], None], torch.Tensor]:
+        """Capture the step over ``n`` rows as a CUDA graph: (its replay, the logits buffer it writes)."""
+        began = time.perf_counter()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self._step(n)
+        torch.cuda.synchronize()
+        self.captures += 1
+        self.capture_seconds += time.perf_counter() - began
+        logger.info("Captured the decode step for %d rows in %.3f s", n, time.perf_counter() - began)
+        return graph.replay, out
+
+    @staticmethod
+    def _check_agreement(graph_logits: torch.Tensor, eager_logits: torch.Tensor, n: int) -> None:
+        """The self-check of a new graph: its logits against the eager step's on the same inputs.
+
+        Raises:
+            GraphMismatch: not finite where the eager ones are, or further apart than the dtype's rounding allows.
+        """
+        graph_logits, eager_logits = graph_logits.float(), eager_logits.float()
+        if bool(torch.isfinite(graph_logits).ne(torch.isfinite(eager_logits)).any()):
+            raise GraphMismatch(f"the graph for {n} rows gave non-finite logits where the eager step did not")
+        finite = torch.isfinite(eager_logits)
+        gap = float((graph_logits - eager_logits).abs()[finite].max()) if bool(finite.any()) else 0.0
+        scale = max(1.0, float(eager_logits[finite].abs().max())) if bool(finite.any()) else 1.0
+        tolerance = GRAPH_TOLERANCE[eager_logits.dtype if eager_logits.dtype in GRAPH_TOLERANCE else torch.float32]
+        if gap > tolerance * scale:
+            raise GraphMismatch(f"the graph for {n} rows differs from the eager step by {gap:.3g} (scale {scale:.3g})")
