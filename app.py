@@ -32,7 +32,7 @@ from ui.common import (  # noqa: E402
 )
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
 from ui.i18n import english_api_labels, localize_page, page_i18n, say  # noqa: E402
-from ui.share import keep_shared_state_whole, wire_share  # noqa: E402
+from ui.share import wire_opening  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
     forget_session,
@@ -92,8 +92,7 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
         with gr.Tab("Melody to music", id="melody"):
             melody_model, melody_status, melody_input, melody_share = build_melody_tab()
     check_note, check_button = build_check_box()
-    for (share, link), tab_id in ((piano_share, "piano"), (text_share, "text"), (melody_share, "melody")):
-        wire_share(share, link, tabs, tab_id)
+    wire_opening(demo, tabs, [piano_share, text_share, melody_share])  # a Share link opens its one result
     use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
                         api_description=MUSIC_API_DOCS["use_as_melody"])
     demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
@@ -103,7 +102,6 @@ with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as dem
     demo.unload(forget_session)  # a closed page's Stop flags go with it
 localize_page(demo)  # its words in the browser's language (ui/i18n.py)
 english_api_labels(demo)  # and the API's in English
-keep_shared_state_whole()  # what a Share link opens is what the page showed (ui/share.py)
 
 
 SHARE_WITHOUT_LOGIN_WARNING = (

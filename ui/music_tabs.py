@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from ui.music import (
 )
 from ui.music_docs import MUSIC_API_DOCS
 from ui.i18n import page_word, say
-from ui.share import share_row
+from ui.share import Shareable, params_json, share_row, wire_share
 from ui.streaming import live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
 
@@ -222,9 +223,10 @@ def midi_row(tab: str, audio: gr.Audio) -> None:
                  api_description=MUSIC_API_DOCS["midi"], concurrency_id=MODEL_QUEUE, show_progress_on=line)
 
 
-def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, tuple[gr.Button, gr.Markdown]]:
+def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, Shareable]:
     """The "Text to music" tab. Returns its model dropdown and status line (filled on page load), the "Use as
-    melody" button with the player it sends (wired to the melody tab by app.py), and its Share row (``ui.share``)."""
+    melody" button with the player it sends (wired to the melody tab by app.py), and what it shares
+    (``ui.share``)."""
     with gr.Row():
         with gr.Column():
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
@@ -279,7 +281,20 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, tup
     params_file.upload(load_text_params, inputs=params_file,
                        outputs=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
                        api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
-    return model, status, use_as_melody, outputs[0], share
+    shareable = Shareable(
+        "text", [*outputs, downloads], state, keep_state=keep_music_state,
+        settings=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
+        settings_from=lambda values: load_text_params(params_json(values[musicgen.MAX_VARIANTS + 1])))
+    wire_share(share, shareable)
+    return model, status, use_as_melody, outputs[0], shareable
+
+
+def keep_music_state(state: dict[str, Any], copy: Callable[[str], str]) -> dict[str, Any]:
+    """A MusicGen tab's state as a share keeps it: the melody it followed copied with it (Extend follows it)."""
+    melody = state.get("melody")
+    if melody and melody.get("path"):
+        melody = {**melody, "path": copy(melody["path"])}
+    return {**state, "melody": melody}
 
 
 def stop_button(tab: str) -> gr.Button:
@@ -343,8 +358,8 @@ def example_melodies() -> list[list[str]]:
     return [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLE_MELODIES if (EXAMPLES_DIR / name).is_file()]
 
 
-def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, tuple[gr.Button, gr.Markdown]]:
-    """The "Melody to music" tab. Returns its model dropdown, status line, melody input and Share row."""
+def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
+    """The "Melody to music" tab. Returns its model dropdown, status line, melody input and what it shares."""
     with gr.Row():
         with gr.Column():
             melody = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Melody (hum, sing, play)",
@@ -410,4 +425,9 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, tuple[gr.But
     params_file.upload(load_melody_params, inputs=params_file,
                        outputs=[prompt, model, *controls, start, end, source, params_note, loaded],
                        api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
-    return model, status, melody, share
+    shareable = Shareable(
+        "melody", [*outputs, chroma, downloads], state, keep_state=keep_music_state,
+        settings=[prompt, model, *controls, start, end, source, params_note, loaded],
+        settings_from=lambda values: load_melody_params(params_json(values[musicgen.MAX_VARIANTS + 1])))
+    wire_share(share, shareable)
+    return model, status, melody, shareable

@@ -6,6 +6,8 @@ video, a new mix) works from that cover's notes, kept in the session's state.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from products.piano import DEFAULT_BALANCE
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
 from ui.i18n import say
-from ui.share import share_row
+from ui.share import Shareable, share_row, wire_share
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -259,6 +261,17 @@ def make_video(
     return str(path)
 
 
+def keep_cover_state(state: dict[str, Any], copy: Callable[[str], str]) -> dict[str, Any]:
+    """A cover's state as a share keeps it: the song it mixes with copied with it."""
+    job = state["job"]
+    return {**state, "job": dataclasses.replace(job, song_wav=Path(copy(job.song_wav)) if job.song_wav else None)}
+
+
+def own_cover_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A shared cover's state as its viewer gets it: what they make from it goes to a folder of their own."""
+    return {**state, "job": dataclasses.replace(state["job"], out=run_folder("shared-cover"))}
+
+
 def check_song_upload(path: str | None) -> tuple[Any, str]:
     """When a song arrives: refuse what cannot be a song (not audio, too short, too long) at once, with the reason
     beside the upload; returns (the upload, kept or cleared, and the line beside it)."""
@@ -358,4 +371,9 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
                     api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)
-    return status, sheet_status, share
+    shareable = Shareable(
+        "piano", [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
+                  score_pages], state, keep_state=keep_cover_state, reopen_state=own_cover_state,
+        restore=lambda values: [*values[:4], gr.Number(value=values[4], visible=values[4] is not None), *values[5:]])
+    wire_share(share, shareable)
+    return status, sheet_status, shareable

@@ -1,104 +1,201 @@
-"""Share a result by link: the page as the user sees it now (that tab, its settings and its results), saved on the
-server by gradio's deep links (``/gradio_api/deep_link``) and opened by anyone who has the link."""
+"""Share a result by link: that tab's one result, and nothing else of the sharer's page.
+
+Share saves the tab's result on the server (``products.shares``: copies of its files, its values, and what the tab
+needs to work on from it) under an id nobody can guess, and the page shows the link, ``<page>?share=<id>``, copied
+where the browser allows. Whoever opens the link gets, on that tab: the result (players, pictures, files, details),
+the settings that made it (from its parameters, not from the sharer's controls as they are now), and, for the melody
+tab, the melody it followed. Not the sharer's other tabs, uploads that were not part of the result, or drafts. The
+viewer can extend or remix it as their own: their work goes to their own folders. Links work for ``SHARE_DAYS`` days
+(the page says so), after the sharer has left and after a restart.
+
+Opening goes through gradio's documented ways only: the page's load event reads the link's query from the
+``gr.Request`` and fills the tab's components.
+"""
 
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from ui.common import OUTPUT_MAX_AGE_S
-from ui.i18n import catalogue
+from products.shares import DEFAULT_SHARE_DAYS, open_share, save_share
+from ui.common import CONFIG, user_error
+from ui.i18n import catalogue, say
 
 SHARE_LABEL = "Share this result"
-LINK_HOURS = OUTPUT_MAX_AGE_S / 3600  # the results' files (and the saved page) are removed after this
+SHARE_QUERY = "share"  # the link's query parameter: ?share=<id>
+SHARE_DAYS = DEFAULT_SHARE_DAYS
+SHARES_FOLDER = "shared"  # under the output folder; the run folders' sweep leaves it (utils.files.KEPT_FOLDERS)
 
 # What the page says once the link is made. The script runs in the browser, where the server's ``say`` cannot reach,
 # so it carries these words in both languages (the Chinese from the page's one catalogue).
 SHARE_WORDS = {
-    "copied": "Link copied. Anyone who opens it sees this tab as it is now, your inputs and results included, for "
-              "{hours:g} hours:",
-    "shown": "The link (copy it; anyone who opens it sees this tab as it is now, your inputs and results included, "
-             "for {hours:g} hours):",
+    "copied": "Link copied. Anyone who opens it sees this result and the settings that made it, nothing else of "
+              "your page, for {days:g} days:",
+    "shown": "The link (copy it; anyone who opens it sees this result and the settings that made it, nothing else "
+             "of your page, for {days:g} days):",
     "failed": "The link could not be made: {why}",
 }
 
 
+def shares_root() -> Path:
+    """Where shared results are kept."""
+    return Path(CONFIG.output_dir) / SHARES_FOLDER
+
+
+def file_kind(component: gr.components.Component) -> str:
+    """How a component's value is saved: a file, files, a gallery, or a value as it is."""
+    if isinstance(component, gr.Gallery):
+        return "gallery"
+    if isinstance(component, gr.File):
+        return "files" if component.file_count == "multiple" else "file"
+    if isinstance(component, (gr.Audio, gr.Image, gr.Video)):
+        return "file"
+    return "value"
+
+
+@dataclass
+class Shareable:
+    """What one tab shares, and how it opens.
+
+    Attributes:
+        tab: the tab's id ("piano", "text", "melody").
+        results: the components that show a result (saved, and restored as they were).
+        state: the tab's session state for the result (Extend's codes, a cover's notes), or None.
+        keep_state: copies the files the state refers to (through the function it gets) and returns the state.
+        reopen_state: the state as a viewer gets it: their own (new output folders).
+        settings: components set from the result's parameters when it opens (``settings_from``).
+        settings_from: the result's values -> updates of ``settings``.
+        restore: the saved values -> what the result components get when it opens (default: as they are).
+    """
+
+    tab: str
+    results: list[gr.components.Component]
+    state: gr.State | None = None
+    keep_state: Callable[[Any, Callable[[str | Path], str]], Any] | None = None
+    reopen_state: Callable[[Any], Any] | None = None
+    settings: list[gr.components.Component] = field(default_factory=list)
+    settings_from: Callable[[list[Any]], list[Any]] | None = None
+    restore: Callable[[list[Any]], list[Any]] | None = None
+
+    @property
+    def outputs(self) -> list[gr.components.Component]:
+        """What opening this tab's share fills."""
+        return [*self.results, *([self.state] if self.state is not None else []), *self.settings]
+
+
 def share_script() -> str:
-    """The browser side of Share: ask the server to save this session's page, put the link on the clipboard where
-    the browser allows it, and return a line with the link for the page to show, in the browser's language."""
+    """The browser side of Share: the link from the id the server gave, on the clipboard where the browser allows
+    it, and a line with the link for the page to show, in the browser's language."""
     zh = catalogue()
-    said = {language: {k: words(v).replace("{hours:g}", f"{LINK_HOURS:g}") for k, v in SHARE_WORDS.items()}
+    said = {language: {k: words(v).replace("{days:g}", f"{SHARE_DAYS:g}") for k, v in SHARE_WORDS.items()}
             for language, words in (("en", lambda v: v), ("zh-CN", lambda v: zh[v]))}
     return """
-async () => {
+async (id) => {
     const said = %s;
     const words = (navigator.language || "en").toLowerCase().startsWith("zh") ? said["zh-CN"] : said["en"];
-    try {
-        const response = await fetch(`gradio_api/deep_link?session_hash=${window.__gradio_session_hash__}`);
-        if (!response.ok) throw new Error(`the server answered ${response.status}`);
-        const id = (await response.text()).replace(/^"|"$/g, "");
-        if (!id) throw new Error("this page has no result to share yet");
-        const url = new URL(window.location.href);
-        url.searchParams.set("deep_link", id);
-        url.searchParams.delete("__sign");
-        let copied = false;
-        try { await navigator.clipboard.writeText(url.toString()); copied = true; } catch (e) { copied = false; }
-        return `${copied ? words.copied : words.shown} ${url.toString()}`;
-    } catch (error) {
-        return words.failed.replace("{why}", error.message);
-    }
+    if (!id) return "";
+    const url = new URL(window.location.href);
+    url.search = "";
+    url.hash = "";
+    url.searchParams.set("%s", id);
+    let copied = false;
+    try { await navigator.clipboard.writeText(url.toString()); copied = true; } catch (e) { copied = false; }
+    return `${copied ? words.copied : words.shown} ${url.toString()}`;
 }
-""" % json.dumps(said, ensure_ascii=False)
+""" % (json.dumps(said, ensure_ascii=False), SHARE_QUERY)
 
 
-def share_row(tab: str) -> tuple[gr.Button, gr.Markdown]:
+@dataclass
+class ShareRow:
+    """A tab's Share button, the line that shows its link, and the (hidden) id the server gives."""
+
+    button: gr.Button
+    line: gr.Markdown
+    share_id: gr.Textbox
+
+
+def share_row(tab: str) -> ShareRow:
     """A Share button and the line that shows its link, below a tab's results. Wire it with ``wire_share``."""
     with gr.Row():
         button = gr.Button(SHARE_LABEL, size="sm", elem_id=f"{tab}-share", elem_classes="share-button",
                            icon=None, scale=0, min_width=160)
         line = gr.Markdown(elem_id=f"{tab}-share-link")
-    return button, line
+        share_id = gr.Textbox(visible=False, elem_id=f"{tab}-share-id")
+    return ShareRow(button, line, share_id)
 
 
-def wire_share(button: gr.Button, line: gr.Markdown, tabs: gr.Tabs, tab_id: str) -> None:
-    """First the server notes which tab is open (so the link opens on it), then the browser saves and copies the
-    link. Only the page's components travel: a run's files and settings, never another session's state."""
-    button.click(lambda: gr.Tabs(selected=tab_id), outputs=tabs, queue=False, api_visibility="private").then(
-        None, outputs=line, js=share_script(), api_visibility="private")
+def share_result(shareable: Shareable, values: list[Any], state: Any) -> str:
+    """Save a tab's result for a link; its id.
+
+    Raises:
+        gr.Error: the tab has no result yet.
+    """
+    if not any(v not in (None, "", []) for v in values) or (shareable.state is not None and state is None):
+        raise gr.Error(say("Make something first: Share saves this tab's result for a link."))
+    try:
+        kinds = [file_kind(c) for c in shareable.results]
+        share = save_share(shares_root(), shareable.tab, list(zip(kinds, values)), state, shareable.keep_state,
+                           SHARE_DAYS)
+    except Exception as e:  # noqa: BLE001 - a message, and the app goes on
+        raise user_error(e) from e
+    return share.id
 
 
-def keep_shared_state_whole() -> None:
-    """Make a session's saved page (what a Share link opens) hold what its page shows. Two flaws of gradio 6.31's
-    session state, both seen in a shared text piece that opened empty:
-    - an update of a component's props (``gr.skip()``, ``gr.Button(interactive=...)``) replaces the component in
-      the session with a new one under a new id, so every later value of that component (a generator's results
-      after its progress updates) was saved under the new id, which the opened page does not know;
-    - the replacement is built without its value (a Stop button saved as "Run", a tempo saved empty).
-    Both are mended where the session stores them: the replacement keeps the id it replaces, and its value."""
-    from gradio.state_holder import SessionState
+def wire_share(row: ShareRow, shareable: Shareable) -> None:
+    """The server saves the tab's result and gives its id; the browser makes the link and copies it."""
+    inputs = [*shareable.results, *([shareable.state] if shareable.state is not None else [])]
 
-    if getattr(SessionState, "_music_demo_mended", False):
-        return
-    store, update_config = SessionState.__setitem__, SessionState._update_config
+    def save(*values: Any) -> str:
+        state = values[-1] if shareable.state is not None else None
+        return share_result(shareable, list(values[: len(shareable.results)]), state)
 
-    def kept_value(self: SessionState, key: int, change: Any) -> None:
-        props = (self.config_values.get(key) or {}).get("props") or {}
-        had, value = "value" in props, props.get("value")
-        change()
-        new_props = (self.config_values.get(key) or {}).get("props")
-        if had and new_props is not None:
-            new_props["value"] = value  # a value the update sets is written after this, as before
+    row.button.click(save, inputs=inputs, outputs=row.share_id, api_visibility="private").success(
+        None, inputs=row.share_id, outputs=row.line, js=share_script(), api_visibility="private")
 
-    def __setitem__(self: SessionState, key: int, value: Any) -> None:
-        if getattr(value, "stateful", False) or not hasattr(value, "_id"):
-            return store(self, key, value)
-        value._id = key  # the replacement answers to the id the page knows
-        kept_value(self, key, lambda: store(self, key, value))
 
-    def _update_config(self: SessionState, key: int) -> None:
-        kept_value(self, key, lambda: update_config(self, key))
+def open_shared(shareables: list[Shareable], request: gr.Request | None) -> list[Any]:
+    """On page load: when the link names a share, its tab opens with its result, settings and state (the viewer's
+    own); otherwise nothing changes. Returns [the tabs' selection, then each shareable's outputs]."""
+    query = getattr(request, "query_params", None) or {}
+    share = open_share(shares_root(), query.get(SHARE_QUERY)) if query.get(SHARE_QUERY) else None
+    updates: list[Any] = [gr.skip()]
+    for shareable in shareables:
+        n = len(shareable.outputs)
+        if share is None or share.tab != shareable.tab:
+            updates.extend([gr.skip()] * n)
+            continue
+        updates[0] = gr.Tabs(selected=shareable.tab)
+        state = [] if shareable.state is None else [
+            shareable.reopen_state(share.state) if shareable.reopen_state else share.state]
+        settings = shareable.settings_from(share.values) if shareable.settings_from else []
+        values = shareable.restore(share.values) if shareable.restore else share.values
+        updates.extend([*values, *state, *settings])
+    if query.get(SHARE_QUERY) and share is None:
+        gr.Info(say("This link's result is no longer here: shared results are kept "
+                    f"{SHARE_DAYS:g} days."), duration=12)
+    return updates
 
-    SessionState.__setitem__, SessionState._update_config = __setitem__, _update_config
-    SessionState._music_demo_mended = True
+
+def wire_opening(demo: gr.Blocks, tabs: gr.Tabs, shareables: list[Shareable]) -> None:
+    """Open a shared result when the page loads from its link."""
+    outputs = [tabs, *(c for s in shareables for c in s.outputs)]
+
+    def opening(request: gr.Request) -> list[Any]:
+        return open_shared(shareables, request)
+
+    demo.load(opening, inputs=None, outputs=outputs, api_visibility="private", show_progress="hidden")
+
+
+def params_json(params: dict[str, Any] | None) -> str | None:
+    """A result's parameters as a JSON file (what a tab's "Reproduce a result" box reads)."""
+    if not params:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
+        json.dump(params, f, ensure_ascii=False)
+    return f.name

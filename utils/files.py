@@ -34,6 +34,9 @@ def folder_size(path: Path) -> int:
     return total
 
 
+KEPT_FOLDERS = {"shared"}  # under the output root, swept by their own rules (shared results: products/shares.py)
+
+
 def sweep(root: Path, max_age_s: float = DEFAULT_MAX_AGE_S, max_bytes: int | None = None,
           now: float | None = None) -> list[Path]:
     """Remove run folders under ``root`` older than ``max_age_s``, then the oldest while over ``max_bytes``.
@@ -53,7 +56,7 @@ def sweep(root: Path, max_age_s: float = DEFAULT_MAX_AGE_S, max_bytes: int | Non
     folders = []
     for path in root.iterdir():
         try:
-            if path.is_dir():
+            if path.is_dir() and path.name not in KEPT_FOLDERS:
                 folders.append((path.stat().st_mtime, path))
         except OSError:
             pass
