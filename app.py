@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from ui.common import (  # noqa: E402
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
 from ui.i18n import english_api_labels, localize_page, page_i18n, say  # noqa: E402
 from ui.share import wire_opening  # noqa: E402
+from ui.tools import MCP_TOOLS, building, page_api  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
     forget_session,
@@ -82,26 +84,52 @@ def send_to_melody(path: str | None) -> tuple[str, Any]:
     return path, gr.Tabs(selected="melody")
 
 
-with gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as demo:
-    gr.Markdown(DESCRIPTION, elem_classes="app-intro")
-    with gr.Tabs() as tabs:
-        with gr.Tab("Piano cover", id="piano"):
-            piano_status, sheet_status, piano_share = build_piano_cover_tab()
-        with gr.Tab("Text to music", id="text"):
-            text_model, text_status, use_as_melody, first_variant, text_share = build_text_tab()
-        with gr.Tab("Melody to music", id="melody"):
-            melody_model, melody_status, melody_input, melody_share = build_melody_tab()
-    check_note, check_button = build_check_box()
-    wire_opening(demo, tabs, [piano_share, text_share, melody_share])  # a Share link opens its one result
-    use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs], api_name="use_as_melody",
-                        api_description=MUSIC_API_DOCS["use_as_melody"])
-    demo.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
-              api_visibility="private")
-    demo.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
-    demo.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
-    demo.unload(forget_session)  # a closed page's Stop flags go with it
-localize_page(demo)  # its words in the browser's language (ui/i18n.py)
-english_api_labels(demo)  # and the API's in English
+MCP_ENV_VAR = "GRADIO_MCP_SERVER"  # gradio's own switch, read here so that --mcp / --no-mcp and it agree
+
+
+def mcp_requested() -> bool:
+    """Whether ``$GRADIO_MCP_SERVER`` asks for the MCP server."""
+    return os.environ.get(MCP_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Page:
+    """The app's page and the components launch settings reach."""
+
+    demo: gr.Blocks
+    text_model: gr.Dropdown
+    melody_model: gr.Dropdown
+
+
+def build_page(mcp: bool = False) -> Page:
+    """The whole page, from the settings as they are now (``CONFIG``, the model catalogue); with ``mcp``, its jobs
+    are also API-only tools for AI agents and the page's own events stay out of the API docs (``ui/tools.py``)."""
+    with building(mcp), gr.Blocks(title="Music demo", delete_cache=(3600, OUTPUT_MAX_AGE_S)) as blocks:
+        gr.Markdown(DESCRIPTION, elem_classes="app-intro")
+        with gr.Tabs() as tabs:
+            with gr.Tab("Piano cover", id="piano"):
+                piano_status, sheet_status, piano_share = build_piano_cover_tab()
+            with gr.Tab("Text to music", id="text"):
+                text_model, text_status, use_as_melody, first_variant, text_share = build_text_tab()
+            with gr.Tab("Melody to music", id="melody"):
+                melody_model, melody_status, melody_input, melody_share = build_melody_tab()
+        check_note, check_button = build_check_box()
+        wire_opening(blocks, tabs, [piano_share, text_share, melody_share])  # a Share link opens its one result
+        use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs],
+                            api_visibility=page_api(), api_name="use_as_melody",
+                            api_description=MUSIC_API_DOCS["use_as_melody"])
+        blocks.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
+                    api_visibility="private")
+        blocks.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
+        blocks.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
+        blocks.unload(forget_session)  # a closed page's Stop flags go with it
+    localize_page(blocks)  # its words in the browser's language (ui/i18n.py)
+    english_api_labels(blocks)  # and the API's in English
+    return Page(blocks, text_model, melody_model)
+
+
+page = build_page(mcp=mcp_requested())  # as the environment sets it; main() builds it anew from the launch flags
+demo = page.demo
 
 
 SHARE_WITHOUT_LOGIN_WARNING = (
@@ -219,12 +247,10 @@ def configure(args: argparse.Namespace) -> None:
 
 
 def offer_models(text: str | None, melody: str | None) -> None:
-    """What visitors may choose in the two MusicGen tabs (``models.available_models``): the catalogue, and the
-    model lists of this app's own dropdowns, which the API checks a choice against."""
+    """What visitors may choose in the two MusicGen tabs (``models.available_models``); the page built after this
+    offers exactly these."""
     catalogue.set_offered("text", catalogue.split_names(text) or None)
     catalogue.set_offered("melody", catalogue.split_names(melody) or None)
-    text_model.choices = model_choices(False)
-    melody_model.choices = model_choices(True)
     logger.info("Models offered to visitors: text %s; melody %s", ", ".join(catalogue.available_models(
         "text", CONFIG.musicgen_model)), ", ".join(catalogue.available_models("melody", CONFIG.melody_model)))
 
@@ -246,49 +272,9 @@ def preload_models() -> None:
             logger.warning("%s not preloaded: %s", what, e)
 
 
-MCP_ENV_VAR = "GRADIO_MCP_SERVER"  # gradio's own switch, read here so that --mcp / --no-mcp and it agree
-# What agents get as tools: the endpoints that make something from their arguments alone. The rest is page plumbing
-# (Stop, previews, parameters files, sending a result to another tab) or works from a browser session's last
-# result (Extend, the cover's remix, instrument, score and video), which a tool call does not have.
-MCP_TOOLS = ("piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "text_to_music_midi",
-             "check_watermark")
-
-
-def mcp_requested() -> bool:
-    """Whether ``$GRADIO_MCP_SERVER`` asks for the MCP server."""
-    return os.environ.get(MCP_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def only_tools(blocks: gr.Blocks) -> None:
-    """For --mcp: every public endpoint but MCP_TOOLS becomes undocumented, so that it is no tool (clients can
-    still call it by name)."""
-    for fn in blocks.fns.values():
-        if fn.api_visibility == "public" and fn.api_name not in MCP_TOOLS:
-            fn.api_visibility = "undocumented"
-
-
-def keep_mcp_results_whole() -> None:
-    """Work around gradio 6.31's MCP server for queued tools with a gr.State output: it wraps a queued result as
-    ``[result]`` and then pops the state's index from that one-item list: "pop index out of range". Here the state
-    (and the page-only live player and progress line) are taken out of the result itself."""
-    from gradio.mcp import GradioMCPServer
-
-    original = GradioMCPServer.pop_returned_state
-    if getattr(original, "keeps_whole", False):
-        return
-
-    def pop_returned_state(components, data):  # noqa: ANN001, ANN202 - gradio's signature
-        if len(data) == 1 and isinstance(data[0], (list, tuple)) and len(data[0]) == len(components):
-            return [[value for component, value in zip(components, data[0])  # a queued [result]: keep what shows
-                     if not isinstance(component, gr.State) and not getattr(component, "skip_api", False)]]
-        return original(components, data)
-
-    pop_returned_state.keeps_whole = True  # type: ignore[attr-defined]
-    GradioMCPServer.pop_returned_state = staticmethod(pop_returned_state)
-
-
 def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
     """Parse the flags and launch the app; with ``block=False`` (a notebook) return once it is serving."""
+    global page, demo
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
@@ -309,9 +295,8 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         logger.warning("--mcp: the mcp package is not installed, so the app runs without its MCP server. Install "
                        "it with: pip install 'gradio[mcp]==6.31.0'")
         mcp = False
-    if mcp:
-        only_tools(demo)
-        keep_mcp_results_whole()
+    page = build_page(mcp)  # from the settings as the flags made them: model lists, tools
+    demo = page.demo
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size).launch(
         share=args.share,
         server_name=args.server_name,

@@ -29,6 +29,7 @@ from models.musicgen.checkpoints import (
     TEXT_CHECKPOINTS,
     default_model_name,
 )
+from models.runtime import short_name
 from models.sources import _hub_is_cached, looks_like_path
 
 logger = logging.getLogger(__name__)
@@ -118,9 +119,10 @@ def check_offered(role: str, name: str | None, own: str | None = None) -> str:
     chosen = (name or "").strip()
     if not chosen:
         return offered[0]
-    full = chosen if chosen in offered else _full_name(role, chosen)
+    by_short = {short_name(n): n for n in offered if looks_like_path(n)}  # a folder by its name, as messages say it
+    full = chosen if chosen in offered else by_short.get(chosen) or _full_name(role, chosen)
     if full not in offered:
-        shown = ", ".join(f"“{n}”" for n in offered)
+        shown = ", ".join(f"“{short_name(n) if looks_like_path(n) else n}”" for n in offered)
         raise ValueError(f"The model “{chosen[:80]}” is not offered on this server. Choose one of: {shown} "
                          "(or leave it empty for the app's own model).")
     return full

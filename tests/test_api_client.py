@@ -130,8 +130,10 @@ def test_errors_come_back_as_errors(client, args, api_name, message):
         client.predict(*args, api_name=api_name)
 
 
-def test_text_only_checkpoint_in_the_melody_endpoint(client, hummed_melody):
-    with pytest.raises(Exception, match="text-only MusicGen checkpoint"):
+def test_a_model_the_server_does_not_offer_is_refused(client, hummed_melody):
+    """Only the models of the Model list can be named (a text-only checkpoint in the melody tab is not among them);
+    the refusal lists the ones that can ("" is the app's own)."""
+    with pytest.raises(Exception, match=r"facebook/musicgen-large is not in the list of choices: \[''\]"):
         client.predict(
             handle_file(str(hummed_melody)), 0, 0, "jazz", "facebook/musicgen-large", 2, 250, 0.0, 1.0, 3.0, "", 1,
             api_name="/melody_to_music",

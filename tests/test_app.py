@@ -189,7 +189,8 @@ def test_text_bad_input(tiny_app, args, message):
     ("melody", "model", "message"),
     [
         (None, "", "upload or record a melody"),
-        ("hum", "facebook/musicgen-small", "text-only MusicGen checkpoint"),
+        ("hum", "facebook/musicgen-small", "“facebook/musicgen-small” is not offered on this server. Choose one of: "
+                                           "“tiny-musicgen-melody0”"),
     ],
 )
 def test_melody_bad_input(tiny_app, hummed_melody, melody, model, message):

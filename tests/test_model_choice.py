@@ -170,8 +170,11 @@ def test_a_model_not_offered_is_refused_with_the_names_and_nothing_is_fetched(ti
     for name in ("facebook/musicgen-large", "/etc", "someone/anything", "large"):
         with pytest.raises(Exception, match="is not offered on this server. Choose one of: “") as error:
             text_run(tiny_app, name, 2, "x")
-        assert str(tiny_app.CONFIG.musicgen_model) in str(error.value)
+        assert f"“{runtime.short_name(tiny_app.CONFIG.musicgen_model)}”" in str(error.value)  # a folder by its name
+        assert "/tmp" not in str(error.value)
     assert runtime.model_cache().held("text") == before
+    # the offered folder, named as the message names it, is accepted
+    assert len(text_run(tiny_app, runtime.short_name(tiny_app.CONFIG.musicgen_model), 1, "x")[0]) > 0
 
 
 def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):  # noqa: F811
@@ -186,7 +189,7 @@ def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):
         assert [value for _, value in model_choices(False)] == ["", "facebook/musicgen-medium"]
     finally:
         catalogue.set_offered("text", None)
-    for dropdown in (tiny_app.text_model, tiny_app.melody_model):
+    for dropdown in (tiny_app.page.text_model, tiny_app.page.melody_model):
         assert not dropdown.allow_custom_value
 
 

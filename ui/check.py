@@ -8,6 +8,7 @@ from typing import Any
 
 from models.loading import unavailable
 from products.checking import check_file
+from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
 from ui.i18n import say
 from ui.music_docs import MUSIC_API_DOCS
@@ -55,6 +56,8 @@ def build_check_box() -> tuple[gr.Markdown, gr.Button]:
                            elem_id="check-file", scale=3)
             button = gr.Button("Check", elem_id="check-run", scale=1)
         verdict = gr.Markdown(elem_id="check-verdict")
-    button.click(check_watermark, inputs=file, outputs=verdict, api_name="check_watermark",
-                 api_description=MUSIC_API_DOCS["check_watermark"], concurrency_id=MODEL_QUEUE)
+    button.click(check_watermark, inputs=file, outputs=verdict, api_visibility=page_api(),
+                 api_name="check_watermark", api_description=MUSIC_API_DOCS["check_watermark"],
+                 concurrency_id=MODEL_QUEUE)
+    as_tool("check_watermark", check_watermark, [file], [verdict], MUSIC_API_DOCS["check_watermark"], MODEL_QUEUE)
     return note, button

@@ -12,6 +12,7 @@ from models import musicgen, separator
 from models.catalogue import OFFERED_CLI_FLAGS, OFFERED_ENV_VARS, available_models
 from models.runtime import short_name
 from models.sources import describe_source, how_to_fix, is_off
+from ui.tools import as_tool, page_api
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -219,8 +220,11 @@ def midi_row(tab: str, audio: gr.Audio) -> None:
                         elem_id=f"{tab}-midi-files", elem_classes="downloads")
         page = gr.Image(type="filepath", label="Score, page 1", interactive=False, elem_id=f"{tab}-midi-score")
     task = "melody_to_music" if tab == "melody" else "text_to_music"
-    button.click(music_midi, inputs=[audio, paper], outputs=[files, page, line], api_name=f"{task}_midi",
-                 api_description=MUSIC_API_DOCS["midi"], concurrency_id=MODEL_QUEUE, show_progress_on=line)
+    button.click(music_midi, inputs=[audio, paper], outputs=[files, page, line], api_visibility=page_api(),
+                 api_name=f"{task}_midi", api_description=MUSIC_API_DOCS["midi"], concurrency_id=MODEL_QUEUE,
+                 show_progress_on=line)
+    if tab == "text":  # one tool for any music's MIDI
+        as_tool("music_midi", music_midi, [audio, paper], [files, page, line], MUSIC_API_DOCS["midi"], MODEL_QUEUE)
 
 
 def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, Shareable]:
@@ -267,20 +271,21 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, Sha
     loaded = gr.State(None)  # this tab's loaded parameters file: its prompt and English, for this session only
     event = starting(run, stop, stream, line).then(
         text_to_music, inputs=[prompt, model, *controls, clip, clip_start, clip_end, loaded],
-        outputs=[*outputs, downloads, state, stream, line], api_name="text_to_music",
-                      api_description=MUSIC_API_DOCS["text_to_music"],
-                      concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+        outputs=[*outputs, downloads, state, stream, line], api_visibility=page_api(), api_name="text_to_music",
+        api_description=MUSIC_API_DOCS["text_to_music"], concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+    as_tool("text_to_music", text_to_music, [prompt, model, *controls, clip, clip_start, clip_end, loaded],
+            [*outputs, downloads, state, stream, line], MUSIC_API_DOCS["text_to_music"], MODEL_QUEUE)
     extended = starting(extend, stop, stream, line).then(
         extend_music, inputs=[state, extend_seconds], outputs=[*outputs, downloads, state, stream, line],
-        api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        api_visibility=page_api(), api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
         show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop",
                 stream, line, prompt, prompt_info)
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
-          outputs=[clip_part, clip_info], api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+          outputs=[clip_part, clip_info], api_visibility=page_api(), api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
                        outputs=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
-                       api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+                       api_visibility=page_api(), api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     shareable = Shareable(
         "text", [*outputs, downloads], state, keep_state=keep_music_state,
         settings=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
@@ -339,7 +344,7 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
                     api_visibility="private", queue=False)
     # Stop sets the flag of this tab's run in this session: the loop ends at the next step and the finished part
     # comes back; the other tab's run, and other sessions', go on
-    stop.click(stop_melody if melody_tab else stop_text, inputs=None, outputs=None, api_name=stop_name,
+    stop.click(stop_melody if melody_tab else stop_text, inputs=None, outputs=None, api_visibility=page_api(), api_name=stop_name,
                api_description=MUSIC_API_DOCS["stop"], queue=False)
     model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
                  api_visibility="private")
@@ -408,14 +413,17 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
     melody.change(melody_loaded, inputs=melody, outputs=[melody, start, end, preview, preview_info],
                   api_visibility="private")
     gr.on([start.release, end.release], melody_preview, inputs=[melody, start, end], outputs=[preview, preview_info],
-          api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
+          api_visibility=page_api(), api_name="melody_preview", api_description=MUSIC_API_DOCS["melody_preview"])
     event = starting(run, stop, stream, line).then(
         melody_to_music, inputs=[melody, start, end, prompt, model, *controls, source, loaded],
-        outputs=[*outputs, chroma, downloads, state, stream, line], api_name="melody_to_music",
-        api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE, show_progress_on=outputs[0])
+        outputs=[*outputs, chroma, downloads, state, stream, line], api_visibility=page_api(),
+        api_name="melody_to_music", api_description=MUSIC_API_DOCS["melody_to_music"], concurrency_id=MODEL_QUEUE,
+        show_progress_on=outputs[0])
+    as_tool("melody_to_music", melody_to_music, [melody, start, end, prompt, model, *controls, source, loaded],
+            [*outputs, chroma, downloads, state, stream, line], MUSIC_API_DOCS["melody_to_music"], MODEL_QUEUE)
     extended = starting(extend, stop, stream, line).then(
         extend_music, inputs=[state, extend_seconds], outputs=[*outputs, chroma, downloads, state, stream, line],
-        api_name="melody_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        api_visibility=page_api(), api_name="melody_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
         show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop",
                 stream, line, prompt, prompt_info)
@@ -424,7 +432,7 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
                   api_visibility="private", queue=False)
     params_file.upload(load_melody_params, inputs=params_file,
                        outputs=[prompt, model, *controls, start, end, source, params_note, loaded],
-                       api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+                       api_visibility=page_api(), api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
     shareable = Shareable(
         "melody", [*outputs, chroma, downloads], state, keep_state=keep_music_state,
         settings=[prompt, model, *controls, start, end, source, params_note, loaded],

@@ -18,6 +18,7 @@ from models.devices import pick_device
 from models.sources import describe_source, how_to_fix
 from products import piano as products
 from products.piano import DEFAULT_BALANCE
+from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
 from ui.i18n import say
@@ -351,25 +352,28 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
         inputs=[song, style, balance, instrument, easier, paper],
         outputs=[cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
                  score_pages, state],
-        api_name="piano_cover",
+        api_visibility=page_api(), api_name="piano_cover",
         api_description=PIANO_API_DOCS["piano_cover"],
         show_progress_on=[cover_audio, roll],
         concurrency_id=MODEL_QUEUE,
     )
+    as_tool("piano_cover", piano_cover, [song, style, balance, instrument, easier, paper],
+            [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
+             score_pages, state], PIANO_API_DOCS["piano_cover"], MODEL_QUEUE)
     covered.success(lambda: gr.Number(visible=True), outputs=tempo, api_visibility="private", queue=False)
     wire_sheet_music(recording, sheet_run, [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi,
                                             musicxml_file, pdf_file, score_pages, state], easier, paper,
                      PIANO_API_DOCS["piano_to_sheet_music"])
-    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_name="piano_cover_remix",
+    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_visibility=page_api(), api_name="piano_cover_remix",
                     api_description=PIANO_API_DOCS["piano_cover_remix"])
     instrument.input(change_instrument, inputs=[state, instrument, balance],
                      outputs=[cover_audio, midi_file, mix_audio, constant_midi, state],
-                     api_name="piano_cover_instrument", api_description=PIANO_API_DOCS["piano_cover_instrument"])
+                     api_visibility=page_api(), api_name="piano_cover_instrument", api_description=PIANO_API_DOCS["piano_cover_instrument"])
     gr.on([easier.input, paper.input], change_score, inputs=[state, easier, paper],
           outputs=[musicxml_file, pdf_file, score_pages, score_info],
-          api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
+          api_visibility=page_api(), api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
-                    api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
+                    api_visibility=page_api(), api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)
     shareable = Shareable(
         "piano", [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,

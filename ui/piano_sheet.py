@@ -15,6 +15,7 @@ from models.piano_transcription import LABEL
 from models.transcription import Notes
 from products import piano as products
 from products.piano_sheet import sheet_music
+from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
 from ui.i18n import say
@@ -118,6 +119,7 @@ def sheet_music_box() -> tuple[gr.Audio, gr.Button, gr.Markdown]:
 def wire_sheet_music(recording: gr.Audio, run: gr.Button, outputs: list[gr.components.Component],
                      easier: gr.Checkbox, paper: gr.Radio, api_doc: str) -> None:
     """The box's event: its results go to the cover's ``outputs`` (the session state last)."""
-    run.click(piano_to_sheet_music, inputs=[recording, easier, paper], outputs=outputs,
+    run.click(piano_to_sheet_music, inputs=[recording, easier, paper], outputs=outputs, api_visibility=page_api(),
               api_name="piano_to_sheet_music", api_description=api_doc, show_progress_on=outputs[3],
               concurrency_id=MODEL_QUEUE)
+    as_tool("piano_to_sheet_music", piano_to_sheet_music, [recording, easier, paper], outputs, api_doc, MODEL_QUEUE)
