@@ -32,9 +32,10 @@ from ui.common import (  # noqa: E402
     runtime_line,
 )
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
-from ui.i18n import english_api_labels, localize_page, page_i18n, say  # noqa: E402
+from ui.i18n import english_api_labels, localize_page, page_i18n, say, spoken  # noqa: E402
 from ui.share import wire_opening  # noqa: E402
 from ui.tools import MCP_TOOLS, building, page_api  # noqa: E402
+from ui.gradio_checks import check_gradio  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
     forget_session,
@@ -77,6 +78,7 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
     )
 
 
+@spoken
 def send_to_melody(path: str | None) -> tuple[str, Any]:
     """"Use as melody": the text tab's result becomes the melody tab's input, and that tab opens."""
     if not path:
@@ -285,6 +287,8 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
     if args.share and auth is None:
         print(SHARE_WITHOUT_LOGIN_WARNING, flush=True)
     logger.info(runtime_line())
+    if (mismatch := check_gradio()) is not None:
+        logger.warning(mismatch)
     if on_zero_gpu():
         try:
             preload_models()

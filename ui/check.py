@@ -10,12 +10,13 @@ from models.loading import unavailable
 from products.checking import check_file
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
-from ui.i18n import say
+from ui.i18n import say, spoken
 from ui.music_docs import MUSIC_API_DOCS
 
 CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
 
 
+@spoken
 def check_watermark(path: str | None) -> str:
     """Whether a file was made by this app: its inaudible watermark, looked for.
 
@@ -36,6 +37,7 @@ MARKED = ("Every audio file this app makes (music, covers, mixes, videos) carrie
           "mixing has not been measured on music yet; speed changes, re-recording or heavy edits can remove it.")
 
 
+@spoken
 def check_box_state() -> tuple[str, Any]:
     """Per page load: what the box says, and whether Check can run. Without the watermark it says so plainly, as
     every result's details do: files made here now are not marked, and none can be checked."""

@@ -14,13 +14,15 @@ diagnostics (model sources, paths, environment variables, under "Technical detai
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 
@@ -30,6 +32,7 @@ CATALOGUE_PATH = Path(__file__).with_name("locale") / "zh-CN.json"
 TEXT_PROPS = ("label", "info", "placeholder")  # component props that are words on the page
 VALUE_TEXT = (gr.Markdown, gr.Button)  # components whose value is words on the page, not user content
 SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(\"'*`])")
+F = TypeVar("F", bound=Callable[..., Any])
 GRADIO_OWN = {"common.complete": {"en": "Done", "zh-CN": "完成"}}  # words gradio's own page lacks (screen readers)
 
 
@@ -136,13 +139,68 @@ def language_of(accept_language: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
-def request_language() -> str:
-    """The language of the request being served now (in an event handler), else English."""
-    from gradio.context import LocalContext
+_LANGUAGE: contextvars.ContextVar[str] = contextvars.ContextVar("page_language", default=DEFAULT_LANGUAGE)
 
-    request = LocalContext.request.get(None)
-    headers = getattr(request, "headers", None) or {}
-    return language_of(headers.get("accept-language"))
+
+def request_language() -> str:
+    """The language of the request being served now (set by ``spoken`` around its event), else English."""
+    return _LANGUAGE.get()
+
+
+def spoken(fn: F) -> F:
+    """An event that speaks in its request's language: gradio hands it the request (a ``request: gr.Request``
+    parameter, gradio's documented way; added to the event's signature where it has none) and ``say`` inside it,
+    and in the threads it starts with its context, speaks the request's Accept-Language. A streaming event speaks
+    it at every step."""
+    signature = inspect.signature(fn)
+    takes_request = "request" in signature.parameters
+    outer = signature if takes_request else signature.replace(parameters=[
+        *signature.parameters.values(),
+        inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request)])
+    at = list(outer.parameters).index("request")
+
+    def language_and_call(args: tuple, kwargs: dict) -> tuple[str, tuple, dict]:
+        request = outer.bind_partial(*args, **kwargs).arguments.get("request")
+        language = language_of((getattr(request, "headers", None) or {}).get("accept-language")) \
+            if request is not None else _LANGUAGE.get()
+        if not takes_request:
+            if "request" in kwargs:
+                kwargs = {k: v for k, v in kwargs.items() if k != "request"}
+            elif len(args) > at:
+                args = args[:at] + args[at + 1:]
+        return language, args, kwargs
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            language, args, kwargs = language_and_call(args, kwargs)
+            token = _LANGUAGE.set(language)
+            try:
+                steps = fn(*args, **kwargs)
+            finally:
+                _LANGUAGE.reset(token)
+            while True:  # each step may run in another context (gradio runs a generator step by step)
+                token = _LANGUAGE.set(language)
+                try:
+                    item = next(steps)
+                except StopIteration:
+                    return
+                finally:
+                    _LANGUAGE.reset(token)
+                yield item
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            language, args, kwargs = language_and_call(args, kwargs)
+            token = _LANGUAGE.set(language)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _LANGUAGE.reset(token)
+
+    wrapper.__signature__ = outer  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**getattr(fn, "__annotations__", {}), "request": gr.Request}
+    return wrapper  # type: ignore[return-value]
 
 
 @functools.cache

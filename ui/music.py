@@ -20,7 +20,7 @@ from products.music import MusicFiles, params_notes, read_params, result_stem, w
 from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
-from ui.i18n import say
+from ui.i18n import say, spoken
 from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
 from utils.files import safe_name
@@ -91,6 +91,7 @@ def given_english(loaded: dict[str, str] | None, prompt: str | None) -> str | No
     return loaded.get("english")
 
 
+@spoken
 def prompt_note(prompt: str | None) -> str:
     """Beside the prompt, before the run: what becomes of its parts in another language. The model reads English;
     they are translated first, or, where the translator is not available here, the page says so at once."""
@@ -196,6 +197,7 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
     return say(f"{float(duration):.0f} s of music{shape}: about **{took}** on this machine.")
 
 
+@spoken
 def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
     """The part of a clip that will be continued, as a WAV, and a line about it."""
     if not path:
@@ -212,6 +214,7 @@ def clip_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tupl
 N_MUSIC_OUTPUTS = musicgen.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
 
 
+@spoken
 @fair_share
 @gpu_task("text_to_music")
 def text_to_music(
@@ -275,6 +278,7 @@ def text_to_music(
         run_ended(request, "text", cancel)
 
 
+@spoken
 @fair_share
 def extend_music(
     state: dict[str, Any] | None,
@@ -321,6 +325,7 @@ def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.
             music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
 
 
+@spoken
 def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tuple[str | None, str]:
     """The part of the melody that will be used, as a WAV, and a line about it."""
     if not path:
@@ -333,6 +338,7 @@ def melody_preview(path: str | None, start: float = 0.0, end: float = 0.0) -> tu
     return str(out), say(f"Using {melody.duration:.1f} s of the melody (at most {musicgen.MAX_MELODY_SECONDS:.0f} s).")
 
 
+@spoken
 def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
     """When a melody arrives: fit the trim sliders to its length and show the part used; one that is not usable
     audio is refused at once (the upload is cleared) with the reason beside it.
@@ -358,6 +364,7 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
     )
 
 
+@spoken
 @fair_share
 @gpu_task("melody_to_music")
 def melody_to_music(
@@ -425,6 +432,7 @@ def melody_to_music(
         run_ended(request, "melody", cancel)
 
 
+@spoken
 @fair_share
 def music_midi(audio_path: str | None, paper: str = DEFAULT_PAPER, request: gr.Request = None,
                progress: gr.Progress = gr.Progress()) -> tuple[list[str], str | None, str]:
@@ -502,9 +510,11 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
     return [*updates, note, loaded]
 
 
+@spoken
 def load_text_params(path: str | None) -> list[Any]:
     return load_params(path, melody_tab=False)
 
 
+@spoken
 def load_melody_params(path: str | None) -> list[Any]:
     return load_params(path, melody_tab=True)

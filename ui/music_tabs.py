@@ -40,7 +40,7 @@ from ui.music import (
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
-from ui.i18n import page_word, say
+from ui.i18n import page_word, say, spoken
 from ui.share import Shareable, params_json, share_row, wire_share
 from ui.streaming import live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
@@ -311,9 +311,12 @@ def stop_button(tab: str) -> gr.Button:
 def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML) -> Any:
     """A run's first step, on the page only: Stop becomes clickable, the live player appears (empty) and the
     progress line says the run is starting. The run itself follows it (``.then``), so the two never race."""
-    return button.click(lambda: (gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback()),
-                                 progress_html(0.0, say("Starting"))),
-                        outputs=[stop, stream, line], api_visibility="private", queue=False)
+    @spoken
+    def begin() -> tuple[Any, Any, str]:
+        return gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback()), progress_html(
+            0.0, say("Starting"))
+
+    return button.click(begin, outputs=[stop, stream, line], api_visibility="private", queue=False)
 
 
 def reflect_melody_source(params: dict | None, source: str) -> Any:
@@ -348,6 +351,7 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
                api_description=MUSIC_API_DOCS["stop"], queue=False)
     model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
                  api_visibility="private")
+    @spoken
     def estimate(m: str | None, d: float, v: float, s: float) -> str:
         return estimate_line(melody_tab, m, d, v, s)
 

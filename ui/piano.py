@@ -21,7 +21,7 @@ from products.piano import DEFAULT_BALANCE
 from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
-from ui.i18n import say
+from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
 from ui.common import (
     CONFIG,
@@ -135,6 +135,7 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tupl
     return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
 
 
+@spoken
 @fair_share
 def piano_cover(
     song_path: str | None,
@@ -203,6 +204,7 @@ def need_cover(state: dict[str, Any] | None) -> products.CoverJob:
     return state["job"]
 
 
+@spoken
 def remix(state: dict[str, Any] | None, balance: float) -> str | None:
     """Mix the last cover with the original again at a new balance (0 = original, 1 = cover)."""
     if not state:
@@ -215,6 +217,7 @@ def remix(state: dict[str, Any] | None, balance: float) -> str | None:
         raise user_error(e) from e
 
 
+@spoken
 def change_instrument(state: dict[str, Any] | None, instrument: str, balance: float = DEFAULT_BALANCE) -> list[Any]:
     """Play the last cover on ``instrument``: its audio, MIDI files and mix (the notes are not made again)."""
     if not state:  # before any cover: the choice applies to the next one
@@ -229,6 +232,7 @@ def change_instrument(state: dict[str, Any] | None, instrument: str, balance: fl
             {**state, "instrument": instrument}]
 
 
+@spoken
 def change_score(state: dict[str, Any] | None, easier: bool, paper: str = DEFAULT_PAPER) -> list[Any]:
     """Engrave the last cover again, full or Easier, on A4 or Letter."""
     if not state:  # before any cover: the choice applies to the next one
@@ -241,6 +245,7 @@ def change_score(state: dict[str, Any] | None, easier: bool, paper: str = DEFAUL
     return [str(score.musicxml), str(score.pdf), [str(p) for p in score.pages], score_line(score)]
 
 
+@spoken
 @fair_share
 def make_video(
     state: dict[str, Any] | None,
@@ -273,6 +278,7 @@ def own_cover_state(state: dict[str, Any]) -> dict[str, Any]:
     return {**state, "job": dataclasses.replace(state["job"], out=run_folder("shared-cover"))}
 
 
+@spoken
 def check_song_upload(path: str | None) -> tuple[Any, str]:
     """When a song arrives: refuse what cannot be a song (not audio, too short, too long) at once, with the reason
     beside the upload; returns (the upload, kept or cleared, and the line beside it)."""

@@ -18,7 +18,7 @@ from products.piano_sheet import sheet_music
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
-from ui.i18n import say
+from ui.i18n import say, spoken
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
 from utils.midi import grid_to_pretty_midi
@@ -51,6 +51,7 @@ def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress) -> Notes:
     return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(audio, sample_rate)
 
 
+@spoken
 @fair_share
 def piano_to_sheet_music(
     recording_path: str | None,
@@ -99,6 +100,7 @@ def piano_to_sheet_music(
             [str(p) for p in files.score.pages], state]
 
 
+@spoken
 def sheet_music_status() -> str:
     """Per page load: what the sheet-music box says when its model cannot be used here, else ""."""
     why = unavailable("piano_transcriber", CONFIG.piano_transcription_model)

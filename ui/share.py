@@ -25,7 +25,7 @@ import gradio as gr
 
 from products.shares import DEFAULT_SHARE_DAYS, open_share, save_share
 from ui.common import CONFIG, user_error
-from ui.i18n import catalogue, say
+from ui.i18n import catalogue, say, spoken
 
 SHARE_LABEL = "Share this result"
 SHARE_QUERY = "share"  # the link's query parameter: ?share=<id>
@@ -151,11 +151,12 @@ def wire_share(row: ShareRow, shareable: Shareable) -> None:
     """The server saves the tab's result and gives its id; the browser makes the link and copies it."""
     inputs = [*shareable.results, *([shareable.state] if shareable.state is not None else [])]
 
-    def save(*values: Any) -> str:
-        state = values[-1] if shareable.state is not None else None
-        return share_result(shareable, list(values[: len(shareable.results)]), state)
+    @spoken
+    def save(values: dict[Any, Any]) -> str:  # gradio's form for inputs given as a set: component -> value
+        state = values[shareable.state] if shareable.state is not None else None
+        return share_result(shareable, [values[c] for c in shareable.results], state)
 
-    row.button.click(save, inputs=inputs, outputs=row.share_id, api_visibility="private").success(
+    row.button.click(save, inputs=set(inputs), outputs=row.share_id, api_visibility="private").success(
         None, inputs=row.share_id, outputs=row.line, js=share_script(), api_visibility="private")
 
 
@@ -186,6 +187,7 @@ def wire_opening(demo: gr.Blocks, tabs: gr.Tabs, shareables: list[Shareable]) ->
     """Open a shared result when the page loads from its link."""
     outputs = [tabs, *(c for s in shareables for c in s.outputs)]
 
+    @spoken
     def opening(request: gr.Request) -> list[Any]:
         return open_shared(shareables, request)
 
