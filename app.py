@@ -33,12 +33,12 @@ from ui.common import (  # noqa: E402
 )
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
 from ui.i18n import english_api_labels, localize_page, page_i18n, say, spoken  # noqa: E402
+from ui.runs import forget_session  # noqa: E402
 from ui.share import wire_opening  # noqa: E402
 from ui.tools import MCP_TOOLS, building, page_api  # noqa: E402
 from ui.gradio_checks import check_gradio  # noqa: E402
 from ui.music import (  # noqa: E402
     APP_DEFAULT_MODEL,
-    forget_session,
     melody_preview,
     melody_to_music,
     stop_generation,

@@ -17,6 +17,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from models.loading import LoadedModel
+from models.progress import GenerationCancelled
 from models.runtime import model_thread
 from models.sources import ModelLoadError
 from models.transcription import Notes
@@ -50,6 +52,26 @@ INSTALL_HINT = ("Sheet music of a piano recording needs Transkun: `./run.sh` ins
 def default_piano_transcription_name() -> str:
     """The weights from ``$PIANO_TRANSCRIPTION_MODEL``, else the ones transkun ships."""
     return os.environ.get(PIANO_TRANSCRIPTION_ENV_VAR, "").strip() or SHIPPED
+
+
+@contextlib.contextmanager
+def stopped_by(model: torch.nn.Module, cancel: threading.Event | None) -> Iterator[None]:
+    """While the block runs, each call of ``model``'s parts (several per 16 s segment: Transkun's own loop goes
+    through them) first checks ``cancel``, and stops the work with ``GenerationCancelled`` once it is set."""
+    if cancel is None:
+        yield
+        return
+
+    def check(*_: Any) -> None:
+        if cancel.is_set():
+            raise GenerationCancelled("The transcription was stopped.")
+
+    hooks = [part.register_forward_pre_hook(check) for part in model.children()]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def transkun_installed() -> bool:
@@ -176,17 +198,25 @@ class PianoTranscriber(LoadedModel):
         assert self.model is not None
         return int(self.model.fs)
 
-    def notes(self, audio: np.ndarray, sample_rate: int) -> Notes:
+    def notes(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event | None = None) -> Notes:
         """The notes of mono ``audio`` [T] at ``sample_rate`` Hz (on the model thread); pedal events are left out.
+
+        Args:
+            cancel: set from another thread to stop at the next segment.
 
         Raises:
             ModelLoadError: the model cannot be loaded.
+            GenerationCancelled: ``cancel`` was set.
         """
-        return model_thread().call(self._notes, audio, sample_rate)
+        return model_thread().call(self._notes, audio, sample_rate, cancel)
 
     @torch.inference_mode()
-    def _notes(self, audio: np.ndarray, sample_rate: int) -> Notes:
+    def _notes(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event | None = None) -> Notes:
         self._load()
+        with stopped_by(self.model, cancel):
+            return self._transcribe(audio, sample_rate)
+
+    def _transcribe(self, audio: np.ndarray, sample_rate: int) -> Notes:
         mono = resample(np.asarray(audio, dtype=np.float32), sample_rate, self.sample_rate)
         x = torch.from_numpy(np.ascontiguousarray(mono[:, None])).to(self.device)  # [T, 1]
         hop = CPU_HOP_S if self.device.type == "cpu" else None  # None: the model's own (overlapping) hop

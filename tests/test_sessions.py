@@ -12,7 +12,7 @@ import soundfile as sf
 from gradio_client import Client, handle_file
 
 from tests.test_app import FakeRequest, text_event, tiny_app  # noqa: F401 - the fixture
-from ui import music
+from ui import music, runs
 
 
 def started_run(app, session: str, seconds: float = 30) -> tuple[threading.Thread, list, threading.Event]:
@@ -38,21 +38,21 @@ def test_stop_reaches_only_its_own_tab_and_session(tiny_app):  # noqa: F811
     worker.join(120)
     *_, params, details, _downloads, _state, _live, _line = results[0]
     assert not params.get("stopped") and params["seconds"] == pytest.approx(30, abs=0.01)
-    assert len(music._cancel_events) == 0  # the finished run's flag went with it
+    assert len(runs._cancel_events) == 0  # the finished run's flag went with it
 
     worker, results, _ = started_run(tiny_app, "alice")
     music.stop_text(FakeRequest("alice"))  # her own tab's Stop
     worker.join(120)
     *_, params, details, _downloads, _state, _live, _line = results[0]
     assert params["stopped"] and params["seconds"] < 30 and "Stopped" in details
-    assert len(music._cancel_events) == 0
+    assert len(runs._cancel_events) == 0
 
 
 def test_a_closed_session_leaves_nothing_behind(tiny_app):  # noqa: F811
     worker, results, _ = started_run(tiny_app, "carol")
-    assert len(music._cancel_events) == 1
-    music.forget_session(FakeRequest("carol"))  # the page closed: its run stops, its flag goes
-    assert len(music._cancel_events) == 0
+    assert len(runs._cancel_events) == 1
+    runs.forget_session(FakeRequest("carol"))  # the page closed: its run stops, its flag goes
+    assert len(runs._cancel_events) == 0
     worker.join(120)
     assert results[0][-6]["stopped"]
 

@@ -29,6 +29,7 @@ from models import (  # noqa: E402
     watermark,
 )
 from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
+from models.progress import GenerationCancelled  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
@@ -117,6 +118,9 @@ def plain(text: str) -> str:
 def user_error(e: Exception) -> gr.Error:
     """Turn a failure into a short plain message in the page; setup problems and unexpected failures go to the log
     in full (with the traceback for the unexpected ones)."""
+    if isinstance(e, GenerationCancelled):  # its Stop, or its page closed: nobody waits for a traceback
+        logger.info("A run stopped before its end: %s", e)
+        return gr.Error(say("Stopped before the end."), duration=ERROR_SECONDS)
     if isinstance(e, ModelLoadError):
         logger.warning("A model could not be loaded: %s", e)
         return gr.Error(say(MODEL_MISSING), duration=ERROR_SECONDS)

@@ -20,6 +20,7 @@ from products.music import MusicFiles, params_notes, read_params, result_stem, w
 from products.music_midi import write_music_midi
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
+from ui.runs import new_cancel_event, run_ended, stop_run
 from ui.i18n import say, spoken
 from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
@@ -29,38 +30,9 @@ from utils.engraving import DEFAULT_PAPER
 APP_DEFAULT_MODEL = ""  # the model dropdowns' value meaning "the checkpoint the app was started with"
 
 
-# The Stop flag of each run in progress, by (browser session, tab): Stop in a tab stops that tab's run, nothing
-# else; a run's flag goes when the run ends, and a session's flags when the session closes (``forget_session``).
-_cancel_events: dict[tuple[str, str], threading.Event] = {}
-_cancel_lock = threading.Lock()
-TABS = ("text", "melody")
-
-
-def _session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
-
-
-def new_cancel_event(request: gr.Request | None, tab: str) -> threading.Event:
-    """A fresh stop flag for the run this ``tab`` of this browser session starts now."""
-    event = threading.Event()
-    with _cancel_lock:
-        _cancel_events[(_session(request), tab)] = event
-    return event
-
-
-def run_ended(request: gr.Request | None, tab: str, event: threading.Event) -> None:
-    """Drop a finished run's stop flag (unless the tab already started another run)."""
-    with _cancel_lock:
-        if _cancel_events.get((_session(request), tab)) is event:
-            del _cancel_events[(_session(request), tab)]
-
-
 def stop_generation(request: gr.Request, tab: str = "text") -> None:
     """Stop the run going in ``tab`` of this browser session (that tab's Stop button)."""
-    with _cancel_lock:
-        event = _cancel_events.get((_session(request), tab))
-    if event is not None:
-        event.set()
+    stop_run(request, tab)
 
 
 def stop_text(request: gr.Request) -> None:
@@ -71,16 +43,6 @@ def stop_text(request: gr.Request) -> None:
 def stop_melody(request: gr.Request) -> None:
     """Stop the melody-to-music run of this session (the Melody tab's Stop)."""
     stop_generation(request, "melody")
-
-
-def forget_session(request: gr.Request) -> None:
-    """A browser session closed: drop its stop flags (and stop its runs: nobody is left to hear them)."""
-    session = _session(request)
-    with _cancel_lock:
-        gone = [key for key in _cancel_events if key[0] == session]
-        events = [_cancel_events.pop(key) for key in gone]
-    for event in events:
-        event.set()
 
 
 def given_english(loaded: dict[str, str] | None, prompt: str | None) -> str | None:

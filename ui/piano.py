@@ -7,6 +7,7 @@ video, a new mix) works from that cover's notes, kept in the session's state.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from products.piano import DEFAULT_BALANCE
 from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
+from ui.runs import new_cancel_event, run_ended, watched
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
 from ui.common import (
@@ -129,10 +131,14 @@ PAGE_PRODUCTS = ("midi", "audio", "mix", "score", "pages")  # a cover's products
 
 
 @gpu_task("piano_cover")
-def make_cover(song_path: str | None, style: str, progress: gr.Progress) -> tuple[pop2piano.PianoCover, Any, int]:
-    """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU)."""
+def make_cover(song_path: str | None, style: str, progress: gr.Progress,
+               cancel: threading.Event | None = None) -> tuple[pop2piano.PianoCover, Any, int]:
+    """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU); it stops at its next
+    decode step once ``cancel`` is set."""
     model = load_model("piano", CONFIG.piano_model, CONFIG.device)
-    return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds, progress=gradio_progress(progress))
+    report = gradio_progress(progress)
+    return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds,
+                            progress=report if cancel is None else watched(report, cancel))
 
 
 @spoken
@@ -162,8 +168,9 @@ def piano_cover(
         (WAV), a piano-roll PNG, the tempo (BPM), details (markdown), a constant-tempo MIDI, the score as MusicXML
         and PDF, and the score's pages (PNG).
     """
+    cancel = new_cancel_event(request, "piano")
     try:
-        cover, song, sr = make_cover(song_path, style, progress)
+        cover, song, sr = make_cover(song_path, style, progress, cancel)
         progress(0.93, desc=say("Writing the MIDI and rendering the audio"))
         job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, run_folder("piano-cover"),
                                    CONFIG.watermark_model)
@@ -174,6 +181,8 @@ def piano_cover(
         )
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
+    finally:
+        run_ended(request, "piano", cancel)
     assert made.midis is not None and made.audio and made.mix and made.score is not None
     summary = (say(f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
                    f"{cover.beats.bpm:.0f} BPM.") + " " + score_line(made.score))
@@ -255,15 +264,19 @@ def make_video(
     request: gr.Request = None,
     progress: gr.Progress = gr.Progress(),
 ) -> str:
-    """The falling-notes video of the last cover, on ``instrument``, with the original mixed in at ``balance``."""
+    """The falling-notes video of the last cover, on ``instrument``, with the original mixed in at ``balance``; it
+    stops at its next frame when the page closes."""
+    cancel = new_cancel_event(request, "piano-video")
     try:
         if video_format not in FORMATS:
             raise ValueError(f"Unknown video format {video_format!r}; choose one of {', '.join(FORMATS)}.")
         job = need_cover(state)
         path = products.write_cover(job, {"video"}, instrument, video_balance=float(balance), video_format=video_format,
-                                    progress=gradio_progress(progress)).video
+                                    progress=watched(gradio_progress(progress), cancel)).video
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
+    finally:
+        run_ended(request, "piano-video", cancel)
     return str(path)
 
 

@@ -4,6 +4,7 @@ and the video then work from it as from a cover."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from products.piano_sheet import sheet_music
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
+from ui.runs import new_cancel_event, run_ended
 from ui.i18n import say, spoken
 from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
@@ -45,10 +47,12 @@ def score_line(files: products.ScoreFiles) -> str:
 
 
 @gpu_task("piano_to_sheet_music")
-def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress) -> Notes:
-    """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU)."""
+def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress, cancel: threading.Event | None = None) -> Notes:
+    """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU); it stops at the
+    next segment once ``cancel`` is set."""
     progress(0.1, desc=say("Listening for the piano's notes"))
-    return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(audio, sample_rate)
+    return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(
+        audio, sample_rate, cancel=cancel)
 
 
 @spoken
@@ -72,13 +76,14 @@ def piano_to_sheet_music(
         as piano_cover, without the cover's audio and mix (None): the MIDI on the recording's beats, a piano-roll PNG,
         the tempo (BPM), details (markdown), a constant-tempo MIDI, the score as MusicXML and PDF, and its pages.
     """
+    cancel = new_cancel_event(request, "piano-sheet")
     try:
         if not recording_path:
             raise ValueError("Upload or record a piano recording first.")
         check_duration(audio_duration(recording_path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
         audio, rate = load_audio(recording_path)
         check_not_silent(audio, Path(recording_path).name)
-        notes = hear_piano(audio, rate, progress)
+        notes = hear_piano(audio, rate, progress, cancel)
         progress(0.75, desc=say("Finding the beats and engraving the score"))
         made = sheet_music(notes, audio, rate, recording_path, run_folder("piano-sheet-music"), PAGE_SHEET_PRODUCTS,
                            bool(easier), paper, transcriber=CONFIG.piano_transcription_model,
@@ -90,6 +95,8 @@ def piano_to_sheet_music(
                               title=f"{made.notes} notes · {made.bpm:.1f} BPM")
     except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
         raise user_error(e) from e
+    finally:
+        run_ended(request, "piano-sheet", cancel)
     summary = (say(f"{job.title}: {made.notes} notes at {made.bpm:.0f} BPM, as played.") + " "
                + score_line(files.score) + "".join("  \n⚠️ " + say(w) for w in made.warnings))
     technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`), with their velocities; "
