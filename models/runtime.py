@@ -358,9 +358,9 @@ class ModelCache:
     A model in use is never let go under a run: ``use`` holds it until the run ends. A request for another
     checkpoint of the same role loads beside it when memory allows (and the role holds fewer than
     ``per_role`` models), else waits until the runs on the others end; models nobody uses are let go first, least
-    recently used first, the role's own before other roles'. Requests wait in turn, first come first served between checkpoints, so a stream of
-    requests for the model in use cannot starve one that waits for another (they wait behind it); requests for the
-    same model go in together and share passes. A model that would not fit even alone is refused at once
+    recently used first, the role's own before other roles'. Requests wait in turn, first come first served between
+    checkpoints, so a stream of requests for the model in use cannot starve one that waits for another (they wait
+    behind it); requests for the same model go in together and share passes. A model that would not fit even alone is refused at once
     (``ModelTooBig``), before anything is let go or built.
 
     Args:
@@ -431,7 +431,8 @@ class ModelCache:
                         break
                     busy = {e.model.name: e.users for e in self._held.get(role, []) if e.users}
                     message = "Waiting for " + " and ".join(
-                        f"{n} run{'s' if n != 1 else ''} on “{short_name(m)}”" for m, n in busy.items()) + " to finish"
+                        f"{n} run{'s' if n != 1 else ''} on “{short_name(m)}”" for m, n in busy.items()
+                    ) + " to finish"
                     if waiting is not None and message != said and busy:
                         said = message
                         waiting(message)

@@ -250,17 +250,26 @@ def test_missing_folder_says_what_and_how(tmp_path):
         MusicGenModel(str(tmp_path / "melody"), "cpu", melody=True).load()
 
 
-def test_switching_checkpoints_frees_the_previous_one(tiny_musicgen_dir, tiny_musicgen_stereo_dir):
+def test_another_checkpoint_loads_beside_and_a_third_frees_the_least_recently_used(
+        tiny_musicgen_dir, tiny_musicgen_stereo_dir, tmp_path, monkeypatch):
+    import shutil
+
+    from models import runtime
+
+    monkeypatch.setattr(runtime, "_MODEL_CACHE", runtime.ModelCache(per_role=2))
     first = load_model("text", str(tiny_musicgen_dir), "cpu")
     first.load()
     old = weakref.ref(first.model)
     assert load_model("text", str(tiny_musicgen_dir), "cpu") is first  # cached
     second = load_model("text", str(tiny_musicgen_stereo_dir), "cpu")
-    assert second is not first and first.model is None
+    second.load()
+    assert second is not first and first.model is not None  # beside it: memory allows, the role holds two
+    third = load_model("text", str(shutil.copytree(tiny_musicgen_dir, tmp_path / "third")), "cpu")
+    assert first.model is None and second.model is not None  # the least recently used one went
+    assert runtime.model_cache().held("text") == [second, third]
     del first
     gc.collect()
     assert old() is None  # nothing holds the old weights any more
-    load_model("text", str(tiny_musicgen_dir), "cpu")  # leave the mono model cached for other tests
 
 
 def test_env_vars_set_the_defaults(monkeypatch):

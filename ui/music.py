@@ -456,8 +456,8 @@ def load_params(path: str | None, melody_tab: bool) -> list[Any]:
         offered = offered_model(melody_tab, model) if model else None
     except ValueError:  # made with a model this server does not offer: the tab keeps its choice, and says so
         offered = None
-        made = {**made, "model_note": f"It was made with “{short_name(model)}”, which this server does not offer: the tab "
-                                      "keeps its model, so the music will differ."}
+        made = {**made, "model_note": f"It was made with “{short_name(model)}”, which this server does not offer: "
+                                      "the tab keeps its model, so the music will differ."}
     trim = made.get("melody_trim" if melody_tab else "clip_trim") or [None, None]
     updates = [
         value("prompt"),

@@ -277,15 +277,18 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, Sha
             [*outputs, downloads, state, stream, line], MUSIC_API_DOCS["text_to_music"], MODEL_QUEUE)
     extended = starting(extend, stop, stream, line).then(
         extend_music, inputs=[state, extend_seconds], outputs=[*outputs, downloads, state, stream, line],
-        api_visibility=page_api(), api_name="text_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        api_visibility=page_api(), api_name="text_to_music_extend",
+        api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
         show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, False, "text_to_music_stop",
                 stream, line, prompt, prompt_info)
     gr.on([clip.change, clip_start.release, clip_end.release], clip_preview, inputs=[clip, clip_start, clip_end],
-          outputs=[clip_part, clip_info], api_visibility=page_api(), api_name="clip_preview", api_description=MUSIC_API_DOCS["clip_preview"])
+          outputs=[clip_part, clip_info], api_visibility=page_api(), api_name="clip_preview",
+          api_description=MUSIC_API_DOCS["clip_preview"])
     params_file.upload(load_text_params, inputs=params_file,
                        outputs=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
-                       api_visibility=page_api(), api_name="text_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+                       api_visibility=page_api(), api_name="text_to_music_load_params",
+                       api_description=MUSIC_API_DOCS["load_params"])
     shareable = Shareable(
         "text", [*outputs, downloads], state, keep_state=keep_music_state,
         settings=[prompt, model, *controls, clip_start, clip_end, params_note, loaded],
@@ -347,8 +350,8 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
                     api_visibility="private", queue=False)
     # Stop sets the flag of this tab's run in this session: the loop ends at the next step and the finished part
     # comes back; the other tab's run, and other sessions', go on
-    stop.click(stop_melody if melody_tab else stop_text, inputs=None, outputs=None, api_visibility=page_api(), api_name=stop_name,
-               api_description=MUSIC_API_DOCS["stop"], queue=False)
+    stop.click(stop_melody if melody_tab else stop_text, inputs=None, outputs=None, api_visibility=page_api(),
+               api_name=stop_name, api_description=MUSIC_API_DOCS["stop"], queue=False)
     model.change(melody_model_status if melody_tab else text_model_status, inputs=model, outputs=status,
                  api_visibility="private")
     @spoken
@@ -427,7 +430,8 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
             [*outputs, chroma, downloads, state, stream, line], MUSIC_API_DOCS["melody_to_music"], MODEL_QUEUE)
     extended = starting(extend, stop, stream, line).then(
         extend_music, inputs=[state, extend_seconds], outputs=[*outputs, chroma, downloads, state, stream, line],
-        api_visibility=page_api(), api_name="melody_to_music_extend", api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
+        api_visibility=page_api(), api_name="melody_to_music_extend",
+        api_description=MUSIC_API_DOCS["extend"], concurrency_id=MODEL_QUEUE,
         show_progress_on=outputs[0])
     wire_common(model, controls, outputs, stop, [event, extended], status, estimate, True, "melody_to_music_stop",
                 stream, line, prompt, prompt_info)
@@ -436,7 +440,8 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
                   api_visibility="private", queue=False)
     params_file.upload(load_melody_params, inputs=params_file,
                        outputs=[prompt, model, *controls, start, end, source, params_note, loaded],
-                       api_visibility=page_api(), api_name="melody_to_music_load_params", api_description=MUSIC_API_DOCS["load_params"])
+                       api_visibility=page_api(), api_name="melody_to_music_load_params",
+                       api_description=MUSIC_API_DOCS["load_params"])
     shareable = Shareable(
         "melody", [*outputs, chroma, downloads], state, keep_state=keep_music_state,
         settings=[prompt, model, *controls, start, end, source, params_note, loaded],

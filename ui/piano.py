@@ -383,16 +383,18 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
     wire_sheet_music(recording, sheet_run, [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi,
                                             musicxml_file, pdf_file, score_pages, state], easier, paper,
                      PIANO_API_DOCS["piano_to_sheet_music"])
-    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_visibility=page_api(), api_name="piano_cover_remix",
-                    api_description=PIANO_API_DOCS["piano_cover_remix"])
+    balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_visibility=page_api(),
+                    api_name="piano_cover_remix", api_description=PIANO_API_DOCS["piano_cover_remix"])
     instrument.input(change_instrument, inputs=[state, instrument, balance],
                      outputs=[cover_audio, midi_file, mix_audio, constant_midi, state],
-                     api_visibility=page_api(), api_name="piano_cover_instrument", api_description=PIANO_API_DOCS["piano_cover_instrument"])
+                     api_visibility=page_api(), api_name="piano_cover_instrument",
+                     api_description=PIANO_API_DOCS["piano_cover_instrument"])
     gr.on([easier.input, paper.input], change_score, inputs=[state, easier, paper],
           outputs=[musicxml_file, pdf_file, score_pages, score_info],
           api_visibility=page_api(), api_name="piano_cover_score", api_description=PIANO_API_DOCS["piano_cover_score"])
     video_run.click(make_video, inputs=[state, instrument, video_balance, video_format], outputs=video,
-                    api_visibility=page_api(), api_name="piano_cover_video", api_description=PIANO_API_DOCS["piano_cover_video"],
+                    api_visibility=page_api(), api_name="piano_cover_video",
+                    api_description=PIANO_API_DOCS["piano_cover_video"],
                     concurrency_id="video", concurrency_limit=1)
     shareable = Shareable(
         "piano", [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
