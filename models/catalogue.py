@@ -192,8 +192,8 @@ def memory_budget() -> int | None:
 def total_bytes(device: torch.device | str | None = None) -> int | None:
     """The memory of the device models load on: the GPU's, else the machine's (or the budget, when smaller)."""
     kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda" and torch.cuda.is_available():
-        total = torch.cuda.mem_get_info(torch.device(device) if device is not None else None)[1]
+    if kind == "cuda":
+        total = _gpu_memory(device, 1)
     else:
         total = _meminfo("MemTotal")
         if total is None and hasattr(os, "sysconf"):
@@ -209,9 +209,22 @@ def available_bytes(device: torch.device | str | None = None) -> int | None:
     """Memory free now on the device models load on (the GPU's free memory, else the machine's available memory);
     None when it cannot be read."""
     kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda" and torch.cuda.is_available():
-        return int(torch.cuda.mem_get_info(torch.device(device) if device is not None else None)[0])
+    if kind == "cuda":
+        return _gpu_memory(device, 0)
     return _meminfo("MemAvailable")
+
+
+def _gpu_memory(device: torch.device | str | None, which: int) -> int | None:
+    """The GPU's free (0) or total (1) memory; None where it cannot be asked now (no CUDA; on ZeroGPU the main
+    process has no GPU outside a GPU call, and a model's size is then not checked against it)."""
+    from models.devices import zero_gpu_env
+
+    if zero_gpu_env() or not torch.cuda.is_available():
+        return None
+    try:
+        return int(torch.cuda.mem_get_info(torch.device(device) if device is not None else None)[which])
+    except Exception:  # noqa: BLE001 - a driver that cannot be asked: no check rather than no model
+        return None
 
 
 def fits_here(name: str, device: torch.device | str | None = None) -> bool:

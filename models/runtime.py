@@ -506,9 +506,13 @@ def short_name(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1] or name
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{max(n, 0) / 1e6:.0f} MB"
+
+
 def _too_big(name: str, need: int, could: int) -> str:
-    return (f"The model “{short_name(name)}” needs about {need / 1e9:.1f} GB of memory, and this machine has "
-            f"{max(could, 0) / 1e9:.1f} GB for it. Choose a smaller model.")
+    return (f"The model “{short_name(name)}” needs about {_size(need)} of memory, and this machine has "
+            f"{_size(could)} for it. Choose a smaller model.")
 
 
 MODELS_PER_ROLE_ENV_VAR = "MUSIC_DEMO_MODELS_PER_ROLE"

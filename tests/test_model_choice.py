@@ -246,3 +246,16 @@ def test_a_greedy_client_does_not_hold_up_an_ordinary_one(live_app, tmp_path):
             refused.append(str(e))
     assert len(made) == 2 and all(m[5]["seconds"] == pytest.approx(30, abs=0.01) for m in made)
     assert len(refused) == 4 and all("You already have 2 pieces being made" in r for r in refused)
+
+
+def test_a_model_that_cannot_fit_is_refused_in_plain_words_and_the_others_go_on(two_models, monkeypatch):
+    app, own, other = two_models
+    need = catalogue.model_bytes(other, "cpu")
+    assert 1e6 < need < 1e8  # a tiny model of the real architecture, counted from its config.json
+    text_run(app, "", 1, "a")  # the app's model is loaded and used
+    monkeypatch.setenv(catalogue.MEMORY_BUDGET_ENV_VAR, str(0.5 * need / 1e9))
+    with pytest.raises(Exception, match=r"“other-musicgen” needs about \d+ MB of memory, and this machine has "
+                                         r"\d+ MB for it\. Choose a smaller model\."):
+        text_run(app, other, 1, "b")
+    assert [m.name for m in runtime.model_cache().held("text")] == [own]  # nothing was let go or built
+    assert runtime.model_cache().held("text")[0].loaded
