@@ -10,7 +10,7 @@ Local folders are offered only when the operator lists them.
 The memory a model needs (``model_bytes``) is known for the official checkpoints, and counted for a folder from its
 ``config.json`` (the architecture built on torch's "meta" device: parameters counted, no memory taken), else from its
 weight files. ``available_bytes`` is what the machine has free (``$MUSIC_DEMO_MODEL_MEMORY_GB`` caps what the
-models may take altogether). The model cache (``models.runtime.ModelCache``) compares the two before each load.
+models may take altogether). The model cache (``models.cache.ModelCache``) compares the two before each load.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from models.musicgen.checkpoints import (
     TEXT_CHECKPOINTS,
     default_model_name,
 )
-from models.runtime import short_name
+from models.cache import short_name
 from models.sources import _hub_is_cached, looks_like_path
 
 logger = logging.getLogger(__name__)

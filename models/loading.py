@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from models.devices import pick_device
-from models.runtime import ROLES, model_cache, model_thread
+from models.cache import ROLES, model_cache
+from models.runtime import model_thread
 from models.sources import (
     FailureMemory,
     ModelLoadError,
@@ -246,14 +247,14 @@ def load_model(role: str, name_or_path: str | None = None, device: str | None = 
     once with ``.load()``. A run that must keep its model loaded until it ends holds it with ``use_model``.
 
     Args:
-        role: one of ``models.runtime.ROLES``: piano, text, melody, separator, translator, watermark, transcriber.
+        role: one of ``models.cache.ROLES``: piano, text, melody, separator, translator, watermark, transcriber.
         name_or_path: a hub id, a known checkpoint's short name ("small", "melody"), or a local folder; None or "":
             the role's default (its env var, else the official checkpoint).
         device: "cuda", "cpu"...; None: the best available (any, for a model already loaded).
 
     Raises:
         ValueError: an unknown role (the message lists the roles).
-        models.runtime.ModelTooBig: it cannot fit in this machine's memory.
+        models.cache.ModelTooBig: it cannot fit in this machine's memory.
     """
     cache = model_cache()
     name = resolve_name(role, name_or_path)
@@ -273,7 +274,7 @@ def use_model(role: str, name_or_path: str | None = None, device: str | None = N
 
     Raises:
         ValueError: an unknown role.
-        models.runtime.ModelTooBig: it cannot fit in this machine's memory, even alone.
+        models.cache.ModelTooBig: it cannot fit in this machine's memory, even alone.
     """
     name, args = _cache_args(role, name_or_path, device)
     with model_cache().use(role, name, device, waiting=waiting, **args) as model:

@@ -9,7 +9,7 @@ import pytest
 
 from models import load_model
 from models.loading import _WRAPPERS, LoadedModel, known_checkpoints, resolve_name, wrapper_class
-from models.runtime import ROLES
+from models.cache import ROLES
 from models.sources import ModelLoadError, is_off
 
 

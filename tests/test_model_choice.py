@@ -11,8 +11,8 @@ import time
 import pytest
 import soundfile as sf
 
-from models import catalogue, runtime
-from models.runtime import ModelCache, ModelTooBig
+from models import cache, catalogue
+from models.cache import ModelCache, ModelTooBig
 from tests.test_app import FakeRequest, last, tiny_app  # noqa: F401 - the fixture
 from ui import music
 
@@ -118,7 +118,7 @@ def test_a_model_too_big_for_the_machine_is_refused_and_nothing_is_let_go():
 def two_models(tiny_app, tiny_musicgen_dir, tmp_path, monkeypatch):  # noqa: F811
     """The app with its own tiny text model and a copy in another folder that the operator offers; a fresh cache."""
     other = shutil.copytree(tiny_musicgen_dir, tmp_path / "other-musicgen")
-    monkeypatch.setattr(runtime, "_MODEL_CACHE", ModelCache(per_role=2))
+    monkeypatch.setattr(cache, "_MODEL_CACHE", ModelCache(per_role=2))
     catalogue.set_offered("text", [str(other)])
     yield tiny_app, str(tiny_musicgen_dir), str(other)
     catalogue.set_offered("text", None)
@@ -153,7 +153,7 @@ def test_a_choice_during_anothers_run_never_breaks_it(two_models, monkeypatch):
     assert a_params["seconds"] == pytest.approx(20, abs=0.01) and not a_params.get("stopped")
     assert sf.info(results["a"][0]).duration == pytest.approx(20, abs=0.01)  # whole
     assert results["b"][5]["model"] == other and sf.info(results["b"][0]).duration == pytest.approx(2, abs=0.01)
-    assert f"Waiting for 1 run on “{runtime.short_name(own)}” to finish" in said  # B's page said why it waited
+    assert f"Waiting for 1 run on “{cache.short_name(own)}” to finish" in said  # B's page said why it waited
 
 
 def test_a_model_not_offered_is_refused_with_the_names_and_nothing_is_fetched(tiny_app, monkeypatch):  # noqa: F811
@@ -166,15 +166,15 @@ def test_a_model_not_offered_is_refused_with_the_names_and_nothing_is_fetched(ti
         monkeypatch.setattr(huggingface_hub, fn, no_download)
         monkeypatch.setattr(f"huggingface_hub.file_download.{fn}" if fn == "hf_hub_download"
                             else f"huggingface_hub._snapshot_download.{fn}", no_download)
-    before = runtime.model_cache().held("text")
+    before = cache.model_cache().held("text")
     for name in ("facebook/musicgen-large", "/etc", "someone/anything", "large"):
         with pytest.raises(Exception, match="is not offered on this server. Choose one of: “") as error:
             text_run(tiny_app, name, 2, "x")
-        assert f"“{runtime.short_name(tiny_app.CONFIG.musicgen_model)}”" in str(error.value)  # a folder by its name
+        assert f"“{cache.short_name(tiny_app.CONFIG.musicgen_model)}”" in str(error.value)  # a folder by its name
         assert "/tmp" not in str(error.value)
-    assert runtime.model_cache().held("text") == before
+    assert cache.model_cache().held("text") == before
     # the offered folder, named as the message names it, is accepted
-    assert len(text_run(tiny_app, runtime.short_name(tiny_app.CONFIG.musicgen_model), 1, "x")[0]) > 0
+    assert len(text_run(tiny_app, cache.short_name(tiny_app.CONFIG.musicgen_model), 1, "x")[0]) > 0
 
 
 def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):  # noqa: F811
@@ -257,5 +257,5 @@ def test_a_model_that_cannot_fit_is_refused_in_plain_words_and_the_others_go_on(
     with pytest.raises(Exception, match=r"“other-musicgen” needs about \d+ MB of memory, and this machine has "
                                          r"\d+ MB for it\. Choose a smaller model\."):
         text_run(app, other, 1, "b")
-    assert [m.name for m in runtime.model_cache().held("text")] == [own]  # nothing was let go or built
-    assert runtime.model_cache().held("text")[0].loaded
+    assert [m.name for m in cache.model_cache().held("text")] == [own]  # nothing was let go or built
+    assert cache.model_cache().held("text")[0].loaded

@@ -254,9 +254,9 @@ def test_another_checkpoint_loads_beside_and_a_third_frees_the_least_recently_us
         tiny_musicgen_dir, tiny_musicgen_stereo_dir, tmp_path, monkeypatch):
     import shutil
 
-    from models import runtime
+    from models import cache
 
-    monkeypatch.setattr(runtime, "_MODEL_CACHE", runtime.ModelCache(per_role=2))
+    monkeypatch.setattr(cache, "_MODEL_CACHE", cache.ModelCache(per_role=2))
     first = load_model("text", str(tiny_musicgen_dir), "cpu")
     first.load()
     old = weakref.ref(first.model)
@@ -266,7 +266,7 @@ def test_another_checkpoint_loads_beside_and_a_third_frees_the_least_recently_us
     assert second is not first and first.model is not None  # beside it: memory allows, the role holds two
     third = load_model("text", str(shutil.copytree(tiny_musicgen_dir, tmp_path / "third")), "cpu")
     assert first.model is None and second.model is not None  # the least recently used one went
-    assert runtime.model_cache().held("text") == [second, third]
+    assert cache.model_cache().held("text") == [second, third]
     del first
     gc.collect()
     assert old() is None  # nothing holds the old weights any more

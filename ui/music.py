@@ -13,7 +13,7 @@ import gradio as gr
 from models import musicgen, separator
 from models.catalogue import check_offered
 from models.loading import unavailable, use_model
-from models.runtime import model_cache, short_name
+from models.cache import model_cache, short_name
 from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music

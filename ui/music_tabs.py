@@ -10,7 +10,7 @@ import gradio as gr
 
 from models import musicgen, separator
 from models.catalogue import OFFERED_CLI_FLAGS, OFFERED_ENV_VARS, available_models
-from models.runtime import short_name
+from models.cache import short_name
 from models.sources import describe_source, how_to_fix, is_off
 from ui.tools import as_tool, page_api
 from ui.common import (

@@ -1,0 +1,228 @@
+"""The one cache of loaded models (``model_cache``), by role, and who is using them: a model in use is never let go
+under a run; another checkpoint of a role loads beside it when memory allows, or waits its turn (see ``ModelCache``).
+The wrappers reach it through ``models.loading`` (``load_model``, ``use_model``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import torch
+
+from models.devices import free_accelerator_memory
+
+logger = logging.getLogger(__name__)
+
+
+class Loadable(Protocol):
+    """A model wrapper the cache holds: where it came from, where it runs, and how to let it go."""
+
+    name: str
+    device: torch.device
+
+    def unload(self) -> None: ...
+
+
+M = TypeVar("M", bound=Loadable)
+
+# what the app and the command line hold a model for
+ROLES = ("piano", "text", "melody", "separator", "translator", "watermark", "transcriber", "piano_transcriber")
+
+
+class ModelTooBig(ValueError):
+    """A model that cannot fit in this machine's memory, even with every other model of its role let go."""
+
+
+@dataclass(eq=False)
+class _Entry:
+    model: Any
+    need: int  # bytes it takes, about (0: not known)
+    users: int = 0  # runs holding it now (``ModelCache.use``)
+    last_used: float = 0.0
+
+
+@dataclass(eq=False)
+class _Ticket:
+    name: str
+    device: str | None
+
+
+class ModelCache:
+    """The loaded models of this process, by role, and who is using them.
+
+    A model in use is never let go under a run: ``use`` holds it until the run ends. A request for another
+    checkpoint of the same role loads beside it when memory allows (and the role holds fewer than
+    ``per_role`` models), else waits until the runs on the others end; models nobody uses are let go first, least
+    recently used first, the role's own before other roles'. Requests wait in turn, first come first served between
+    checkpoints, so a stream of requests for the model in use cannot starve one that waits for another (they wait
+    behind it); requests for the same model go in together and share passes. A model that would not fit even alone is refused at once
+    (``ModelTooBig``), before anything is let go or built.
+
+    Args:
+        per_role: models of one role held at once (``$MUSIC_DEMO_MODELS_PER_ROLE``, default 2).
+    """
+
+    def __init__(self, per_role: int | None = None) -> None:
+        self.per_role = max(1, per_role or int(os.environ.get(MODELS_PER_ROLE_ENV_VAR, "") or DEFAULT_MODELS_PER_ROLE))
+        self._held: dict[str, list[_Entry]] = {}
+        self._queues: dict[str, list[_Ticket]] = {}
+        self._cond = threading.Condition()
+
+    @staticmethod
+    def _matches(entry: _Entry, name: str, device: str | None) -> bool:
+        return entry.model.name == name and (device is None or str(entry.model.device) == device)
+
+    def held(self, role: str) -> list[Any]:
+        """The models ``role`` holds now."""
+        with self._cond:
+            return [e.model for e in self._held.get(role, [])]
+
+    def peek(self, role: str, name: str, device: str | None = None) -> Any | None:
+        """The role's model ``name`` when it is held, else None (nothing is built, loaded or let go)."""
+        with self._cond:
+            return next((e.model for e in self._held.get(role, []) if self._matches(e, name, device)), None)
+
+    def in_use(self, role: str) -> dict[str, int]:
+        """The runs on each model of ``role`` now, by model name."""
+        with self._cond:
+            return {e.model.name: e.users for e in self._held.get(role, []) if e.users}
+
+    def get(self, role: str, name: str, device: str | None, build: Callable[[], M], need: int = 0,
+            free: Callable[[], int | None] = lambda: None, budget: int | None = None) -> M:
+        """The role's model ``name`` (on ``device``; None = any), built in its place when not held (see ``use``;
+        nobody holds it after this returns: a run holds its model with ``use``)."""
+        with self.use(role, name, device, build, need, free, budget) as model:
+            return model
+
+    @contextlib.contextmanager
+    def use(self, role: str, name: str, device: str | None, build: Callable[[], M], need: int = 0,
+            free: Callable[[], int | None] = lambda: None, budget: int | None = None,
+            waiting: Callable[[str], None] | None = None) -> Iterator[M]:
+        """Hold the role's model ``name`` for one run: it stays loaded until the block ends.
+
+        Args:
+            role, name, device: which model (device None = any).
+            build: makes the wrapper when it is not held (cheap: the weights load on first use).
+            need: bytes the model takes loaded, about (0: not known: no memory check).
+            free: bytes free on its device now (None: not known).
+            budget: bytes all models held may take together (None: no cap).
+            waiting: told, while the run waits its turn, what it waits for ("waiting for 2 runs on ... to finish").
+
+        Raises:
+            ValueError: an unknown role.
+            ModelTooBig: it cannot fit even with every other model of its role let go.
+        """
+        if role not in ROLES:
+            raise ValueError(f"Unknown model role {role!r}; one of {', '.join(ROLES)}.")
+        ticket = _Ticket(name, device)
+        said = ""
+        with self._cond:
+            queue = self._queues.setdefault(role, [])
+            queue.append(ticket)
+            try:
+                while True:
+                    entry = self._admit(role, ticket, queue, build, need, free, budget)
+                    if entry is not None:
+                        break
+                    busy = {e.model.name: e.users for e in self._held.get(role, []) if e.users}
+                    message = "Waiting for " + " and ".join(
+                        f"{n} run{'s' if n != 1 else ''} on “{short_name(m)}”" for m, n in busy.items()
+                    ) + " to finish"
+                    if waiting is not None and message != said and busy:
+                        said = message
+                        waiting(message)
+                    self._cond.wait(timeout=5.0)
+            finally:
+                queue.remove(ticket)
+                self._cond.notify_all()
+            entry.users += 1
+            entry.last_used = time.monotonic()
+        try:
+            yield entry.model
+        finally:
+            with self._cond:
+                entry.users -= 1
+                entry.last_used = time.monotonic()
+                self._cond.notify_all()
+
+    def _admit(self, role: str, ticket: _Ticket, queue: list[_Ticket], build: Callable[[], Any], need: int,
+               free: Callable[[], int | None], budget: int | None) -> _Entry | None:
+        """The entry ``ticket`` may use now, built when needed; None when it must wait (called under the lock)."""
+        ahead = queue[: queue.index(ticket)]
+        if any((t.name, t.device) != (ticket.name, ticket.device) for t in ahead):
+            return None  # first come, first served between models
+        entries = self._held.setdefault(role, [])
+        for entry in entries:
+            if self._matches(entry, ticket.name, ticket.device):
+                return entry
+        everyone = [e for held in self._held.values() for e in held]
+        room = self._room(need, free, budget)
+        if room is not None and need > room + sum(e.need for e in everyone):  # not even alone: refuse now
+            raise ModelTooBig(_too_big(ticket.name, need, room + sum(e.need for e in everyone)))
+        # let idle models go, least recently used first, this role's before others': while the role holds its
+        # most, or while the new model does not fit
+        idle = sorted((e for e in everyone if not e.users), key=lambda e: (e not in entries, e.last_used))
+        while idle and (len(entries) >= self.per_role or (room is not None and need > room)):
+            gone = next((e for e in idle if e in entries), None) if len(entries) >= self.per_role else idle[0]
+            if gone is None:
+                break
+            idle.remove(gone)
+            self._let_go(gone)
+            if room is not None:
+                room += gone.need
+        if len(entries) >= self.per_role or (room is not None and need > room):
+            return None  # wait for runs to end
+        entry = _Entry(build(), need)
+        entries.append(entry)
+        return entry
+
+    def _room(self, need: int, free: Callable[[], int | None], budget: int | None) -> int | None:
+        """Bytes a new model may take now, or None when no limit is known (no check)."""
+        if not need:
+            return None
+        limits = []
+        free_now = free()
+        if free_now is not None:
+            limits.append(free_now)
+        if budget is not None:
+            limits.append(budget - sum(e.need for entries in self._held.values() for e in entries))
+        return min(limits) if limits else None
+
+    def _let_go(self, entry: _Entry) -> None:
+        role = next(r for r, held in self._held.items() if entry in held)
+        self._held[role].remove(entry)
+        entry.model.unload()
+        free_accelerator_memory()
+        logger.info("Let go of %s (%s): not in use, and its memory was wanted", entry.model.name, role)
+
+
+def short_name(name: str) -> str:
+    """A model's name for a message: the hub id's last part, or the folder's name."""
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{max(n, 0) / 1e6:.0f} MB"
+
+
+def _too_big(name: str, need: int, could: int) -> str:
+    return (f"The model “{short_name(name)}” needs about {_size(need)} of memory, and this machine has "
+            f"{_size(could)} for it. Choose a smaller model.")
+
+
+MODELS_PER_ROLE_ENV_VAR = "MUSIC_DEMO_MODELS_PER_ROLE"
+DEFAULT_MODELS_PER_ROLE = 2  # the app's model and one more a visitor chose, loaded side by side when memory allows
+
+
+_MODEL_CACHE = ModelCache()
+
+
+def model_cache() -> ModelCache:
+    """The process's model cache (the wrappers' ``get_*`` functions go through it)."""
+    return _MODEL_CACHE
