@@ -104,3 +104,27 @@ def test_wrong_arguments_get_the_pages_message_and_the_server_goes_on(mcp_app, s
         assert answer.isError, (name, args, said)
         assert expected in said.lower(), (name, said)
     assert not good.isError and any(u.endswith(".wav") for u in urls_in(good))
+
+
+def test_one_list_of_tools_for_the_readme_the_help_and_the_server(mcp_app, capsys):
+    """MCP_TOOLS is the one list: the server gives exactly those tools, `--help` and the README name them, and no
+    description points to a page action (a tool call has no session) or promises what the server may not have."""
+    from pathlib import Path
+
+    import app
+    from ui.tools import MCP_TOOLS
+
+    tools = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", lambda s: s.list_tools()).tools
+    assert {tool.name for tool in tools} == set(MCP_TOOLS) == TOOLS
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = re.search(r"Its six tools are the jobs: (.*?)\. They are", readme, re.S).group(1)
+    assert re.findall(r"`(\w+)`", listed) == list(MCP_TOOLS)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--help"])
+    assert ", ".join(MCP_TOOLS) in " ".join(capsys.readouterr().out.split())
+    for tool in tools:
+        text = tool.description + " ".join(str(p.get("description", "")) for p in tool.inputSchema["properties"].values())
+        assert "/piano_cover_" not in text and "this session" not in text, tool.name
+        assert "Every audio file carries" not in text, tool.name
+    song = next(t for t in tools if t.name == "piano_cover").inputSchema["properties"]["song_path"]["description"]
+    assert "3 s" in song and "5 s" not in song

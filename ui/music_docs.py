@@ -20,14 +20,15 @@ SAMPLING_API_DOC = (
     f"`stride`: seconds each window adds past the first {musicgen.WINDOW_S:g} s, {musicgen.MIN_STRIDE_S:g}-"
     f"{musicgen.MAX_STRIDE_S:g} (default {musicgen.DEFAULT_STRIDE_S:g}). "
 )
-MODEL_API_DOC = '`model_name`: a hub id or a local folder; "" (the default) = the model the app was started with. '
+MODEL_API_DOC = ('`model_name`: one of the models this server offers (the tab\'s Model list; any other name is '
+                 'refused with the list); "" (the default) = the app\'s own model. ')
 MUSIC_RETURNS_API_DOC = (
     f"Returns {musicgen.MAX_VARIANTS} audio files (32 kHz WAV; None past the variants asked for), a "
     "waveform/spectrogram PNG, the parameters (dict, to reproduce the result: prompt, seed, windows, stride, "
     "model; a prompt in another language also holds `prompt_english`, the English the model was given) and a "
     "details line (markdown: \"Made from: <English>\" for a translated prompt, which parts of the prompt the "
-    "model's vocabulary does not know, and when a Stop cut the piece short). Every audio file carries the app's "
-    "inaudible watermark (see /check_watermark)"
+    "model's vocabulary does not know, and when a Stop cut the piece short). Where this server has its watermark "
+    "model, every audio file carries the app's inaudible watermark (the details say whether it does)"
 )
 MUSIC_API_DOCS = {
     "text_to_music": (
@@ -75,5 +76,6 @@ MUSIC_API_DOCS = {
              "score's first page as PNG, and a line (notes, tempo)."),
     "check_watermark": ("Whether a file carries this app's inaudible watermark (AudioSeal, message 0x4d44). "
                         "`path` (required): a WAV, MP3, FLAC, OGG or MP4 file. Returns one line: the verdict, the "
-                        "detector's score (0-1; over 0.5 means marked) and the 16-bit message it read."),
+                        "detector's score (0-1; over 0.5 means marked) and the 16-bit message it read; on a server "
+                        "without the watermark model, a line that says so."),
 }

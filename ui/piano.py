@@ -73,8 +73,7 @@ PIANO_API_DOCS = {
         "\"letter\", the score's page size. Returns the cover WAV (44.1 kHz), the MIDI on the song's beat grid (a "
         "tempo per beat), the cover+original mix WAV, a piano-roll PNG, the tempo in BPM, a details line (a plain "
         "summary, then technical details), a constant-tempo MIDI, the score as MusicXML and as PDF, and the score "
-        "pages as PNGs. /piano_cover_instrument, /piano_cover_score, /piano_cover_video and /piano_cover_remix "
-        "then work from this session's cover without running the model again."
+        "pages as PNGs."
     ),
     "piano_cover_remix": (
         "Mix this session's last cover with its original again. `balance`: 0 = original only, 1 = cover only. "
@@ -102,10 +101,16 @@ PIANO_API_DOCS = {
         f"{pop2piano.MIN_SONG_SECONDS:g} s up to the app's song limit; `easier`: true for a score thinned to "
         f"{MAX_NOTES_PER_HAND} notes a hand within a tenth; `paper`: \"a4\" (default) or \"letter\". Returns the same "
         "outputs as /piano_cover, the cover's audio and mix None: the MIDI on the recording's beats, a piano-roll "
-        "PNG, the tempo, details, a constant-tempo MIDI, the MusicXML, the PDF and the page PNGs. The session's "
-        "other piano actions (/piano_cover_score, /piano_cover_instrument, /piano_cover_video) then work from it."
+        "PNG, the tempo, details, a constant-tempo MIDI, the MusicXML, the PDF and the page PNGs."
     ),
 }
+PIANO_TOOL_DOCS = {job: PIANO_API_DOCS[job] for job in ("piano_cover", "piano_to_sheet_music")}  # a tool call
+# stands alone; over the API, a session's later calls work from its last cover or sheet music:
+PIANO_API_DOCS["piano_cover"] += (" /piano_cover_instrument, /piano_cover_score, /piano_cover_video and "
+                                  "/piano_cover_remix then work from this session's cover without running the model "
+                                  "again.")
+PIANO_API_DOCS["piano_to_sheet_music"] += (" The session's other piano actions (/piano_cover_score, "
+                                           "/piano_cover_instrument, /piano_cover_video) then work from it.")
 
 
 def piano_cover_status() -> str:
@@ -156,7 +161,7 @@ def piano_cover(
     """Arrange a pop song for piano (Pop2Piano), with a MIDI on the song's own beats and printable sheet music.
 
     Args:
-        song_path: the song, a wav, mp3, flac or ogg file of 5 s up to the app's song limit (10 minutes by default).
+        song_path: the song, a wav, mp3, flac or ogg file of 3 s up to the app's song limit (10 minutes by default).
         style: the arranger style, composer1 to composer21, or random.
         balance: the mix of the cover with the song, 0 (only the song) to 1 (only the piano).
         instrument: the General MIDI instrument the cover is played on, e.g. "Acoustic grand piano", "Harpsichord".
@@ -378,11 +383,11 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
     )
     as_tool("piano_cover", piano_cover, [song, style, balance, instrument, easier, paper],
             [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi, musicxml_file, pdf_file,
-             score_pages, state], PIANO_API_DOCS["piano_cover"], MODEL_QUEUE)
+             score_pages, state], PIANO_TOOL_DOCS["piano_cover"], MODEL_QUEUE)
     covered.success(lambda: gr.Number(visible=True), outputs=tempo, api_visibility="private", queue=False)
     wire_sheet_music(recording, sheet_run, [cover_audio, midi_file, mix_audio, roll, tempo, details, constant_midi,
                                             musicxml_file, pdf_file, score_pages, state], easier, paper,
-                     PIANO_API_DOCS["piano_to_sheet_music"])
+                     PIANO_API_DOCS["piano_to_sheet_music"], PIANO_TOOL_DOCS["piano_to_sheet_music"])
     balance.release(remix, inputs=[state, balance], outputs=mix_audio, api_visibility=page_api(),
                     api_name="piano_cover_remix", api_description=PIANO_API_DOCS["piano_cover_remix"])
     instrument.input(change_instrument, inputs=[state, instrument, balance],

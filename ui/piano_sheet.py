@@ -67,7 +67,7 @@ def piano_to_sheet_music(
     """Sheet music of a piano recording: its notes as played (Transkun), on the recording's own beats.
 
     Args:
-        recording_path: a piano recording, a wav, mp3, flac or ogg file of 5 s up to the app's song limit (10
+        recording_path: a piano recording, a wav, mp3, flac or ogg file of 3 s up to the app's song limit (10
             minutes by default); a piano alone (a song with drums or singing is better made into a piano cover).
         easier: true for a score a pianist can play as written (at most 4 notes a hand, within a tenth).
         paper: the score's page size, "a4" or "letter".
@@ -126,9 +126,9 @@ def sheet_music_box() -> tuple[gr.Audio, gr.Button, gr.Markdown]:
 
 
 def wire_sheet_music(recording: gr.Audio, run: gr.Button, outputs: list[gr.components.Component],
-                     easier: gr.Checkbox, paper: gr.Radio, api_doc: str) -> None:
+                     easier: gr.Checkbox, paper: gr.Radio, api_doc: str, tool_doc: str) -> None:
     """The box's event: its results go to the cover's ``outputs`` (the session state last)."""
     run.click(piano_to_sheet_music, inputs=[recording, easier, paper], outputs=outputs, api_visibility=page_api(),
               api_name="piano_to_sheet_music", api_description=api_doc, show_progress_on=outputs[3],
               concurrency_id=MODEL_QUEUE)
-    as_tool("piano_to_sheet_music", piano_to_sheet_music, [recording, easier, paper], outputs, api_doc, MODEL_QUEUE)
+    as_tool("piano_to_sheet_music", piano_to_sheet_music, [recording, easier, paper], outputs, tool_doc, MODEL_QUEUE)
