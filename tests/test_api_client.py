@@ -180,7 +180,7 @@ def test_view_api_describes_every_parameter(client):
         for parameter in endpoints[name]["parameters"]:
             assert f"`{parameter['parameter_name']}`" in description, (name, parameter["parameter_name"])
     text = endpoints["/text_to_music"]["description"]
-    assert '"" (the default) = the model the app was started with' in text
+    assert '"" (the default) = the app\'s own model' in text and "one of the models this server offers" in text
     assert "seconds of music, 1-30" in text and '"" = random' in text
     defaults = {p["parameter_name"]: p for p in endpoints["/text_to_music"]["parameters"]}
     assert defaults["model_name"]["parameter_default"] == "" and not defaults["prompt"]["parameter_has_default"]
