@@ -160,3 +160,29 @@ def test_screen_readers_hear_words_not_keys(page):
     time.sleep(1.5)
     heard = page.evaluate("window.__said")
     assert heard and not any(re.search(r"\bcommon\.\w+", text) for text in heard), heard
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_after_generate_the_progress_is_in_view(browser, newcomer_app, viewport):
+    """Generate sits below the fold on a 1280x800 screen, and the progress line at the top of the results column:
+    pressing it brings the progress into view (on a phone, where it is under the button)."""
+    context = browser.new_context(viewport=viewport, is_mobile=viewport["width"] < 600)
+    try:
+        page = context.new_page()
+        page.goto(newcomer_app.url)
+        page.wait_for_selector("[role=tab][aria-selected=true]")
+        page.get_by_role("tab", name="Text to music").click()
+        page.locator("#text-prompt textarea").fill("slow piano")
+        number = page.locator("#text-duration input[type=number]")
+        number.fill("30")
+        number.press("Enter")
+        page.locator("#text-run").scroll_into_view_if_needed()
+        page.locator("#text-run").click()
+        page.wait_for_selector("#text-progress progress", timeout=60_000)
+        page.wait_for_function(
+            """() => { const b = document.querySelector('#text-progress progress').getBoundingClientRect();
+                       return b.top >= 0 && b.bottom <= window.innerHeight; }""", timeout=10_000)
+        page.locator("#text-stop").click()
+    finally:
+        context.close()

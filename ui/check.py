@@ -11,6 +11,7 @@ from products.checking import check_file
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
 from ui.i18n import say, spoken
+from ui.streaming import bring_into_view
 from ui.music_docs import MUSIC_API_DOCS
 
 CHECK_FILE_TYPES = [".wav", ".mp3", ".flac", ".ogg", ".mp4", ".m4a"]
@@ -58,6 +59,7 @@ def build_check_box() -> tuple[gr.Markdown, gr.Button]:
                            elem_id="check-file", scale=3)
             button = gr.Button("Check", elem_id="check-run", scale=1)
         verdict = gr.Markdown(elem_id="check-verdict")
+    bring_into_view(button, "check-verdict")
     button.click(check_watermark, inputs=file, outputs=verdict, api_visibility=page_api(),
                  api_name="check_watermark", api_description=MUSIC_API_DOCS["check_watermark"],
                  concurrency_id=MODEL_QUEUE)

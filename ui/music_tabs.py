@@ -42,7 +42,7 @@ from ui.music import (
 from ui.music_docs import MUSIC_API_DOCS
 from ui.i18n import page_word, say, spoken
 from ui.share import Shareable, params_json, share_row, wire_share
-from ui.streaming import live_playback, progress_html, progress_line, stream_player
+from ui.streaming import bring_into_view, live_playback, progress_html, progress_line, stream_player
 from utils.engraving import DEFAULT_PAPER
 
 TEXT_PROMPT_EXAMPLES = [
@@ -319,6 +319,7 @@ def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML
         return gr.Button(interactive=True), gr.Audio(value=None, visible=live_playback()), progress_html(
             0.0, say("Starting"))
 
+    bring_into_view(button, line.elem_id)
     return button.click(begin, outputs=[stop, stream, line], api_visibility="private", queue=False)
 
 

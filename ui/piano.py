@@ -25,6 +25,7 @@ from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended, watched
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
+from ui.streaming import bring_into_view
 from ui.common import (
     CONFIG,
     MODEL_QUEUE,
@@ -371,6 +372,7 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
 
     song.upload(check_song_upload, inputs=song, outputs=[song, song_note], api_visibility="private")
     song.clear(lambda: "", outputs=song_note, api_visibility="private", queue=False)
+    bring_into_view(run, "piano-audio")
     covered = run.click(
         piano_cover,
         inputs=[song, style, balance, instrument, easier, paper],

@@ -118,6 +118,23 @@ class ProgressLine(gr.HTML):
         return True
 
 
+# Scroll the page so that where a run shows its progress is in view, unless it already is (a desktop page whose
+# button sits below the fold has its results column's top out of sight; a phone stacks them under the button).
+IN_VIEW_JS = """
+() => setTimeout(() => {
+    const el = document.getElementById("%s");
+    if (!el) return;
+    const box = el.getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight - 60) el.scrollIntoView({behavior: "smooth", block: "start"});
+}, 200)
+"""
+
+
+def bring_into_view(button: gr.Button, elem_id: str) -> None:
+    """When ``button`` is pressed, the element ``elem_id`` (where the run's progress shows) comes into view."""
+    button.click(None, js=IN_VIEW_JS % elem_id, api_visibility="private", queue=False)
+
+
 def progress_line(tab: str) -> gr.HTML:
     """The line that shows a run's progress from the click to the result (gradio's own bar hides while a stream
     plays)."""
