@@ -171,3 +171,12 @@ def test_the_command_line_writes_each_recordings_sheet_music(recording, tmp_path
     assert sorted(Path(name).suffix for name in row["files"]) == [".mid", ".mid", ".musicxml", ".pdf"]
     assert all((folder / name).is_file() for name in row["files"])
     assert not list(folder.glob("*.wav")) and not list(folder.glob("*.png"))  # nothing written that was not asked
+
+
+def test_one_note_is_said_as_one_note():
+    from types import SimpleNamespace
+
+    from ui.piano_sheet import score_line
+
+    assert score_line(SimpleNamespace(easier=True, removed=1, hard_places=0)).endswith("(1 note left out).")
+    assert score_line(SimpleNamespace(easier=True, removed=3, hard_places=0)).endswith("(3 notes left out).")

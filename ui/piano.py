@@ -190,8 +190,12 @@ def piano_cover(
     finally:
         run_ended(request, "piano", cancel)
     assert made.midis is not None and made.audio and made.mix and made.score is not None
-    summary = (say(f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
-                   f"{cover.beats.bpm:.0f} BPM.") + " " + score_line(made.score))
+    if cover.n_notes == 1:
+        summary = say(f"{job.title}, arranged in the style of {job.style}: 1 note at {cover.beats.bpm:.0f} BPM.")
+    else:
+        summary = say(f"{job.title}, arranged in the style of {job.style}: {cover.n_notes} notes at "
+                      f"{cover.beats.bpm:.0f} BPM.")
+    summary += " " + score_line(made.score)
     technical = [
         f"Style token `{cover.composer}`; {cover.n_chunks} chunks of {pop2piano.BEATS_PER_CHUNK} beats; beats from "
         f"{cover.beats.backend} (first beat at {cover.grid.first_beat:.2f} s).",

@@ -34,6 +34,9 @@ PAGE_SHEET_PRODUCTS = ("midi", "score", "pages")  # the video on request, as for
 
 def score_line(files: products.ScoreFiles) -> str:
     """What the page says about the score's playability."""
+    if files.easier and files.removed == 1:
+        return say(f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
+                   "(1 note left out).")
     if files.easier:
         return say(f"Score: the easier version, at most {MAX_NOTES_PER_HAND} notes per hand within a tenth "
                    f"({files.removed} notes left out).")
@@ -97,8 +100,9 @@ def piano_to_sheet_music(
         raise user_error(e) from e
     finally:
         run_ended(request, "piano-sheet", cancel)
-    summary = (say(f"{job.title}: {made.notes} notes at {made.bpm:.0f} BPM, as played.") + " "
-               + score_line(files.score) + "".join("  \n⚠️ " + say(w) for w in made.warnings))
+    heard = (say(f"{job.title}: 1 note at {made.bpm:.0f} BPM, as played.") if made.notes == 1
+             else say(f"{job.title}: {made.notes} notes at {made.bpm:.0f} BPM, as played."))
+    summary = heard + " " + score_line(files.score) + "".join("  \n⚠️ " + say(w) for w in made.warnings)
     technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`), with their velocities; "
                  "beats tracked in the recording, a tempo change on every beat of the MIDI."]
     state = {"job": job, "instrument": products.DEFAULT_INSTRUMENT}
