@@ -129,10 +129,15 @@ def check_offered(role: str, name: str | None, own: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------ memory
+def device_kind(device: torch.device | str | None) -> str:
+    """"cpu", "cuda", "mps"...: the kind of ``device``, or of the device models load on by default (None)."""
+    return torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def bytes_per_parameter(device: torch.device | str | None) -> int:
     """Bytes a parameter takes while a model loads: float32 on the CPU (the int8 decoder is made from it), half
     precision on a GPU."""
-    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    kind = device_kind(device)
     return 4 if kind == "cpu" else 2
 
 
@@ -191,7 +196,7 @@ def memory_budget() -> int | None:
 
 def total_bytes(device: torch.device | str | None = None) -> int | None:
     """The memory of the device models load on: the GPU's, else the machine's (or the budget, when smaller)."""
-    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    kind = device_kind(device)
     if kind == "cuda":
         total = _gpu_memory(device, 1)
     else:
@@ -208,7 +213,7 @@ def total_bytes(device: torch.device | str | None = None) -> int | None:
 def available_bytes(device: torch.device | str | None = None) -> int | None:
     """Memory free now on the device models load on (the GPU's free memory, else the machine's available memory);
     None when it cannot be read."""
-    kind = torch.device(device).type if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
+    kind = device_kind(device)
     if kind == "cuda":
         return _gpu_memory(device, 0)
     return _meminfo("MemAvailable")

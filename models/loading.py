@@ -230,15 +230,14 @@ def add_model_flags(parser: Any, *roles: str, defaults: dict[str, str | None] | 
         parser.add_argument(flag, default=default, help=f"{FLAG_HELP[role]} (env {env_var}; default {default})")
 
 
-def _cache_args(role: str, name_or_path: str | None, device: str | None) -> tuple[str, dict[str, Any]]:
-    """The full name and what the cache needs to hold it: its builder and, for the memory check, its size and the
-    memory free on its device."""
+def _cache_args(role: str, name: str, device: str | None) -> dict[str, Any]:
+    """What the cache needs to hold the role's model ``name`` (a full name: ``resolve_name``): its builder and, for
+    the memory check, its size and the memory free on its device."""
     from models.catalogue import available_bytes, memory_budget, model_bytes
 
     cls, options = wrapper_class(role)
-    name = resolve_name(role, name_or_path)
     target = pick_device(device or cls.default_device)
-    return name, {"build": lambda: cls(name, device, **options), "need": model_bytes(name, target),
+    return {"build": lambda: cls(name, device, **options), "need": model_bytes(name, target),
                   "free": lambda: available_bytes(target), "budget": memory_budget()}
 
 
@@ -261,8 +260,7 @@ def load_model(role: str, name_or_path: str | None = None, device: str | None = 
     held = cache.peek(role, name, device)
     if held is not None:
         return held
-    name, args = _cache_args(role, name_or_path, device)
-    return cache.get(role, name, device, **args)
+    return cache.get(role, name, device, **_cache_args(role, name, device))
 
 
 @contextlib.contextmanager
@@ -276,8 +274,8 @@ def use_model(role: str, name_or_path: str | None = None, device: str | None = N
         ValueError: an unknown role.
         models.cache.ModelTooBig: it cannot fit in this machine's memory, even alone.
     """
-    name, args = _cache_args(role, name_or_path, device)
-    with model_cache().use(role, name, device, waiting=waiting, **args) as model:
+    name = resolve_name(role, name_or_path)
+    with model_cache().use(role, name, device, waiting=waiting, **_cache_args(role, name, device)) as model:
         yield model
 
 

@@ -27,13 +27,14 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
+from ui.common import ERROR_SECONDS
 from ui.i18n import say
+from ui.runs import session_of as visitor_of  # a visitor is a browser or API session
 
 RUNS_PER_VISITOR_ENV_VAR = "MUSIC_DEMO_RUNS_PER_VISITOR"
 RUNS_PER_ADDRESS_ENV_VAR = "MUSIC_DEMO_RUNS_PER_ADDRESS"
 DEFAULT_RUNS_PER_VISITOR = 2
 DEFAULT_RUNS_PER_ADDRESS = 6
-ERROR_SECONDS = 12
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -90,11 +91,6 @@ class FairShare:
                     self._addresses[address] -= 1
                     if not self._addresses[address]:
                         del self._addresses[address]
-
-
-def visitor_of(request: Any) -> str:
-    """A request's visitor: its browser or API session."""
-    return getattr(request, "session_hash", None) or "local"
 
 
 def _is_proxy(host: str | None) -> bool:
