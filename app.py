@@ -29,10 +29,11 @@ from ui.common import (  # noqa: E402
     OUTPUT_DIR_ENV_VAR,
     OUTPUT_MAX_AGE_S,
     on_zero_gpu,
+    page_error,
     runtime_line,
 )
 from ui.check import build_check_box, check_box_state, check_watermark  # noqa: E402
-from ui.i18n import english_api_labels, localize_page, page_i18n, say, spoken  # noqa: E402
+from ui.i18n import english_api_labels, localize_page, page_i18n, say, speak_examples, spoken  # noqa: E402
 from ui.runs import forget_session  # noqa: E402
 from ui.share import wire_opening  # noqa: E402
 from ui.tools import MCP_TOOLS, building, page_api  # noqa: E402
@@ -82,7 +83,7 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
 def send_to_melody(path: str | None) -> tuple[str, Any]:
     """"Use as melody": the text tab's result becomes the melody tab's input, and that tab opens."""
     if not path:
-        raise gr.Error(say("Generate something first: this sends the first variant to the melody tab."))
+        raise page_error("Generate something first: this sends the first variant to the melody tab.")
     return path, gr.Tabs(selected="melody")
 
 
@@ -125,6 +126,7 @@ def build_page(mcp: bool = False) -> Page:
         blocks.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
         blocks.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
         blocks.unload(forget_session)  # a closed page's Stop flags go with it
+        speak_examples(blocks)  # the examples tables' headers and cells in the browser's language
     localize_page(blocks)  # its words in the browser's language (ui/i18n.py)
     english_api_labels(blocks)  # and the API's in English
     return Page(blocks, text_model, melody_model)
@@ -216,8 +218,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "package: pip install 'gradio[mcp]==6.31.0')")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="model requests in flight at once (default 4). Their model work runs on one model "
-                             "thread, where MusicGen requests share each decode step's pass (each still gets exactly "
-                             "the result it gets alone); 1 serves them one after another")
+                             "thread, where MusicGen requests share each decode step's pass (in float32, as on a CPU, "
+                             "each still gets exactly the result it gets alone; a GPU's 16-bit passes may round "
+                             "differently); 1 serves them one after another")
     parser.add_argument("--runs-per-visitor", type=int, default=fair.fair_shares().per_visitor,
                         help="runs one visitor (a browser or API session) may have in flight at once; more are "
                              f"refused with a plain message (env {fair.RUNS_PER_VISITOR_ENV_VAR}; default "

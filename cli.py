@@ -23,14 +23,7 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from batch.jobs import (  # noqa: E402
-    AUDIO_FORMATS,
-    DEFAULT_MUSIC_PRODUCTS,
-    DEFAULT_PIANO_PRODUCTS,
-    MUSIC_PRODUCTS,
-    PIANO_PRODUCTS,
     MusicWork,
-    DEFAULT_SHEET_PRODUCTS,
-    SHEET_PRODUCTS,
     PianoCoverWork,
     PianoSheetWork,
     music_items,
@@ -38,6 +31,9 @@ from batch.jobs import (  # noqa: E402
     recording_items,
 )
 from batch.runner import Item, run_batch  # noqa: E402
+from products.music import BATCH_MUSIC_PRODUCTS, MUSIC_PRODUCTS  # noqa: E402 - one home for product names
+from products.piano import AUDIO_FORMATS, BATCH_COVER_PRODUCTS, COVER_PRODUCTS  # noqa: E402
+from products.piano_sheet import BATCH_SHEET_PRODUCTS, SHEET_PRODUCTS  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -55,9 +51,10 @@ def add_music_extras(parser: argparse.ArgumentParser) -> None:
     from models.loading import add_model_flags
     from utils.engraving import DEFAULT_PAPER, PAPERS
 
-    parser.add_argument("--products", nargs="+", choices=MUSIC_PRODUCTS, default=list(DEFAULT_MUSIC_PRODUCTS),
-                        help="audio: WAV + parameters; midi: each variant's notes as a tempo-mapped MIDI "
-                             "(transcribed with basic-pitch); score: variant 1's notes as MusicXML + PDF")
+    parser.add_argument("--products", nargs="+", choices=MUSIC_PRODUCTS, default=list(BATCH_MUSIC_PRODUCTS),
+                        help="wav, mp3: each variant's audio; params: the settings (always written); picture: "
+                             "waveform and spectrogram; midi: each variant's notes as a tempo-mapped MIDI (transcribed "
+                             "with basic-pitch); score: variant 1's notes as MusicXML + PDF")
     parser.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
     add_model_flags(parser, "translator")
 
@@ -100,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_flags(piano, "piano")
     piano.add_argument("--style", default=pop2piano.DEFAULT_COMPOSER,
                        help="composer1..composer21 or random (a list's column wins)")
-    piano.add_argument("--products", nargs="+", choices=PIANO_PRODUCTS, default=list(DEFAULT_PIANO_PRODUCTS),
+    piano.add_argument("--products", nargs="+", choices=COVER_PRODUCTS, default=list(BATCH_COVER_PRODUCTS),
                        help="midi: tempo-mapped + constant-tempo MIDI; audio: the cover; mix: cover + original; "
-                            "score: MusicXML + PDF; video: falling-notes MP4")
+                            "score: MusicXML + PDF; pages: the score's pages as pictures; video: falling-notes MP4")
     piano.add_argument("--instrument", default=DEFAULT_INSTRUMENT, choices=list(INSTRUMENTS))
     piano.add_argument("--balance", type=float, default=DEFAULT_BALANCE, help="mix: 0 = original only, 1 = cover only")
     piano.add_argument("--easier", action="store_true", help="score: at most 4 notes per hand, within a tenth")
@@ -116,9 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     sheet = jobs.add_parser("piano-sheet-music", help="piano recordings -> sheet music (MIDI, score, video)")
     sheet.add_argument("inputs", nargs="+", help="piano recordings, or folders of them (searched recursively)")
     add_model_flags(sheet, "piano_transcriber")
-    sheet.add_argument("--products", nargs="+", choices=SHEET_PRODUCTS, default=list(DEFAULT_SHEET_PRODUCTS),
-                       help="midi: tempo-mapped + constant-tempo MIDI; score: MusicXML + PDF; video: falling notes "
-                            "over the recording")
+    sheet.add_argument("--products", nargs="+", choices=SHEET_PRODUCTS, default=list(BATCH_SHEET_PRODUCTS),
+                       help="midi: tempo-mapped + constant-tempo MIDI; score: MusicXML + PDF; pages: the score's pages "
+                            "as pictures; video: falling notes over the recording")
     sheet.add_argument("--easier", action="store_true", help="score: at most 4 notes per hand, within a tenth")
     sheet.add_argument("--paper", default=DEFAULT_PAPER, choices=list(PAPERS), help="score: the page size")
     sheet.add_argument("--video-format", default=DEFAULT_FORMAT, choices=list(FORMATS))

@@ -14,13 +14,6 @@ from typing import Any
 from batch.runner import Item, find_audio, read_table, unique_ids
 from utils.files import safe_name
 
-PIANO_PRODUCTS = ("midi", "audio", "mix", "score", "video")  # the score: MusicXML + PDF (no page pictures)
-SHEET_PRODUCTS = ("midi", "score", "video")
-DEFAULT_SHEET_PRODUCTS = ("midi", "score")
-DEFAULT_PIANO_PRODUCTS = ("midi", "audio")
-MUSIC_PRODUCTS = ("audio", "midi", "score")  # audio: WAV + params; midi: each variant's notes; score: variant 1's
-DEFAULT_MUSIC_PRODUCTS = ("audio",)
-AUDIO_FORMATS = ("wav", "mp3")
 
 
 @dataclass(frozen=True)
@@ -123,7 +116,7 @@ class MusicWork:
     separator: str | None = None
     translation: str | None = None
     watermark: str | None = None
-    products: tuple[str, ...] = DEFAULT_MUSIC_PRODUCTS
+    products: tuple[str, ...] = ("wav", "params")  # of products.music.MUSIC_PRODUCTS
     paper: str = "a4"
 
     def __call__(self):
@@ -138,8 +131,8 @@ class MusicWork:
         return work
 
     def written(self) -> set[str]:
-        """The product writer's names for this command line's products: the parameters always, "audio" as WAV."""
-        return {"params"} | {"wav" if product == "audio" else product for product in self.products}
+        """This command line's products: those asked for, and the parameters always (a rerun reads them)."""
+        return {"params", *self.products}
 
     def generate(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import musicgen

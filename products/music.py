@@ -23,16 +23,31 @@ from utils.provenance import music_provenance
 TASKS = ("text_to_music", "melody_to_music")
 
 
-MUSIC_PRODUCTS = ("wav", "mp3", "params", "picture", "midi", "score")
-STEM_WORDS = 6  # words of the prompt that name a result's files
+MUSIC_PRODUCTS = ("wav", "mp3", "params", "picture", "midi", "score")  # what a result can be written as
+STEM_CHARS = 48  # how much of the prompt names a result's files: whole words, up to this many characters
 
 
 def result_stem(result: MusicResult, fallback: str = "music") -> str:
-    """The start of a result's file names: the first words of its prompt (its English when translated),
-    "lo-fi_hip_hop_with_warm_piano"; ``fallback`` for a piece with no prompt."""
-    words = (result.prompt_english or str(result.params.get("prompt", ""))).split()[:STEM_WORDS]
-    return safe_name(" ".join(words).lower(), limit=48, empty=fallback)
+    """The start of a result's file names: the prompt's words (its English when translated) as far as STEM_CHARS
+    allows, whole words only ("upbeat_jazz_piano_trio_with_brushed_drums"); ``fallback`` for a piece with no
+    prompt."""
+    return prompt_stem(result.prompt_english or str(result.params.get("prompt", "")), fallback)
+
+
+def prompt_stem(prompt: str, fallback: str = "music", limit: int = STEM_CHARS) -> str:
+    """A prompt as the start of a file name: its words, lower case, as many whole ones as fit in ``limit``
+    characters (a first word longer than that is cut)."""
+    stem = ""
+    for word in prompt.lower().split():
+        longer = safe_name(f"{stem} {word}" if stem else word, limit=10 * limit, empty="")
+        if len(longer) > limit:
+            break
+        stem = longer
+    return stem or safe_name(prompt.lower(), limit=limit, empty=fallback)
+
+
 PAGE_PRODUCTS = ("wav", "mp3", "params", "picture")  # a result on the page (its MIDI and score on request)
+BATCH_MUSIC_PRODUCTS = ("wav", "params")  # the command line's default (it always writes the parameters)
 
 
 @dataclass(frozen=True)

@@ -258,6 +258,8 @@ def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
 
 
 COVER_PRODUCTS = ("midi", "audio", "mix", "score", "pages", "video")  # pages: the score's page pictures
+PAGE_COVER_PRODUCTS = ("midi", "audio", "mix", "score", "pages")  # a cover on the page (the video on request)
+BATCH_COVER_PRODUCTS = ("midi", "audio")  # the command line's default
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,9 @@ def write_cover(job: CoverJob, products: Iterable[str], instrument: str = DEFAUL
 
 __all__ = [
     "AUDIO_FORMATS",
+    "BATCH_COVER_PRODUCTS",
     "COVER_PRODUCTS",
+    "PAGE_COVER_PRODUCTS",
     "AudioFiles",
     "CoverFiles",
     "CoverJob",

@@ -18,7 +18,8 @@ from utils.beats import percussive_share
 from utils.progress import Progress
 
 SHEET_PRODUCTS = ("midi", "score", "pages", "video")  # pages: the score's page pictures
-DEFAULT_SHEET_PRODUCTS = ("midi", "score", "pages")
+PAGE_SHEET_PRODUCTS = ("midi", "score", "pages")  # on the page (the video on request, as for a cover)
+BATCH_SHEET_PRODUCTS = ("midi", "score")  # the command line's default
 # Over this share of percussive energy (drums, claps), a recording is not solo piano: its sheet music is made, with a
 # warning. Measured (utils.beats.percussive_share) on three corpus pieces rendered by FluidSynth: on the piano alone
 # 0.038, 0.040 and 0.069; the same with the examples' pop drums 0.323, 0.302 and 0.140. Real piano recordings were
@@ -42,7 +43,7 @@ class SheetMusic:
 
 
 def sheet_music(notes: Notes, audio: np.ndarray, sample_rate: int, song_path: str | None, out: Path,
-                products: Iterable[str] = DEFAULT_SHEET_PRODUCTS, easier: bool = False, paper: str = "a4",
+                products: Iterable[str] = PAGE_SHEET_PRODUCTS, easier: bool = False, paper: str = "a4",
                 video_format: str = "landscape", transcriber: str = LABEL, watermark: str | None = None,
                 keep_song: bool = True, progress: Progress | None = None) -> SheetMusic:
     """The sheet music of a piano recording from the notes heard in it, its products named in ``products`` (of

@@ -120,6 +120,14 @@ def test_empty_file_and_truncated_mp3(tmp_path):
     cut.write_bytes(full.read_bytes()[: full.stat().st_size // 3])
     audio, sr = load_audio(cut)  # a download cut short: the part that arrived is used
     assert 0.3 < audio.shape[0] / sr < 2.0
+    # its header still says 3 s; the length said on arrival is the part that is there, as the run will find it
+    assert sf.info(str(cut)).duration == pytest.approx(3.0, abs=0.1)
+    assert audio_duration(cut) == pytest.approx(audio.shape[0] / sr, abs=0.05)
+    assert audio_duration(full) == pytest.approx(3.0, abs=0.1)
+    from ui.piano import check_song_upload
+
+    kept, line = check_song_upload(str(cut))
+    assert kept is None and "too short" in line  # refused as it arrives, not when Make is pressed
 
 
 def test_six_channels_at_96_khz_and_8_bit_at_8_khz(tmp_path):

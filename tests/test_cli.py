@@ -146,7 +146,7 @@ def test_any_language_marked_audio_and_midi_from_the_command_line(tiny_musicgen_
     prompts.write_text("欢快的国风摇滚 with guzheng and drums\n", encoding="utf-8")
     out = tmp_path / "music"
     assert run_cli("text-to-music", prompts, "--out", out, "--musicgen-model", tiny_musicgen_dir, "--duration", 2,
-                   "--variants", 2, "--seed", 5, "--products", "audio", "midi", "score",
+                   "--variants", 2, "--seed", 5, "--products", "wav", "midi", "score",
                    "--translation-model", tiny_translator_dir, "--watermark-model", tiny_watermark_dir) == 0
     (row,) = read_manifest(out / "manifest.jsonl").values()
     assert row["status"] == "done", row
@@ -166,3 +166,22 @@ def test_any_language_marked_audio_and_midi_from_the_command_line(tiny_musicgen_
     assert cli.main(["check-watermark", *map(str, wavs), "--watermark-model", str(tiny_watermark_dir)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all("Detector score" in line and "message 0x" in line for line in lines)
+
+
+def test_the_command_line_names_products_as_the_product_layer_does():
+    """One home per name: each job's --products choices are the product writer's own names, so a name means the same
+    file on the page, over the API and here."""
+    import argparse
+
+    import cli
+    from products.music import MUSIC_PRODUCTS, PAGE_PRODUCTS
+    from products.piano import COVER_PRODUCTS, PAGE_COVER_PRODUCTS
+    from products.piano_sheet import PAGE_SHEET_PRODUCTS, SHEET_PRODUCTS
+
+    jobs = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    choices = {name: next(a.choices for a in job._actions if a.dest == "products") for name, job in jobs.items()
+               if any(a.dest == "products" for a in job._actions)}
+    assert choices == {"piano-cover": COVER_PRODUCTS, "piano-sheet-music": SHEET_PRODUCTS,
+                       "text-to-music": MUSIC_PRODUCTS, "melody-to-music": MUSIC_PRODUCTS}
+    assert set(PAGE_PRODUCTS) <= set(MUSIC_PRODUCTS) and set(PAGE_COVER_PRODUCTS) <= set(COVER_PRODUCTS)
+    assert set(PAGE_SHEET_PRODUCTS) <= set(SHEET_PRODUCTS)

@@ -1,9 +1,11 @@
-"""utils.files: one folder per request; the output root bounded by age and by size."""
+"""utils.files: one folder per request; the output root bounded by age and by size. And what a result's files are named."""
 
 from __future__ import annotations
 
 import os
 import time
+
+import pytest
 
 from utils.files import MIN_KEEP_S, new_run_dir, sweep
 
@@ -42,3 +44,17 @@ def test_new_run_dir_sweeps_then_makes_a_fresh_folder(tmp_path):
     second = new_run_dir("text", tmp_path, max_age_s=3600)
     assert first != second and first.is_dir() and second.is_dir() and not old.exists()
     assert first.name.startswith("text-") and first.parent == tmp_path
+
+
+@pytest.mark.parametrize("prompt, stem", [
+    ("upbeat jazz piano trio with brushed drums", "upbeat_jazz_piano_trio_with_brushed_drums"),  # every word fits
+    ("lo-fi hip hop with warm piano and vinyl crackle, 80 bpm", "lo-fi_hip_hop_with_warm_piano_and_vinyl_crackle"),
+    ("An 80s driving pop song with heavy drums and synth pads in the background",
+     "an_80s_driving_pop_song_with_heavy_drums_and"),  # whole words up to the length, none cut in two
+    ("", "music"),
+])
+def test_file_names_keep_the_prompts_words_up_to_a_length(prompt, stem):
+    from products.music import STEM_CHARS, prompt_stem
+
+    assert prompt_stem(prompt) == stem and len(stem) <= STEM_CHARS
+    assert prompt_stem("x" * 70) == "x" * STEM_CHARS  # one word longer than the length is cut

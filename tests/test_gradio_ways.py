@@ -1,4 +1,4 @@
-"""gradio as it is documented, and the three places it is not (``ui/gradio_checks.py``): each upstream behaviour that
+"""gradio as it is documented, and the four places it is not (``ui/gradio_checks.py``): each upstream behaviour that
 a workaround answers is reproduced here on a bare gradio page, so the day gradio changes it, the test says the
 workaround can go. Also: no gradio class is changed for the whole process, and ``spoken`` hands an event its
 request's language through gradio's documented ``gr.Request`` parameter."""
@@ -100,3 +100,17 @@ def test_a_handler_that_takes_its_request_keeps_it(header, language):
     request = SimpleNamespace(headers={"accept-language": header} if header else {})
     said, got = handler(1, request)
     assert said == language and got is request
+
+
+def test_upstream_an_error_toast_is_titled_error_whatever_title_the_server_gives():
+    """Why ``PAGE_CSS`` titles a Chinese page's error toasts: the server sends ``gr.Error``'s title, but gradio's page
+    reads the toast's title from ``_title``, a field nothing fills, and falls back to the word "Error"."""
+    from pathlib import Path
+
+    from gradio.utils import error_payload
+
+    assert error_payload(gr.Error("boom", title="错误"), False)["title"] == "错误"  # the server sends it
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    pages = [p.read_text(errors="ignore") for p in assets.glob("Blocks-*.js")]
+    assert any("_title??`Error`" in page for page in pages), (
+        "gradio's page now reads the error title it is sent: the toast CSS in ui/common.py PAGE_CSS can go")

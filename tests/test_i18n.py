@@ -48,7 +48,7 @@ def said_messages() -> dict[str, str]:
                 message = node.exc.args[0]
             elif isinstance(node, ast.Call):
                 name = _name(node.func)
-                if name in {"say", "Error", "Warning", "Info"} and node.args:
+                if name in {"say", "Error", "Warning", "Info", "page_error", "page_info"} and node.args:
                     message = node.args[0]
                 elif name == "report" and len(node.args) == 2:
                     message = node.args[1]

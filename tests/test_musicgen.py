@@ -294,8 +294,12 @@ def test_unknown_prompt_parts_are_found_by_the_real_tokenizer_class(tmp_path):
     assert unknown_prompt_parts(tokenizer, "lo fi piano, 80 bpm") == []
     assert unknown_prompt_parts(tokenizer, "雨天的钢琴 jazz café 雨天的钢琴") == ["雨天的钢琴", "é"]
     note = unknown_prompt_note(["雨天的钢琴"])
-    assert "“雨天的钢琴”" in note and "English prompts work best" in note
-    assert unknown_prompt_note([]) == ""
+    assert "“雨天的钢琴”" in note and "English words" in note
+    assert unknown_prompt_note([]) == "" and unknown_prompt_note(["<", "{"]) == ""  # a sign is only left out
+    from ui.music_tabs import EXAMPLE_MELODIES, MELODY_PROMPT_EXAMPLES, TEXT_PROMPT_EXAMPLES
+
+    for prompt in TEXT_PROMPT_EXAMPLES + MELODY_PROMPT_EXAMPLES + [p for _, p in EXAMPLE_MELODIES]:
+        assert unknown_prompt_parts(tokenizer, prompt) == [], prompt  # the app's own examples are read whole
 
 
 # --------------------------------------------------------------------------------------- past 30 seconds

@@ -134,6 +134,14 @@ def test_pictures_keep_their_titles_clear_and_read_on_a_phone(browser, newcomer_
         assert min(band.getdata()) > 200, "ink under the label"
         shown = image.evaluate("e => e.getBoundingClientRect().width")
         assert FONT_PX * shown / picture.width >= 7.5  # CSS pixels of text on the phone
+        image.hover()  # the box's buttons (fullscreen, download, share) lie over the picture's top right corner
+        toolbar = page.evaluate("""() => {
+            const img = document.querySelector('#text-picture img').getBoundingClientRect();
+            const bar = document.querySelector('#text-picture .icon-button-wrapper').getBoundingClientRect();
+            return [bar.left - img.left, bar.top - img.top, bar.right - img.left, bar.bottom - img.top, img.width]; }""")
+        scale = picture.width / toolbar[4]
+        under = picture.crop(tuple(max(0, round(v * scale)) for v in toolbar[:4]))
+        assert min(under.getdata()) > 200, "ink under the picture's buttons (a title cut off)"
     finally:
         page.close()
 
@@ -186,3 +194,139 @@ def test_after_generate_the_progress_is_in_view(browser, newcomer_app, viewport)
         page.locator("#text-stop").click()
     finally:
         context.close()
+
+
+# Words a Chinese page may show in Latin letters: names (of formats, programs, models, paper, sampling methods) and
+# units. Anything else in Latin letters is English the visitor was not given in Chinese.
+NAMES = {
+    "midi", "pdf", "musicxml", "musescore", "wav", "mp3", "mp4", "m4a", "flac", "ogg", "json", "gpu", "cpu", "api",
+    "gradio", "youtube", "shorts", "tiktok", "top-k", "top-p", "letter", "a4", "bpm", "hz", "khz", "db", "s", "ms",
+    "min", "mb", "gb", "musicgen", "pop2piano", "audioseal", "transkun", "demucs", "htdemucs", "basic-pitch", "encodec",
+    "lo-fi", "zerogpu", "kb",
+}
+
+
+def visible_texts(page) -> list[str]:
+    """Every text a visitor sees now (toasts too), without what is collapsed: the operator's Technical details."""
+    return page.evaluate("""() => {
+        const out = [];
+        const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            const box = node.parentElement;
+            if (!node.textContent.trim() || !box || box.closest('script, style, [id$=-technical]')) continue;
+            const details = box.closest('details');
+            if (details && !details.open && !box.closest('summary')) continue;
+            const style = getComputedStyle(box);
+            if (!box.getClientRects().length || style.visibility === 'hidden' || parseFloat(style.fontSize) === 0)
+                continue;
+            out.push(node.textContent.trim());
+        }
+        return out; }""")
+
+
+def english_on_the_page(page, besides: tuple[str, ...] = ()) -> list[str]:
+    """The words in Latin letters a visitor sees that are neither names nor units, each with what surrounds it,
+    leaving out the example prompts (sample inputs, in the English the model reads), file names, and ``besides``
+    (what the visitor typed)."""
+    from ui.music_tabs import EXAMPLE_MELODIES, MELODY_PROMPT_EXAMPLES, TEXT_PROMPT_EXAMPLES
+
+    prompts = TEXT_PROMPT_EXAMPLES + MELODY_PROMPT_EXAMPLES + [prompt for _, prompt in EXAMPLE_MELODIES]
+    english = []
+    for text in visible_texts(page):
+        shown = text.removesuffix("...").removesuffix("…")
+        if any(p.startswith(shown) for p in prompts):
+            continue
+        for typed in besides:
+            text = text.replace(typed, " ")
+        for word in re.findall(r"(?<!\w)[A-Za-z][\w.'’-]*", text):  # "1x" (a speed) is a unit
+            if word.lower() not in NAMES and not re.search(r"[\d_./]", word):
+                english.append(f"{word} (in “{text[:80]}”)")
+    return sorted(set(english))
+
+
+SETUP_TEXT = re.compile(  # what whoever runs the server needs, not a visitor
+    r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"  # an environment variable
+    r"|(?<![\w-])--[a-z][\w-]+"  # a command-line flag
+    r"|huggingface-cli|pip install|run\.sh|requirements[\w-]*\.txt"  # a command
+    r"|\b(?:facebook|Helsinki-NLP|sweetcocoa|adefossez|openai)/[\w.-]+"  # a hub id
+    r"|/tmp/|/home/|/root/|~/")  # a path on the server
+
+
+def setup_text_on_the_page(page) -> list[str]:
+    """The setup text a visitor sees: environment variables, flags, commands, hub ids, server paths."""
+    return sorted({f"{m.group(0)} (in “{text[:80]}”)" for text in visible_texts(page)
+                   for m in SETUP_TEXT.finditer(text)})
+
+
+def open_every_box(page) -> None:
+    """Open the page's collapsed boxes, all but Technical details."""
+    for box in page.locator(".label-wrap:not(.open)").all():
+        if box.is_visible() and not box.evaluate("e => !!e.closest('[id$=-technical]')"):
+            box.click()
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-US"])
+def test_a_visitor_walks_the_page_in_their_language(browser, newcomer_app, tmp_path, locale):  # noqa: F811
+    """Walk the page as a visitor does (every tab and box open, a bad upload, a one-sample file, a prompt in
+    Chinese, a run with no prompt, a result, the check box on a server without a watermark or translator). In zh-CN
+    nothing visible is English but names and units; in both languages the setup text (hub ids, environment
+    variables, commands) stays under Technical details."""
+    import numpy as np
+    import soundfile as sf
+
+    bad = tmp_path / "not_audio.wav"
+    bad.write_bytes(b"not audio at all" * 64)
+    blip = tmp_path / "blip.wav"
+    sf.write(blip, np.full(1, 0.5, dtype=np.float32), 44100)
+    chinese = locale == "zh-CN"
+    words = (lambda zh, en: zh if chinese else en)
+    found: dict[str, list[str]] = {}
+    setup: dict[str, list[str]] = {}
+
+    def look(where: str, besides: tuple[str, ...] = ()) -> None:
+        found[where] = english_on_the_page(page, besides) if chinese else []
+        setup[where] = setup_text_on_the_page(page)
+
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(newcomer_app.url)
+        page.wait_for_selector("#piano-run")
+        page.get_by_text(words("钢琴翻奏", "Piano cover")).first.wait_for(timeout=30_000)
+        open_every_box(page)
+        look("piano tab")
+        page.locator("#piano-song input[type=file]").set_input_files(str(bad))
+        page.wait_for_selector("#piano-song-note >> text=⚠️", timeout=30_000)
+        assert words("支持的格式：", "Supported formats:") in page.locator("#piano-song-note").inner_text()
+        look("a file that is not audio")
+        page.locator("#piano-song input[type=file]").set_input_files(str(blip))
+        page.wait_for_function("t => document.querySelector('#piano-song-note').innerText.includes(t)",
+                               arg=words("太短", "too short"), timeout=30_000)
+        page.get_by_role("tab", name=words("文字生成音乐", "Text to music")).click()
+        open_every_box(page)
+        look("text tab")
+        page.locator("#text-run").click()
+        toast_text(page)
+        look("no prompt")
+        prompt = "温暖的钢琴曲"
+        page.locator("#text-prompt textarea").fill(prompt)
+        page.locator("#text-prompt textarea").blur()
+        page.wait_for_selector("#text-prompt-note >> text=⚠️", timeout=30_000)
+        look("a prompt in Chinese", (prompt,))
+        page.locator("#text-prompt textarea").fill("warm piano")
+        page.locator("#text-seed input").fill("7")
+        page.locator("#text-run").click()
+        page.wait_for_selector(f"#text-details >> text={words('随机种子 7：', 'Seed 7:')}", timeout=RUN_TIMEOUT_MS)
+        look("a result", ("warm piano", "warm_piano"))
+        page.get_by_role("tab", name=words("旋律生成音乐", "Melody to music")).click()
+        open_every_box(page)
+        look("melody tab")
+        page.locator("#melody-input input[type=file]").first.set_input_files(str(blip))
+        page.wait_for_function("t => document.querySelector('#melody-preview-info').innerText.includes(t)",
+                               arg=words("太短", "too short"), timeout=30_000)
+        look("a one-sample melody")
+        screenshot(page, f"{locale}-walk")
+    finally:
+        context.close()
+    assert not {where: seen for where, seen in found.items() if seen}, f"English on the Chinese page: {found}"
+    assert not {where: seen for where, seen in setup.items() if seen}, f"setup text shown to visitors: {setup}"

@@ -92,7 +92,11 @@ def build_t5_tokenizer(folder: str | Path):
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [(f"\u2581{w}", -1.0 - i * 0.01) for i, w in enumerate(MUSICGEN_WORDS)]
-    letters = "abcdefghijklmnopqrstuvwxyz0123456789,.!?-'"
+    # The characters t5-base's vocabulary reads, as far as prompts use them: both cases, digits and the punctuation
+    # of everyday English, ":" included (T5's own task prefixes, "summarize: ...", are written with it). It has no
+    # "<", "{" or "}" and few accented letters (T5 maintainers, google-research/text-to-text-transfer-transformer
+    # #390 and #657), so neither has this one.
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,.!?-':;()&/\"%+#"
     pieces += [(c, -5.0) for c in letters] + [(f"\u2581{c}", -5.5) for c in letters] + [("\u2581", -6.0)]
     tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
     tokenizer.save_pretrained(folder)

@@ -9,7 +9,7 @@ from typing import Any
 from models.loading import unavailable
 from products.checking import check_file
 from ui.tools import as_tool, page_api
-from ui.common import CONFIG, MODEL_QUEUE, plain, user_error
+from ui.common import CONFIG, MODEL_QUEUE, user_error, with_technical
 from ui.i18n import say, spoken
 from ui.streaming import bring_into_view
 from ui.music_docs import MUSIC_API_DOCS
@@ -45,8 +45,8 @@ def check_box_state() -> tuple[str, Any]:
     why = unavailable("watermark", CONFIG.watermark_model)
     if not why:
         return say(MARKED), gr.Button(interactive=True)
-    return (say("⚠️ **The watermark is not available on this server**, so the files it makes now are not marked "
-                "and files cannot be checked here.") + f" Why: {plain(why)}", gr.Button(interactive=False))
+    return (with_technical(say("⚠️ **The watermark is not available on this server**, so the files it makes now are "
+                               "not marked and files cannot be checked here."), [why]), gr.Button(interactive=False))
 
 
 def build_check_box() -> tuple[gr.Markdown, gr.Button]:

@@ -33,7 +33,7 @@ from models.progress import GenerationCancelled  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
-from ui.i18n import say, sayer  # noqa: E402
+from ui.i18n import catalogue, say, sayer  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
@@ -115,22 +115,31 @@ def plain(text: str) -> str:
     return re.sub(r"\*\*|`", "", text)
 
 
+def page_error(message: str) -> gr.Error:
+    """An error for the page, said in the request's language (its words and its title), as plain text."""
+    return gr.Error(plain(say(message)), duration=ERROR_SECONDS, title=say("Error"))
+
+
+def page_info(message: str) -> None:
+    """A note for the page, said in the request's language (its words and its title)."""
+    gr.Info(plain(say(message)), duration=ERROR_SECONDS, title=say("Note"))
+
+
 def user_error(e: Exception) -> gr.Error:
     """Turn a failure into a short plain message in the page; setup problems and unexpected failures go to the log
     in full (with the traceback for the unexpected ones)."""
     if isinstance(e, GenerationCancelled):  # its Stop, or its page closed: nobody waits for a traceback
         logger.info("A run stopped before its end: %s", e)
-        return gr.Error(say("Stopped before the end."), duration=ERROR_SECONDS)
+        return page_error("Stopped before the end.")
     if isinstance(e, ModelLoadError):
         logger.warning("A model could not be loaded: %s", e)
-        return gr.Error(say(MODEL_MISSING), duration=ERROR_SECONDS)
+        return page_error(MODEL_MISSING)
     if isinstance(e, gr.Error):
-        return gr.Error(say(e.message), duration=ERROR_SECONDS)
+        return page_error(e.message)
     if isinstance(e, ValueError):
-        return gr.Error(say(plain(str(e))), duration=ERROR_SECONDS)
+        return page_error(str(e))
     logger.error("Unexpected failure:\n%s", traceback.format_exc())
-    return gr.Error(say(f"Something went wrong ({type(e).__name__}). Please try again or try another file."),
-                    duration=ERROR_SECONDS)
+    return page_error(f"Something went wrong ({type(e).__name__}). Please try again or try another file.")
 
 
 def technical_details(tab: str) -> gr.Markdown:
@@ -179,7 +188,7 @@ def with_technical(summary: str, lines: list[str]) -> str:
     if not lines:
         return summary
     items = "".join(f"<li>{html.escape(plain(line))}</li>" for line in lines)
-    return f"{summary}\n\n<details><summary>Technical details</summary><ul>{items}</ul></details>"
+    return f"{summary}\n\n<details><summary>{html.escape(say('Technical details'))}</summary><ul>{items}</ul></details>"
 
 
 # The page's own styles: players and pictures that keep to the screen, downloads without remove buttons and with
@@ -206,6 +215,12 @@ PAGE_CSS = """
     white-space: normal !important; overflow-wrap: anywhere; font-size: 13px; padding: 4px !important; }
 }
 """
+# gradio 6.31's page titles every error toast with the word "Error", whatever title the server gives it
+# (ui/gradio_checks.py); a Chinese page (gradio sets <html lang>) shows its own word there instead.
+PAGE_CSS += """
+html:lang(zh) .toast-title.error { font-size: 0; }
+html:lang(zh) .toast-title.error::before { content: "%s"; font-size: var(--text-lg); }
+""" % catalogue()["Error"]
 
 
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:

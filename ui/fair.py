@@ -27,8 +27,7 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from ui.common import ERROR_SECONDS
-from ui.i18n import say
+from ui.common import page_error
 from ui.runs import session_of as visitor_of  # a visitor is a browser or API session
 
 RUNS_PER_VISITOR_ENV_VAR = "MUSIC_DEMO_RUNS_PER_VISITOR"
@@ -69,14 +68,13 @@ class FairShare:
         visitor, address = visitor_of(request), address_of(request)
         with self._lock:
             if self._visitors[visitor] >= self.per_visitor:
-                raise gr.Error(say(
+                raise page_error(
                     f"You already have {self._visitors[visitor]} pieces being made, as many as one visitor may have "
-                    "at once here. Wait for one to finish (or stop it), then try again."), duration=ERROR_SECONDS)
+                    "at once here. Wait for one to finish (or stop it), then try again.")
             if address is not None and self._addresses[address] >= self.per_address:
-                raise gr.Error(say(
+                raise page_error(
                     f"{self._addresses[address]} pieces are being made for your network address already, as many "
-                    "as one address may have at once here. Wait for one to finish, then try again."),
-                    duration=ERROR_SECONDS)
+                    "as one address may have at once here. Wait for one to finish, then try again.")
             self._visitors[visitor] += 1
             if address is not None:
                 self._addresses[address] += 1

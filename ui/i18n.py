@@ -31,9 +31,22 @@ DEFAULT_LANGUAGE = "en"
 CATALOGUE_PATH = Path(__file__).with_name("locale") / "zh-CN.json"
 TEXT_PROPS = ("label", "info", "placeholder")  # component props that are words on the page
 VALUE_TEXT = (gr.Markdown, gr.Button)  # components whose value is words on the page, not user content
-SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z(\"'*`])")
+SENTENCE_END = re.compile(r"(?<=[.!?:])(\s+)(?=[A-Z(\"'*`])")  # split keeps the spaces
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # Chinese characters and punctuation
 F = TypeVar("F", bound=Callable[..., Any])
-GRADIO_OWN = {"common.complete": {"en": "Done", "zh-CN": "完成"}}  # words gradio's own page lacks (screen readers)
+GRADIO_OWN = {  # words gradio's own page has no Chinese for (its zh-CN catalogue lags its English one)
+    "common.complete": {"en": "Done", "zh-CN": "完成"},  # screen readers
+    "common.runs": {"en": "Runs", "zh-CN": "运行记录"},
+    "common.runs_description": {"en": "View runs saved in this browser", "zh-CN": "查看此浏览器保存的运行记录"},
+    "common.back_to_app": {"en": "App", "zh-CN": "应用"},
+    "common.back_to_app_description": {"en": "Return to the app", "zh-CN": "返回应用"},
+    "common.download_all": {"en": "Download All", "zh-CN": "全部下载"},
+    "common.progress": {"en": "Progress", "zh-CN": "进度"},
+    "common.record": {"en": "Record", "zh-CN": "录制"},
+    "common.stop_recording": {"en": "Stop Recording", "zh-CN": "停止录制"},
+    "common.run": {"en": "Run", "zh-CN": "运行"},
+    "audio.recording_error": {"en": "Could not start recording from the microphone.", "zh-CN": "无法开始用麦克风录音。"},
+}
 
 
 @functools.cache
@@ -210,7 +223,7 @@ def _templates() -> list[tuple[re.Pattern[str], str]]:
         if "{}" not in english:
             continue
         parts = [re.escape(p) for p in english.split("{}")]
-        out.append((re.compile("^" + "(.+?)".join(parts) + "$", re.S), words))
+        out.append((re.compile("^" + "(.*?)".join(parts) + "$", re.S), words))  # a part may be empty
     out.sort(key=lambda t: -len(t[0].pattern))  # the most specific first
     return out
 
@@ -248,11 +261,12 @@ def translate(text: str, language: str) -> str:
         return "\n".join(translate(line, language) for line in text.split("\n"))
     lead = re.match(r"^(\s*(?:[-*] |#+ |⚠️ ?|✅ ?)*)(.*?)(\s*)$", text, re.S)
     prefix, body, tail = lead.groups()
-    sentences = SENTENCE_END.split(body)
+    parts = SENTENCE_END.split(body)
+    sentences, gaps = parts[::2], parts[1::2]  # the sentences, and the spaces between them
     if len(sentences) > 1:  # sentences that each are known, before a template stretches over several
         said = [_whole(s) for s in sentences]
         if all(s is not None for s in said):
-            return prefix + "".join(said) + tail
+            return prefix + _joined(said, gaps) + tail
     whole = _whole(text)
     if whole is not None:
         return whole
@@ -261,8 +275,18 @@ def translate(text: str, language: str) -> str:
         if whole is not None:
             return prefix + whole + tail
     if len(sentences) > 1:
-        return prefix + "".join(translate(s, language) for s in sentences) + tail
+        return prefix + _joined([translate(s, language) for s in sentences], gaps) + tail
     return text
+
+
+def _joined(sentences: list[str], gaps: list[str]) -> str:
+    """Sentences put back together: Chinese ones end to end, as Chinese is written; a space where either side is
+    left in its own words (a name, a path)."""
+    out = sentences[0]
+    for gap, sentence in zip(gaps, sentences[1:]):
+        chinese = CJK.search(out[-1:]) or out.endswith(("。", "：", "！", "？"))
+        out += ("" if chinese and CJK.search(sentence[:1]) else gap) + sentence
+    return out
 
 
 def say(text: str) -> str:
@@ -297,3 +321,27 @@ def english_api_labels(demo: gr.Blocks) -> None:
         return plain(describe(*args, **kwargs))
 
     demo.get_api_info = get_api_info  # type: ignore[method-assign]
+
+
+def speak_examples(demo: gr.Blocks) -> None:
+    """The examples tables in the viewer's language too: gradio's page translates a component's label, but not a
+    table's column headers nor the choice labels its cells show (a dropdown's "Arranger 7"), which it copies when
+    the table is built. The page sends them in the browser's language when it loads. Call inside ``demo``."""
+    tables = [block for block in demo.blocks.values() if isinstance(block, gr.Dataset) and block.headers]
+    if not tables:
+        return
+
+    def in_language(table: gr.Dataset, language: str) -> Any:
+        props = [{**p, "choices": [(translate(c[0], language), c[1]) if isinstance(c, (tuple, list)) else c
+                                   for c in p["choices"]]} if isinstance(p.get("choices"), list) else p
+                 for p in table.component_props]
+        return gr.Dataset(headers=[translate(h, language) for h in table.headers], component_props=props)
+
+    @spoken
+    def examples_words() -> list[Any]:
+        language = request_language()
+        if language == DEFAULT_LANGUAGE:
+            return [gr.skip() for _ in tables]
+        return [in_language(table, language) for table in tables]
+
+    demo.load(examples_words, outputs=tables, api_visibility="private", queue=False)

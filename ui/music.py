@@ -64,8 +64,8 @@ def prompt_note(prompt: str | None) -> str:
     why = unavailable("translator", CONFIG.translation_model)
     if not why:
         return say(f"The model reads English: {shown} will be translated into English first.")
-    return say(f"⚠️ The model reads English, and prompt translation is not available here, so it would not "
-               f"understand {shown}. Describe the music in English.") + f" ({plain(why)})"
+    return with_technical(say(f"⚠️ The model reads English, and prompt translation is not available here, so it "
+                              f"would not understand {shown}. Describe the music in English."), [why])
 
 
 def sampling_params(
@@ -315,7 +315,7 @@ def melody_loaded(path: str | None) -> tuple[Any, Any, Any, str | None, Any]:
         end = min(total, musicgen.MAX_MELODY_SECONDS)
         preview, info = melody_preview(path, 0.0, end)
     except (ValueError, gr.Error) as e:  # not audio, silent, damaged...: say so beside the upload
-        message = e.message if isinstance(e, gr.Error) else say(plain(str(e)))
+        message = e.message if isinstance(e, gr.Error) else plain(say(str(e)))
         return None, gr.skip(), gr.skip(), None, f"⚠️ {message}"
     return (
         gr.skip(),

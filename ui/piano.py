@@ -133,7 +133,6 @@ def piano_cover_status() -> str:
     return "  \n".join(lines)
 
 
-PAGE_PRODUCTS = ("midi", "audio", "mix", "score", "pages")  # a cover's products on the page (the video on request)
 
 
 @gpu_task("piano_cover")
@@ -180,7 +179,7 @@ def piano_cover(
         progress(0.93, desc=say("Writing the MIDI and rendering the audio"))
         job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, run_folder("piano-cover"),
                                    CONFIG.watermark_model)
-        made = products.write_cover(job, PAGE_PRODUCTS, instrument, balance, bool(easier), paper)
+        made = products.write_cover(job, products.PAGE_COVER_PRODUCTS, instrument, balance, bool(easier), paper)
         roll = piano_roll_png(
             cover.midi, job.path("piano_roll.png"), beat_times=cover.beats.times,
             title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",
@@ -310,7 +309,7 @@ def check_song_upload(path: str | None) -> tuple[Any, str]:
     try:
         check_duration(audio_duration(path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
     except ValueError as e:
-        return None, "⚠️ " + say(plain(str(e)))
+        return None, "⚠️ " + plain(say(str(e)))
     return gr.skip(), ""
 
 

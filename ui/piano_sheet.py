@@ -29,7 +29,6 @@ from utils.plots import piano_roll_png
 SHEET_HELP = ("Already piano? Upload or record a piano recording (your own playing, a lesson, a concert) and get its "
               "sheet music: the notes as played, on the recording's own beats, with a MIDI file. The score, the "
               "instrument and the video above then work from it.")
-PAGE_SHEET_PRODUCTS = ("midi", "score", "pages")  # the video on request, as for a cover
 
 
 def score_line(files: products.ScoreFiles) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 
 from products.shares import DEFAULT_SHARE_DAYS, open_share, save_share
-from ui.common import CONFIG, user_error
+from ui.common import CONFIG, page_error, page_info, user_error
 from ui.i18n import catalogue, say, spoken
 
 SHARE_LABEL = "Share this result"
@@ -137,7 +137,7 @@ def share_result(shareable: Shareable, values: list[Any], state: Any) -> str:
         gr.Error: the tab has no result yet.
     """
     if not any(v not in (None, "", []) for v in values) or (shareable.state is not None and state is None):
-        raise gr.Error(say("Make something first: Share saves this tab's result for a link."))
+        raise page_error("Make something first: Share saves this tab's result for a link.")
     try:
         kinds = [file_kind(c) for c in shareable.results]
         share = save_share(shares_root(), shareable.tab, list(zip(kinds, values)), state, shareable.keep_state,
@@ -178,8 +178,7 @@ def open_shared(shareables: list[Shareable], request: gr.Request | None) -> list
         values = shareable.restore(share.values) if shareable.restore else share.values
         updates.extend([*values, *state, *settings])
     if query.get(SHARE_QUERY) and share is None:
-        gr.Info(say("This link's result is no longer here: shared results are kept "
-                    f"{SHARE_DAYS:g} days."), duration=12)
+        page_info(f"This link's result is no longer here: shared results are kept {SHARE_DAYS:g} days.")
     return updates
 
 

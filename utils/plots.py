@@ -24,14 +24,19 @@ PICTURE_WIDTH_PX = 900  # the result pictures: a phone shows them about PHONE_WI
 FONT_PX = 22  # their text, in picture pixels: PHONE_TEXT_PX or more once a phone shrinks them
 PHONE_WIDTH_PX = 360
 PHONE_TEXT_PX = FONT_PX * PHONE_WIDTH_PX / PICTURE_WIDTH_PX
+TITLE_ROW_PX = round(FONT_PX * 1.8)  # a plot's title, under the label band
 DPI = 100
 
 
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:
-    """Lay out ``fig`` with a blank band of LABEL_BAND_PX at its top, and write it as PNG at ``path``."""
+    """Lay out ``fig`` with a blank band of LABEL_BAND_PX at its top, and write it as PNG at ``path``. A title of the
+    top plot goes at the left just under the band: the page lays the box's label over the band's left and the box's
+    buttons (fullscreen, download) over its right, and on a phone they reach lower than the band."""
     fig.tight_layout()
     height_px = fig.get_size_inches()[1] * fig.dpi
-    fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - LABEL_BAND_PX / height_px))
+    titled = any(ax.get_title(loc="left") for ax in fig.axes)
+    band = LABEL_BAND_PX + (TITLE_ROW_PX if titled else 0)
+    fig.subplots_adjust(top=min(fig.subplotpars.top, 1 - band / height_px))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
@@ -79,7 +84,7 @@ def piano_roll_png(
         ax.set_xlabel("time (s)")
         ax.set_ylabel("pitch")
         if title:
-            ax.set_title(title, loc="right")
+            ax.set_title(title, loc="left")
         return _save_png(fig, path)
     finally:
         plt.close(fig)
@@ -92,7 +97,7 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
         audio: float32 [variants, channels, T] (channels are averaged for the picture).
         sample_rate: Hz.
         path: where to write the PNG.
-        titles: one title per variant (drawn at the right, clear of the page's label).
+        titles: one title per variant (at the left, under the box label: its buttons are at the right).
     """
     import librosa
     import librosa.display
@@ -113,7 +118,7 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
                 wave.set_ylim(-1, 1)
                 wave.set_yticks([])
                 wave.set_xticks([])
-                wave.set_title(titles[i] if titles else f"variant {i + 1}", loc="right")
+                wave.set_title(titles[i] if titles else f"variant {i + 1}", loc="left")
                 mel = librosa.feature.melspectrogram(y=mono, sr=sample_rate, n_mels=96)
                 librosa.display.specshow(
                     librosa.power_to_db(mel + 1e-10, ref=np.max), sr=sample_rate, x_axis="time", y_axis="mel",
@@ -140,7 +145,7 @@ def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, t
             ax.set_xlabel("time (s)")
             ax.set_ylabel("pitch class")
             if title:
-                ax.set_title(title, loc="right")
+                ax.set_title(title, loc="left")
             return _save_png(fig, path)
         finally:
             plt.close(fig)

@@ -36,7 +36,8 @@ class Backend(Protocol):
 
 class FastBackend:
     """The fast loop, stepped on the model thread, sharing its passes with the other requests decoding on this
-    model at the time (each request gets exactly the tokens it gets alone). It stops between steps on ``cancel`` and
+    model at the time (in float32 each request gets exactly the tokens it gets alone; in a GPU's 16-bit types a
+    shared product may round differently, see ``FastMusicgen.generate``). It stops between steps on ``cancel`` and
     returns the frames finished so far."""
 
     name = "fast"

@@ -456,8 +456,10 @@ class FastMusicgen:
             generator: the random numbers for sampling (None: torch's global generator, as stock ``generate``).
                 Give each request its own when several run at once, so that a seed reproduces.
             joint: the model thread (``models.runtime.model_thread()``): the request's work and callbacks run there,
-                and its steps share each pass with the other requests decoding on this model at that moment;
-                every request still gets exactly the tokens it gets alone.
+                and its steps share each pass with the other requests decoding on this model at that moment.
+                In float32 (the CPU, tests/test_musicgen.py; a GPU, tests/test_gpu.py) every request gets exactly
+                the tokens it gets alone; in bfloat16 or float16 on a GPU a shared matrix product may round a row
+                differently than alone (bench/gpu_bench.py measures how often a token changes).
             passes: counts the decoder passes of this request, and those it shared with other requests.
         """
         guided = guidance_scale is not None and guidance_scale > 1

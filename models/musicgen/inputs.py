@@ -83,12 +83,14 @@ def unknown_prompt_parts(tokenizer: Any, prompt: str) -> list[str]:
 
 
 def unknown_prompt_note(parts: list[str]) -> str:
-    """A note for the page about prompt parts the model cannot read ("" when there are none)."""
-    if not parts:
+    """A note for the page about the words of a prompt the model cannot read ("" when there are none). A sign it
+    cannot read ("<", "{") is only left out: it is not worth a musician's attention."""
+    words = [p for p in parts if any(c.isalnum() for c in p)]
+    if not words:
         return ""
-    shown = ", ".join(f"“{p}”" for p in parts[:MAX_UNKNOWN_PARTS_SHOWN])
-    more = f" and {len(parts) - MAX_UNKNOWN_PARTS_SHOWN} more" if len(parts) > MAX_UNKNOWN_PARTS_SHOWN else ""
-    return f"The model does not know {shown}{more} and leaves it out. English prompts work best."
+    shown = ", ".join(f"“{p}”" for p in words[:MAX_UNKNOWN_PARTS_SHOWN])
+    more = " …" if len(words) > MAX_UNKNOWN_PARTS_SHOWN else ""
+    return f"The model has no word for {shown}{more}, so it leaves it out: describe the music in English words."
 
 
 def parse_seed(seed: str | int | float | None) -> int | None:
@@ -224,12 +226,12 @@ class Melody(TrimmedAudio):
             )
         audio, sr = load_audio(path)
         clip = trim(audio, sr, float(start or 0.0), None if end is None else float(end), MAX_MELODY_SECONDS)
-        check_not_silent(clip, "The melody")
-        if clip.shape[0] / sr < MIN_MELODY_SECONDS:
+        if clip.shape[0] / sr < MIN_MELODY_SECONDS:  # too short first: a blip is short before it is quiet
             raise ValueError(
                 f"The melody is {clip.shape[0] / sr:.2f} s long: too short to follow. Use at least "
                 f"{MIN_MELODY_SECONDS:.0f} second."
             )
+        check_not_silent(clip, "The melody")
         return cls(clip, sr, cls.trim_of(start, end))
 
 
@@ -250,10 +252,10 @@ class Clip(TrimmedAudio):
             raise ValueError(f"The clip file is over {MAX_MELODY_FILE_SECONDS / 60:.0f} minutes long; trim it first.")
         audio, sr = load_audio(path)
         clip = trim(audio, sr, float(start or 0.0), None if end is None else float(end))
-        check_not_silent(clip, "The clip")
         seconds = clip.shape[0] / sr
         if seconds < MIN_CLIP_SECONDS:
             raise ValueError(f"The clip is {seconds:.2f} s long: use at least {MIN_CLIP_SECONDS:.0f} second to continue.")
+        check_not_silent(clip, "The clip")
         if seconds > MAX_CLIP_SECONDS:
             raise ValueError(
                 f"The clip is {seconds:.1f} s long, more than the {MAX_CLIP_SECONDS:.0f} s the model can take as a "
