@@ -287,9 +287,9 @@ def test_unknown_prompt_parts_are_found_by_the_real_tokenizer_class(tmp_path):
     from transformers import AutoTokenizer
 
     from models.musicgen import unknown_prompt_note, unknown_prompt_parts
-    from tests.tiny_models import build_t5_tokenizer
+    from tests.tiny_models import T5_CHARACTERS, build_t5_tokenizer
 
-    build_t5_tokenizer(tmp_path)
+    build_t5_tokenizer(tmp_path, T5_CHARACTERS)
     tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     assert unknown_prompt_parts(tokenizer, "lo fi piano, 80 bpm") == []
     assert unknown_prompt_parts(tokenizer, "雨天的钢琴 jazz café 雨天的钢琴") == ["雨天的钢琴", "é"]

@@ -86,18 +86,22 @@ MUSICGEN_WORDS = (
 ).split()
 
 
-def build_t5_tokenizer(folder: str | Path):
-    """A small T5 (Unigram) tokenizer built from a word list, saved as tokenizer.json in ``folder``."""
+TINY_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789,.!?-'"  # what the tiny MusicGens' tokenizer reads
+# The characters t5-base's vocabulary reads, as far as prompts use them: both cases, digits and the punctuation of
+# everyday English, ":" included (T5's own task prefixes, "summarize: ...", are written with it). It has no "<", "{"
+# or "}" and few accented letters (T5 maintainers, google-research/text-to-text-transfer-transformer #390, #657).
+T5_CHARACTERS = TINY_CHARACTERS + "ABCDEFGHIJKLMNOPQRSTUVWXYZ:;()&/\"%+#"
+
+
+def build_t5_tokenizer(folder: str | Path, characters: str = TINY_CHARACTERS):
+    """A small T5 (Unigram) tokenizer built from a word list and ``characters``, saved as tokenizer.json in
+    ``folder``. The tiny MusicGens keep TINY_CHARACTERS (their random weights, and so the equality tests' near
+    ties, follow from its size); T5_CHARACTERS reads what t5-base reads, for checks of what a prompt loses."""
     from transformers import T5Tokenizer
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [(f"\u2581{w}", -1.0 - i * 0.01) for i, w in enumerate(MUSICGEN_WORDS)]
-    # The characters t5-base's vocabulary reads, as far as prompts use them: both cases, digits and the punctuation
-    # of everyday English, ":" included (T5's own task prefixes, "summarize: ...", are written with it). It has no
-    # "<", "{" or "}" and few accented letters (T5 maintainers, google-research/text-to-text-transfer-transformer
-    # #390 and #657), so neither has this one.
-    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789,.!?-':;()&/\"%+#"
-    pieces += [(c, -5.0) for c in letters] + [(f"\u2581{c}", -5.5) for c in letters] + [("\u2581", -6.0)]
+    pieces += [(c, -5.0) for c in characters] + [(f"\u2581{c}", -5.5) for c in characters] + [("\u2581", -6.0)]
     tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0)
     tokenizer.save_pretrained(folder)
     return tokenizer

@@ -15,7 +15,7 @@ from models.loading import unavailable
 from models.piano_transcription import LABEL
 from models.transcription import Notes
 from products import piano as products
-from products.piano_sheet import sheet_music
+from products.piano_sheet import PAGE_SHEET_PRODUCTS, sheet_music
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
