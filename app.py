@@ -52,6 +52,8 @@ from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E40
 
 from models import catalogue, load_model, pop2piano, runtime  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
+from serving import InProcess, use_backend  # noqa: E402
+from serving import ray_serve as ray_serving  # noqa: E402 - imports Ray only when started
 
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
@@ -229,7 +231,58 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="runs one client address may have in flight at once, across its sessions (behind a "
                              f"proxy: X-Forwarded-For) (env {fair.RUNS_PER_ADDRESS_ENV_VAR}; default "
                              f"{fair.DEFAULT_RUNS_PER_ADDRESS})")
+    serve = parser.add_argument_group("serving on Ray Serve (optional: pip install -r requirements-serve.txt)")
+    serve.add_argument("--replicas", type=int, default=None, metavar="N",
+                       help="serve each model role as a Ray Serve deployment of N replicas on a local Ray cluster "
+                            "(started here), or on the cluster --ray-address names; the page stays here")
+    serve.add_argument("--ray-address", default=os.environ.get("RAY_ADDRESS") or None, metavar="ADDR",
+                       help="join this Ray cluster (ray://host:10001, or auto) instead of starting one; a second "
+                            "front end on the same cluster uses the deployments already there (env RAY_ADDRESS)")
+    serve.add_argument("--replica-threads", type=int, default=1, metavar="T",
+                       help="CPU threads of each replica (and the Ray CPUs it takes), so replicas do not fight "
+                            "over cores (default 1)")
+    serve.add_argument("--serve-roles", default=",".join(ray_serving.ROLES), metavar="ROLES",
+                       help="the model roles served on Ray Serve, separated by commas (default all: "
+                            f"{', '.join(ray_serving.ROLES)}); the others run in this process")
+    serve.add_argument("--replica-requests", type=int, default=None, metavar="R",
+                       help="requests one replica works on at once, sharing its passes (default: --concurrency)")
+    serve.add_argument("--replica-queue", type=int, default=ray_serving.DEFAULT_MAX_QUEUED, metavar="Q",
+                       help="requests that may wait for a replica, per front end, before visitors are told the "
+                            f"servers are busy (default {ray_serving.DEFAULT_MAX_QUEUED})")
     return parser.parse_args(argv)
+
+
+def start_serving(args: argparse.Namespace) -> None:
+    """Put Ray Serve behind the seam when the flags ask for it (``--replicas`` / ``--ray-address``).
+
+    Raises:
+        SystemExit: Ray Serve is not installed, a role is unknown, or the cluster cannot be reached: said plainly.
+    """
+    if args.replicas is None and not args.ray_address:
+        return
+    roles = tuple(r.strip() for r in args.serve_roles.split(",") if r.strip())
+    unknown = sorted(set(roles) - set(ray_serving.ROLES))
+    if unknown:
+        raise SystemExit(f"--serve-roles: unknown role(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(ray_serving.ROLES)}.")
+    settings = ray_serving.ServeSettings(
+        replicas=max(1, args.replicas or 1), address=args.ray_address, threads=max(1, args.replica_threads),
+        roles=roles, models_per_replica=catalogue_cache_cap(),
+        max_ongoing=max(1, args.replica_requests or args.concurrency),
+        max_queued=max(1, args.replica_queue))
+    model_settings = {"device": CONFIG.device, "translation_model": CONFIG.translation_model,
+                      "separator_model": CONFIG.separator_model}
+    try:
+        use_backend(ray_serving.start(settings, model_settings, InProcess(CONFIG)))
+    except RuntimeError as e:
+        raise SystemExit(f"--replicas / --ray-address: {e}") from e
+
+
+def catalogue_cache_cap() -> int:
+    """Models of one role a replica may hold, as the in-process cache (``MUSIC_DEMO_MODELS_PER_ROLE``)."""
+    from models.cache import model_cache
+
+    return model_cache().per_role
 
 
 def configure(args: argparse.Namespace) -> None:
@@ -292,6 +345,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
     logger.info(runtime_line())
     if (mismatch := check_gradio()) is not None:
         logger.warning(mismatch)
+    start_serving(args)
     if on_zero_gpu():
         try:
             preload_models()

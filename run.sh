@@ -70,6 +70,13 @@ PY
   echo "$digest" > "$stamp"
 fi
 
+# Ray Serve only where the app is asked to serve on it (requirements-serve.txt; the test extras have it)
+if [ "$mode" = app ] && [[ " $* " == *" --replicas"* || " $* " == *" --ray-address"* ]] \
+    && ! "$VENV/bin/python" -c "from ray import serve" 2>/dev/null; then
+  echo ">> installing Ray Serve (requirements-serve.txt) for --replicas / --ray-address"
+  "$VENV/bin/python" -m pip install -q -r requirements-serve.txt
+fi
+
 export GRADIO_ANALYTICS_ENABLED=False
 if [ "$mode" = app ]; then
   exec "$VENV/bin/python" app.py "$@"

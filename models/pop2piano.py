@@ -350,22 +350,43 @@ class PianoCoverModel(LoadedModel):
             ValueError: no file, unreadable, silent, too short, too long, or no beats found.
             ModelLoadError: the model cannot be loaded.
         """
-        report = progress or (lambda fraction, message: None)
-        if not path:
-            raise ValueError("Please upload a song or record one first.")
         composer = check_composer(composer)
-        limit = default_max_song_seconds() if max_seconds is None else max_seconds
-        check_duration(audio_duration(path), MIN_SONG_SECONDS, limit)
-        report(0.0, "Loading the model" if not self.loaded else "Reading the song")
+        song, sr = read_song(path, max_seconds)
+        return self.cover_audio(song, sr, composer, progress), song, sr
+
+    def cover_audio(self, song: np.ndarray, sample_rate: int, composer: str = DEFAULT_COMPOSER,
+                    progress: Progress | None = None) -> PianoCover:
+        """Arrange a song already read and checked (``read_song``): mono ``song`` [T] at ``sample_rate`` Hz (the
+        model's work: its beats, then the arrangement).
+
+        Raises:
+            ValueError: an unknown style, or no beats found.
+            ModelLoadError: the model cannot be loaded.
+        """
+        report = progress or (lambda fraction, message: None)
+        composer = check_composer(composer)
+        report(0.0, "Loading the model" if not self.loaded else "Finding the beats")
         self.load()
-        report(0.02, "Reading the song")
-        song, sr = load_audio(path, BEAT_SAMPLE_RATE)
-        check_duration(song.shape[0] / sr, MIN_SONG_SECONDS, limit)
-        check_not_silent(song, "The song")
         report(0.05, "Finding the beats")
-        beats = track_beats(song, sr)
-        cover = self.arrange(song, sr, composer, beats=beats, progress=report)
-        return cover, song, sr
+        beats = track_beats(song, sample_rate)
+        return self.arrange(song, sample_rate, composer, beats=beats, progress=report)
+
+
+def read_song(path: str | None, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Check and read a song file for a cover: ``(song [T], sample_rate)``, mono at BEAT_SAMPLE_RATE.
+
+    Raises:
+        ValueError: no file, unreadable, silent, too short or too long (``max_seconds``; default
+            ``$PIANO_COVER_MAX_SECONDS`` or 10 minutes).
+    """
+    if not path:
+        raise ValueError("Please upload a song or record one first.")
+    limit = default_max_song_seconds() if max_seconds is None else max_seconds
+    check_duration(audio_duration(path), MIN_SONG_SECONDS, limit)
+    song, sr = load_audio(path, BEAT_SAMPLE_RATE)
+    check_duration(song.shape[0] / sr, MIN_SONG_SECONDS, limit)
+    check_not_silent(song, "The song")
+    return song, sr
 
 
 def _warm_up_resampler() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models import load_model
 from models.watermark import WATERMARK_RATE, Detection
+from serving import backend
 from utils.audio import load_media_audio
 
 MIN_CHECK_SECONDS = 1.0  # shorter than this, the detector has too few frames to say anything
@@ -27,4 +27,4 @@ def check_file(path: str | Path | None, model: str | None = None) -> Detection:
     audio = load_media_audio(path, WATERMARK_RATE)
     if audio.shape[0] < MIN_CHECK_SECONDS * WATERMARK_RATE:
         raise ValueError(f"`{Path(path).name}` is shorter than {MIN_CHECK_SECONDS:.0f} s: too short to check.")
-    return load_model("watermark", model).detect(audio, WATERMARK_RATE)
+    return backend().detect_watermark(model, audio, WATERMARK_RATE)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from models import load_model
 from models.transcription import TRANSCRIBER_LABEL, Notes
 from products.score import ScoreFiles, engrave_notes
 from utils.audio import load_audio, read_tags
@@ -85,7 +84,9 @@ def transcribe_audio(audio: np.ndarray, rate: int) -> tuple[GridNotes, float, st
     Raises:
         ModelLoadError: the transcriber is not installed.
     """
-    return notes_on_beats(load_model("transcriber").notes(audio, rate), audio, rate)
+    from serving import backend
+
+    return notes_on_beats(backend().music_notes(audio, rate), audio, rate)
 
 
 def notes_on_beats(notes: Notes, audio: np.ndarray, rate: int) -> tuple[GridNotes, float, str]:

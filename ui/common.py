@@ -34,6 +34,7 @@ from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, 
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
 from ui.i18n import catalogue, say, sayer  # noqa: E402
+from serving import InProcess, use_backend  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
@@ -74,6 +75,7 @@ class AppConfig:
 
 
 CONFIG = AppConfig()
+use_backend(InProcess(CONFIG))  # model work reads the launch settings; app.main may put Ray Serve in its place
 
 
 def run_folder(prefix: str) -> Path:

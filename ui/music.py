@@ -12,12 +12,13 @@ import gradio as gr
 
 from models import musicgen, separator
 from models.catalogue import check_offered
-from models.loading import unavailable, use_model
+from models.loading import unavailable
 from models.cache import model_cache, short_name
 from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
 from products.music_midi import write_music_midi
+from serving import backend
 from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended, stop_run
@@ -98,6 +99,8 @@ def music_outputs(result: musicgen.MusicResult, files: MusicFiles) -> list[Any]:
         f"{result.sample_rate} Hz, {'stereo' if result.audio.shape[1] == 2 else 'mono'}; made in "
         f"{len(result.windows)} window(s) of up to {musicgen.WINDOW_S:.0f} s.",
     ]
+    if made.get("served_by"):
+        technical.append(f"Made by {made['served_by']}.")
     if made.get("melody_source_used"):
         technical.append(f"Melody taken from: {made['melody_source_used']}.")
     if made.get("translation_model"):
@@ -132,14 +135,11 @@ def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicR
     run ends; a run waiting for another model's runs says so), makes ``request`` (streaming to ``send``); a stop
     before anything was finished becomes a message."""
     name = offered_model(melody_tab, model_name)
-    with use_model("melody" if melody_tab else "text", name, CONFIG.device,
-                   waiting=lambda message: report(0.0, message)) as model:
-        try:
-            return model.make(request, progress=report, cancel=cancel,
-                              stream=None if send is None else (lambda audio: send(model.sample_rate, audio)),
-                              translator=CONFIG.translation_model, separator=CONFIG.separator_model)
-        except musicgen.GenerationCancelled as e:
-            raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
+    try:
+        return backend().music("melody" if melody_tab else "text", name, request, cancel=cancel, progress=report,
+                               stream=send)
+    except musicgen.GenerationCancelled as e:
+        raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
 
 
 def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,

@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from models import load_model, pop2piano
+from models import pop2piano
 from models.devices import pick_device
 from models.sources import describe_source, how_to_fix
 from products import piano as products
@@ -23,6 +23,7 @@ from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended, watched
+from serving import backend
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
 from ui.streaming import bring_into_view
@@ -140,10 +141,10 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress,
                cancel: threading.Event | None = None) -> tuple[pop2piano.PianoCover, Any, int]:
     """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU); it stops at its next
     decode step once ``cancel`` is set."""
-    model = load_model("piano", CONFIG.piano_model, CONFIG.device)
-    report = gradio_progress(progress)
-    return model.cover_file(song_path, style, max_seconds=CONFIG.max_song_seconds,
-                            progress=report if cancel is None else watched(report, cancel))
+    song, rate = pop2piano.read_song(song_path, CONFIG.max_song_seconds)
+    cover = backend().cover(CONFIG.piano_model, song, rate, pop2piano.check_composer(style), cancel=cancel,
+                            progress=gradio_progress(progress))
+    return cover, song, rate
 
 
 @spoken

@@ -10,8 +10,9 @@ from typing import Any
 
 import gradio as gr
 
-from models import load_model, pop2piano
+from models import pop2piano
 from models.loading import unavailable
+from serving import backend
 from models.piano_transcription import LABEL
 from models.transcription import Notes
 from products import piano as products
@@ -53,8 +54,7 @@ def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress, cancel: thre
     """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU); it stops at the
     next segment once ``cancel`` is set."""
     progress(0.1, desc=say("Listening for the piano's notes"))
-    return load_model("piano_transcriber", CONFIG.piano_transcription_model, CONFIG.device).notes(
-        audio, sample_rate, cancel=cancel)
+    return backend().piano_notes(CONFIG.piano_transcription_model, audio, sample_rate, cancel=cancel)
 
 
 @spoken

@@ -1,0 +1,64 @@
+"""The seam: what the page, the API, MCP and the command line ask of the models, one method per job. Each takes
+plain values (audio as numpy arrays, a ``MusicRequest``) and gives back results (audio, notes, a verdict), never
+files: the products are written where the caller is. Each long job takes ``cancel`` (set it to stop: music keeps
+the finished part) and ``progress`` (fraction, English message)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+Progress = Callable[[float, str], None]
+Stream = Callable[[int, np.ndarray], None]  # (sample rate, audio [variants, channels, samples]) as it is finished
+
+
+class Backend(Protocol):
+    """Where model work runs (see the module docstring)."""
+
+    name: str  # "in-process" or "ray-serve"
+
+    def music(self, role: str, model: str, request: Any, *, cancel: threading.Event | None = None,
+              progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        """MusicGen (``role`` "text") or MusicGen-Melody ("melody") checkpoint ``model`` makes ``request`` (a
+        ``musicgen.MusicRequest``): a ``musicgen.MusicResult``; a stop keeps the finished part."""
+
+    def cover(self, model: str, song: np.ndarray, sample_rate: int, style: str, *,
+              cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
+        """Pop2Piano ``model`` arranges ``song`` [T] (mono, ``sample_rate`` Hz, already checked) in ``style``: a
+        ``pop2piano.PianoCover``."""
+
+    def piano_notes(self, model: str, audio: np.ndarray, sample_rate: int, *,
+                    cancel: threading.Event | None = None) -> Any:
+        """The notes a piano transcriber (Transkun) ``model`` hears in a piano recording [T]: ``Notes``."""
+
+    def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
+        """The notes basic-pitch hears in any music [T] (for "MIDI of this result"): ``Notes``."""
+
+    def detect_watermark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> Any:
+        """Whether ``audio`` [T] carries the app's watermark (the detector of ``model``): a ``Detection``."""
+
+
+_backend: Backend | None = None
+_lock = threading.Lock()
+
+
+def backend() -> Backend:
+    """The backend in use: the one ``use_backend`` set, else the in-process runtime."""
+    global _backend
+    with _lock:
+        if _backend is None:
+            from serving.in_process import InProcess
+
+            _backend = InProcess()
+        return _backend
+
+
+def use_backend(chosen: Backend | None) -> Backend | None:
+    """Make ``chosen`` the backend every job goes through (None: the in-process one again); returns the old one."""
+    global _backend
+    with _lock:
+        old, _backend = _backend, chosen
+    return old

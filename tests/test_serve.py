@@ -1,0 +1,207 @@
+"""The models on Ray Serve behind the same page (``serving/ray_serve.py``), driven as users drive the app: a Ray
+cluster started as an operator starts one (``ray start --head``), front end A that deploys the text role as two
+replicas of one thread and one request each, with two requests waiting at most (``--replicas 2 --ray-address``), front end B that joins the same
+cluster and uses A's deployments, and gradio clients. Two clients at once are served by two replica processes
+(their process ids are in the results' technical details); a piece streams through Serve and Stop keeps its
+finished part; a killed replica ends its run with a plain message while the other run finishes and the next one is
+served; a full queue says "busy"; and the same seed makes the same tokens in this process and through Serve."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.serve", reason="requirements-serve.txt installs ray[serve] (./run.sh test)")
+
+from tests.live_app import ARTIFACTS, free_port, start_app  # noqa: E402
+
+RAY = Path(sys.executable).with_name("ray")
+SERVED = re.compile(r"Ray Serve replica (\d+) \(music-demo-text\)")
+TEXT_ARGS = ("", 2, 250, 0.0, 1.0, 3.0)  # model (the app's own), seconds, top-k, top-p, temperature, guidance
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 CPUs, as ``ray start --head`` makes one; stopped afterwards."""
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
+    yield f"127.0.0.1:{port}"
+    subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def front_ends(cluster, tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
+    """Front end A deploys the text role on the cluster; front end B joins it and uses A's deployments."""
+    common = ["--ray-address", cluster, "--serve-roles", "text", "--concurrency", "6", "--runs-per-visitor", "2",
+              "--separator-model", "off", "--translation-model", "off", "--watermark-model", "off"]
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # Ray's token authentication, on by default
+    a = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-front-a.log", env=env,
+                  extra_args=[*common, "--replicas", "2", "--replica-threads", "1", "--replica-requests", "1",
+                              "--replica-queue", "2"])
+    try:
+        b = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-front-b.log",
+                      env=env, extra_args=common)
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    b.stop()
+    a.stop()
+
+
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False)
+
+
+def served_by(details: str) -> int:
+    match = SERVED.search(details)
+    assert match, details
+    return int(match.group(1))
+
+
+def replica_pids() -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if "ServeReplica:music-demo-text" in line]
+
+
+def make(app, seconds: float, seed: str = "") -> list:
+    return client(app).predict("lo fi piano", TEXT_ARGS[0], seconds, *TEXT_ARGS[2:], seed, 1,
+                               api_name="/text_to_music")
+
+
+def test_two_clients_at_once_are_served_by_two_replicas(front_ends):
+    a, _ = front_ends
+    results: list = [None, None]
+
+    def run(i: int) -> None:
+        results[i] = make(a, 60, str(i + 1))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    pids = {served_by(r[musicgen_details()]) for r in results}
+    assert len(pids) == 2 and pids <= set(replica_pids())
+
+
+def musicgen_details() -> int:
+    """Where the details are among /text_to_music's outputs: 4 players, picture, params, details, downloads."""
+    return 6
+
+
+def test_a_piece_streams_through_serve_and_stop_keeps_what_is_finished(front_ends):
+    a, _ = front_ends
+    c = client(a)
+    job = c.submit("lo fi piano", "", 240, *TEXT_ARGS[2:], "5", 1, api_name="/text_to_music")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not job.outputs():  # the live player's first chunk, streamed back
+        time.sleep(0.2)
+    assert job.outputs(), "nothing streamed"
+    c.predict(api_name="/text_to_music_stop")
+    *_, params, details, _downloads = job.result(timeout=120)
+    assert params["stopped"] and 0 < params["seconds"] < 240
+    served_by(details)
+
+
+def test_a_full_queue_says_busy(front_ends):
+    a, _ = front_ends
+    jobs = [client(a) for _ in range(6)]
+    running = [(c, c.submit("lo fi piano", "", 240, *TEXT_ARGS[2:], "", 1, api_name="/text_to_music")) for c in jobs]
+    said = []
+    for c, job in running:  # two run, two wait for a replica, the others are told the servers are busy
+        try:
+            job.result(timeout=5)
+        except Exception as e:  # noqa: BLE001
+            said.append(str(e))
+    assert any("busy" in s for s in said), said
+    for c, job in running:
+        c.predict(api_name="/text_to_music_stop")
+    for _, job in running:
+        try:
+            job.result(timeout=120)
+        except Exception:  # noqa: BLE001 - the refused one
+            pass
+
+
+def test_a_killed_replica_ends_its_run_plainly_and_the_rest_are_served(front_ends):
+    a, _ = front_ends
+    outcome: dict[int, object] = {}
+
+    def run(i: int) -> None:
+        try:
+            outcome[i] = make(a, 240, str(10 + i))
+        except Exception as e:  # noqa: BLE001
+            outcome[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(4)  # both pieces are being made, one on each replica
+    victim = replica_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    for t in threads:
+        t.join(300)
+    failed = [v for v in outcome.values() if isinstance(v, Exception)]
+    finished = [v for v in outcome.values() if not isinstance(v, Exception)]
+    assert len(failed) == 1 and "restarted" in str(failed[0]), outcome
+    assert len(finished) == 1 and served_by(finished[0][musicgen_details()]) != victim
+    after = make(a, 2, "3")  # the next request is served (Serve brings the replica back)
+    assert served_by(after[musicgen_details()])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(replica_pids()) < 2:
+        time.sleep(1)
+    assert len(replica_pids()) == 2 and victim not in replica_pids()
+
+
+def test_a_second_front_end_uses_the_same_replicas(front_ends):
+    _, b = front_ends
+    details = make(b, 2, "4")[musicgen_details()]
+    assert served_by(details) in replica_pids()
+
+
+SAME_TOKENS = """
+import sys
+import numpy as np
+import ray
+from models import musicgen
+from serving import InProcess, ray_serve
+from serving.in_process import default_settings
+
+cluster, model = sys.argv[1], sys.argv[2]
+settings = default_settings()
+settings.translation_model = settings.separator_model = "off"
+here = InProcess(settings)
+request = musicgen.MusicRequest("lo fi piano", musicgen.SamplingParams(duration=3.0, seed=21), 2)
+served = ray_serve.start(ray_serve.ServeSettings(address=cluster, roles=("text",)), {}, here)
+through = served.music("text", model, request)
+ray.shutdown()
+alone = here.music("text", model, request)
+print("served by", through.params["served_by"])
+print("same tokens", np.array_equal(np.asarray(through.codes), np.asarray(alone.codes)), through.seed, alone.seed)
+"""
+
+
+def test_the_same_seed_makes_the_same_tokens_in_process_and_through_serve(front_ends, cluster, tiny_musicgen_dir):
+    """A third process joins the cluster (as a front end does) and makes the same request through Serve and on its
+    own runtime: the same tokens."""
+    from tests.live_app import ROOT
+
+    done = subprocess.run([sys.executable, "-c", SAME_TOKENS, cluster, str(tiny_musicgen_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"})
+    assert "same tokens True 21 21" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "Ray Serve replica" in done.stdout
