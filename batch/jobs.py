@@ -1,6 +1,6 @@
 """The batch jobs: what one item of each job does (a song to a piano cover's files, a prompt or a melody to music),
-and the items a command line's inputs make. Each worker loads its model once, through the same wrappers and
-product writers as the app."""
+and the items a command line's inputs make. Each worker loads its model once and runs its jobs through the seam
+the page uses (``serving.InProcess``) and the same product writers."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ from typing import Any
 from batch.runner import Item, find_audio, read_table, unique_ids
 from utils.files import safe_name
 
+
+
+def in_process(device: str | None, translation: str | None = None, separator: str | None = None) -> Any:
+    """The seam the page uses (``serving``), on this worker's runtime with this command line's settings."""
+    from types import SimpleNamespace
+
+    from serving import InProcess
+
+    return InProcess(SimpleNamespace(device=device, translation_model=translation, separator_model=separator))
 
 
 @dataclass(frozen=True)
@@ -35,20 +44,22 @@ class PianoCoverWork:
     def __call__(self):
         from models import load_model
 
-        model = load_model("piano", self.model, self.device)
-        model.load()
+        load_model("piano", self.model, self.device).load()
+        seam = in_process(self.device)
 
         def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-            return self.cover(model, item, folder)
+            return self.cover(seam, item, folder)
 
         return work
 
-    def cover(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+    def cover(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+        from models.pop2piano import read_song
         from products import piano as products
 
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        cover, song, sr = model.cover_file(item.input, item.settings["style"], max_seconds=self.max_seconds)
+        song, sr = read_song(item.input, self.max_seconds)
+        cover = seam.cover(self.model, song, sr, item.settings["style"])
         timings["cover"] = time.perf_counter() - t
         job = products.start_cover(cover, song, sr, self.model, item.input, folder, self.watermark,
                                    keep_song=False)  # the song: not a product
@@ -79,15 +90,15 @@ class PianoSheetWork:
     def __call__(self):
         from models import load_model
 
-        model = load_model("piano_transcriber", self.model, self.device)
-        model.load()
+        load_model("piano_transcriber", self.model, self.device).load()
+        seam = in_process(self.device)
 
         def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-            return self.sheet(model, item, folder)
+            return self.sheet(seam, item, folder)
 
         return work
 
-    def sheet(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+    def sheet(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models.pop2piano import MIN_SONG_SECONDS
         from products.piano_sheet import sheet_music
         from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
@@ -96,7 +107,7 @@ class PianoSheetWork:
         audio, rate = load_audio(item.input)
         check_not_silent(audio, Path(item.input).name)
         t = time.perf_counter()
-        notes = model.notes(audio, rate)
+        notes = seam.piano_notes(self.model, audio, rate)
         heard_s = time.perf_counter() - t
         t = time.perf_counter()
         made = sheet_music(notes, audio, rate, item.input, folder, self.products, self.easier, self.paper,
@@ -122,11 +133,11 @@ class MusicWork:
     def __call__(self):
         from models import load_model
 
-        model = load_model("melody" if self.melody else "text", self.model, self.device)
-        model.load()
+        load_model("melody" if self.melody else "text", self.model, self.device).load()
+        seam = in_process(self.device, self.translation, self.separator)
 
         def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-            return self.generate(model, item, folder)
+            return self.generate(seam, item, folder)
 
         return work
 
@@ -134,7 +145,7 @@ class MusicWork:
         """This command line's products: those asked for, and the parameters always (a rerun reads them)."""
         return {"params", *self.products}
 
-    def generate(self, model, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+    def generate(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import musicgen
         from products.music import write_music
 
@@ -145,7 +156,7 @@ class MusicWork:
         request = musicgen.MusicRequest(s["prompt"], params, s["variants"],
                                         melody=musicgen.Melody.from_file(s["melody"]) if self.melody else None,
                                         melody_source=s.get("melody_source", "mix"), prompt_english=english)
-        result = model.make(request, translator=self.translation, separator=self.separator)
+        result = seam.music("melody" if self.melody else "text", self.model, request)
         timings = {"generate": time.perf_counter() - t}
         t = time.perf_counter()
         files = write_music(result, folder, item.id, self.written(), params_name="params.json",

@@ -94,11 +94,14 @@ class ModelServer:
     """One role's replica: the in-process backend, whose jobs' events (progress, streamed audio, the result) it
     streams to the caller."""
 
-    def __init__(self, role: str, settings: dict[str, Any]) -> None:
+    def __init__(self, role: str, settings: dict[str, Any], requests: int = DEFAULT_MAX_ONGOING) -> None:
         from types import SimpleNamespace
 
         import ray
 
+        from models import runtime
+
+        runtime.set_concurrency(requests)  # the requests this replica takes at once share its passes, as in one process
         self.role = role
         self.backend = InProcess(SimpleNamespace(**settings))
         self.board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
@@ -297,7 +300,8 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
         if not ray.is_initialized():
             if settings.address:
                 ray.init(address=settings.address, namespace=NAMESPACE, log_to_driver=False)
-            else:
+            else:  # replicas at the front end's priority (Ray's default niceness would slow them behind it)
+                os.environ.setdefault("RAY_worker_niceness", "0")
                 ray.init(num_cpus=settings.num_cpus, namespace=NAMESPACE, include_dashboard=False,
                          log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - said plainly, and the app exits
@@ -313,7 +317,8 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
         name = f"{APP_PREFIX}{role}"
         if name not in running:  # a second front end on the same cluster uses the deployments already there
             app = deployment(role, settings.replicas, settings.threads, settings.models_per_replica,
-                             settings.max_ongoing, settings.max_queued).bind(role, model_settings)
+                             settings.max_ongoing, settings.max_queued).bind(role, model_settings,
+                                                                              settings.max_ongoing)
             serve.run(app, name=name, route_prefix=None)
         handles[role] = serve.get_app_handle(name)
     logger.info("Ray Serve: %s, %d replica(s) each, %d thread(s) a replica", ", ".join(settings.roles),

@@ -205,3 +205,26 @@ def test_the_same_seed_makes_the_same_tokens_in_process_and_through_serve(front_
                           env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"})
     assert "same tokens True 21 21" in done.stdout, done.stdout + done.stderr[-3000:]
     assert "Ray Serve replica" in done.stdout
+
+
+def test_a_cluster_that_cannot_be_reached_ends_the_start_plainly(tiny_pop2piano_dir, tiny_musicgen_dir,
+                                                                  tiny_melody_dir):
+    """``--ray-address`` to nowhere: the app says so and exits with a non-zero status (no half-started page)."""
+    from tests.live_app import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "app.py", "--ray-address", f"127.0.0.1:{free_port()}", "--replicas", "1",
+         "--piano-model", str(tiny_pop2piano_dir), "--musicgen-model", str(tiny_musicgen_dir),
+         "--melody-model", str(tiny_melody_dir), "--server-port", str(free_port())],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1"})
+    assert done.returncode != 0
+    assert "The model server (Ray cluster) at 127.0.0.1:" in done.stderr and "cannot be reached" in done.stderr
+
+
+def test_without_ray_serve_replicas_say_what_to_install(monkeypatch):
+    from serving import InProcess, ray_serve
+
+    monkeypatch.setattr(ray_serve, "serve_missing", lambda: f"{ray_serve.INSTALL_HINT} (No module named 'ray')")
+    with pytest.raises(RuntimeError, match=r"pip install -r requirements-serve.txt"):
+        ray_serve.start(ray_serve.ServeSettings(), {}, InProcess())
