@@ -284,6 +284,25 @@ class ServeSettings:
     num_cpus: int | None = None  # a local cluster's CPUs (None: this machine's)
 
 
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str) -> None:
+    """Fail at once when a ``host:port`` cluster address answers nothing (Ray itself would keep trying for
+    minutes); other forms ("auto", "ray://...") are left to Ray.
+
+    Raises:
+        ConnectionError: nothing listens there.
+    """
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=CONNECT_TIMEOUT_S):
+        pass
+
+
 def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProcess) -> ServeBackend:
     """Join or start the cluster and make sure each role's deployment runs; the backend that calls them.
 
@@ -299,6 +318,7 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
     try:
         if not ray.is_initialized():
             if settings.address:
+                check_reachable(settings.address)
                 ray.init(address=settings.address, namespace=NAMESPACE, log_to_driver=False)
             else:  # replicas at the front end's priority (Ray's default niceness would slow them behind it)
                 os.environ.setdefault("RAY_worker_niceness", "0")

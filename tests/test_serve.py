@@ -8,6 +8,7 @@ served; a full queue says "busy"; and the same seed makes the same tokens in thi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -29,15 +30,37 @@ SERVED = re.compile(r"Ray Serve replica (\d+) \(music-demo-text\)")
 TEXT_ARGS = ("", 2, 250, 0.0, 1.0, 3.0)  # model (the app's own), seconds, top-k, top-p, temperature, guidance
 
 
+def processes_of(folder: str) -> list[int]:
+    """The processes whose command line names ``folder`` (a Ray cluster's own: its GCS, raylet, agents)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if folder in (entry / "cmdline").read_bytes().decode(errors="ignore"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 @pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster of 2 CPUs, as ``ray start --head`` makes one; stopped afterwards."""
+def cluster(tmp_path_factory):
+    """A local Ray cluster of 2 CPUs, as ``ray start --head`` makes one, in a folder of its own; afterwards its own
+    processes are stopped (``ray stop`` would stop every Ray cluster on the machine, this test process's too)."""
     port = free_port()
+    folder = f"/tmp/ray-serve-test-{port}"  # short: Ray's sockets live under it
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
+                    "--disable-usage-stats", f"--temp-dir={folder}"], check=True, env=env, capture_output=True,
+                   timeout=120)
     yield f"127.0.0.1:{port}"
-    subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for pid in processes_of(folder):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while processes_of(folder) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
