@@ -241,6 +241,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     serve.add_argument("--replica-threads", type=int, default=1, metavar="T",
                        help="CPU threads of each replica (and the Ray CPUs it takes), so replicas do not fight "
                             "over cores (default 1)")
+    serve.add_argument("--replica-gpus", type=float, default=None, metavar="G",
+                       help="GPUs of each replica (Ray shows a replica only those; 0.5 lets two share one). Default: "
+                            "1 when --device asks for CUDA or this machine has a CUDA GPU, else 0")
     serve.add_argument("--serve-roles", default=",".join(ray_serving.ROLES), metavar="ROLES",
                        help="the model roles served on Ray Serve, separated by commas (default all: "
                             f"{', '.join(ray_serving.ROLES)}); the others run in this process")
@@ -267,6 +270,7 @@ def start_serving(args: argparse.Namespace) -> None:
                          f"{', '.join(ray_serving.ROLES)}.")
     settings = ray_serving.ServeSettings(
         replicas=max(1, args.replicas or 1), address=args.ray_address, threads=max(1, args.replica_threads),
+        gpus=replica_gpus(args.replica_gpus, CONFIG.device),
         roles=roles, models_per_replica=catalogue_cache_cap(),
         max_ongoing=max(1, args.replica_requests or args.concurrency),
         max_queued=max(1, args.replica_queue))
@@ -276,6 +280,17 @@ def start_serving(args: argparse.Namespace) -> None:
         use_backend(ray_serving.start(settings, model_settings, InProcess(CONFIG)))
     except RuntimeError as e:
         raise SystemExit(f"--replicas / --ray-address: {e}") from e
+
+
+def replica_gpus(asked: float | None, device: str | None) -> float:
+    """GPUs per replica: as asked, else one where the models would run on CUDA here, else none."""
+    if asked is not None:
+        return max(0.0, asked)
+    if device:
+        return 1.0 if device.startswith("cuda") else 0.0
+    import torch
+
+    return 1.0 if torch.cuda.is_available() else 0.0
 
 
 def catalogue_cache_cap() -> int:

@@ -163,7 +163,7 @@ class ModelServer:
 
 
 def deployment(role: str, replicas: int, threads: int, models_per_replica: int, max_ongoing: int,
-               max_queued: int) -> Any:
+               max_queued: int, gpus: float = 0.0) -> Any:
     """``ModelServer`` as the Serve deployment of ``role``."""
     from ray import serve
 
@@ -173,7 +173,7 @@ def deployment(role: str, replicas: int, threads: int, models_per_replica: int, 
            "GRADIO_ANALYTICS_ENABLED": "False"}
     return serve.deployment(server, name=f"{APP_PREFIX}{role}", num_replicas=replicas,
                             max_ongoing_requests=max_ongoing, max_queued_requests=max_queued,
-                            ray_actor_options={"num_cpus": threads, "runtime_env": {"env_vars": env}})
+                            ray_actor_options={"num_cpus": threads, "num_gpus": gpus, "runtime_env": {"env_vars": env}})
 
 
 # --- in the front end -------------------------------------------------------------------------------------------
@@ -277,6 +277,7 @@ class ServeSettings:
     replicas: int = 1
     address: str | None = None  # an existing cluster ("ray://host:10001" or "auto"); None: start one here
     threads: int = 1  # CPU threads (and Ray CPUs) per replica
+    gpus: float = 0.0  # GPUs per replica (Ray shows a replica only the GPUs it was given; a fraction shares one)
     roles: tuple[str, ...] = ROLES
     models_per_replica: int = 2
     max_ongoing: int = DEFAULT_MAX_ONGOING
@@ -337,7 +338,7 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
         name = f"{APP_PREFIX}{role}"
         if name not in running:  # a second front end on the same cluster uses the deployments already there
             app = deployment(role, settings.replicas, settings.threads, settings.models_per_replica,
-                             settings.max_ongoing, settings.max_queued).bind(role, model_settings,
+                             settings.max_ongoing, settings.max_queued, settings.gpus).bind(role, model_settings,
                                                                               settings.max_ongoing)
             serve.run(app, name=name, route_prefix=None)
         handles[role] = serve.get_app_handle(name)

@@ -176,14 +176,15 @@ def test_a_request_is_checked_once_when_it_is_built(hummed_melody):
 
 
 def test_the_page_and_the_cli_make_requests_and_check_nothing_themselves():
-    """The events and the batch jobs build a ``MusicRequest`` and call ``make``: no entry point chosen there, no
-    input check run a second time."""
+    """The events and the batch jobs build a ``MusicRequest`` and hand it to the seam (``serving``), whose
+    in-process backend calls ``make``: no entry point chosen there, no input check run a second time."""
     from pathlib import Path as P
 
     root = P(__file__).resolve().parents[1]
+    assert ".make(request" in (root / "serving" / "in_process.py").read_text(encoding="utf-8")
     for path in (root / "ui" / "music.py", root / "batch" / "jobs.py"):
         source = path.read_text(encoding="utf-8")
-        assert "MusicRequest(" in source and ".make(" in source, path
+        assert "MusicRequest(" in source and ".music(" in source and ".make(" not in source, path
         for name in ("generate_with_melody(", "generate_continuation(", ".extend(", "check_prompt(",
                      "check_variants(", "check_melody_source("):
             assert name not in source, (path.name, name)

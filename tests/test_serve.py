@@ -251,3 +251,18 @@ def test_without_ray_serve_replicas_say_what_to_install(monkeypatch):
     monkeypatch.setattr(ray_serve, "serve_missing", lambda: f"{ray_serve.INSTALL_HINT} (No module named 'ray')")
     with pytest.raises(RuntimeError, match=r"pip install -r requirements-serve.txt"):
         ray_serve.start(ray_serve.ServeSettings(), {}, InProcess())
+
+
+def test_each_deployment_asks_for_its_own_resources():
+    """CPU threads and GPUs come per deployment: a replica gets the Ray CPUs of its threads, its threads as its
+    model thread's team, and the GPUs asked for (the app asks one where its models would run on CUDA)."""
+    from app import replica_gpus
+    from serving import ray_serve
+
+    made = ray_serve.deployment("text", replicas=3, threads=2, models_per_replica=2, max_ongoing=4, max_queued=8,
+                                gpus=0.5)
+    options = made.ray_actor_options
+    assert made.num_replicas == 3 and options["num_cpus"] == 2 and options["num_gpus"] == 0.5
+    assert options["runtime_env"]["env_vars"]["MODEL_KERNEL_THREADS"] == "2"
+    assert made.max_ongoing_requests == 4 and made.max_queued_requests == 8
+    assert replica_gpus(None, "cpu") == 0.0 and replica_gpus(None, "cuda:0") == 1.0 and replica_gpus(0.25, "cpu") == 0.25
