@@ -51,6 +51,7 @@ from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, rem
 from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
 
 from models import catalogue, load_model, pop2piano, runtime  # noqa: E402
+from models.devices import pick_device  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
 from serving import InProcess, use_backend  # noqa: E402
 from serving import ray_serve as ray_serving  # noqa: E402 - imports Ray only when started
@@ -286,11 +287,9 @@ def replica_gpus(asked: float | None, device: str | None) -> float:
     """GPUs per replica: as asked, else one where the models would run on CUDA here, else none."""
     if asked is not None:
         return max(0.0, asked)
-    if device:
+    if device:  # as named: the replicas may run where the front end has no GPU
         return 1.0 if device.startswith("cuda") else 0.0
-    import torch
-
-    return 1.0 if torch.cuda.is_available() else 0.0
+    return 1.0 if pick_device(None).type == "cuda" else 0.0
 
 
 def catalogue_cache_cap() -> int:
