@@ -22,8 +22,9 @@ from products.piano import DEFAULT_BALANCE
 from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
-from ui.runs import new_cancel_event, run_ended, watched
+from ui.runs import new_cancel_event, run_ended
 from serving import backend
+from serving.in_process import stops_on
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
 from ui.streaming import bring_into_view
@@ -282,7 +283,7 @@ def make_video(
             raise ValueError(f"Unknown video format {video_format!r}; choose one of {', '.join(FORMATS)}.")
         job = need_cover(state)
         path = products.write_cover(job, {"video"}, instrument, video_balance=float(balance), video_format=video_format,
-                                    progress=watched(gradio_progress(progress), cancel)).video
+                                    progress=stops_on(gradio_progress(progress), cancel)).video
     except Exception as e:  # noqa: BLE001
         raise user_error(e) from e
     finally:

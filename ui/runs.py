@@ -3,19 +3,17 @@ session closes (the page closed, the API client went away): nothing computes for
 
 A flag lives while its run goes, and a closed session's flags go with it (``forget_session``, on ``demo.unload``).
 The long jobs check their flag at every step of their work: a decode step (text, melody, the piano cover), a segment
-of a recording (sheet music), a frame of the video (``watched``).
+of a recording (sheet music), a frame of the video (``serving.in_process.stops_on``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from models.progress import GenerationCancelled
 
 logger = logging.getLogger("music_demo")
 
@@ -62,13 +60,3 @@ def forget_session(request: gr.Request) -> None:
     if events:
         logger.info("A session closed: its %d run(s) (%s) stop at their next step", len(events),
                     ", ".join(job for _, job in gone))
-
-
-def watched(report: Callable[[float, str], None], cancel: threading.Event) -> Callable[[float, str], None]:
-    """``report`` that stops the work calling it (``GenerationCancelled``) once ``cancel`` is set."""
-    def watching(fraction: float, message: str) -> None:
-        if cancel.is_set():
-            raise GenerationCancelled("The run was stopped.")
-        report(fraction, message)
-
-    return watching
