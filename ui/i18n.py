@@ -284,7 +284,7 @@ def _joined(sentences: list[str], gaps: list[str]) -> str:
     left in its own words (a name, a path)."""
     out = sentences[0]
     for gap, sentence in zip(gaps, sentences[1:]):
-        chinese = CJK.search(out[-1:]) or out.endswith(("。", "：", "！", "？"))
+        chinese = CJK.search(out[-1:])  # a Chinese character or full-width mark ends it
         out += ("" if chinese and CJK.search(sentence[:1]) else gap) + sentence
     return out
 

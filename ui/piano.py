@@ -143,7 +143,7 @@ def make_cover(song_path: str | None, style: str, progress: gr.Progress,
     """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU); it stops at its next
     decode step once ``cancel`` is set."""
     song, rate = pop2piano.read_song(song_path, CONFIG.max_song_seconds)
-    cover = backend().cover(CONFIG.piano_model, song, rate, pop2piano.check_composer(style), cancel=cancel,
+    cover = backend().cover(CONFIG.piano_model, song, rate, style, cancel=cancel,
                             progress=gradio_progress(progress))
     return cover, song, rate
 
