@@ -76,6 +76,20 @@ def pick_dtype(device: torch.device, float16_ok: bool = True) -> torch.dtype:
 
 
 
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo: bfloat16 products in hardware (Intel AMX, AVX-512 BF16)
+
+
+def cpu_bf16_instructions() -> str | None:
+    """The CPU's bfloat16 instructions, by name ("amx_bf16" before "avx512_bf16"), or None where it has neither
+    (then torch emulates bfloat16, slower than float32). Read from /proc/cpuinfo; None off Linux."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                      if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return next((flag for flag in CPU_BF16_FLAGS if flag in flags), None)
+
+
 ZERO_GPU_ENV_VAR = "SPACES_ZERO_GPU"  # set by Hugging Face on a ZeroGPU Space
 CUDNN_ATTENTION_ENV_VAR = "MUSIC_DEMO_CUDNN_ATTENTION"  # "1": let attention use cuDNN's kernels (off by default)
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.devices import cpu_bf16_instructions
 from models.loading import LoadedModel
 from models.progress import GenerationCancelled
 from models.runtime import model_thread
@@ -44,6 +45,12 @@ LABEL = "Transkun V2 (MIT)"
 # model thread), 8 s took 64 s with a note-onset F1 of 0.994, 12 s 27 s (0.996), 16 s 13 s (0.984).
 SEGMENT_S = 16.0
 CPU_HOP_S = 16.0
+# On a CPU with bfloat16 products in hardware (AMX, AVX-512 BF16) the backbone runs under bfloat16 autocast: on 32 s
+# of the rag render (Intel Xeon with AMX, 2 cores, 2026-12-06) 4.9 s against 6.6 s, the notes the same as float32's
+# to an onset F1 of 0.999; the onset F1 against the written notes of the project's renders is measured in
+# docs/PERFORMANCE.md. Where the CPU lacks them torch emulates bfloat16, slower than float32: float32 there.
+DTYPE_ENV_VAR = "PIANO_TRANSCRIPTION_DTYPE"  # "float32" or "bfloat16"; unset = bfloat16 where the CPU has it
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 INSTALL_HINT = ("Sheet music of a piano recording needs Transkun: `./run.sh` installs it, or run "
                 "`pip install moduleconf && pip install --no-deps transkun==2.0.1` (--no-deps: its metadata pulls "
                 "torchaudio, tensorboard and sox, which its transcription does not need).")
@@ -142,6 +149,23 @@ def mel_filters_without_torchaudio() -> Iterator[None]:
             sys.modules["torchaudio"] = saved
 
 
+def pick_compute_dtype(device: torch.device) -> torch.dtype:
+    """What Transkun computes in on ``device``: ``$PIANO_TRANSCRIPTION_DTYPE``, else bfloat16 (autocast) on a CPU
+    with bfloat16 instructions, else float32 (and float32 on a GPU, as before: not measured there).
+
+    Raises:
+        ValueError: ``$PIANO_TRANSCRIPTION_DTYPE`` names another dtype.
+    """
+    requested = os.environ.get(DTYPE_ENV_VAR, "").strip().lower()
+    if requested:
+        if requested not in COMPUTE_DTYPES:
+            raise ValueError(f"{DTYPE_ENV_VAR}={requested!r}: use one of {', '.join(COMPUTE_DTYPES)}.")
+        return COMPUTE_DTYPES[requested]
+    if device.type == "cpu" and cpu_bf16_instructions() is not None:
+        return torch.bfloat16
+    return torch.float32
+
+
 class PianoTranscriber(LoadedModel):
     """Transkun V2, loaded on first use and kept: the notes (with velocities and pedal-aware lengths) of a piano
     recording."""
@@ -156,6 +180,14 @@ class PianoTranscriber(LoadedModel):
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
         super().__init__(name, device)
         self.model: Any = None
+        self.compute_dtype = pick_compute_dtype(self.device)
+
+    @property
+    def precision(self) -> str:
+        """What the backbone computes in, for the log and the technical details."""
+        if self.compute_dtype == torch.bfloat16 and self.device.type == "cpu":
+            return f"bfloat16 autocast (this CPU's {cpu_bf16_instructions() or 'bfloat16'} instructions)"
+        return str(self.compute_dtype).removeprefix("torch.")
 
     @classmethod
     def default_name(cls) -> str:
@@ -184,6 +216,7 @@ class PianoTranscriber(LoadedModel):
         if missing:
             raise ModelLoadError(f"{self.what} `{self.name}`: {weights.name} lacks {len(missing)} of the model's "
                                  f"weights (e.g. {missing[0]}); is it a Transkun checkpoint for this conf?")
+        logger.info("%s: %s on %s", LABEL, self.precision, self.device)
         return model.to(self.device).eval()
 
     def _keep(self, parts: Any) -> None:
@@ -213,7 +246,8 @@ class PianoTranscriber(LoadedModel):
     @torch.inference_mode()
     def _notes(self, audio: np.ndarray, sample_rate: int, cancel: threading.Event | None = None) -> Notes:
         self._load()
-        with stopped_by(self.model, cancel):
+        narrow = self.compute_dtype != torch.float32
+        with stopped_by(self.model, cancel), torch.autocast(self.device.type, self.compute_dtype, enabled=narrow):
             return self._transcribe(audio, sample_rate)
 
     def _transcribe(self, audio: np.ndarray, sample_rate: int) -> Notes:
@@ -228,4 +262,4 @@ class PianoTranscriber(LoadedModel):
         pitches = np.array([e.pitch for e in events], dtype=np.int64)
         velocities = np.clip(np.array([e.velocity for e in events], dtype=np.int64), 1, 127)
         keep = ends > starts
-        return Notes(starts[keep], ends[keep], pitches[keep], velocities[keep])
+        return Notes(starts[keep], ends[keep], pitches[keep], velocities[keep], computed=self.precision)

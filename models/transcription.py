@@ -51,12 +51,14 @@ class Notes:
         ends: [N] seconds (> starts).
         pitches: [N] int MIDI pitches.
         velocities: [N] int, 1..127 (from the model's amplitude).
+        computed: how the model computed them, for the technical details ("" when nothing to say).
     """
 
     starts: np.ndarray
     ends: np.ndarray
     pitches: np.ndarray
     velocities: np.ndarray
+    computed: str = ""
 
     def __len__(self) -> int:
         return int(self.starts.shape[0])

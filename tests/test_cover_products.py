@@ -284,6 +284,21 @@ def test_every_file_says_it_was_made_with_ai(made):
     assert any("Generated with AI" in t.text for t in pretty_midi.PrettyMIDI(str(midis.constant)).text_events)
 
 
+def test_a_chord_is_spelled_as_music21_spells_it_each_time_in_pitches_of_its_own():
+    """The remembered spelling is music21's own for the same numbers, and each chord gets fresh Pitch objects (the
+    score's notes are changed in place later: ties, accidentals)."""
+    from music21 import chord
+
+    from utils.engraving import spelled_chord
+
+    for pitches in [(60, 63, 66), (61, 65, 68, 70), (44, 51, 56, 60), (60, 63, 66)]:
+        first, again = spelled_chord(pitches), spelled_chord(pitches)
+        expected = [p.nameWithOctave for p in chord.Chord(list(pitches)).pitches]
+        assert [p.nameWithOctave for p in first] == expected == [p.nameWithOctave for p in again]
+        assert [p.midi for p in first] == list(pitches)
+        assert all(a is not b for a, b in zip(first, again))
+
+
 def test_engraving_from_several_threads_at_once(made, tmp_path):
     """The app engraves in worker threads; verovio's fonts are process-wide and must survive concurrent use."""
     from concurrent.futures import ThreadPoolExecutor

@@ -96,6 +96,32 @@ def test_the_real_weights_hear_a_rendered_piano_piece(shipped, recording):
     assert f1 >= 0.9, f1
 
 
+def test_bfloat16_hears_the_notes_float32_hears(shipped, recording, monkeypatch):
+    """The narrower path picked on CPUs with bfloat16 instructions: the same notes as float32 on the same recording
+    (onsets within 50 ms, the same pitch), and it says how it computed them; an unknown dtype is refused."""
+    import mir_eval
+    import torch
+
+    from models import piano_transcription
+
+    audio, rate = load_audio(recording[1])
+    heard = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        monkeypatch.setattr(shipped, "compute_dtype", dtype)
+        heard[dtype] = shipped.notes(audio, rate)
+    exact, narrow = heard[torch.float32], heard[torch.bfloat16]
+    _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+        np.stack([exact.starts, exact.ends], 1), mir_eval.util.midi_to_hz(exact.pitches),
+        np.stack([narrow.starts, narrow.ends], 1), mir_eval.util.midi_to_hz(narrow.pitches), offset_ratio=None)
+    assert f1 >= 0.98, f1
+    assert exact.computed == "float32" and narrow.computed.startswith("bfloat16")
+    monkeypatch.setenv(piano_transcription.DTYPE_ENV_VAR, "float32")
+    assert piano_transcription.pick_compute_dtype(torch.device("cpu")) == torch.float32
+    monkeypatch.setenv(piano_transcription.DTYPE_ENV_VAR, "int4")
+    with pytest.raises(ValueError, match="PIANO_TRANSCRIPTION_DTYPE='int4'"):
+        piano_transcription.pick_compute_dtype(torch.device("cpu"))
+
+
 def test_sheet_music_on_the_recordings_beats(shipped, recording, tmp_path):
     midi, path = recording
     audio, rate = load_audio(path)

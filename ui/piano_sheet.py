@@ -102,8 +102,9 @@ def piano_to_sheet_music(
     heard = (say(f"{job.title}: 1 note at {made.bpm:.0f} BPM, as played.") if made.notes == 1
              else say(f"{job.title}: {made.notes} notes at {made.bpm:.0f} BPM, as played."))
     summary = heard + " " + score_line(files.score) + "".join("  \n⚠️ " + say(w) for w in made.warnings)
-    technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`), with their velocities; "
-                 "beats tracked in the recording, a tempo change on every beat of the MIDI."]
+    computed = f", computed in {notes.computed}" if notes.computed else ""
+    technical = [f"Notes heard by {LABEL} (weights `{CONFIG.piano_transcription_model}`{computed}), with their "
+                 "velocities; beats tracked in the recording, a tempo change on every beat of the MIDI."]
     state = {"job": job, "instrument": products.DEFAULT_INSTRUMENT}
     return [None, str(files.midis.tempo_map), None, str(roll), round(made.bpm, 2), with_technical(summary, technical),
             str(files.midis.constant), str(files.score.musicxml), str(files.score.pdf),

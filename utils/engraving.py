@@ -8,6 +8,7 @@ rests) and writes MusicXML; verovio lays the pages out as SVG; cairosvg turns th
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import threading
@@ -133,6 +134,24 @@ def easier(grid: GridNotes, hands: Hands) -> tuple[GridNotes, Hands]:
     return grid.subset(keep), Hands(hands.right[keep])
 
 
+def spelled_chord(pitches: tuple[int, ...]) -> list:
+    """Fresh music21 Pitches of a chord of MIDI ``pitches``, spelled as ``chord.Chord(pitches)`` spells them.
+
+    music21 spells a chord given as numbers by trying every enharmonic of every note (3^n spellings: 5 ms for a
+    four-note chord, 6.6 s of a 3.5-minute piece's 1,276 chords); a piece repeats its chords, so each spelling is
+    found once and copied."""
+    import copy
+
+    return [copy.deepcopy(p) for p in _spelling(pitches)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _spelling(pitches: tuple[int, ...]) -> tuple:
+    from music21 import chord
+
+    return tuple(chord.Chord(list(pitches)).pitches)
+
+
 def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: str, subtitle: str = ""):
     """A music21 Score: two PartStaffs (right hand treble, left hand bass) in 4/4, key signature estimated.
 
@@ -166,7 +185,7 @@ def build_score(grid: GridNotes, hands: Hands, bpm: float, title: str, credit: s
                 end = min(end, int(sub.onsets[groups[index + 1][0]]))
             length = (end - start) * quarter_per_step
             pitches = sorted(int(p) for p in sub.pitches[group])
-            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(pitches)
+            element = note.Note(pitches[0]) if len(pitches) == 1 else chord.Chord(spelled_chord(tuple(pitches)))
             element.quarterLength = length
             element.volume.velocity = int(sub.velocities[group].max())
             part.insert(start * quarter_per_step, element)
@@ -275,6 +294,30 @@ def page_lines(svg: str, paper: str, number: int, pages: int, title: str, subtit
     return svg[: close + 1] + "".join(lines) + svg[close + 1 :]
 
 
+_PDFIUM_LOCK = threading.Lock()  # PDFium is not thread-safe: one page at a time in the process
+
+
+def page_picture(pdf: bytes, path: Path, width_px: int) -> Path:
+    """A PNG of a one-page PDF's page, ``width_px`` wide on white (PDFium).
+
+    The page is drawn once, as vector PDF by cairosvg, and its picture is rasterised from that PDF: drawing the SVG
+    a second time with cairosvg took as long as the PDF (~1.4 s a page; a 3.5-minute piece has 7 pages).
+    """
+    import pypdfium2 as pdfium
+
+    with _PDFIUM_LOCK:
+        document = pdfium.PdfDocument(pdf)
+        try:
+            page = document[0]
+            picture = page.render(scale=width_px / page.get_width(), fill_color=(255, 255, 255, 255)).to_pil()
+        finally:
+            document.close()
+    if picture.size[0] != width_px:  # PDFium rounds the scaled size; the pictures keep the width promised
+        picture = picture.resize((width_px, round(picture.size[1] * width_px / picture.size[0])))
+    picture.convert("RGB").save(path, optimize=False)
+    return path
+
+
 def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path | None, paper: str = DEFAULT_PAPER,
             title: str = "", subtitle: str = "", foot: str = "", subject: str = "", creator: str = "") -> Engraving:
     """Lay out a MusicXML file in pages of ``paper`` (A4 or Letter) with verovio, inside margins of at least 12 mm;
@@ -312,17 +355,14 @@ def engrave(musicxml: str | Path, pdf_path: str | Path, png_prefix: str | Path |
     pages: list[Path] = []
     points = (width_mm / 25.4 * 72, height_mm / 25.4 * 72)  # the PDF page in points
     for number, svg in enumerate(svgs, start=1):
-        if png_prefix is not None:
-            prefix = Path(png_prefix)
-            page_png = prefix.with_name(f"{prefix.name}_page{number}.png")
-            cairosvg.svg2png(bytestring=svg, write_to=str(page_png),
-                             output_width=round(width_mm / 25.4 * PREVIEW_DPI),
-                             output_height=round(height_mm / 25.4 * PREVIEW_DPI), background_color="white")
-            pages.append(page_png)
         # cairosvg's PDF unit is 0.75 pt per px: ask for the paper's size in px
         pdf = cairosvg.svg2pdf(bytestring=svg, output_width=points[0] / 0.75, output_height=points[1] / 0.75)
         for page in PdfReader(io.BytesIO(pdf)).pages:
             writer.add_page(page)
+        if png_prefix is not None:
+            prefix = Path(png_prefix)
+            pages.append(page_picture(pdf, prefix.with_name(f"{prefix.name}_page{number}.png"),
+                                      round(width_mm / 25.4 * PREVIEW_DPI)))
     writer.add_metadata({"/Title": title or Path(musicxml).stem, "/Subject": subject, "/Creator": creator,
                          "/Producer": "verovio, cairosvg, pypdf"})
     pdf_path = Path(pdf_path)
