@@ -116,16 +116,17 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
     env = {"MUSIC_DEMO_PROGRESS_LINE": "0", **env}
     app = start_app(folders["pop2piano"], folders["musicgen-small"], folders["musicgen-melody"],
                     log_name=log.name, extra_args=extra, env=env)
-    peak = [0.0]
+    peak = [0.0, 0.0]  # over the whole run, and over the workload in progress
     stop = threading.Event()
 
     def watch_memory() -> None:
         process = psutil.Process(app.process.pid)
         while not stop.wait(0.5):
             try:
-                peak[0] = max(peak[0], process.memory_info().rss / 2**30)
+                rss = process.memory_info().rss / 2**30
             except psutil.Error:
                 return
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], rss)
 
     threading.Thread(target=watch_memory, daemon=True).start()
     try:
@@ -138,7 +139,9 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
         figures["warm_up_s"] = round(time.perf_counter() - started, 1)
         print(f"[{name}] warm-up (loads every model) {figures['warm_up_s']} s", flush=True)
         piece_30s = None
+        figures["peak_rss_gb_warm_up"] = round(peak[1], 2)
         for workload in workloads:
+            peak[1] = 0.0
             if workload in ("text_10s", "text_30s", "text_10s_after"):
                 seconds = 30 if workload == "text_30s" else 10
                 outputs, timing = text(client, seconds, 1).result()
@@ -195,6 +198,8 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
                 total = time.perf_counter() - t0
                 figures[workload] = {"waits_s": [d[1]["total_s"] for d in done], "total_s": round(total, 2),
                                      "shared_passes": [d[0][5].get("decode_passes") for d in done]}
+            if isinstance(figures[workload], dict):
+                figures[workload]["peak_rss_gb"] = round(peak[1], 2)  # the server's, during this workload
             print(f"[{name}] {workload}: {json.dumps(figures[workload])}", flush=True)
         if "users_4x10s" in figures and "text_10s" in figures:
             figures["users_4x10s"]["total_over_one"] = round(

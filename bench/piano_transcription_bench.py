@@ -30,7 +30,9 @@ RESULTS = ROOT / "bench" / "results"
 RATE = 44100
 SOUNDFONTS = {"TimGM6mb (shipped)": Path(pretty_midi.__file__).parent / "TimGM6mb.sf2",
               "FluidR3_GM (run.sh app)": Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")}
-TRANSCRIBERS = {"transkun": "piano_transcriber", "basic-pitch": "transcriber"}
+# Transkun twice: in float32, and in bfloat16 (the autocast the app picks on CPUs with bfloat16 instructions)
+TRANSCRIBERS = {"transkun": ("piano_transcriber", "float32"), "transkun bfloat16": ("piano_transcriber", "bfloat16"),
+                "basic-pitch": ("transcriber", None)}
 
 
 def scores(reference: list[pretty_midi.Note], heard) -> dict:
@@ -85,7 +87,9 @@ def main(argv: list[str] | None = None) -> None:
     from models import load_model
     from utils.render import render_midi
 
-    for role in TRANSCRIBERS.values():
+    import torch
+
+    for role, _ in TRANSCRIBERS.values():
         load_model(role, None, "cpu").load()
     results: dict = {"benchmark": "piano transcription (diagnostic)",
                      "command": "python -m bench.piano_transcription_bench " + " ".join(argv or sys.argv[1:]),
@@ -107,9 +111,12 @@ def main(argv: list[str] | None = None) -> None:
                 piece = cut(midi, args.seconds)
                 audio = render_midi(piece, RATE, soundfont).audio[: int(args.seconds * RATE)]
                 row: dict = {}
-                for label, role in TRANSCRIBERS.items():
+                for label, (role, dtype) in TRANSCRIBERS.items():
+                    transcriber = load_model(role, None, "cpu")
+                    if dtype is not None:
+                        transcriber.compute_dtype = getattr(torch, dtype)
                     t = time.perf_counter()
-                    heard = load_model(role, None, "cpu").notes(audio, RATE)
+                    heard = transcriber.notes(audio, RATE)
                     row[label] = {**scores(piece.instruments[0].notes, heard),
                                   "seconds": round(time.perf_counter() - t, 2)}
                 key = f"{piece_name} · {soundfont_name}"
