@@ -50,7 +50,7 @@ from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
 
-from models import catalogue, load_model, pop2piano, runtime  # noqa: E402
+from models import cache, catalogue, load_model, pop2piano, runtime  # noqa: E402
 from models.devices import pick_device  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
 from serving import InProcess, use_backend  # noqa: E402
@@ -232,6 +232,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="runs one client address may have in flight at once, across its sessions (behind a "
                              f"proxy: X-Forwarded-For) (env {fair.RUNS_PER_ADDRESS_ENV_VAR}; default "
                              f"{fair.DEFAULT_RUNS_PER_ADDRESS})")
+    parser.add_argument("--unload-after", type=float, default=None, metavar="MINUTES",
+                        help="unload a model's weights when nobody has used it for this many minutes; it loads again "
+                             f"on its next use (default: ${cache.UNLOAD_AFTER_ENV_VAR}, else "
+                             f"{cache.DEFAULT_UNLOAD_AFTER_MIN:g}; 0: never)")
     serve = parser.add_argument_group("serving on Ray Serve (optional: pip install -r requirements-serve.txt)")
     serve.add_argument("--replicas", type=int, default=None, metavar="N",
                        help="serve each model role as a Ray Serve deployment of N replicas on a local Ray cluster "
@@ -314,6 +318,13 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
     runtime.set_concurrency(args.concurrency)
+    try:
+        minutes = cache.default_unload_after_min() if args.unload_after is None else args.unload_after
+    except ValueError as e:
+        raise SystemExit(str(e)) from e
+    if minutes < 0:
+        raise SystemExit("--unload-after: give the minutes a model may sit unused, >= 0 (0: never).")
+    cache.start_unloading_idle(minutes, runtime.model_thread().call)
     fair.set_caps(args.runs_per_visitor, args.runs_per_address)
     offer_models(args.musicgen_models, args.melody_models)
 

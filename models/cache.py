@@ -84,9 +84,31 @@ class ModelCache:
             return [e.model for e in self._held.get(role, [])]
 
     def peek(self, role: str, name: str, device: str | None = None) -> Any | None:
-        """The role's model ``name`` when it is held, else None (nothing is built, loaded or let go)."""
+        """The role's model ``name`` when it is held, else None (nothing is built, loaded or let go); a model
+        found counts as used now (``unload_idle``)."""
         with self._cond:
-            return next((e.model for e in self._held.get(role, []) if self._matches(e, name, device)), None)
+            entry = next((e for e in self._held.get(role, []) if self._matches(e, name, device)), None)
+            if entry is None:
+                return None
+            entry.last_used = time.monotonic()
+            return entry.model
+
+    def unload_idle(self, idle_s: float, now: float | None = None) -> list[str]:
+        """Unload the weights of every model that no run holds and nobody has used for ``idle_s`` seconds; returns
+        their names. The wrappers stay in the cache and load again on their next use (as on the first), so no
+        second copy of a model can appear. Call it on the model thread (``start_unloading_idle`` does): every
+        model's work runs there, one job at a time, so no job is computing with a model while it goes."""
+        now = time.monotonic() if now is None else now
+        with self._cond:
+            idle = [(role, e) for role, held in self._held.items() for e in held
+                    if not e.users and now - e.last_used >= idle_s and getattr(e.model, "loaded", True)]
+        for role, entry in idle:
+            entry.model.unload()
+            logger.info("Unloaded %s (%s): unused for %.0f min; it loads again on its next use",
+                        entry.model.name, role, (now - entry.last_used) / 60)
+        if idle:
+            free_accelerator_memory()
+        return [entry.model.name for _, entry in idle]
 
     def in_use(self, role: str) -> dict[str, int]:
         """The runs on each model of ``role`` now, by model name."""
@@ -191,7 +213,8 @@ class ModelCache:
         if free_now is not None:
             limits.append(free_now)
         if budget is not None:
-            limits.append(budget - sum(e.need for entries in self._held.values() for e in entries))
+            limits.append(budget - sum(e.need for entries in self._held.values() for e in entries
+                                       if getattr(e.model, "loaded", True)))  # an unloaded one takes nothing
         return min(limits) if limits else None
 
     def _let_go(self, entry: _Entry) -> None:
@@ -216,6 +239,8 @@ def _too_big(name: str, need: int, could: int) -> str:
             f"{_size(could)} for it. Choose a smaller model.")
 
 
+UNLOAD_AFTER_ENV_VAR = "MUSIC_DEMO_UNLOAD_AFTER_MIN"  # minutes unused before a model's weights go; 0: never
+DEFAULT_UNLOAD_AFTER_MIN = 15.0  # a free CPU Space has 16 GB for every model and every visitor
 MODELS_PER_ROLE_ENV_VAR = "MUSIC_DEMO_MODELS_PER_ROLE"
 DEFAULT_MODELS_PER_ROLE = 2  # the app's model and one more a visitor chose, loaded side by side when memory allows
 
@@ -226,3 +251,54 @@ _MODEL_CACHE = ModelCache()
 def model_cache() -> ModelCache:
     """The process's model cache (the wrappers' ``get_*`` functions go through it)."""
     return _MODEL_CACHE
+
+
+def default_unload_after_min() -> float:
+    """Minutes a model may sit unused before its weights are unloaded: ``$MUSIC_DEMO_UNLOAD_AFTER_MIN``, else 15.
+
+    Raises:
+        ValueError: the setting is not a number of minutes >= 0.
+    """
+    value = os.environ.get(UNLOAD_AFTER_ENV_VAR, "").strip()
+    try:
+        minutes = float(value) if value else DEFAULT_UNLOAD_AFTER_MIN
+    except ValueError:
+        minutes = -1.0
+    if minutes < 0:
+        raise ValueError(f"{UNLOAD_AFTER_ENV_VAR}={value!r}: give the minutes a model may sit unused, >= 0 (0: never).")
+    return minutes
+
+
+_unloading: threading.Event | None = None  # stops the watch in progress
+
+
+def start_unloading_idle(minutes: float, call: Callable[[Callable[[], Any]], Any],
+                         cache: ModelCache | None = None) -> threading.Event | None:
+    """From now on, unload every model of ``cache`` (the process's) unused for ``minutes``. A daemon thread looks
+    a few times per period and hands the unloading to ``call`` (the model thread's ``call``), then returns the freed
+    memory to the OS. The latest setting wins: a watch started before stops. Returns the event that stops this one
+    (None for 0 minutes: never unload)."""
+    global _unloading
+    if _unloading is not None:
+        _unloading.set()
+        _unloading = None
+    if minutes <= 0:
+        return None
+    idle_s = minutes * 60
+    every = min(60.0, max(idle_s / 4, 0.01))
+    stop = threading.Event()
+
+    def watch() -> None:
+        from models.int8 import return_freed_memory
+
+        while not stop.wait(every):
+            try:
+                if call(lambda: (cache or model_cache()).unload_idle(idle_s)):
+                    return_freed_memory()
+            except Exception:  # noqa: BLE001 - a failed unload must not end the watch
+                logger.exception("Unloading idle models failed")
+
+    threading.Thread(target=watch, name="unload-idle-models", daemon=True).start()
+    _unloading = stop
+    logger.info("Models unused for %g min are unloaded (%s)", minutes, UNLOAD_AFTER_ENV_VAR)
+    return stop

@@ -13,6 +13,9 @@ from models.progress import GenerationCancelled
 from serving.seam import Progress, Stream
 
 
+LOADING = "Loading the model"  # what a run says while its model loads (its first use, or after it was unloaded)
+
+
 def default_settings() -> SimpleNamespace:
     """The settings a process has without the app's flags: the models' own defaults (env vars, else built in)."""
     from models import separator, translation
@@ -59,10 +62,16 @@ class InProcess:
                                                                             progress=stops_on(progress, cancel))
 
     def piano_notes(self, model: str, audio: np.ndarray, sample_rate: int, *,
-                    cancel: threading.Event | None = None) -> Any:
+                    cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
         from models import load_model
 
-        return load_model("piano_transcriber", model, self.settings.device).notes(audio, sample_rate, cancel=cancel)
+        report = progress or (lambda fraction, message: None)
+        transcriber = load_model("piano_transcriber", model, self.settings.device)
+        if not transcriber.loaded:  # its first use, or unused for a while (unloaded)
+            report(0.05, LOADING)
+            transcriber.load()
+        report(0.1, "Listening for the piano's notes")
+        return transcriber.notes(audio, sample_rate, cancel=cancel)
 
     def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
         from models import load_model

@@ -134,7 +134,7 @@ class ModelServer:
         def work() -> None:
             try:
                 hooks: dict[str, Any] = {}
-                if job in ("music", "cover"):
+                if job in ("music", "cover", "piano_notes"):
                     hooks["progress"] = lambda fraction, message: emit("progress", fraction, message)
                 if job == "music" and kwargs.pop("streamed", False):
                     hooks["stream"] = lambda rate, audio: emit("audio", rate, audio)
@@ -254,10 +254,11 @@ class ServeBackend:
         return self._call("piano", "cover", model, (model, song, sample_rate, style), {}, cancel, progress)[0]
 
     def piano_notes(self, model: str, audio: np.ndarray, sample_rate: int, *,
-                    cancel: threading.Event | None = None) -> Any:
+                    cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
         if "piano_transcriber" not in self.handles:
-            return self.local.piano_notes(model, audio, sample_rate, cancel=cancel)
-        return self._call("piano_transcriber", "piano_notes", model, (model, audio, sample_rate), {}, cancel)[0]
+            return self.local.piano_notes(model, audio, sample_rate, cancel=cancel, progress=progress)
+        return self._call("piano_transcriber", "piano_notes", model, (model, audio, sample_rate), {}, cancel,
+                          progress)[0]
 
     def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
         if "transcriber" not in self.handles:

@@ -31,8 +31,9 @@ class Backend(Protocol):
         ``pop2piano.PianoCover``."""
 
     def piano_notes(self, model: str, audio: np.ndarray, sample_rate: int, *,
-                    cancel: threading.Event | None = None) -> Any:
-        """The notes a piano transcriber (Transkun) ``model`` hears in a piano recording [T]: ``Notes``."""
+                    cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
+        """The notes a piano transcriber (Transkun) ``model`` hears in a piano recording [T]: ``Notes``;
+        ``progress`` hears when the model must load first."""
 
     def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
         """The notes basic-pitch hears in any music [T] (for "MIDI of this result"): ``Notes``."""

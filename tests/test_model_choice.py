@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from models import cache, catalogue
+from models import cache as cache_module
 from models.cache import ModelCache, ModelTooBig
 from tests.test_app import FakeRequest, last, tiny_app  # noqa: F401 - the fixture
 from ui import music
@@ -259,3 +260,75 @@ def test_a_model_that_cannot_fit_is_refused_in_plain_words_and_the_others_go_on(
         text_run(app, other, 1, "b")
     assert [m.name for m in cache.model_cache().held("text")] == [own]  # nothing was let go or built
     assert cache.model_cache().held("text")[0].loaded
+
+
+# ------------------------------------------------------------------------------------- unloading idle models
+class Loaded(StandIn):
+    """A stand-in that loads again on its next use, as the wrappers do."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.loaded = True
+
+    def unload(self) -> None:
+        super().unload()
+        self.loaded = False
+
+
+def test_a_model_unused_for_the_set_time_is_unloaded_and_one_in_a_run_never_is():
+    cache = ModelCache(per_role=2)
+    hold, log = threading.Event(), []
+    running = holder(cache, "a", 0, None, hold, log)
+    wait_for(lambda: log)
+    with cache.use("melody", "b", None, lambda: Loaded("b")):
+        pass
+    a, b = cache.held("text")[0], cache.held("melody")[0]
+    assert cache.unload_idle(60) == []  # both used just now
+    later = time.monotonic() + 120
+    assert cache.unload_idle(60, now=later) == ["b"]  # "a" is in a run
+    assert b.unloaded and not a.unloaded
+    assert cache.held("melody") == [b]  # the wrapper stays: its next use loads it again, no second copy
+    hold.set()
+    running.join(10)
+    assert cache.peek("text", "a") is a  # found: used now
+    assert cache.unload_idle(60, now=time.monotonic() + 30) == []
+    assert cache.unload_idle(60, now=time.monotonic() + 120) == ["a"] and a.unloaded
+
+
+def test_the_watch_unloads_on_the_callers_thread_and_the_latest_setting_wins(monkeypatch):
+    from models.runtime import model_thread
+
+    cache = ModelCache()
+    with cache.use("watermark", "w", None, lambda: Loaded("w")):
+        pass
+    threads = []
+
+    def on_model_thread(fn):
+        threads.append(threading.current_thread().name)
+        return model_thread().call(fn)
+
+    stop = cache_module.start_unloading_idle(0.001, on_model_thread, cache)  # 60 ms
+    try:
+        wait_for(lambda: cache.held("watermark")[0].unloaded)
+    finally:
+        stop.set()
+    assert threads and all(name == "unload-idle-models" for name in threads)
+    assert cache_module.start_unloading_idle(0, on_model_thread, cache) is None
+    monkeypatch.setenv(cache_module.UNLOAD_AFTER_ENV_VAR, "soon")
+    with pytest.raises(ValueError, match="MUSIC_DEMO_UNLOAD_AFTER_MIN='soon'"):
+        cache_module.default_unload_after_min()
+
+
+def test_a_model_unloaded_while_idle_loads_again_saying_so_and_gives_the_same_music(two_models):
+    app, own, _ = two_models
+    said: list[str] = []
+    first = text_run(app, "", 1, "a")
+    model = cache.model_cache().held("text")[0]
+    assert model.loaded
+    from models.runtime import model_thread
+
+    assert model_thread().call(lambda: cache.model_cache().unload_idle(0)) == [own] and not model.loaded
+    again = text_run(app, "", 1, "a", lambda f, desc="": said.append(desc))
+    assert model.loaded and cache.model_cache().held("text") == [model]
+    assert "Loading the model" in said
+    assert sf.read(again[0])[0].tolist() == sf.read(first[0])[0].tolist()  # the same seed, the same music

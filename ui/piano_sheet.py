@@ -53,8 +53,8 @@ def score_line(files: products.ScoreFiles) -> str:
 def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress, cancel: threading.Event | None = None) -> Notes:
     """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU); it stops at the
     next segment once ``cancel`` is set."""
-    progress(0.1, desc=say("Listening for the piano's notes"))
-    return backend().piano_notes(CONFIG.piano_transcription_model, audio, sample_rate, cancel=cancel)
+    return backend().piano_notes(CONFIG.piano_transcription_model, audio, sample_rate, cancel=cancel,
+                                 progress=lambda fraction, message: progress(fraction, desc=say(message)))
 
 
 @spoken

@@ -44,17 +44,51 @@ def undelay(tokens: torch.Tensor, delays: list[int]) -> torch.Tensor:
     return torch.stack([tokens[:, c, 1 + d : 1 + d + frames] for c, d in enumerate(delays)], dim=1)
 
 
+# The final decode goes through EnCodec's upsampling stack in pieces of this many frames (5 s at 50 Hz), each with
+# CHUNK_CONTEXT_FRAMES of true neighbours on both sides (their output is dropped): the same samples, bit for bit, as
+# one pass over the whole piece (tested), without a whole piece's activations at full rate (64 channels x 960,000
+# samples for 30 s: 245 MB each).
+DECODE_CHUNK_FRAMES = 250
+CHUNK_CONTEXT_FRAMES = 8  # well past the stack's reach (about 2 frames: the upsampling and residual convolutions)
+
+
+def _decode_one(encoder, codes: torch.Tensor, chunk_frames: int | None) -> torch.Tensor:
+    """Codes [1, B, K, frames] of one channel -> waveform [B, 1, T]: EnCodec's own decode, or the same computation
+    in chunks (``chunk_frames``; None: whole)."""
+    layers = encoder.decoder.layers
+    frames = codes.shape[-1]
+    chunked = (
+        chunk_frames is not None
+        and encoder.config.chunk_length is None  # the 32 kHz codec of MusicGen: one frame, no overlap-add
+        and frames > chunk_frames + 2 * CHUNK_CONTEXT_FRAMES
+        and type(layers[1]).__name__ == "EncodecLSTM"
+    )
+    if not chunked:
+        return encoder.decode(codes, audio_scales=[None] * codes.shape[0]).audio_values
+    hidden = layers[1](layers[0](encoder.quantizer.decode(codes[0].transpose(0, 1))))  # conv + LSTM: whole piece
+    hop = int(torch.prod(torch.tensor(encoder.config.upsampling_ratios)))
+    pieces = []
+    for start in range(0, frames, chunk_frames):
+        end = min(start + chunk_frames, frames)
+        low, high = max(0, start - CHUNK_CONTEXT_FRAMES), min(frames, end + CHUNK_CONTEXT_FRAMES)
+        x = hidden[..., low:high]
+        for layer in layers[2:]:
+            x = layer(x)
+        pieces.append(x[..., (start - low) * hop : (end - low) * hop])
+    return torch.cat(pieces, dim=-1)
+
+
 @torch.inference_mode()
-def decode_codes(model, codes: torch.Tensor) -> torch.Tensor:
+def decode_codes(model, codes: torch.Tensor, chunk_frames: int | None = DECODE_CHUNK_FRAMES) -> torch.Tensor:
     """Audio codes [B, K, frames] -> waveform [B, channels, T] with the model's EnCodec, as stock ``generate`` does
-    (stereo: even codebooks are the left channel, odd the right)."""
+    (stereo: even codebooks are the left channel, odd the right); in chunks of ``chunk_frames`` past the LSTM (the
+    same samples; None: the whole piece at once)."""
     codes = codes[None, ...]
-    scales = [None] * codes.shape[1]
     encoder = model.audio_encoder
     if model.config.decoder.audio_channels == 1:
-        return encoder.decode(codes, audio_scales=scales).audio_values
-    left = encoder.decode(codes[:, :, ::2, :], audio_scales=scales).audio_values
-    right = encoder.decode(codes[:, :, 1::2, :], audio_scales=scales).audio_values
+        return _decode_one(encoder, codes, chunk_frames)
+    left = _decode_one(encoder, codes[:, :, ::2, :], chunk_frames)
+    right = _decode_one(encoder, codes[:, :, 1::2, :], chunk_frames)
     return torch.cat([left, right], dim=1)
 
 
