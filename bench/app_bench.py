@@ -19,7 +19,10 @@ Workloads, in order, after a warm-up that loads every model (a 2 s text piece, a
   endpoint used once, on top of the above);
 - ``users_4x10s``: four users ask for 10 s at the same moment: each one's wait, and the total;
 - ``text_10s_after``: ``text_10s`` again, after all of the above: the decode speed must not depend on what ran
-  before (it did: docs/PERFORMANCE.md).
+  before (it did: docs/PERFORMANCE.md);
+- ``sheet_music``: a 3.5-minute piano recording to its MIDI and A4 score (Transkun);
+- ``cover_abba``: does a cover slow the music made after it? 10 s of text in the order A B B A: A right after
+  another piece, B right after a 3.5-minute cover (A1, cover, B1, cover, B2, A2); B over A pair by pair.
 
     python -m bench.app_bench --models ~/.cache/music-demo/full-size            # ours, then stock
     python -m bench.app_bench --apps ours --skip users_4x10s                       # a quicker look
@@ -47,7 +50,7 @@ SONG_SECONDS = 210.0  # the 3.5-minute cover
 MELODY_SONG_SECONDS = 30.0
 TRANSLATED_PROMPT = "欢快的国风摇滚 with guzheng and drums"
 WORKLOADS = ("text_10s", "text_30s", "midi_30s", "check", "translated_10s", "melody_10s", "cover", "video", "every_endpoint", "users_4x10s",
-             "text_10s_after", "sheet_music")
+             "text_10s_after", "sheet_music", "cover_abba")
 STOCK_ENV = {"MUSICGEN_FAST_PATH": "0", "PIANO_COVER_FAST_PATH": "0", "MUSICGEN_CPU_INT8": "0",
              "PIANO_COVER_CPU_INT8": "0"}
 
@@ -189,6 +192,18 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
                 ]:
                     spent[label] = Timed(client, *args, api_name=api).result()[1]["total_s"]
                 figures[workload] = spent
+            elif workload == "cover_abba":
+                times = {}
+                text(client, 10, 1).result()  # "right after another piece" for A1
+                for label in ("A1", "cover", "B1", "cover", "B2", "A2"):
+                    if label == "cover":
+                        Timed(client, handle_file(str(song)), "composer1", api_name="/piano_cover").result()
+                    else:
+                        times[label] = text(client, 10, 1).result()[1]["total_s"]
+                figures[workload] = {**times, "B1_over_A1": round(times["B1"] / times["A1"], 3),
+                                     "B2_over_A2": round(times["B2"] / times["A2"], 3),
+                                     "mean_B_over_mean_A": round((times["B1"] + times["B2"]) /
+                                                                 (times["A1"] + times["A2"]), 3)}
             elif workload == "users_4x10s":
                 users = [Client(app.url, verbose=False, download_files=str(log.parent / f"{name}-user{i}"))
                          for i in range(4)]

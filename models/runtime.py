@@ -25,6 +25,10 @@ OpenMP, through the same libgomp, in the request's thread. So:
 The one team of the process is the model thread's. ``tests/test_runtime.py`` checks this by counting the process's
 threads after other threads computed with torch and with OpenMP directly.
 
+**Memory.** When the thread has had no work for a second it hands the memory the work freed back to the OS, once
+(``models.int8.return_freed_memory``): glibc otherwise keeps freed pages (a decode's caches, a cover's arrays), and
+the server's resident size would only grow from request to request (docs/PERFORMANCE.md, issue 35).
+
 **Faults.** An error in one request's work (a bad input, running out of memory: torch raises) is raised in that
 request's thread; the other requests go on. If the model thread itself fails, every request in flight gets a
 ``RuntimeFailure`` saying so, and the next request starts a fresh model thread (the loaded models stay). A crash of
@@ -50,6 +54,7 @@ from typing import Any, Protocol, TypeVar
 import torch
 
 from models import KERNEL_THREADS_ENV_VAR
+from models.int8 import return_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +139,9 @@ class _Active:
     steps: Any  # a Steps
     done: bool = False
     error: BaseException | None = None  # the runtime's own failure (the decode's are on ``steps``)
+
+
+IDLE_BEFORE_FREEING_S = 1.0  # the thread hands freed memory back after this long without work (not between a run's jobs)
 
 
 class ModelThread:
@@ -231,14 +239,26 @@ class ModelThread:
     def _work(self) -> None:
         try:
             take_the_cores(self.kernel_threads)
+            worked = False  # since memory was last handed back
             while True:
                 with self._cond:
+                    rested = False
                     while not self._jobs and not self._incoming and not self._active:
-                        self._cond.wait()
-                    self._active.extend(self._incoming)
-                    self._incoming.clear()
-                    job = self._jobs.pop(0) if self._jobs else None
-                    self._current = job
+                        if worked and not self._cond.wait(IDLE_BEFORE_FREEING_S):
+                            rested = True  # idle for a while after some work
+                            break
+                        if not worked:
+                            self._cond.wait()
+                    if not rested:
+                        self._active.extend(self._incoming)
+                        self._incoming.clear()
+                        job = self._jobs.pop(0) if self._jobs else None
+                        self._current = job
+                if rested:  # hand the memory the work freed back to the OS, once
+                    return_freed_memory()
+                    worked = False
+                    continue
+                worked = True
                 with torch.inference_mode():
                     if job is not None:
                         self._run_job(job)

@@ -218,6 +218,24 @@ def test_folded_weight_norm_gives_the_same_audio_and_codes(tiny_musicgen_dir, ti
         assert torch.equal(encode_audio(plain, audio), encode_audio(folded, audio))
 
 
+@pytest.mark.parametrize("stereo", [False, True], ids=["mono", "stereo"])
+def test_the_chunked_final_decode_gives_the_whole_decodes_samples(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo):
+    """EnCodec past its LSTM in 250-frame chunks with 8 frames of true neighbours: every sample of the one-pass decode,
+    to float32 rounding (the convolutions may round a sum differently for another length: at most 4e-8 on the
+    full-size codec, docs/PERFORMANCE.md), the same length, and seams no louder than the rest."""
+    from models.musicgen.codec import DECODE_CHUNK_FRAMES
+
+    model, _ = load(tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir)
+    k = model.config.decoder.num_codebooks
+    codes = torch.randint(0, 2048, (2, k, 2 * DECODE_CHUNK_FRAMES + 77), generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        whole, chunked = decode_codes(model, codes, None), decode_codes(model, codes)
+        short = codes[..., : DECODE_CHUNK_FRAMES]
+        assert torch.equal(decode_codes(model, short, None), decode_codes(model, short))  # one chunk: the same call
+    assert chunked.shape == whole.shape
+    assert (chunked - whole).abs().max().item() <= 1e-6 * max(1.0, whole.abs().max().item())
+
+
 def test_fused_int8_projections_match_the_separate_layers(tiny_musicgen_dir):
     """The int8 q, k and v projections in one call give each layer's own output, bit for bit."""
     from models.musicgen.layers import fused_linear_fn, linear_fn

@@ -152,3 +152,24 @@ def test_a_job_that_runs_out_of_memory_is_the_callers_error_only():
     with pytest.raises(MemoryError):
         joint.call(huge)
     assert joint.call(lambda: 2 + 2) == 4 and joint.failures == 0
+
+
+def test_the_thread_hands_freed_memory_back_once_after_each_burst_of_work(monkeypatch):
+    """Out of work, the model thread returns the freed memory to the OS once; idle, it does not keep trying."""
+    import time
+
+    from models import runtime
+
+    handed_back: list[str] = []
+    monkeypatch.setattr(runtime, "return_freed_memory", lambda: handed_back.append(threading.current_thread().name))
+    thread = ModelThread()
+    for burst in (1, 2):
+        for _ in range(3):
+            thread.call(lambda: torch.ones(1000).sum())
+        deadline = time.monotonic() + 10
+        while len(handed_back) < burst:
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.01)
+        time.sleep(0.2)
+        assert len(handed_back) == burst  # once after the burst, not again while idle
+    assert set(handed_back) == {thread._worker.name}
