@@ -45,9 +45,11 @@ def undelay(tokens: torch.Tensor, delays: list[int]) -> torch.Tensor:
 
 
 # The final decode goes through EnCodec's upsampling stack in pieces of this many frames (5 s at 50 Hz), each with
-# CHUNK_CONTEXT_FRAMES of true neighbours on both sides (their output is dropped): the same samples, bit for bit, as
-# one pass over the whole piece (tested), without a whole piece's activations at full rate (64 channels x 960,000
-# samples for 30 s: 245 MB each).
+# CHUNK_CONTEXT_FRAMES of true neighbours on both sides (their output is dropped): the samples of one pass over the
+# whole piece to float32 rounding (the convolutions may round a sum differently for another length: at most 3.7e-8
+# on the full-size codec, a 16-bit file's step being 3.1e-5; docs/PERFORMANCE.md, issue 35; tested within 1e-6),
+# without a whole piece's activations at full rate (64 channels x 960,000 samples for 30 s: 245 MB each). A 30 s
+# decode's peak: +0.41 GB instead of +1.21 GB.
 DECODE_CHUNK_FRAMES = 250
 CHUNK_CONTEXT_FRAMES = 8  # well past the stack's reach (about 2 frames: the upsampling and residual convolutions)
 
@@ -82,7 +84,7 @@ def _decode_one(encoder, codes: torch.Tensor, chunk_frames: int | None) -> torch
 def decode_codes(model, codes: torch.Tensor, chunk_frames: int | None = DECODE_CHUNK_FRAMES) -> torch.Tensor:
     """Audio codes [B, K, frames] -> waveform [B, channels, T] with the model's EnCodec, as stock ``generate`` does
     (stereo: even codebooks are the left channel, odd the right); in chunks of ``chunk_frames`` past the LSTM (the
-    same samples; None: the whole piece at once)."""
+    same samples to float32 rounding; None: the whole piece at once, as stock)."""
     codes = codes[None, ...]
     encoder = model.audio_encoder
     if model.config.decoder.audio_channels == 1:
