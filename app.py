@@ -319,12 +319,9 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.max_output_mb = args.max_output_mb
     runtime.set_concurrency(args.concurrency)
     try:
-        minutes = cache.default_unload_after_min() if args.unload_after is None else args.unload_after
+        cache.start_unloading_idle(cache.unload_after_min(args.unload_after), runtime.model_thread().call)
     except ValueError as e:
         raise SystemExit(str(e)) from e
-    if minutes < 0:
-        raise SystemExit("--unload-after: give the minutes a model may sit unused, >= 0 (0: never).")
-    cache.start_unloading_idle(minutes, runtime.model_thread().call)
     fair.set_caps(args.runs_per_visitor, args.runs_per_address)
     offer_models(args.musicgen_models, args.melody_models)
 

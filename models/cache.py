@@ -253,19 +253,21 @@ def model_cache() -> ModelCache:
     return _MODEL_CACHE
 
 
-def default_unload_after_min() -> float:
-    """Minutes a model may sit unused before its weights are unloaded: ``$MUSIC_DEMO_UNLOAD_AFTER_MIN``, else 15.
+def unload_after_min(given: float | None = None) -> float:
+    """Minutes a model may sit unused before its weights are unloaded: ``given`` (the ``--unload-after`` flag), else
+    ``$MUSIC_DEMO_UNLOAD_AFTER_MIN``, else 15.
 
     Raises:
-        ValueError: the setting is not a number of minutes >= 0.
+        ValueError: not a number of minutes >= 0 (the message names the flag or the variable).
     """
-    value = os.environ.get(UNLOAD_AFTER_ENV_VAR, "").strip()
+    source, value = ("--unload-after", str(given)) if given is not None else (
+        UNLOAD_AFTER_ENV_VAR, os.environ.get(UNLOAD_AFTER_ENV_VAR, "").strip())
     try:
         minutes = float(value) if value else DEFAULT_UNLOAD_AFTER_MIN
     except ValueError:
         minutes = -1.0
     if minutes < 0:
-        raise ValueError(f"{UNLOAD_AFTER_ENV_VAR}={value!r}: give the minutes a model may sit unused, >= 0 (0: never).")
+        raise ValueError(f"{source}={value!r}: give the minutes a model may sit unused, >= 0 (0: never).")
     return minutes
 
 
@@ -275,9 +277,9 @@ _unloading: threading.Event | None = None  # stops the watch in progress
 def start_unloading_idle(minutes: float, call: Callable[[Callable[[], Any]], Any],
                          cache: ModelCache | None = None) -> threading.Event | None:
     """From now on, unload every model of ``cache`` (the process's) unused for ``minutes``. A daemon thread looks
-    a few times per period and hands the unloading to ``call`` (the model thread's ``call``), then returns the freed
-    memory to the OS. The latest setting wins: a watch started before stops. Returns the event that stops this one
-    (None for 0 minutes: never unload)."""
+    a few times per period and hands the unloading to ``call`` (the model thread's ``call``), which returns the
+    freed memory to the OS once it has been idle a second. The latest setting wins: a watch started
+    before stops. Returns the event that stops this one (None for 0 minutes: never unload)."""
     global _unloading
     if _unloading is not None:
         _unloading.set()
@@ -289,12 +291,9 @@ def start_unloading_idle(minutes: float, call: Callable[[Callable[[], Any]], Any
     stop = threading.Event()
 
     def watch() -> None:
-        from models.int8 import return_freed_memory
-
         while not stop.wait(every):
             try:
-                if call(lambda: (cache or model_cache()).unload_idle(idle_s)):
-                    return_freed_memory()
+                call(lambda: (cache or model_cache()).unload_idle(idle_s))
             except Exception:  # noqa: BLE001 - a failed unload must not end the watch
                 logger.exception("Unloading idle models failed")
 

@@ -13,9 +13,6 @@ from models.progress import GenerationCancelled
 from serving.seam import Progress, Stream
 
 
-LOADING = "Loading the model"  # what a run says while its model loads (its first use, or after it was unloaded)
-
-
 def default_settings() -> SimpleNamespace:
     """The settings a process has without the app's flags: the models' own defaults (env vars, else built in)."""
     from models import separator, translation
@@ -68,7 +65,7 @@ class InProcess:
         report = progress or (lambda fraction, message: None)
         transcriber = load_model("piano_transcriber", model, self.settings.device)
         if not transcriber.loaded:  # its first use, or unused for a while (unloaded)
-            report(0.05, LOADING)
+            report(0.05, "Loading the model")
             transcriber.load()
         report(0.1, "Listening for the piano's notes")
         return transcriber.notes(audio, sample_rate, cancel=cancel)

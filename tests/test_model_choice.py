@@ -316,7 +316,10 @@ def test_the_watch_unloads_on_the_callers_thread_and_the_latest_setting_wins(mon
     assert cache_module.start_unloading_idle(0, on_model_thread, cache) is None
     monkeypatch.setenv(cache_module.UNLOAD_AFTER_ENV_VAR, "soon")
     with pytest.raises(ValueError, match="MUSIC_DEMO_UNLOAD_AFTER_MIN='soon'"):
-        cache_module.default_unload_after_min()
+        cache_module.unload_after_min()
+    with pytest.raises(ValueError, match="--unload-after='-1.0'"):
+        cache_module.unload_after_min(-1.0)
+    assert cache_module.unload_after_min(2.5) == 2.5  # the flag before the variable
 
 
 def test_a_model_unloaded_while_idle_loads_again_saying_so_and_gives_the_same_music(two_models):
