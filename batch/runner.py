@@ -290,8 +290,8 @@ def run_ray(factory: Callable[[], Work], items: list[Item], out: Path, address: 
     except ImportError as e:
         raise RuntimeError("--ray needs Ray: pip install -r requirements-batch.txt") from e
     if not ray.is_initialized():
-        if address == "local":
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+        if address == "local":  # a new one, never the latest cluster started on this machine (Ray's default)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
         else:
             ray.init(address=address, log_to_driver=False)
     threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, workers))

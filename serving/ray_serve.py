@@ -324,7 +324,8 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
                 ray.init(address=settings.address, namespace=NAMESPACE, log_to_driver=False)
             else:  # replicas at the front end's priority (Ray's default niceness would slow them behind it)
                 os.environ.setdefault("RAY_worker_niceness", "0")
-                ray.init(num_cpus=settings.num_cpus, namespace=NAMESPACE, include_dashboard=False,
+                # address "local": a new one here, never the latest cluster started on this machine (Ray's default)
+                ray.init(address="local", num_cpus=settings.num_cpus, namespace=NAMESPACE, include_dashboard=False,
                          log_to_driver=False)
     except Exception as e:  # noqa: BLE001 - said plainly, and the app exits
         raise RuntimeError(UNREACHABLE.format(settings.address or "this machine", e)) from e

@@ -62,12 +62,14 @@ def start_app(
     extra_args: list[str] | None = None,
     without_spaces: bool = False,
     env: dict[str, str] | None = None,
+    entry_code: str | None = None,
 ) -> LiveApp:
     """Launch app.py on 127.0.0.1 with the given model folders, as a user would.
 
     The piano model is given by its flag, the two MusicGen models by their env vars (``MUSICGEN_MODEL``,
     ``MUSICGEN_MELODY_MODEL``). ``without_spaces`` hides the `spaces` package (plain calls instead of
-    ZeroGPU's decorator); ``env`` adds environment variables. Waits until the page answers; raises RuntimeError
+    ZeroGPU's decorator); ``env`` adds environment variables; ``entry_code`` is Python run with ``-c`` instead of
+    ``app.py`` (it runs app.py itself, after its own set-up: a benchmark's probe). Waits until the page answers; raises RuntimeError
     with the server log if it dies or never answers.
     """
     ARTIFACTS.mkdir(exist_ok=True)
@@ -80,7 +82,7 @@ def start_app(
         "MUSICGEN_MELODY_MODEL": str(melody),
         "HF_HUB_OFFLINE": "1",
     } | (env or {})
-    entry = ["-c", WITHOUT_SPACES] if without_spaces else ["app.py"]
+    entry = ["-c", entry_code] if entry_code else ["-c", WITHOUT_SPACES] if without_spaces else ["app.py"]
     command = [
         sys.executable, *entry, "--server-name", "127.0.0.1", "--server-port", str(port),
         "--piano-model", str(piano), "--device", "cpu", *(extra_args or []),

@@ -54,7 +54,8 @@ def cluster(tmp_path_factory):
                     "--disable-usage-stats", f"--temp-dir={folder}"], check=True, env=env, capture_output=True,
                    timeout=120)
     yield f"127.0.0.1:{port}"
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    # Ray's gcs_server and raylet sit out a SIGTERM for 10 s and more (seen 2026-12-06): a short grace, then SIGKILL
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
         for pid in processes_of(folder):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
