@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     app = start_app(folders["pop2piano"], folders["musicgen-small"], folders["musicgen-melody"],
                     log_name="memory-trace.log", extra_args=extra, env={"MUSIC_DEMO_PROGRESS_LINE": "0"},
                     entry_code=PROBE.format(folder=str(probe_folder)))
-    results = {"benchmark": "memory_trace", "command": "python -m bench.memory_trace " + " ".join(argv or []),
+    results = {"benchmark": "memory_trace", "command": "python -m bench.memory_trace " + " ".join(argv or sys.argv[1:]),
                "date": datetime.now(UTC).isoformat(timespec="minutes"), "machine": app_bench.machine(),
                "stages": []}
     peak = [0.0]

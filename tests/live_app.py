@@ -69,8 +69,8 @@ def start_app(
     The piano model is given by its flag, the two MusicGen models by their env vars (``MUSICGEN_MODEL``,
     ``MUSICGEN_MELODY_MODEL``). ``without_spaces`` hides the `spaces` package (plain calls instead of
     ZeroGPU's decorator); ``env`` adds environment variables; ``entry_code`` is Python run with ``-c`` instead of
-    ``app.py`` (it runs app.py itself, after its own set-up: a benchmark's probe). Waits until the page answers; raises RuntimeError
-    with the server log if it dies or never answers.
+    ``app.py`` (it runs app.py itself, after its own set-up: a benchmark's probe). Waits until the page answers;
+    raises RuntimeError with the server log if it dies or never answers.
     """
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
