@@ -103,10 +103,36 @@ def music_figures(outputs, timing: dict, seconds: float) -> dict:
     return figures
 
 
+class ServerPeak:
+    """A process's peak RSS in GB, sampled every 0.5 s in a thread: over the whole watch, and since ``reset``."""
+
+    def __init__(self, pid: int) -> None:
+        self.overall = 0.0
+        self.current = 0.0
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, args=(pid,), daemon=True).start()
+
+    def _run(self, pid: int) -> None:
+        import psutil
+
+        process = psutil.Process(pid)
+        while not self._stop.wait(0.5):
+            try:
+                rss = process.memory_info().rss / 2**30
+            except psutil.Error:
+                return
+            self.overall, self.current = max(self.overall, rss), max(self.current, rss)
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads: list[str], song: Path,
             melody_song: Path, short_song: Path, log: Path) -> dict:
     """Start one app, warm it up, run the workloads in order; returns their figures."""
-    import psutil
     from gradio_client import Client, handle_file
 
     from tests.live_app import start_app
@@ -119,19 +145,7 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
     env = {"MUSIC_DEMO_PROGRESS_LINE": "0", **env}
     app = start_app(folders["pop2piano"], folders["musicgen-small"], folders["musicgen-melody"],
                     log_name=log.name, extra_args=extra, env=env)
-    peak = [0.0, 0.0]  # over the whole run, and over the workload in progress
-    stop = threading.Event()
-
-    def watch_memory() -> None:
-        process = psutil.Process(app.process.pid)
-        while not stop.wait(0.5):
-            try:
-                rss = process.memory_info().rss / 2**30
-            except psutil.Error:
-                return
-            peak[0], peak[1] = max(peak[0], rss), max(peak[1], rss)
-
-    threading.Thread(target=watch_memory, daemon=True).start()
+    peak = ServerPeak(app.process.pid)
     try:
         client = Client(app.url, verbose=False, download_files=str(log.parent / f"{name}-downloads"))
         started = time.perf_counter()
@@ -142,9 +156,9 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
         figures["warm_up_s"] = round(time.perf_counter() - started, 1)
         print(f"[{name}] warm-up (loads every model) {figures['warm_up_s']} s", flush=True)
         piece_30s = None
-        figures["peak_rss_gb_warm_up"] = round(peak[1], 2)
+        figures["peak_rss_gb_warm_up"] = round(peak.current, 2)
         for workload in workloads:
-            peak[1] = 0.0
+            peak.reset()
             if workload in ("text_10s", "text_30s", "text_10s_after"):
                 seconds = 30 if workload == "text_30s" else 10
                 outputs, timing = text(client, seconds, 1).result()
@@ -214,7 +228,7 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
                 figures[workload] = {"waits_s": [d[1]["total_s"] for d in done], "total_s": round(total, 2),
                                      "shared_passes": [d[0][5].get("decode_passes") for d in done]}
             if isinstance(figures[workload], dict):
-                figures[workload]["peak_rss_gb"] = round(peak[1], 2)  # the server's, during this workload
+                figures[workload]["peak_rss_gb"] = round(peak.current, 2)  # the server's, during this workload
             print(f"[{name}] {workload}: {json.dumps(figures[workload])}", flush=True)
         if "users_4x10s" in figures and "text_10s" in figures:
             figures["users_4x10s"]["total_over_one"] = round(
@@ -223,8 +237,8 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
             figures["after_over_fresh"] = round(
                 figures["text_10s_after"]["total_s"] / figures["text_10s"]["total_s"], 3)
     finally:
-        stop.set()
-        figures["peak_rss_gb"] = round(peak[0], 2)
+        peak.stop()
+        figures["peak_rss_gb"] = round(peak.overall, 2)
         app.stop()
     return figures
 

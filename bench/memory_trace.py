@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +96,6 @@ def ask(folder: Path, name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import psutil
     from gradio_client import Client, handle_file
 
     from bench.full_size import save_full_size_folders
@@ -123,23 +121,12 @@ def main(argv: list[str] | None = None) -> None:
     results = {"benchmark": "memory_trace", "command": "python -m bench.memory_trace " + " ".join(argv or sys.argv[1:]),
                "date": datetime.now(UTC).isoformat(timespec="minutes"), "machine": app_bench.machine(),
                "stages": []}
-    peak = [0.0]
-    stop = threading.Event()
-
-    def watch() -> None:
-        process = psutil.Process(app.process.pid)
-        while not stop.wait(0.5):
-            try:
-                peak[0] = max(peak[0], process.memory_info().rss / 2**30)
-            except psutil.Error:
-                return
-
-    threading.Thread(target=watch, daemon=True).start()
+    peak = app_bench.ServerPeak(app.process.pid)
     try:
         client = Client(app.url, verbose=False, download_files=str(work / "memory-trace-downloads"))
         results["stages"].append({"stage": "started", **ask(probe_folder, "0-started")})
         for i, stage in enumerate(args.stages, 1):
-            peak[0] = 0.0
+            peak.reset()
             started = time.perf_counter()
             if stage.startswith("text_"):
                 app_bench.text(client, int(stage[5:-1]), 1).result()
@@ -158,14 +145,14 @@ def main(argv: list[str] | None = None) -> None:
                 [job.result() for job in jobs]
             seconds = round(time.perf_counter() - started, 1)
             time.sleep(args.idle)
-            row = {"stage": stage, "seconds": seconds, "peak_rss_gb": round(peak[0], 2),
+            row = {"stage": stage, "seconds": seconds, "peak_rss_gb": round(peak.current, 2),
                    **ask(probe_folder, f"{i}-{stage}")}
             results["stages"].append(row)
             print(json.dumps(row), flush=True)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     finally:
-        stop.set()
+        peak.stop()
         app.stop()
 
 
