@@ -244,11 +244,11 @@ class ModelThread:
                 with self._cond:
                     rested = False
                     while not self._jobs and not self._incoming and not self._active:
-                        if worked and not self._cond.wait(IDLE_BEFORE_FREEING_S):
-                            rested = True  # idle for a while after some work
-                            break
                         if not worked:
                             self._cond.wait()
+                        elif not self._cond.wait(IDLE_BEFORE_FREEING_S):
+                            rested = True  # idle for a while after some work
+                            break
                     if not rested:
                         self._active.extend(self._incoming)
                         self._incoming.clear()
