@@ -353,3 +353,86 @@ def build_tiny_transkun(folder: str | Path, seed: int = 0) -> Path:
         model = conf["Model"].module.TransKun(conf=conf["Model"].config)
     torch.save({"best_state_dict": model.state_dict()}, folder / "tiny.pt")
     return folder
+
+
+# ------------------------------------------------------------------------------------------------ ACE-Step 1.5
+ACE_STEP_CORPUS = (
+    "[verse] [chorus] [bridge] [intro] [outro] # Instruction Caption Metas Languages Lyric "
+    "Fill the audio semantic mask based on the given conditions: Repaint the mask area based on the given conditions: "
+    "- bpm: N/A - timesignature: 4 - keyscale: C major A minor - duration: 30 seconds "
+    "upbeat pop song with bright female vocals, electric guitar and drums; soft folk ballad, acoustic guitar, warm "
+    "male voice; city lights are shining bright tonight, we sing along until the morning light. "
+    "月光洒在窗前 我在想你 夜里的风 吹过我的心 春天 花开 歌声 "
+    "en zh ja ko fr de es 0 1 2 3 4 5 6 7 8 9"
+)
+ACE_STEP_SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+
+
+def build_qwen_like_tokenizer(folder: str | Path, vocab_size: int = 600) -> Path:
+    """A small byte-level BPE tokenizer trained here (``tokenizers``) with Qwen's special tokens, saved as a
+    ``PreTrainedTokenizerFast`` in ``folder``: byte-level, so any script (Chinese included) becomes tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(ACE_STEP_SPECIAL),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator([ACE_STEP_CORPUS] * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                   additional_special_tokens=list(ACE_STEP_SPECIAL[1:]))
+    fast.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_ace_step(folder: str | Path, seed: int = 0, turbo: bool = True) -> Path:
+    """Write a tiny random ACE-Step 1.5 pipeline in diffusers' format (``model_index.json`` and a folder per part):
+    the real classes (``AceStepTransformer1DModel``, ``AceStepConditionEncoder``, a Qwen3 text encoder,
+    ``AutoencoderOobleck``) with small configs, as diffusers' own tests build them. The VAE keeps the real rates:
+    48 kHz stereo, 1920 samples a latent frame (25 frames a second).
+
+    Args:
+        folder: destination, created if needed.
+        seed: torch seed for the random weights.
+        turbo: mark the DiT as a turbo (guidance-distilled) checkpoint, as the default one is.
+
+    Returns:
+        The folder, loadable with ``AceStepPipeline.from_pretrained``.
+    """
+    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    folder = Path(folder)
+    build_qwen_like_tokenizer(folder / "_tokenizer")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "_tokenizer")
+    acoustic = 8
+    torch.manual_seed(seed)
+    transformer = AceStepTransformer1DModel(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, in_channels=3 * acoustic, audio_acoustic_hidden_dim=acoustic, patch_size=2, rope_theta=10000.0,
+        sliding_window=16, is_turbo=turbo, model_version="turbo" if turbo else "base")
+    text_encoder = Qwen3Model(Qwen3Config(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, vocab_size=len(tokenizer), max_position_embeddings=512))
+    condition_encoder = AceStepConditionEncoder(
+        hidden_size=32, intermediate_size=64, text_hidden_dim=32, timbre_hidden_dim=acoustic,
+        num_lyric_encoder_hidden_layers=2, num_timbre_encoder_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=8, rope_theta=10000.0, sliding_window=16)
+    with torch.no_grad():  # the real one holds VAE-encoded silence; zeros would make every tiny song alike
+        condition_encoder.silence_latent.normal_(0.0, 0.5)
+    vae = AutoencoderOobleck(encoder_hidden_size=4, downsampling_ratios=[2, 4, 4, 6, 10], decoder_channels=4,
+                             decoder_input_channels=acoustic, audio_channels=2, channel_multiples=[1, 1, 1, 1, 1],
+                             sampling_rate=48000)
+    pipe = AceStepPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, transformer=transformer,
+                           condition_encoder=condition_encoder,
+                           scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0))
+    pipe.save_pretrained(folder)
+    import shutil
+
+    shutil.rmtree(folder / "_tokenizer")
+    return folder
