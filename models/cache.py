@@ -32,7 +32,8 @@ class Loadable(Protocol):
 M = TypeVar("M", bound=Loadable)
 
 # what the app and the command line hold a model for
-ROLES = ("piano", "text", "melody", "separator", "translator", "watermark", "transcriber", "piano_transcriber")
+ROLES = ("piano", "text", "melody", "separator", "translator", "watermark", "transcriber", "piano_transcriber",
+         "song")
 
 
 class ModelTooBig(ValueError):

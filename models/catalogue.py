@@ -29,15 +29,16 @@ from models.musicgen.checkpoints import (
     TEXT_CHECKPOINTS,
     default_model_name,
 )
+from models.song.checkpoints import SONG_BILLIONS, SONG_CHECKPOINTS, default_song_name, hub_marker
 from models.cache import short_name
 from models.sources import _hub_is_cached, looks_like_path
 
 logger = logging.getLogger(__name__)
 
-CHOOSABLE_ROLES = ("text", "melody")  # the roles whose model a visitor picks on the page
-OFFERED_ENV_VARS = {"text": "MUSICGEN_MODELS", "melody": "MUSICGEN_MELODY_MODELS"}
-OFFERED_CLI_FLAGS = {"text": "--musicgen-models", "melody": "--melody-models"}
-OFFICIAL = {"text": TEXT_CHECKPOINTS, "melody": MELODY_CHECKPOINTS}
+CHOOSABLE_ROLES = ("text", "melody", "song")  # the roles whose model a visitor picks on the page
+OFFERED_ENV_VARS = {"text": "MUSICGEN_MODELS", "melody": "MUSICGEN_MELODY_MODELS", "song": "SONG_MODELS"}
+OFFERED_CLI_FLAGS = {"text": "--musicgen-models", "melody": "--melody-models", "song": "--song-models"}
+OFFICIAL = {"text": TEXT_CHECKPOINTS, "melody": MELODY_CHECKPOINTS, "song": SONG_CHECKPOINTS}
 MEMORY_BUDGET_ENV_VAR = "MUSIC_DEMO_MODEL_MEMORY_GB"  # what all loaded models may take together; unset = free memory
 OFFICIAL_FITS_SHARE = 0.8  # an official checkpoint is offered by default when it needs at most this share of memory
 
@@ -48,6 +49,7 @@ TOTAL_BILLIONS = {
     "facebook/musicgen-stereo-small": 0.59, "facebook/musicgen-stereo-medium": 1.98,
     "facebook/musicgen-stereo-large": 3.39, "facebook/musicgen-melody": 1.55, "facebook/musicgen-melody-large": 3.3,
     "facebook/musicgen-stereo-melody": 1.55, "facebook/musicgen-stereo-melody-large": 3.3,
+    **SONG_BILLIONS,
 }
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".th", ".ckpt")
 GB = 1e9
@@ -89,7 +91,7 @@ def available_models(role: str = "text", own: str | None = None) -> list[str]:
     """The checkpoints visitors may choose for ``role`` ("text" or "melody"), the app's own first.
 
     Args:
-        role: "text" or "melody".
+        role: "text", "melody" or "song".
         own: the checkpoint the app was started with (None: the role's env var, else the official default).
 
     Returns:
@@ -98,12 +100,13 @@ def available_models(role: str = "text", own: str | None = None) -> list[str]:
     """
     if role not in CHOOSABLE_ROLES:
         raise ValueError(f"Unknown role {role!r}; visitors choose models for: {', '.join(CHOOSABLE_ROLES)}.")
-    own = _full_name(role, own or default_model_name(melody=role == "melody"))
+    own = _full_name(role, own or (default_song_name() if role == "song"
+                                   else default_model_name(melody=role == "melody")))
     listed = _offered[role] if _offered[role] is not None else offered_from_env(role)
     if listed is not None:
         others = [_full_name(role, n) for n in listed]
     else:
-        others = [name for name in OFFICIAL[role] if _hub_is_cached(name) and fits_here(name)]
+        others = [name for name in OFFICIAL[role] if _hub_is_cached(name, hub_marker(name)) and fits_here(name)]
     return list(dict.fromkeys([own, *others]))
 
 

@@ -41,6 +41,7 @@ _WRAPPERS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "watermark": ("models.watermark", "Watermarker", {}),
     "transcriber": ("models.transcription", "Transcriber", {}),
     "piano_transcriber": ("models.piano_transcription", "PianoTranscriber", {}),
+    "song": ("models.song.model", "SongModel", {}),
 }
 assert tuple(_WRAPPERS) == ROLES
 
@@ -216,6 +217,8 @@ FLAG_HELP = {  # what each role's command-line flag takes, for app.py and cli.py
     "watermark": "AudioSeal watermark: hub id or a folder with generator_base.pth and detector_base.pth, or 'off'",
     "piano_transcriber": "Transkun for sheet music of piano recordings: 'transkun' (the weights its package ships), "
                          "a .pt checkpoint with its .conf beside it, a folder holding both, or 'off'",
+    "song": "ACE-Step 1.5 for songs with lyrics: hub id (diffusers' layout, or the official ACE-Step/Ace-Step1.5 "
+            "release, converted once) or local folder in either layout",
 }
 
 
