@@ -49,6 +49,8 @@ from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
+from ui.song import make_song  # noqa: E402
+from ui.song_tab import build_song_tab, song_model_choices, song_model_status  # noqa: E402
 
 from models import cache, catalogue, load_model, pop2piano, runtime  # noqa: E402
 from models.devices import pick_device  # noqa: E402
@@ -59,7 +61,7 @@ from serving import ray_serve as ray_serving  # noqa: E402 - imports Ray only wh
 logger = logging.getLogger("music_demo")
 __all__ = [  # what tests and notebooks reach through `app`
     "CONFIG", "check_watermark", "common", "demo", "main", "melody_preview", "melody_to_music", "piano_cover",
-    "piano_to_sheet_music", "remix",
+    "piano_to_sheet_music", "remix", "make_song",
     "stop_generation", "text_to_music",
 ]
 
@@ -71,7 +73,7 @@ Turn a song into a piano cover, a description into music, or a hummed tune into 
 **Text to music**: up to 5 minutes, or continue your own clip. **Melody to music**: hum it, upload it, restyle it.
 """
 
-def initial_settings() -> tuple[str, Any, str, Any, str]:
+def initial_settings() -> tuple[str, Any, str, Any, str, Any, str]:
     """Per page load: status lines and model choices from the launch settings."""
     return (
         piano_cover_status(),
@@ -79,6 +81,8 @@ def initial_settings() -> tuple[str, Any, str, Any, str]:
         music_model_status(CONFIG.musicgen_model, False),
         gr.Dropdown(choices=model_choices(True), value=APP_DEFAULT_MODEL),
         music_model_status(CONFIG.melody_model, True),
+        gr.Dropdown(choices=song_model_choices(), value=APP_DEFAULT_MODEL),
+        song_model_status(),
     )
 
 
@@ -119,12 +123,15 @@ def build_page(mcp: bool = False) -> Page:
                 text_model, text_status, use_as_melody, first_variant, text_share = build_text_tab()
             with gr.Tab("Melody to music", id="melody"):
                 melody_model, melody_status, melody_input, melody_share = build_melody_tab()
+            with gr.Tab("Song with lyrics", id="song"):
+                song_model, song_status, song_share = build_song_tab()
         check_note, check_button = build_check_box()
-        wire_opening(blocks, tabs, [piano_share, text_share, melody_share])  # a Share link opens its one result
+        wire_opening(blocks, tabs, [piano_share, text_share, melody_share, song_share])  # a Share link opens its one result
         use_as_melody.click(send_to_melody, inputs=first_variant, outputs=[melody_input, tabs],
                             api_visibility=page_api(), api_name="use_as_melody",
                             api_description=MUSIC_API_DOCS["use_as_melody"])
-        blocks.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status],
+        blocks.load(initial_settings, outputs=[piano_status, text_model, text_status, melody_model, melody_status,
+                                               song_model, song_status],
                     api_visibility="private")
         blocks.load(check_box_state, outputs=[check_note, check_button], api_visibility="private")
         blocks.load(sheet_music_status, outputs=sheet_status, api_visibility="private")
@@ -194,11 +201,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth-file", metavar="FILE", help="require a login: one user:password a line")
     parser.add_argument("--device", default=CONFIG.device, help="cuda, cuda:N, mps or cpu (default: best available)")
     add_model_flags(parser, "piano", "text", "melody", "separator", "translator", "watermark", "piano_transcriber",
+                    "song",
                     defaults={"piano": CONFIG.piano_model, "text": CONFIG.musicgen_model, "melody": CONFIG.melody_model,
+                              "song": CONFIG.song_model,
                               "separator": CONFIG.separator_model, "translator": CONFIG.translation_model,
                               "watermark": CONFIG.watermark_model,
                               "piano_transcriber": CONFIG.piano_transcription_model})
-    for role, what in (("text", "text to music"), ("melody", "melody to music")):
+    for role, what in (("text", "text to music"), ("melody", "melody to music"), ("song", "songs with lyrics")):
         parser.add_argument(catalogue.OFFERED_CLI_FLAGS[role], default=os.environ.get(catalogue.OFFERED_ENV_VARS[role]),
                             metavar="NAMES",
                             help=f"the other models visitors may choose for {what}, besides the app's own: hub ids, "
@@ -308,6 +317,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.piano_model = args.piano_model
     CONFIG.musicgen_model = args.musicgen_model
     CONFIG.melody_model = args.melody_model
+    CONFIG.song_model = args.song_model
     CONFIG.separator_model = args.separator_model
     CONFIG.translation_model = args.translation_model
     CONFIG.watermark_model = args.watermark_model
@@ -323,14 +333,15 @@ def configure(args: argparse.Namespace) -> None:
     except ValueError as e:
         raise SystemExit(str(e)) from e
     fair.set_caps(args.runs_per_visitor, args.runs_per_address)
-    offer_models(args.musicgen_models, args.melody_models)
+    offer_models(args.musicgen_models, args.melody_models, args.song_models)
 
 
-def offer_models(text: str | None, melody: str | None) -> None:
+def offer_models(text: str | None, melody: str | None, song: str | None = None) -> None:
     """What visitors may choose in the two MusicGen tabs (``models.available_models``); the page built after this
     offers exactly these."""
     catalogue.set_offered("text", catalogue.split_names(text) or None)
     catalogue.set_offered("melody", catalogue.split_names(melody) or None)
+    catalogue.set_offered("song", catalogue.split_names(song) or None)
     logger.info("Models offered to visitors: text %s; melody %s", ", ".join(catalogue.available_models(
         "text", CONFIG.musicgen_model)), ", ".join(catalogue.available_models("melody", CONFIG.melody_model)))
 

@@ -51,6 +51,25 @@ class InProcess:
                                stream=None if stream is None else (lambda audio: stream(loaded.sample_rate, audio)),
                                translator=self.settings.translation_model, separator=self.settings.separator_model)
 
+    def song(self, model: str, request: Any, *, cancel: threading.Event | None = None,
+             progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        return self._song("make", model, request, cancel, progress, stream)
+
+    def song_edit(self, model: str, edit: Any, *, cancel: threading.Event | None = None,
+                  progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        return self._song("edit", model, edit, cancel, progress, stream)
+
+    def _song(self, job: str, model: str, what: Any, cancel: threading.Event | None, progress: Progress | None,
+              stream: Stream | None) -> Any:
+        """The song model, held for the run (``use_model``), makes ``what`` (``make`` or ``edit``)."""
+        from models.loading import use_model
+
+        report = progress or (lambda fraction, message: None)
+        with use_model("song", model, self.settings.device, waiting=lambda message: report(0.0, message)) as loaded:
+            return getattr(loaded, job)(what, progress=report, cancel=cancel,
+                                        stream=None if stream is None else
+                                        (lambda audio: stream(loaded.sample_rate, audio)))
+
     def cover(self, model: str, song: np.ndarray, sample_rate: int, style: str, *,
               cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
         from models import load_model

@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_REQUIREMENTS = "requirements-serve.txt"
 INSTALL_HINT = f"Ray Serve is not installed: pip install -r {SERVE_REQUIREMENTS} (ray[serve])"
-ROLES = ("text", "melody", "piano", "piano_transcriber", "transcriber", "watermark")
+ROLES = ("text", "melody", "piano", "piano_transcriber", "transcriber", "watermark", "song")
 APP_PREFIX = "music-demo-"
 BOARD_NAME = "music-demo-stops"
 NAMESPACE = "music-demo"
@@ -63,6 +63,10 @@ def serve_missing() -> str:
 
 
 # --- in the replica ---------------------------------------------------------------------------------------------
+
+
+LONG_JOBS = ("music", "cover", "piano_notes", "song", "song_edit")  # the jobs with progress and Stop
+STREAMING_JOBS = ("music", "song", "song_edit")  # ... and with audio while they work
 
 
 class StopBoard:
@@ -134,11 +138,11 @@ class ModelServer:
         def work() -> None:
             try:
                 hooks: dict[str, Any] = {}
-                if job in ("music", "cover", "piano_notes"):
+                if job in LONG_JOBS:
                     hooks["progress"] = lambda fraction, message: emit("progress", fraction, message)
-                if job == "music" and kwargs.pop("streamed", False):
+                if job in STREAMING_JOBS and kwargs.pop("streamed", False):
                     hooks["stream"] = lambda rate, audio: emit("audio", rate, audio)
-                if job in ("music", "cover", "piano_notes"):
+                if job in LONG_JOBS:
                     hooks["cancel"] = cancel
                 emit("done", getattr(self.backend, job)(*args, **kwargs, **hooks), os.getpid())
             except BaseException as e:  # noqa: BLE001 - handed to the caller
@@ -245,6 +249,22 @@ class ServeBackend:
             return self.local.music(role, model, request, cancel=cancel, progress=progress, stream=stream)
         result, pid = self._call(role, "music", model, (role, model, request), {}, cancel, progress, stream)
         result.params["served_by"] = f"Ray Serve replica {pid} ({APP_PREFIX}{role})"
+        return result
+
+    def song(self, model: str, request: Any, *, cancel: threading.Event | None = None,
+             progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        return self._song("song", model, request, cancel, progress, stream)
+
+    def song_edit(self, model: str, edit: Any, *, cancel: threading.Event | None = None,
+                  progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        return self._song("song_edit", model, edit, cancel, progress, stream)
+
+    def _song(self, job: str, model: str, what: Any, cancel: threading.Event | None, progress: Progress | None,
+              stream: Stream | None) -> Any:
+        if "song" not in self.handles:
+            return getattr(self.local, job)(model, what, cancel=cancel, progress=progress, stream=stream)
+        result, pid = self._call("song", job, model, (model, what), {}, cancel, progress, stream)
+        result.params["served_by"] = f"Ray Serve replica {pid} ({APP_PREFIX}song)"
         return result
 
     def cover(self, model: str, song: np.ndarray, sample_rate: int, style: str, *,

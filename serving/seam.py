@@ -35,6 +35,16 @@ class Backend(Protocol):
         """The notes a piano transcriber (Transkun) ``model`` hears in a piano recording [T]: ``Notes``;
         ``progress`` hears when the model must load first."""
 
+    def song(self, model: str, request: Any, *, cancel: threading.Event | None = None,
+             progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        """ACE-Step 1.5 checkpoint ``model`` makes ``request`` (a ``song.SongRequest``): a ``song.SongResult``; a stop
+        keeps nothing (a diffusion has nothing half made)."""
+
+    def song_edit(self, model: str, edit: Any, *, cancel: threading.Event | None = None,
+                  progress: Progress | None = None, stream: Stream | None = None) -> Any:
+        """ACE-Step 1.5 checkpoint ``model`` makes a part of a song made here again, or extends it (a
+        ``song.SongEdit``): a ``song.SongResult``."""
+
     def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
         """The notes basic-pitch hears in any music [T] (for "MIDI of this result"): ``Notes``."""
 

@@ -21,6 +21,7 @@ except ImportError:  # not on a Space, and not installed: plain calls
 
 from models import (  # noqa: E402
     musicgen,
+    song,
     piano_transcription,
     pop2piano,
     separator,
@@ -57,6 +58,7 @@ class AppConfig:
     piano_model: str = field(default_factory=pop2piano.default_model_name)
     musicgen_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=False))
     melody_model: str = field(default_factory=lambda: musicgen.default_model_name(melody=True))
+    song_model: str = field(default_factory=song.default_song_name)
     separator_model: str = field(default_factory=separator.default_separator_name)
     translation_model: str = field(default_factory=translation.default_translation_name)
     watermark_model: str = field(default_factory=watermark.default_watermark_name)
@@ -85,7 +87,8 @@ def run_folder(prefix: str) -> Path:
 
 
 # ZeroGPU lends a GPU per call for at most this long (seconds); longer calls are cut off by the Space.
-GPU_SECONDS = {"piano_cover": 120, "piano_to_sheet_music": 120, "text_to_music": 120, "melody_to_music": 180}
+GPU_SECONDS = {"piano_cover": 120, "piano_to_sheet_music": 120, "text_to_music": 120, "melody_to_music": 180,
+               "song": 120}
 
 
 def on_zero_gpu() -> bool:

@@ -22,7 +22,7 @@ import gradio as gr
 # (Stop, previews, parameters files, sending a result to another tab) or works from a browser session's last
 # result (Extend, the cover's remix, instrument, score and video), which a tool call does not have.
 MCP_TOOLS = ("piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "music_midi",
-             "check_watermark")
+             "check_watermark", "song")
 
 _for_mcp = False  # whether the page being built serves MCP tools (set by ``building``)
 

@@ -55,3 +55,12 @@ def music_provenance(params: dict, seed: int) -> Provenance:
     task = str(params.get("task", "music")).replace("_", " ")
     return Provenance(str(params.get("model", "MusicGen")), f'{task}, prompt "{prompt}", seed {seed}',
                       prompt[:60] or task)
+
+
+def song_provenance(params: dict, seed: int) -> Provenance:
+    """Provenance of a song with lyrics (ACE-Step 1.5): the model family, which checkpoint, the style, the seed."""
+    style = str(params.get("style", "")) or "instrumental"
+    what = {"song_edit": "song, a part made again", "song_extend": "song, extended"}.get(str(params.get("task")),
+                                                                                         "song with lyrics")
+    return Provenance(str(params.get("model", "ACE-Step 1.5")), f'ACE-Step 1.5 {what}, style "{style}", seed {seed}',
+                      style[:60] or "AI song")

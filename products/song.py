@@ -1,0 +1,108 @@
+"""The files of a song with lyrics, for the page and the command line alike: each variant as WAV and MP3 (48 kHz
+stereo, watermarked and tagged), the lyrics as text, the parameters as JSON (to make the same song again), the
+waveform/spectrogram picture; and reading a song's parameters JSON back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from models.song import SongResult
+from models.watermark import APP_MESSAGE, mark_or_explain
+from products.music import prompt_stem
+from utils.audio import write_mp3, write_wav
+from utils.plots import spectrograms_png
+from utils.provenance import song_provenance
+
+SONG_PRODUCTS = ("wav", "mp3", "lyrics", "params", "picture")  # what a song can be written as
+PAGE_SONG_PRODUCTS = SONG_PRODUCTS
+BATCH_SONG_PRODUCTS = ("wav", "lyrics", "params")  # the command line's default
+SONG_TASKS = ("song", "song_edit", "song_extend")
+
+
+def song_stem(result: SongResult, fallback: str = "song") -> str:
+    """The start of a song's file names: its style's words ("upbeat_pop_with_bright_vocals")."""
+    return prompt_stem(str(result.params.get("style_english") or result.params.get("style") or ""), fallback)
+
+
+@dataclass(frozen=True)
+class SongFiles:
+    """What ``write_song`` wrote: the products asked for (empty or None for the others)."""
+
+    wavs: list[Path]
+    mp3s: list[Path]
+    lyrics: Path | None
+    params: Path | None
+    picture: Path | None
+    watermark_note: str = ""  # why the audio is not watermarked ("" when it is)
+
+    @property
+    def downloads(self) -> list[Path]:
+        return [*self.wavs, *self.mp3s, *([self.lyrics] if self.lyrics else []),
+                *([self.params] if self.params else [])]
+
+
+def write_song(result: SongResult, out: Path, stem: str, products: Iterable[str] = PAGE_SONG_PRODUCTS,
+               watermark: str | None = None) -> SongFiles:
+    """Write the products of a song named in ``products`` (of SONG_PRODUCTS) into ``out``, and nothing else. Every
+    audio file is tagged as made with AI (ACE-Step 1.5, the checkpoint, when) and carries the app's inaudible
+    watermark (the parameters say whether it does, and why not).
+
+    Args:
+        stem: the start of the file names: ``{stem}_seed{seed}_v{n}.wav``.
+        watermark: the watermark model (hub id, folder, "off"); None: ``$WATERMARK_MODEL`` or the default.
+
+    Raises:
+        ValueError: an unknown product.
+    """
+    asked = set(products)
+    unknown = sorted(asked - set(SONG_PRODUCTS))
+    if unknown:
+        raise ValueError(f"Unknown product(s) {', '.join(unknown)}; choose from {', '.join(SONG_PRODUCTS)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    n = result.audio.shape[0]
+    tags = song_provenance(result.params, result.seed).tags()
+    base = f"{stem}_seed{result.seed}"
+    audio, note = result.audio, ""
+    if asked & {"wav", "mp3", "params"}:
+        audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
+        note = notes[0]
+    wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
+            if "wav" in asked else [])
+    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", audio[i].T, result.sample_rate, tags) for i in range(n)]
+            if "mp3" in asked else [])
+    lyrics = None
+    if "lyrics" in asked:
+        lyrics = out / f"{base}_lyrics.txt"
+        lyrics.write_text((result.lyrics or "[Instrumental]") + "\n", encoding="utf-8")
+    params = None
+    if "params" in asked:
+        params = out / f"{base}.json"
+        record = {**result.params, "watermark": note or f"AudioSeal, message {APP_MESSAGE:#06x}",
+                  "provenance": tags["comment"]}
+        params.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    picture = None
+    if "picture" in asked:
+        picture = spectrograms_png(result.audio, result.sample_rate, out / f"{base}.png",
+                                   titles=[f"variant {i + 1}" for i in range(n)])
+    return SongFiles(wavs, mp3s, lyrics, params, picture, note)
+
+
+def read_song_params(path: str | Path | None) -> dict[str, Any]:
+    """A song's parameters file, read back to make the same song again.
+
+    Raises:
+        ValueError: no file, not JSON, or not a song's parameters.
+    """
+    if not path:
+        raise ValueError("Choose a parameters file (the .json in a song's downloads).")
+    try:
+        made = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"This is not a parameters file: {e}") from e
+    if not isinstance(made, dict) or made.get("task") not in SONG_TASKS:
+        raise ValueError("This JSON is not a song's parameters file.")
+    return made
