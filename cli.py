@@ -145,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_watermark(melody)
     add_common(melody)
 
+    from models import song
+    from products.song import BATCH_SONG_PRODUCTS, SONG_PRODUCTS
+
+    songs = jobs.add_parser("song", help="styles and lyrics -> songs with lyrics (ACE-Step 1.5)")
+    songs.add_argument("songs", help=".csv or .jsonl: columns style, lyrics or lyrics_file (a .txt beside the list), "
+                       "optional language, seconds, seed, bpm, key, time_signature, variants, instrumental")
+    add_model_flags(songs, "song", "translator")
+    songs.add_argument("--seconds", type=float, default=song.DEFAULT_SECONDS,
+                       help=f"seconds per song, {song.MIN_SECONDS:g}-{song.MAX_SECONDS:g} (a row's column wins)")
+    songs.add_argument("--language", default=song.AUTO, help="the lyrics' language code, or auto (from the script)")
+    songs.add_argument("--variants", type=int, default=1, help=f"songs per row, 1-{song.MAX_VARIANTS}")
+    songs.add_argument("--seed", default="", help="a whole number for reproducible songs; empty = random per row")
+    songs.add_argument("--products", nargs="+", choices=SONG_PRODUCTS, default=list(BATCH_SONG_PRODUCTS),
+                       help="wav, mp3: each variant; lyrics: the lyrics as text; params: the settings (always "
+                            "written); picture: waveform and spectrogram")
+    add_watermark(songs)
+    add_common(songs)
+
     check = jobs.add_parser("check-watermark", help="files -> whether each carries this app's watermark")
     check.add_argument("files", nargs="+", help="WAV, MP3, FLAC, OGG or MP4 files")
     add_watermark(check)
@@ -199,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
                         "video_format": args.video_format, "model": args.piano_transcription_model}
             items = [Item(i.id, i.input, settings) for i in recording_items(args.inputs)]
             noun = "recordings"
+        elif args.job == "song":
+            from batch.jobs import SongWork, song_items
+
+            factory = SongWork(args.song_model, args.device, args.translation_model, args.watermark_model,
+                               tuple(args.products))
+            extras = {"model": args.song_model, "products": sorted(args.products)}
+            items = [Item(i.id, i.input, i.settings | extras) for i in song_items(args)]
+            noun = "songs"
         else:
             melody = args.job == "melody-to-music"
             items = music_items(args, melody)

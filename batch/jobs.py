@@ -171,6 +171,48 @@ class MusicWork:
         return names, extra
 
 
+@dataclass(frozen=True)
+class SongWork:
+    """Loads ACE-Step 1.5 once and returns the per-item work function: a song from a row's style and lyrics."""
+
+    model: str
+    device: str | None
+    translation: str | None = None
+    watermark: str | None = None
+    products: tuple[str, ...] = ("wav", "lyrics", "params")  # of products.song.SONG_PRODUCTS
+
+    def __call__(self):
+        from models import load_model
+
+        load_model("song", self.model, self.device).load()
+        seam = in_process(self.device, self.translation)
+
+        def work(item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+            return self.generate(seam, item, folder)
+
+        return work
+
+    def generate(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
+        from models import song
+        from products.song import write_song
+
+        s = item.settings
+        request = song.SongRequest(s.get("style", ""), s.get("lyrics", ""), s.get("language") or song.AUTO,
+                                   s.get("seconds", song.DEFAULT_SECONDS), s.get("bpm"), s.get("key") or None,
+                                   s.get("time_signature") or None, s.get("seed", ""), s.get("variants", 1),
+                                   str(s.get("instrumental", "")).lower() in {"1", "true", "yes"})
+        t = time.perf_counter()
+        result = seam.song(self.model, request)
+        timings = {"generate": time.perf_counter() - t}
+        t = time.perf_counter()
+        files = write_song(result, folder, item.id, {"params", *self.products}, watermark=self.watermark)
+        timings["products"] = time.perf_counter() - t
+        notes = [*result.notes, *([files.watermark_note] if files.watermark_note else [])]
+        return [f.name for f in files.downloads], {"seed": result.seed, "language": request.language,
+                                                   "timings": {k: round(v, 2) for k, v in timings.items()},
+                                                   "notes": notes}
+
+
 # ------------------------------------------------------------------------------------------------- items
 def piano_items(inputs: list[str], style: str) -> list:
     """Songs from files, folders (recursive) and CSV/JSONL lists (columns: path, optional style)."""
@@ -236,4 +278,41 @@ def music_items(args: argparse.Namespace, melody: bool) -> list:
             settings |= {"prompt": row["prompt"], "melody": str(file)}
             name = f"{file.stem}__{row['prompt']}" if row["prompt"] else file.stem
             items.append(Item(safe_name(name, 80), str(file), settings))
+    return unique_ids(items)
+
+
+SONG_COLUMNS = ("style", "lyrics", "lyrics_file", "language", "seconds", "seed", "bpm", "key", "time_signature",
+                "variants", "instrumental")
+
+
+def song_items(args: argparse.Namespace) -> list:
+    """song: one item per row of a .csv or .jsonl (columns style, lyrics or lyrics_file, optional language, seconds,
+    seed, bpm, key, time_signature, variants, instrumental); each row checked before anything runs.
+
+    Raises:
+        ValueError: a row the song model cannot make (its number and why), or a lyrics file that is missing.
+    """
+    from models import song
+
+    base = {"seconds": args.seconds, "seed": args.seed, "language": args.language, "variants": args.variants}
+    items = []
+    for number, row in enumerate(read_table(args.songs), start=1):
+        settings = base | {k: row[k] for k in SONG_COLUMNS if row.get(k) not in (None, "")}
+        lyrics_file = settings.pop("lyrics_file", None)
+        if lyrics_file:
+            path = Path(lyrics_file) if Path(lyrics_file).is_absolute() else Path(args.songs).parent / lyrics_file
+            if not path.is_file():
+                raise ValueError(f"{args.songs}: row {number}: no lyrics file {lyrics_file}.")
+            settings["lyrics"] = path.read_text(encoding="utf-8")
+        if str(settings.get("seed", "")).strip() == "":  # drawn now, so the manifest (and a rerun) knows it
+            settings["seed"] = random.randrange(2**31)
+        try:
+            song.SongRequest(settings.get("style", ""), settings.get("lyrics", ""), settings.get("language"),
+                             settings.get("seconds"), settings.get("bpm"), settings.get("key") or None,
+                             settings.get("time_signature") or None, settings["seed"], settings.get("variants", 1),
+                             str(settings.get("instrumental", "")).lower() in {"1", "true", "yes"})
+        except ValueError as e:
+            raise ValueError(f"{args.songs}: row {number}: {e}") from e
+        name = settings.get("style") or (settings.get("lyrics") or "song").split("\n")[0]
+        items.append(Item(safe_name(str(name), 60), args.songs, settings))
     return unique_ids(items)

@@ -131,15 +131,26 @@ def clicks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 @pytest.fixture(scope="session")
+def tiny_ace_step_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random ACE-Step 1.5 pipeline in diffusers' layout (model_index.json and a folder per part)."""
+    from tests.tiny_models import build_tiny_ace_step
+
+    return build_tiny_ace_step(tmp_path_factory.mktemp("tiny-ace-step"))
+
+
+@pytest.fixture(scope="session")
 def live_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir, tiny_translator_dir,
-             tiny_watermark_dir):
-    """The app running as its own process on 127.0.0.1 with the tiny model folders; stopped afterwards."""
+             tiny_watermark_dir, tiny_ace_step_dir):
+    """The app running as its own process on 127.0.0.1 with the tiny model folders; stopped afterwards. Its song
+    model computes in float32 (``SONG_DTYPE``), so its songs can be compared with stock float32 ones."""
     from tests.live_app import start_app
 
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir,
                     extra_args=["--separator-model", str(tiny_htdemucs_dir),
                                 "--translation-model", str(tiny_translator_dir),
-                                "--watermark-model", str(tiny_watermark_dir)])
+                                "--watermark-model", str(tiny_watermark_dir),
+                                "--song-model", str(tiny_ace_step_dir)],
+                    env={"SONG_DTYPE": "float32"})
     yield app
     app.stop()
 

@@ -113,7 +113,8 @@ def part_configs(original: dict[str, Any]) -> dict[str, dict[str, Any]]:
     pooler_layers = original.get("num_attention_pooler_hidden_layers", 2)
     transformer = {k: original[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
                                             "num_attention_heads", "num_key_value_heads", "in_channels",
-                                            "audio_acoustic_hidden_dim", "patch_size", "layer_types")}
+                                            "audio_acoustic_hidden_dim", "patch_size")}
+    transformer["layer_types"] = original.get("layer_types")
     transformer.update(shared, encoder_hidden_size=enc["hidden_size"],
                        is_turbo=bool(original.get("is_turbo", False)), model_version=original.get("model_version"))
     condition = dict(enc, **shared, text_hidden_dim=original["text_hidden_dim"],
@@ -123,7 +124,7 @@ def part_configs(original: dict[str, Any]) -> dict[str, dict[str, Any]]:
     pooled = dict(enc, **shared, audio_acoustic_hidden_dim=original["audio_acoustic_hidden_dim"],
                   pool_window_size=original.get("pool_window_size", 5),
                   num_attention_pooler_hidden_layers=pooler_layers,
-                  layer_types=original["layer_types"][:pooler_layers])
+                  layer_types=(original.get("layer_types") or [])[:pooler_layers] or None)
     tokenizer = dict(pooled, fsq_dim=original.get("fsq_dim", enc["hidden_size"]),
                      fsq_input_levels=original.get("fsq_input_levels", [8, 8, 8, 5, 5, 5]),
                      fsq_input_num_quantizers=original.get("fsq_input_num_quantizers", 1))

@@ -138,7 +138,7 @@ class SongModel(LoadedModel):
         location = diffusers_folder(self.name, source.location, source.is_local, source.local_files_only, report)
         dtype, why = song_dtype(self.device)
         started = time.perf_counter()
-        pipe = AceStepPipeline.from_pretrained(location, torch_dtype=dtype,
+        pipe = AceStepPipeline.from_pretrained(location, dtype=dtype,
                                                local_files_only=source.local_files_only or source.is_local)
         pipe.set_progress_bar_config(disable=True)
         pipe.to(self.device)
