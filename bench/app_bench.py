@@ -21,6 +21,11 @@ Workloads, in order, after a warm-up that loads every model (a 2 s text piece, a
 - ``text_10s_after``: ``text_10s`` again, after all of the above: the decode speed must not depend on what ran
   before (it did: docs/PERFORMANCE.md);
 - ``sheet_music``: a 3.5-minute piano recording to its MIDI and A4 score (Transkun);
+- ``song_30s``: a 30 s song with lyrics (ACE-Step 1.5, 2B turbo): total, the first streamed audio, the server's
+  peak RSS; ``song_users_2x30s``: two visitors ask for a 30 s song at the same moment. With only song workloads
+  chosen, the other roles get the tests' tiny models (they are loaded, never used) and the watermark is off, so
+  the figures are the song's alone; the stock app runs ``AceStepPipeline`` the doc page's way (float32, one-pass
+  decode: ``SONG_FAST_PATH=0``), and the SNR of ours against stock (same seed) is recorded.
 - ``cover_abba``: does a cover slow the music made after it? 10 s of text in the order A B B A: A right after
   another piece, B right after a 3.5-minute cover (A1, cover, B1, cover, B2, A2); B over A pair by pair.
 
@@ -50,9 +55,13 @@ SONG_SECONDS = 210.0  # the 3.5-minute cover
 MELODY_SONG_SECONDS = 30.0
 TRANSLATED_PROMPT = "欢快的国风摇滚 with guzheng and drums"
 WORKLOADS = ("text_10s", "text_30s", "midi_30s", "check", "translated_10s", "melody_10s", "cover", "video", "every_endpoint", "users_4x10s",
-             "text_10s_after", "sheet_music", "cover_abba")
+             "text_10s_after", "sheet_music", "cover_abba", "song_30s", "song_users_2x30s")
+SONG_WORKLOADS = ("song_30s", "song_users_2x30s")
 STOCK_ENV = {"MUSICGEN_FAST_PATH": "0", "PIANO_COVER_FAST_PATH": "0", "MUSICGEN_CPU_INT8": "0",
-             "PIANO_COVER_CPU_INT8": "0"}
+             "PIANO_COVER_CPU_INT8": "0", "SONG_FAST_PATH": "0"}
+SONG_STYLE = "upbeat pop, bright female vocals, electric guitar and drums"
+SONG_LYRICS = ("[verse]\nCity lights are shining bright tonight\nWe sing along until the morning light\n"
+               "[chorus]\nHold on, hold on, the night is young\nEvery song we know is sung")
 
 
 def machine() -> str:
@@ -90,6 +99,16 @@ class Timed:
 
 def text(client, seconds: float, seed: int, prompt: str = PROMPT) -> Timed:
     return Timed(client, prompt, "", seconds, 250, 0.0, 1.0, 3.0, str(seed), 1, 18, api_name="/text_to_music")
+
+
+def make_song(client, seconds: float, seed: int, style: str = SONG_STYLE) -> Timed:
+    return Timed(client, style, SONG_LYRICS, False, "auto", seconds, 0, "", "", str(seed), 1, "", api_name="/song")
+
+
+def song_figures(outputs, timing: dict, seconds: float) -> dict:
+    params = outputs[3]
+    return {**timing, "seconds": seconds, "wav": outputs[0], "dtype": params.get("dtype_note"),
+            "steps": params.get("steps"), "real_time_factor": round(timing["total_s"] / seconds, 2)}
 
 
 def music_figures(outputs, timing: dict, seconds: float) -> dict:
@@ -141,6 +160,11 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
     extra = ["--separator-model", str(folders["htdemucs"])]
     if "marian" in folders:  # every app marks its audio and translates, so that only the runtime differs
         extra += ["--translation-model", str(folders["marian"]), "--watermark-model", str(folders["audioseal"])]
+    songs_only = all(w in SONG_WORKLOADS for w in workloads)
+    if "ace-step" in folders:
+        extra += ["--song-model", str(folders["ace-step"])]
+    if songs_only:  # the song's figures alone (see the module docstring)
+        extra += ["--watermark-model", "off"]
     # without the page's progress line in the stream: the client then sees audio chunks only, and times the first
     env = {"MUSIC_DEMO_PROGRESS_LINE": "0", **env}
     app = start_app(folders["pop2piano"], folders["musicgen-small"], folders["musicgen-melody"],
@@ -149,10 +173,13 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
     try:
         client = Client(app.url, verbose=False, download_files=str(log.parent / f"{name}-downloads"))
         started = time.perf_counter()
-        text(client, 2, 0).result()
-        Timed(client, handle_file(str(melody_song)), 0, 0, "piano", "", 2, 250, 0.0, 1.0, 3.0, "0", 1, 18,
-              "separated", api_name="/melody_to_music").result()
-        Timed(client, handle_file(str(short_song)), "composer1", api_name="/piano_cover").result()
+        if not songs_only:
+            text(client, 2, 0).result()
+            Timed(client, handle_file(str(melody_song)), 0, 0, "piano", "", 2, 250, 0.0, 1.0, 3.0, "0", 1, 18,
+                  "separated", api_name="/melody_to_music").result()
+            Timed(client, handle_file(str(short_song)), "composer1", api_name="/piano_cover").result()
+        if any(w in SONG_WORKLOADS for w in workloads):
+            make_song(client, 10, 0).result()
         figures["warm_up_s"] = round(time.perf_counter() - started, 1)
         print(f"[{name}] warm-up (loads every model) {figures['warm_up_s']} s", flush=True)
         piece_30s = None
@@ -164,6 +191,17 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
                 outputs, timing = text(client, seconds, 1).result()
                 figures[workload] = music_figures(outputs, timing, seconds)
                 piece_30s = outputs[0] if seconds == 30 else piece_30s
+            elif workload == "song_30s":
+                outputs, timing = make_song(client, 30, 1).result()
+                figures[workload] = song_figures(outputs, timing, 30)
+            elif workload == "song_users_2x30s":
+                users = [Client(app.url, verbose=False, download_files=str(log.parent / f"{name}-song{i}"))
+                         for i in range(2)]
+                t0 = time.perf_counter()
+                jobs = [make_song(user, 30, 20 + i) for i, user in enumerate(users)]
+                done = [job.result() for job in jobs]
+                figures[workload] = {"waits_s": [d[1]["total_s"] for d in done],
+                                     "total_s": round(time.perf_counter() - t0, 2)}
             elif workload == "midi_30s":
                 outputs, timing = Timed(client, handle_file(piece_30s), api_name="/text_to_music_midi").result()
                 figures[workload] = {**timing, "line": outputs[2]}
@@ -233,6 +271,9 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
         if "users_4x10s" in figures and "text_10s" in figures:
             figures["users_4x10s"]["total_over_one"] = round(
                 figures["users_4x10s"]["total_s"] / figures["text_10s"]["total_s"], 2)
+        if "song_users_2x30s" in figures and "song_30s" in figures:
+            figures["song_users_2x30s"]["total_over_one"] = round(
+                figures["song_users_2x30s"]["total_s"] / figures["song_30s"]["total_s"], 2)
         if "text_10s_after" in figures and "text_10s" in figures:
             figures["after_over_fresh"] = round(
                 figures["text_10s_after"]["total_s"] / figures["text_10s"]["total_s"], 3)
@@ -245,6 +286,7 @@ def run_app(name: str, folders: dict[str, Path], env: dict[str, str], workloads:
 
 def tiny_folders(root: Path) -> dict[str, Path]:
     from tests.tiny_models import (
+        build_tiny_ace_step,
         build_tiny_htdemucs,
         build_tiny_musicgen,
         build_tiny_pop2piano,
@@ -258,7 +300,8 @@ def tiny_folders(root: Path) -> dict[str, Path]:
             "pop2piano": build_tiny_pop2piano(root / "pop2piano"),
             "htdemucs": build_tiny_htdemucs(root / "htdemucs"),
             "marian": build_tiny_translator(root / "marian"),
-            "audioseal": build_tiny_watermarker(root / "audioseal")}
+            "audioseal": build_tiny_watermarker(root / "audioseal"),
+            "ace-step": build_tiny_ace_step(root / "ace-step")}
 
 
 def make_piano_recording(path: Path, seconds: float) -> Path:
@@ -308,12 +351,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "app-cpu.json")
     args = parser.parse_args(argv)
 
+    chosen = [w for w in WORKLOADS if w not in set(args.skip)]
     if args.tiny:
         folders = tiny_folders(args.models)
+    elif all(w in SONG_WORKLOADS for w in chosen):  # the song alone: the other roles tiny (loaded, never used)
+        from bench.full_size import save_full_size_ace_step
+
+        folders = {k: v for k, v in tiny_folders(args.models / "tiny").items() if k not in ("marian", "audioseal")}
+        folders["ace-step"] = save_full_size_ace_step(args.models / "ace-step")
     else:
-        from bench.full_size import save_full_size_folders
+        from bench.full_size import save_full_size_ace_step, save_full_size_folders
 
         folders = save_full_size_folders(args.models)
+        folders["ace-step"] = save_full_size_ace_step(args.models / "ace-step")
     work = args.models / "bench-run"
     work.mkdir(exist_ok=True)
     song, melody_song, short_song = make_songs(work)
@@ -327,7 +377,25 @@ def main(argv: list[str] | None = None) -> None:
                                         work / f"app-{name}.log")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")  # after each app: a partial run is kept
+    song_snr(results)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def song_snr(results: dict) -> None:
+    """Ours against stock for the same 30 s song (same seed): the SNR in dB, into the results."""
+    apps = results["apps"]
+    if not all("song_30s" in apps.get(name, {}) for name in ("ours", "stock")):
+        return
+    import numpy as np
+    import soundfile as sf
+
+    ours, _ = sf.read(apps["ours"]["song_30s"]["wav"])
+    stock, _ = sf.read(apps["stock"]["song_30s"]["wav"])
+    results["song_30s_snr_db_ours_vs_stock"] = round(float(10 * np.log10(np.sum(stock**2) /
+                                                                         max(np.sum((ours - stock) ** 2), 1e-20))), 2)
+    results["song_30s_ours_over_stock"] = round(apps["ours"]["song_30s"]["total_s"] /
+                                                apps["stock"]["song_30s"]["total_s"], 3)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,44 @@ def save_extra_folders(paths: dict[str, Path]) -> None:
         build_tiny_translator(paths["marian"], full_size=True)
     if not (paths["audioseal"] / "generator_base.pth").is_file():
         build_tiny_watermarker(paths["audioseal"], full_size=True)
+
+
+# ACE-Step 1.5's 2B turbo, as ACE-Step/Ace-Step1.5 ships it: the DiT and condition encoder at diffusers' defaults
+# (which are that checkpoint's), the VAE at 48 kHz with 1920 samples a latent frame, Qwen3-Embedding-0.6B's shape
+QWEN3_EMBEDDING_0_6B = dict(hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+                            num_key_value_heads=8, head_dim=128, max_position_embeddings=32768, rope_theta=1000000.0,
+                            tie_word_embeddings=True)
+ACE_STEP_VAE = dict(encoder_hidden_size=128, downsampling_ratios=[2, 4, 4, 6, 10], channel_multiples=[1, 2, 4, 8, 16],
+                    decoder_channels=128, decoder_input_channels=64, audio_channels=2, sampling_rate=48000)
+
+
+@torch.no_grad()
+def save_full_size_ace_step(folder: str | Path, seed: int = 0) -> Path:
+    """A random-weight ACE-Step 1.5 2B turbo pipeline in diffusers' layout (float32 weights), unless already there.
+    The tokenizer is a small one trained here (``tests.tiny_models``), so the text encoder's embedding table is
+    smaller than Qwen's 151k tokens (0.44 B parameters instead of 0.6 B); the rest is full size."""
+    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+    from diffusers.pipelines.ace_step import AceStepConditionEncoder
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3Model
+
+    from tests.tiny_models import build_qwen_like_tokenizer
+
+    folder = Path(folder)
+    if (folder / "model_index.json").is_file():
+        return folder
+    torch.manual_seed(seed)
+    build_qwen_like_tokenizer(folder / "_tokenizer", vocab_size=4000)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(folder / "_tokenizer")
+    transformer = AceStepTransformer1DModel(is_turbo=True, model_version="turbo")
+    condition = AceStepConditionEncoder()
+    condition.silence_latent.normal_(0.0, 0.5)
+    pipe = AceStepPipeline(vae=AutoencoderOobleck(**ACE_STEP_VAE), tokenizer=tokenizer,
+                           text_encoder=Qwen3Model(Qwen3Config(vocab_size=len(tokenizer), **QWEN3_EMBEDDING_0_6B)),
+                           transformer=transformer, condition_encoder=condition,
+                           scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0))
+    pipe.save_pretrained(str(folder), safe_serialization=True)
+    import shutil
+
+    shutil.rmtree(folder / "_tokenizer")
+    return folder

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.devices import cpu_bf16_instructions, pick_dtype
+from models.devices import cpu_bf16_instructions, env_flag, pick_dtype
 from models.loading import LoadedModel
 from models.progress import GenerationCancelled
 from models.runtime import model_thread
@@ -52,6 +52,7 @@ from utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
+FAST_PATH_ENV_VAR = "SONG_FAST_PATH"  # "0": the stock way (float32, one-pass decode, no kept encodings), to compare
 DTYPE_ENV_VAR = "SONG_DTYPE"  # "float32", "bfloat16" or "float16"; unset: picked per device (see module docstring)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TARGET_PEAK = 10.0 ** (-1.0 / 20.0)  # the stock pipeline's loudness: peak at -1 dBFS
@@ -76,6 +77,8 @@ def song_dtype(device: torch.device) -> tuple[torch.dtype, str]:
         if requested not in DTYPES:
             raise ValueError(f"{DTYPE_ENV_VAR}={requested!r}: use one of {', '.join(DTYPES)}.")
         return DTYPES[requested], f"{requested} (${DTYPE_ENV_VAR})"
+    if not env_flag(FAST_PATH_ENV_VAR):
+        return torch.float32, f"float32 (stock: ${FAST_PATH_ENV_VAR}=0)"
     if device.type == "cpu":
         flags = cpu_bf16_instructions()
         if flags:
@@ -102,6 +105,7 @@ class SongModel(LoadedModel):
         self.speed: dict[str, float] = {}  # seconds a DiT step and a second of decode took here (for estimates)
         self._encoded: collections.OrderedDict = collections.OrderedDict()
         self.on_load: Callable[[str], None] | None = None  # hears "Converting..." while a run waits for the load
+        self.fast = True  # False: the stock way ($SONG_FAST_PATH=0), for the benchmark's comparison
 
     @classmethod
     def default_name(cls) -> str:
@@ -149,7 +153,9 @@ class SongModel(LoadedModel):
     def _keep(self, parts: Any) -> None:
         self.pipe, self.dtype_note = parts
         self._encoded.clear()
-        self._cache_encodings()
+        self.fast = env_flag(FAST_PATH_ENV_VAR)
+        if self.fast:
+            self._cache_encodings()
 
     def _drop(self) -> None:
         self.pipe = None
@@ -277,6 +283,9 @@ class SongModel(LoadedModel):
         report = progress or (lambda fraction, message: None)
         vae = self.pipe.vae
         z = latents.transpose(1, 2).to(vae.dtype)
+        if not self.fast:  # the stock pipeline's decode: the whole song in one pass
+            report(span[0], "Turning it into sound")
+            return vae.decode(z).sample.float().cpu().numpy()
         frames = z.shape[-1]
         hop = int(round(self.sample_rate / self.pipe.latents_per_second))
         pieces, done, started = [], 0, time.perf_counter()
