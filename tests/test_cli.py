@@ -177,11 +177,13 @@ def test_the_command_line_names_products_as_the_product_layer_does():
     from products.music import MUSIC_PRODUCTS, PAGE_PRODUCTS
     from products.piano import COVER_PRODUCTS, PAGE_COVER_PRODUCTS
     from products.piano_sheet import PAGE_SHEET_PRODUCTS, SHEET_PRODUCTS
+    from products.song import PAGE_SONG_PRODUCTS, SONG_PRODUCTS
 
     jobs = next(a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     choices = {name: next(a.choices for a in job._actions if a.dest == "products") for name, job in jobs.items()
                if any(a.dest == "products" for a in job._actions)}
     assert choices == {"piano-cover": COVER_PRODUCTS, "piano-sheet-music": SHEET_PRODUCTS,
-                       "text-to-music": MUSIC_PRODUCTS, "melody-to-music": MUSIC_PRODUCTS}
+                       "text-to-music": MUSIC_PRODUCTS, "melody-to-music": MUSIC_PRODUCTS, "song": SONG_PRODUCTS}
+    assert set(PAGE_SONG_PRODUCTS) <= set(SONG_PRODUCTS)
     assert set(PAGE_PRODUCTS) <= set(MUSIC_PRODUCTS) and set(PAGE_COVER_PRODUCTS) <= set(COVER_PRODUCTS)
     assert set(PAGE_SHEET_PRODUCTS) <= set(SHEET_PRODUCTS)

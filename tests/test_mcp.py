@@ -12,16 +12,17 @@ import pytest
 
 mcp = pytest.importorskip("mcp", reason="the mcp package (gradio[mcp]) is in requirements.txt")
 
-TOOLS = {"piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "music_midi", "check_watermark"}
+TOOLS = {"piano_cover", "piano_to_sheet_music", "text_to_music", "melody_to_music", "music_midi", "check_watermark",
+         "song"}
 
 
 @pytest.fixture(scope="module")
-def mcp_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_watermark_dir):
+def mcp_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_watermark_dir, tiny_ace_step_dir):
     from tests.live_app import start_app
 
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="mcp-server.log",
                     extra_args=["--mcp", "--separator-model", "off", "--translation-model", "off",
-                                "--watermark-model", str(tiny_watermark_dir)])
+                                "--watermark-model", str(tiny_watermark_dir), "--song-model", str(tiny_ace_step_dir)])
     yield app
     app.stop()
 
@@ -61,6 +62,23 @@ def test_the_tools_are_the_jobs_each_described(mcp_app):
         for name, schema in tool.inputSchema["properties"].items():
             assert schema.get("description"), (tool.name, name)  # every argument says what it takes
     assert "seconds" in by_name["text_to_music"].inputSchema["properties"]["duration"]["description"]
+
+
+def test_a_song_tool_call_returns_the_song_and_its_lyrics(mcp_app):
+    async def work(session):
+        made = await session.call_tool("song", {"style": "upbeat pop", "lyrics": "[verse]\n月光洒在窗前",
+                                                "seconds": 10, "seed": "5"})
+        bad = await session.call_tool("song", {"style": "", "lyrics": ""})
+        return made, bad
+
+    made, bad = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", work)
+    assert not made.isError
+    files = urls_in(made)
+    wav = next(u for u in files if u.endswith(".wav"))
+    assert urllib.request.urlopen(wav, timeout=30).read(4) == b"RIFF"
+    lyrics = next(u for u in files if u.endswith("_lyrics.txt"))
+    assert "月光洒在窗前" in urllib.request.urlopen(lyrics, timeout=30).read().decode("utf-8")
+    assert bad.isError and "Nothing to sing" in " ".join(getattr(p, "text", "") for p in bad.content)
 
 
 def test_text_to_music_and_a_piano_cover_return_their_files(mcp_app, song_data_url):
@@ -117,7 +135,7 @@ def test_one_list_of_tools_for_the_readme_the_help_and_the_server(mcp_app, capsy
     tools = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", lambda s: s.list_tools()).tools
     assert {tool.name for tool in tools} == set(MCP_TOOLS) == TOOLS
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    listed = re.search(r"Its six tools are the jobs: (.*?)\. They are", readme, re.S).group(1)
+    listed = re.search(r"Its seven tools are the jobs: (.*?)\. They are", readme, re.S).group(1)
     assert re.findall(r"`(\w+)`", listed) == list(MCP_TOOLS)
     with pytest.raises(SystemExit):
         app.parse_args(["--help"])

@@ -49,8 +49,9 @@ def cluster(tmp_path_factory):
     processes are stopped (``ray stop`` would stop every Ray cluster on the machine, this test process's too)."""
     port = free_port()
     folder = f"/tmp/ray-serve-test-{port}"  # short: Ray's sockets live under it
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "SONG_DTYPE": "float32"}  # replicas take the cluster's env
+    # 3 CPUs on a 2-core machine: the text role's two replicas and the song role's one
+    subprocess.run([str(RAY), "start", "--head", f"--port={port}", "--num-cpus=3", "--include-dashboard=false",
                     "--disable-usage-stats", f"--temp-dir={folder}"], check=True, env=env, capture_output=True,
                    timeout=120)
     yield f"127.0.0.1:{port}"
@@ -229,6 +230,42 @@ def test_the_same_seed_makes_the_same_tokens_in_process_and_through_serve(front_
                           env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"})
     assert "same tokens True 21 21" in done.stdout, done.stdout + done.stderr[-3000:]
     assert "Ray Serve replica" in done.stdout
+
+
+SAME_SONG = """
+import sys
+import numpy as np
+import ray
+from models import song
+from serving import InProcess, ray_serve
+from serving.in_process import default_settings
+
+cluster, model = sys.argv[1], sys.argv[2]
+settings = default_settings()
+settings.translation_model = settings.separator_model = "off"
+here = InProcess(settings)
+request = song.SongRequest("pop", "[verse]\\n月光洒在窗前", seconds=10, seed=21)
+served = ray_serve.start(ray_serve.ServeSettings(address=cluster, roles=("song",)), vars(settings), here)
+chunks = []
+through = served.song(model, request, stream=lambda rate, audio: chunks.append(audio.shape[-1]))
+ray.shutdown()
+alone = here.song(model, request)
+print("served by", through.params["served_by"], "streamed", sum(chunks))
+print("same song", float(np.abs(through.audio - alone.audio).max()) < 1e-4, through.seed, alone.seed)
+"""
+
+
+def test_a_song_through_serve_is_the_song_made_here(front_ends, cluster, tiny_ace_step_dir):
+    """The song role on Ray Serve: a third process deploys it on the cluster and makes the same song through Serve
+    (streamed) and on its own runtime."""
+    from tests.live_app import ROOT
+
+    done = subprocess.run([sys.executable, "-c", SAME_SONG, cluster, str(tiny_ace_step_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+                               "SONG_DTYPE": "float32"})
+    assert "same song True 21 21" in done.stdout, done.stdout + done.stderr[-3000:]
+    assert "Ray Serve replica" in done.stdout and "streamed 480000" in done.stdout
 
 
 def test_a_cluster_that_cannot_be_reached_ends_the_start_plainly(tiny_pop2piano_dir, tiny_musicgen_dir,

@@ -90,7 +90,7 @@ def song_model_status(name: str | None = None) -> str:
 
 
 def language_choices() -> list[tuple[str, str]]:
-    return [(page_word("Auto (from the lyrics' script)"), song.AUTO),
+    return [("Auto (from the lyrics' script)", song.AUTO),  # plain words: the examples table copies them
             *((name, code) for code, name in song.LANGUAGES.items())]
 
 
@@ -115,9 +115,9 @@ def build_song_tab() -> tuple[gr.Dropdown, gr.Markdown, Shareable]:
                 with gr.Row():
                     bpm = gr.Number(0, label="BPM (0 = the model's choice)", minimum=0, maximum=song.MAX_BPM,
                                     precision=0, elem_id="song-bpm")
-                    key = gr.Dropdown([(page_word("The model's choice"), ""), *((k, k) for k in song.KEYS)],
+                    key = gr.Dropdown([("The model's choice", ""), *((k, k) for k in song.KEYS)],
                                       value="", label="Key", elem_id="song-key")
-                    signature = gr.Dropdown([(page_word("The model's choice"), ""), ("2/4", "2"), ("3/4", "3"),
+                    signature = gr.Dropdown([("The model's choice", ""), ("2/4", "2"), ("3/4", "3"),
                                              ("4/4", "4"), ("6/8", "6")], value="", label="Time signature",
                                             elem_id="song-time-signature")
             with gr.Row():
