@@ -261,3 +261,20 @@ def test_a_bad_row_is_refused_before_anything_runs(tiny_ace_step_dir, tmp_path):
     table.write_text("style,lyrics,seconds\npop,hello,5\n", encoding="utf-8")
     with pytest.raises(SystemExit):
         cli.main(["song", str(table), "--out", str(tmp_path / "o"), "--song-model", str(tiny_ace_step_dir)])
+
+
+def test_the_cpu_fast_path_stays_close_to_stock(tiny_ace_step_dir, monkeypatch):
+    """Unforced, a CPU runs the DiT's linear layers in int8 (and the rest in bfloat16 where the CPU has it): the
+    same code path as a CPU Space, on the tiny pipeline; its song stays close to stock float32's (the full-size
+    figure is in docs/PERFORMANCE.md)."""
+    from models.song.model import SongModel
+
+    monkeypatch.delenv("SONG_DTYPE", raising=False)
+    fast = SongModel(str(tiny_ace_step_dir), "cpu")
+    fast.load()
+    assert fast.dtype_note.startswith("DiT int8") and fast.dtype_name().startswith("int8+")
+    result = fast.make(song.SongRequest("upbeat pop", "[verse]\nhello", seconds=10, seed=6))
+    fast.unload()
+    stock = stock_audio(tiny_ace_step_dir, "upbeat pop", "[verse]\nhello", 10, 6, "en")
+    snr = 10 * np.log10(np.sum(stock**2) / np.sum((result.audio - stock) ** 2))
+    assert snr > 10, snr

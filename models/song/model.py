@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from models.devices import cpu_bf16_instructions, env_flag, pick_dtype
+from models.int8 import page_out_checkpoints
 from models.loading import LoadedModel
 from models.progress import GenerationCancelled
 from models.runtime import model_thread
@@ -53,12 +54,13 @@ from utils.progress import Progress
 logger = logging.getLogger(__name__)
 
 FAST_PATH_ENV_VAR = "SONG_FAST_PATH"  # "0": the stock way (float32, one-pass decode, no kept encodings), to compare
+DIT_INT8_ENV_VAR = "SONG_DIT_INT8"  # "0": the DiT's linear layers stay in the weights' dtype on a CPU
 DTYPE_ENV_VAR = "SONG_DTYPE"  # "float32", "bfloat16" or "float16"; unset: picked per device (see module docstring)
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TARGET_PEAK = 10.0 ** (-1.0 / 20.0)  # the stock pipeline's loudness: peak at -1 dBFS
-DECODE_CHUNK = 125  # latent frames a decoded chunk holds (5 s)
+DECODE_CHUNK = 250  # latent frames a decoded chunk holds (10 s)
 FIRST_CHUNK = 50  # the first chunk is shorter (2 s), to be heard sooner
-DECODE_CONTEXT = 32  # latent frames decoded on each side of a chunk and dropped (1.28 s; the decoder reaches ~13)
+DECODE_CONTEXT = 16  # latent frames decoded on each side of a chunk and dropped (0.64 s; the decoder reaches 0.31 s)
 SHIFT = 3.0  # diffusers' default schedule shift for every ACE-Step 1.5 variant
 GUIDED_STEPS = 30  # base/sft: the doc page's usual 30-60 steps; turbo checkpoints use 8
 TURBO_STEPS = 8
@@ -86,6 +88,12 @@ def song_dtype(device: torch.device) -> tuple[torch.dtype, str]:
         return torch.float32, "float32 (this CPU has no bfloat16 instructions)"
     dtype = pick_dtype(device)
     return dtype, f"{str(dtype).replace('torch.', '')} ({device.type})"
+
+
+def dit_int8_here(device: torch.device) -> bool:
+    """Whether the DiT's linear layers run in int8 here: on a CPU, unless ``$SONG_DIT_INT8`` is off or
+    ``$SONG_DTYPE`` asks for one dtype throughout (float32 for comparisons with stock)."""
+    return device.type == "cpu" and env_flag(DIT_INT8_ENV_VAR) and not os.environ.get(DTYPE_ENV_VAR, "").strip()
 
 
 class SongModel(LoadedModel):
@@ -146,6 +154,7 @@ class SongModel(LoadedModel):
                                                local_files_only=source.local_files_only or source.is_local)
         pipe.set_progress_bar_config(disable=True)
         pipe.to(self.device)
+        page_out_checkpoints()  # the checkpoint files' pages read while loading: not kept resident
         logger.info("Song model %s: %s on %s, loaded in %.1f s", self.name, why, self.device,
                     time.perf_counter() - started)
         return pipe, why
@@ -156,6 +165,11 @@ class SongModel(LoadedModel):
         self.fast = env_flag(FAST_PATH_ENV_VAR)
         if self.fast:
             self._cache_encodings()
+            self._rows_in_order()
+            self._snake_in_fewer_passes()
+            if dit_int8_here(self.device):
+                self._dit_int8()
+                self.dtype_note = f"DiT int8 (dynamic, per-channel weights), the rest {self.dtype_note}"
 
     def _drop(self) -> None:
         self.pipe = None
@@ -172,6 +186,63 @@ class SongModel(LoadedModel):
 
     def steps(self) -> int:
         return TURBO_STEPS if self.turbo else GUIDED_STEPS
+
+    def _dit_int8(self) -> None:
+        """The DiT's linear layers as int8 (per-channel weights, activations quantised per call: fbgemm's VNNI
+        kernels), its other parts in float32, converted block by block so that the load's peak stays near the final
+        size. On 2 cores at 30 s (full size, random weights, 2026-12-07): a step 2.3 s against 3.6 s in bfloat16 and
+        9.8 s in float32, and its output 35.5 dB from float32's (bfloat16: 37.1 dB); the whole song's SNR against
+        stock float32 is measured through the app (docs/PERFORMANCE.md). Tensors come in as float32 (the condition
+        encoder's output is cast on the way in)."""
+        from models.int8 import quantize_int8, return_freed_memory
+
+        transformer = self.pipe.transformer
+        for block in transformer.layers:  # one block in float32 at a time
+            quantize_int8(block.float())
+            return_freed_memory()
+        quantize_int8(transformer.float())
+        return_freed_memory()
+
+        def into(dtype: torch.dtype) -> Callable[[Any, tuple, dict], tuple[tuple, dict]]:
+            def cast(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+                return args, {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
+                              for k, v in kwargs.items()}
+            return cast
+
+        # the pipeline hands every part the DiT's dtype (now float32): each part gets its own
+        transformer.register_forward_pre_hook(into(torch.float32), with_kwargs=True)
+        encoder = self.pipe.condition_encoder
+        encoder.register_forward_pre_hook(into(next(encoder.parameters()).dtype), with_kwargs=True)
+
+    def _snake_in_fewer_passes(self) -> None:
+        """The VAE decoder's Snake activations (x + sin(a x)^2 / b, on every sample of every channel: a third of the
+        decode's time) in four passes over the audio instead of five, squaring and adding in place; the constants
+        a and 1/b computed once per call on the [channels] vectors, as before."""
+        import types
+
+        def snake(module: Any, hidden_states: torch.Tensor) -> torch.Tensor:
+            alpha = torch.exp(module.alpha) if module.logscale else module.alpha
+            beta = torch.exp(module.beta) if module.logscale else module.beta
+            shape = hidden_states.shape
+            x = hidden_states.reshape(shape[0], shape[1], -1)
+            wave = torch.sin(alpha * x)
+            wave.mul_(wave)
+            return torch.addcmul(x, (beta + 1e-9).reciprocal(), wave).reshape(shape)
+
+        for module in self.pipe.vae.modules():
+            if type(module).__name__ == "Snake1d":
+                module.forward = types.MethodType(snake, module)
+
+    def _rows_in_order(self) -> None:
+        """The DiT's residual stream in row order: its ``proj_in`` convolution gives [batch, channels, frames] and
+        the model transposes it, so every later activation keeps a transposed layout, and each linear layer then
+        copies its weight to multiply it (``bmm`` on an expanded weight: measured 3.6 s of an 8.2 s bfloat16 step at
+        30 s on 2 cores). The convolution's output is laid out so that the transpose is contiguous: the same
+        values, one small copy a step."""
+        def in_row_order(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return output.transpose(1, 2).contiguous().transpose(1, 2)
+
+        self.pipe.transformer.proj_in_conv.register_forward_hook(in_row_order)
 
     def _cache_encodings(self) -> None:
         """The same prompt and lyrics give the same encodings: keep the last PROMPT_CACHE (exactly what
@@ -324,7 +395,7 @@ class SongModel(LoadedModel):
 
         return {"task": "song", "model": self.name, **request.record(), "language_how": request.language_how,
                 "steps": self.steps(), "shift": SHIFT, "guidance_scale": None if self.turbo else GUIDANCE,
-                "turbo": self.turbo, "dtype": str(self.pipe.transformer.dtype).replace("torch.", ""),
+                "turbo": self.turbo, "dtype": self.dtype_name(),
                 "dtype_note": self.dtype_note, "device": str(self.device),
                 "pipeline": f"diffusers {diffusers.__version__} AceStepPipeline",
                 "variant_seeds": [request.seed + i for i in range(request.variants)],
@@ -414,6 +485,11 @@ class SongModel(LoadedModel):
             yield
         finally:
             del self.pipe.prepare_src_latents  # the class's own method again
+
+    def dtype_name(self) -> str:
+        """The weights' dtype as the parameters record it ("float32", "bfloat16", "int8+bfloat16")."""
+        rest = str(self.pipe.vae.dtype).replace("torch.", "")
+        return f"int8+{rest}" if self.dtype_note.startswith("DiT int8") else rest
 
     def estimate_seconds(self, seconds: float, variants: int) -> float | None:
         """Roughly how long a song takes here, from this machine's earlier runs (None before the first)."""
