@@ -161,7 +161,7 @@ def test_on_a_phone_every_tab_is_in_sight(browser, live_app):
     try:
         phone.goto(live_app.url)
         phone.wait_for_selector("#piano-run", state="attached")
-        for name in ("Piano cover", "Text to music", "Melody to music"):
+        for name in ("Piano cover", "Text to music", "Melody to music", "Song with lyrics"):
             assert phone.get_by_role("tab", name=name).is_visible(), name
         song = phone.locator("#piano-song").bounding_box()
         assert song is not None and song["y"] < 844  # the upload is on the first screen

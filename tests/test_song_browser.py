@@ -11,10 +11,12 @@ from tests.test_browser import RUN_TIMEOUT_MS, browser, opened, toast_text  # no
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 390, "height": 844}],
                          ids=["desktop", "phone"])
 def test_a_chinese_visitor_makes_and_edits_a_song(browser, live_app, viewport):  # noqa: F811
-    with opened(browser, live_app.url, locale="zh-CN", viewport=viewport) as page:
+    with opened(browser, live_app.url, locale="zh-CN") as page:
+        page.set_viewport_size(viewport)
         page.get_by_role("tab", name="带歌词的歌曲").click()
         assert "风格：听起来是什么样" in page.locator("#song-style").inner_text()
-        assert "每个段落的标签单独占一行" in page.locator("#song-guide").inner_text()
+        if viewport["width"] > 600:  # a phone hides the tabs' guides (ui/common.py's CSS)
+            assert "每个段落的标签单独占一行" in page.locator("#song-guide").inner_text()
         page.locator("#song-run").click()  # nothing to sing, nothing to play: said in Chinese
         assert "没有可唱的" in toast_text(page)
         page.locator("#song-style textarea").fill("Mandopop ballad")

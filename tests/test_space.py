@@ -7,7 +7,7 @@ import re
 import gradio
 import yaml
 
-from models import musicgen, pop2piano, separator, translation, watermark
+from models import musicgen, pop2piano, separator, song, translation, watermark
 from tests.live_app import ROOT
 
 KNOWN_HARDWARE = {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "a10g-small", "a10g-large",
@@ -27,7 +27,7 @@ def test_front_matter_deploys_as_is():
     assert (ROOT / meta["app_file"]).is_file()
     defaults = {pop2piano.DEFAULT_PIANO_COVER_MODEL, musicgen.DEFAULT_MUSICGEN_MODEL, musicgen.DEFAULT_MELODY_MODEL,
                 separator.DEFAULT_SEPARATOR_MODEL, translation.DEFAULT_TRANSLATION_MODEL,
-                watermark.DEFAULT_WATERMARK_MODEL}
+                watermark.DEFAULT_WATERMARK_MODEL, song.DEFAULT_SONG_MODEL}
     assert set(meta["models"]) == defaults
     assert {entry.split()[0] for entry in meta["preload_from_hub"]} == defaults
     assert meta["suggested_hardware"] in KNOWN_HARDWARE

@@ -213,7 +213,7 @@ PAGE_CSS = """
 .run-progress-box progress { flex: 0 0 30%; height: 0.7em; accent-color: var(--color-accent); }
 @media (max-width: 600px) {
   .app-intro p ~ p { display: none; }
-  .tab-wrapper .tab-container button { padding: 4px 7px !important; font-size: 13px !important; }
+  .tab-wrapper .tab-container button { padding: 4px 4px !important; font-size: 12px !important; }
   .tab-intro { display: none; }
   #piano-examples table, #melody-example-tunes table { table-layout: fixed; width: 100% !important; }
   #piano-examples th, #piano-examples td, #melody-example-tunes th, #melody-example-tunes td {

@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,7 +34,7 @@ from models.int8 import page_out_checkpoints
 from models.loading import LoadedModel
 from models.progress import GenerationCancelled
 from models.runtime import model_thread
-from models.sources import ModelSource, resolve_source
+from models.sources import ModelSource
 from models.song.checkpoints import (
     DIT_SUBFOLDERS,
     SONG_CHECKPOINTS,
@@ -108,6 +109,7 @@ class SongModel(LoadedModel):
 
     def __init__(self, name: str | None = None, device: str | None = None) -> None:
         super().__init__(name, device)
+        self.marker = self.layout_marker(self.name)  # checked before loading, as every wrapper's
         self.pipe: Any = None
         self.dtype_note = ""
         self.speed: dict[str, float] = {}  # seconds a DiT step and a second of decode took here (for estimates)
@@ -126,22 +128,16 @@ class SongModel(LoadedModel):
             return "Songs with lyrics need diffusers 0.42 or later: `pip install diffusers==0.42.1` (./run.sh does)."
         return None
 
-    def where_from(self) -> None:
-        marker = hub_marker(self.name) if self.name in SONG_CHECKPOINTS else self.marker
-        if self.name not in SONG_CHECKPOINTS:
-            from pathlib import Path
-
-            folder = Path(self.name).expanduser()
-            if folder.is_dir() and not (folder / "model_index.json").is_file():
-                marker = "acestep-v15-*/config.json" if any(folder.glob("acestep-v15-*")) else "config.json"
-        resolve_source(self.name, self.what, self.env_var, self.cli_flag, marker)
-
-    def _load_parts(self) -> Any:
-        from models.sources import load_or_explain
-
-        self.where_from()  # the marker of this checkpoint's layout
-        return load_or_explain(self.what, self.name, self.env_var, self.cli_flag, self._from_source,
-                               "*")
+    @staticmethod
+    def layout_marker(name: str) -> str:
+        """The file that marks ``name`` as a saved song model: diffusers' ``model_index.json``, or ACE-Step's own
+        layout's DiT config (the official releases on the hub, or a folder holding ``acestep-v15-*/``)."""
+        if name in SONG_CHECKPOINTS:
+            return hub_marker(name)
+        folder = Path(name).expanduser()
+        if folder.is_dir() and not (folder / "model_index.json").is_file():
+            return "acestep-v15-*/config.json" if any(folder.glob("acestep-v15-*")) else "config.json"
+        return "model_index.json"
 
     def _from_source(self, source: ModelSource) -> Any:
         from diffusers import AceStepPipeline
