@@ -44,6 +44,7 @@ from models.song.checkpoints import (
     diffusers_folder,
     hub_marker,
 )
+from models.song.speedups import cache_encodings, int8_on_cpu, rows_in_order, snake_in_fewer_passes
 from models.song.request import (
     MAX_LYRIC_TOKENS,
     SongEdit,
@@ -160,11 +161,11 @@ class SongModel(LoadedModel):
         self._encoded.clear()
         self.fast = env_flag(FAST_PATH_ENV_VAR)
         if self.fast:
-            self._cache_encodings()
-            self._rows_in_order()
-            self._snake_in_fewer_passes()
+            cache_encodings(self.pipe, self._encoded, PROMPT_CACHE)
+            rows_in_order(self.pipe.transformer)
+            snake_in_fewer_passes(self.pipe.vae)
             if dit_int8_here(self.device):
-                self._dit_int8()
+                int8_on_cpu(self.pipe)
                 self.dtype_note = f"DiT int8 (dynamic, per-channel weights), the rest {self.dtype_note}"
 
     def _drop(self) -> None:
@@ -182,88 +183,6 @@ class SongModel(LoadedModel):
 
     def steps(self) -> int:
         return TURBO_STEPS if self.turbo else GUIDED_STEPS
-
-    def _dit_int8(self) -> None:
-        """The DiT's linear layers as int8 (per-channel weights, activations quantised per call: fbgemm's VNNI
-        kernels), its other parts in float32, converted block by block so that the load's peak stays near the final
-        size. On 2 cores at 30 s (full size, random weights, 2026-12-07): a step 2.3 s against 3.6 s in bfloat16 and
-        9.8 s in float32, and its output 35.5 dB from float32's (bfloat16: 37.1 dB); the whole song's SNR against
-        stock float32 is measured through the app (docs/PERFORMANCE.md). Tensors come in as float32 (the condition
-        encoder's output is cast on the way in)."""
-        from models.int8 import quantize_int8, return_freed_memory
-
-        transformer = self.pipe.transformer
-        for block in transformer.layers:  # one block in float32 at a time
-            quantize_int8(block.float())
-            return_freed_memory()
-        quantize_int8(transformer.float())
-        return_freed_memory()
-
-        def into(dtype: torch.dtype) -> Callable[[Any, tuple, dict], tuple[tuple, dict]]:
-            def cast(module: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-                return args, {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v
-                              for k, v in kwargs.items()}
-            return cast
-
-        # The condition encoder (lyric and timbre encoders, 0.57 B parameters, run once a song) the same way: its
-        # weights are 1.2 GB in bfloat16 and ~0.6 GB in int8, the difference between a 16 GB Space's comfort and not
-        encoder = self.pipe.condition_encoder
-        for block in [*encoder.lyric_encoder.layers, *encoder.timbre_encoder.layers]:
-            quantize_int8(block.float())
-            return_freed_memory()
-        quantize_int8(encoder.float())
-        return_freed_memory()
-        # the pipeline hands every part the DiT's dtype (now float32): both take float32
-        transformer.register_forward_pre_hook(into(torch.float32), with_kwargs=True)
-        encoder.register_forward_pre_hook(into(torch.float32), with_kwargs=True)
-
-    def _snake_in_fewer_passes(self) -> None:
-        """The VAE decoder's Snake activations (x + sin(a x)^2 / b, on every sample of every channel: a third of the
-        decode's time) in four passes over the audio instead of five, squaring and adding in place; the constants
-        a and 1/b computed once per call on the [channels] vectors, as before."""
-        import types
-
-        def snake(module: Any, hidden_states: torch.Tensor) -> torch.Tensor:
-            alpha = torch.exp(module.alpha) if module.logscale else module.alpha
-            beta = torch.exp(module.beta) if module.logscale else module.beta
-            shape = hidden_states.shape
-            x = hidden_states.reshape(shape[0], shape[1], -1)
-            wave = torch.sin(alpha * x)
-            wave.mul_(wave)
-            return torch.addcmul(x, (beta + 1e-9).reciprocal(), wave).reshape(shape)
-
-        for module in self.pipe.vae.modules():
-            if type(module).__name__ == "Snake1d":
-                module.forward = types.MethodType(snake, module)
-
-    def _rows_in_order(self) -> None:
-        """The DiT's residual stream in row order: its ``proj_in`` convolution gives [batch, channels, frames] and
-        the model transposes it, so every later activation keeps a transposed layout, and each linear layer then
-        copies its weight to multiply it (``bmm`` on an expanded weight: measured 3.6 s of an 8.2 s bfloat16 step at
-        30 s on 2 cores). The convolution's output is laid out so that the transpose is contiguous: the same
-        values, one small copy a step."""
-        def in_row_order(module: Any, inputs: Any, output: torch.Tensor) -> torch.Tensor:
-            return output.transpose(1, 2).contiguous().transpose(1, 2)
-
-        self.pipe.transformer.proj_in_conv.register_forward_hook(in_row_order)
-
-    def _cache_encodings(self) -> None:
-        """The same prompt and lyrics give the same encodings: keep the last PROMPT_CACHE (exactly what
-        ``encode_prompt`` would compute again; the cache goes with the model)."""
-        original = self.pipe.encode_prompt
-
-        def encode_prompt(prompt: Any, lyrics: Any, device: Any, **kwargs: Any) -> Any:
-            key = (repr(prompt), repr(lyrics), str(device), repr(sorted(kwargs.items())))
-            if key in self._encoded:
-                self._encoded.move_to_end(key)
-                return self._encoded[key]
-            encoded = original(prompt, lyrics, device, **kwargs)
-            self._encoded[key] = encoded
-            while len(self._encoded) > PROMPT_CACHE:
-                self._encoded.popitem(last=False)
-            return encoded
-
-        self.pipe.encode_prompt = encode_prompt
 
     # ------------------------------------------------------------------------------------------ checks
     def lyric_tokens(self, lyrics: str, language: str) -> int:
