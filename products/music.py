@@ -93,14 +93,8 @@ def write_music(result: MusicResult, out: Path, stem: str, products: Iterable[st
     n = result.audio.shape[0]
     tags = music_provenance(result.params, result.seed).tags()
     base = f"{stem}_seed{result.seed}"
-    audio, note = result.audio, ""
-    if asked & {"wav", "mp3", "params"}:  # the mark goes on the audio files; the parameters say whether it did
-        audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
-        note = notes[0]
-    wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
-            if "wav" in asked else [])
-    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", audio[i].T, result.sample_rate, tags) for i in range(n)]
-            if "mp3" in asked else [])
+    audio, wavs, mp3s, note = write_marked_variants(result.audio, result.sample_rate, out, base, asked, tags,
+                                                    watermark)
     params = None
     if "params" in asked:
         params = out / (params_name or f"{base}.json")
@@ -122,6 +116,26 @@ def write_music(result: MusicResult, out: Path, stem: str, products: Iterable[st
                                  f"{base}_v{i + 1}", tags.get("comment", ""), midi="midi" in asked, score=score,
                                  paper=paper, pages=False))
     return MusicFiles(wavs, mp3s, params, drawing, chroma, note, heard)
+
+
+def write_marked_variants(audio: np.ndarray, sample_rate: int, out: Path, base: str, asked: set[str],
+                          tags: dict[str, str], watermark: str | None) -> tuple[Any, list[Path], list[Path], str]:
+    """Each variant of ``audio`` [variants, channels, T] watermarked (when an audio file or the parameters are asked
+    for: the parameters say whether it was) and written as ``{base}_v{n}.wav`` / ``.mp3`` with ``tags``, as asked.
+
+    Returns:
+        (the variants as written, marked where they were; the WAVs; the MP3s; why unmarked, "" when marked).
+    """
+    n = audio.shape[0]
+    marked, note = audio, ""
+    if asked & {"wav", "mp3", "params"}:  # the mark goes on the audio files; the parameters say whether it did
+        marked, notes = zip(*(mark_or_explain(audio[i], sample_rate, watermark) for i in range(n)))
+        note = notes[0]
+    wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", marked[i].T, sample_rate, tags) for i in range(n)]
+            if "wav" in asked else [])
+    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", marked[i].T, sample_rate, tags) for i in range(n)]
+            if "mp3" in asked else [])
+    return marked, wavs, mp3s, note
 
 
 def read_params(path: str | Path | None, task: str) -> dict[str, Any]:

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from models.song import SongResult
-from models.watermark import APP_MESSAGE, mark_or_explain
-from products.music import prompt_stem
-from utils.audio import write_mp3, write_wav
+from models.watermark import APP_MESSAGE
+from products.music import prompt_stem, write_marked_variants
 from utils.plots import spectrograms_png
 from utils.provenance import song_provenance
 
@@ -66,14 +65,7 @@ def write_song(result: SongResult, out: Path, stem: str, products: Iterable[str]
     n = result.audio.shape[0]
     tags = song_provenance(result.params, result.seed).tags()
     base = f"{stem}_seed{result.seed}"
-    audio, note = result.audio, ""
-    if asked & {"wav", "mp3", "params"}:
-        audio, notes = zip(*(mark_or_explain(result.audio[i], result.sample_rate, watermark) for i in range(n)))
-        note = notes[0]
-    wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", audio[i].T, result.sample_rate, tags) for i in range(n)]
-            if "wav" in asked else [])
-    mp3s = ([write_mp3(out / f"{base}_v{i + 1}.mp3", audio[i].T, result.sample_rate, tags) for i in range(n)]
-            if "mp3" in asked else [])
+    _, wavs, mp3s, note = write_marked_variants(result.audio, result.sample_rate, out, base, asked, tags, watermark)
     lyrics = None
     if "lyrics" in asked:
         lyrics = out / f"{base}_lyrics.txt"
