@@ -4,7 +4,7 @@ song model through the seam and the product writer, and hands the results to the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -163,9 +163,7 @@ def make_song(
         2 audio slots (48 kHz stereo WAV; the second empty for one variant), a waveform and spectrogram PNG, the
         parameters (to make the same song again), details (markdown), and the downloads (WAV, MP3, lyrics, JSON).
     """
-    cancel = new_cancel_event(request, TAB)
-
-    def body(send: Send, report: Report) -> list[Any]:
+    def body(send: Send, report: Report, cancel: threading.Event) -> list[Any]:
         try:
             made, line = song_request(style, lyrics, instrumental, language, seconds, bpm, key, time_signature, seed,
                                       variants)
@@ -177,8 +175,17 @@ def make_song(
             raise user_error(e) from e
         return [*outputs, song_state(result, model_name)]
 
+    yield from song_run(body, request, progress)
+
+
+def song_run(body: Callable[[Send, Report, threading.Event], list[Any]], request: gr.Request,
+             progress: gr.Progress) -> Iterator[list[Any]]:
+    """One run of the tab (Generate, Edit or Extend): its Stop flag for this session, ``body(send, report, cancel)``
+    streamed to the page, the flag let go however the run ends."""
+    cancel = new_cancel_event(request, TAB)
     try:
-        yield from streamed(body, N_SONG_OUTPUTS, gradio_progress(progress))
+        yield from streamed(lambda send, report: body(send, report, cancel), N_SONG_OUTPUTS,
+                            gradio_progress(progress))
     finally:
         run_ended(request, TAB, cancel)
 
@@ -229,13 +236,8 @@ def edit_song(
         lyrics: the lyrics for the new part ("" keeps the song's).
         seed: a whole number as text, or "" for a random one.
     """
-    cancel = new_cancel_event(request, TAB)
-    try:
-        yield from streamed(lambda send, report: song_edit_body(state, variant, start, end, 0.0, style, lyrics, seed,
-                                                                cancel, report, send),
-                            N_SONG_OUTPUTS, gradio_progress(progress))
-    finally:
-        run_ended(request, TAB, cancel)
+    yield from song_run(lambda send, report, cancel: song_edit_body(state, variant, start, end, 0.0, style, lyrics,
+                                                                    seed, cancel, report, send), request, progress)
 
 
 @spoken
@@ -252,13 +254,8 @@ def extend_song(
 ) -> Iterator[list[Any]]:
     """Make this tab's last song ``seconds`` longer (1 to 120 s more, up to 240 s in all); what it had stays as it
     was. New lyrics for the new part go in ``lyrics`` ("" keeps the song's)."""
-    cancel = new_cancel_event(request, TAB)
-    try:
-        yield from streamed(lambda send, report: song_edit_body(state, variant, 0.0, 0.0, seconds, style, lyrics, seed,
-                                                                cancel, report, send),
-                            N_SONG_OUTPUTS, gradio_progress(progress))
-    finally:
-        run_ended(request, TAB, cancel)
+    yield from song_run(lambda send, report, cancel: song_edit_body(state, variant, 0.0, 0.0, seconds, style, lyrics,
+                                                                    seed, cancel, report, send), request, progress)
 
 
 @spoken
