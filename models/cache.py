@@ -40,6 +40,11 @@ class ModelTooBig(ValueError):
     """A model that cannot fit in this machine's memory, even with every other model of its role let go."""
 
 
+class ModelBusy(RuntimeError):
+    """A helper model asked for without waiting (``use(wait=False)``) that cannot load now: the memory it needs is
+    held by models in use (perhaps by the very run that asks)."""
+
+
 @dataclass(eq=False)
 class _Entry:
     model: Any
@@ -65,15 +70,22 @@ class ModelCache:
     behind it); requests for the same model go in together and share passes. A model that would not fit even alone is refused at once
     (``ModelTooBig``), before anything is let go or built.
 
+    Only the model thread lets a model go: a request that needs memory takes the idle models out of the cache at
+    once (nobody can get them again), and their weights are unloaded by ``unload_on`` (the model thread's ``call``)
+    before the request's own model is built and loaded there, after them.
+
     Args:
         per_role: models of one role held at once (``$MUSIC_DEMO_MODELS_PER_ROLE``, default 2).
+        unload_on: runs an unload where the models compute (default: the process's model thread).
     """
 
-    def __init__(self, per_role: int | None = None) -> None:
+    def __init__(self, per_role: int | None = None,
+                 unload_on: Callable[[Callable[[], Any]], Any] | None = None) -> None:
         self.per_role = max(1, per_role or int(os.environ.get(MODELS_PER_ROLE_ENV_VAR, "") or DEFAULT_MODELS_PER_ROLE))
         self._held: dict[str, list[_Entry]] = {}
         self._queues: dict[str, list[_Ticket]] = {}
         self._cond = threading.Condition()
+        self._unload_on = unload_on or _on_the_model_thread
 
     @staticmethod
     def _matches(entry: _Entry, name: str, device: str | None) -> bool:
@@ -126,7 +138,7 @@ class ModelCache:
     @contextlib.contextmanager
     def use(self, role: str, name: str, device: str | None, build: Callable[[], M], need: int = 0,
             free: Callable[[], int | None] = lambda: None, budget: int | None = None,
-            waiting: Callable[[str], None] | None = None) -> Iterator[M]:
+            waiting: Callable[[str], None] | None = None, wait: bool = True) -> Iterator[M]:
         """Hold the role's model ``name`` for one run: it stays loaded until the block ends.
 
         Args:
@@ -136,37 +148,46 @@ class ModelCache:
             free: bytes free on its device now (None: not known).
             budget: bytes all models held may take together (None: no cap).
             waiting: told, while the run waits its turn, what it waits for ("waiting for 2 runs on ... to finish").
+            wait: False for a helper a run asks for while it holds its own model (the translator, the separator):
+                rather than wait, perhaps for itself, raise ``ModelBusy``.
 
         Raises:
             ValueError: an unknown role.
             ModelTooBig: it cannot fit even with every other model of its role let go.
+            ModelBusy: ``wait`` is False and it cannot load now.
         """
         if role not in ROLES:
             raise ValueError(f"Unknown model role {role!r}; one of {', '.join(ROLES)}.")
         ticket = _Ticket(name, device)
         said = ""
-        with self._cond:
-            queue = self._queues.setdefault(role, [])
-            queue.append(ticket)
-            try:
-                while True:
-                    entry = self._admit(role, ticket, queue, build, need, free, budget)
-                    if entry is not None:
-                        break
-                    busy = {e.model.name: e.users for e in self._held.get(role, []) if e.users}
-                    message = "Waiting for " + " and ".join(
-                        f"{n} run{'s' if n != 1 else ''} on “{short_name(m)}”" for m, n in busy.items()
-                    ) + " to finish"
-                    if waiting is not None and message != said and busy:
-                        said = message
-                        waiting(message)
-                    self._cond.wait(timeout=5.0)
-            finally:
-                queue.remove(ticket)
-                self._cond.notify_all()
-            entry.users += 1
-            entry.last_used = time.monotonic()
+        gone: list[_Entry] = []
         try:
+            with self._cond:
+                queue = self._queues.setdefault(role, [])
+                queue.append(ticket)
+                try:
+                    while True:
+                        entry = self._admit(role, ticket, queue, build, need, free, budget, gone)
+                        if entry is not None:
+                            break
+                        message = self._waiting_for(role)
+                        if not wait:
+                            raise ModelBusy(f"“{short_name(name)}” cannot load now: the memory it needs is held by "
+                                            f"runs in progress{': ' + message.removeprefix('Waiting for ') if message else ''}.")
+                        if waiting is not None and message != said and message:
+                            said = message
+                            waiting(message)
+                        self._cond.wait(timeout=5.0)
+                finally:
+                    queue.remove(ticket)
+                    self._cond.notify_all()
+                entry.users += 1
+                entry.last_used = time.monotonic()
+        except BaseException:
+            self._unload(gone)
+            raise
+        try:
+            self._unload(gone)  # before this run's model loads (on the model thread, after these)
             yield entry.model
         finally:
             with self._cond:
@@ -174,9 +195,21 @@ class ModelCache:
                 entry.last_used = time.monotonic()
                 self._cond.notify_all()
 
+    def _waiting_for(self, role: str) -> str:
+        """What a request of ``role`` waits for: the runs on its role's models, else on any (under the lock)."""
+        def busy(entries: list[_Entry]) -> dict[str, int]:
+            return {e.model.name: e.users for e in entries if e.users}
+
+        runs = busy(self._held.get(role, [])) or busy([e for held in self._held.values() for e in held])
+        if not runs:
+            return ""
+        return "Waiting for " + " and ".join(
+            f"{n} run{'s' if n != 1 else ''} on “{short_name(m)}”" for m, n in runs.items()) + " to finish"
+
     def _admit(self, role: str, ticket: _Ticket, queue: list[_Ticket], build: Callable[[], Any], need: int,
-               free: Callable[[], int | None], budget: int | None) -> _Entry | None:
-        """The entry ``ticket`` may use now, built when needed; None when it must wait (called under the lock)."""
+               free: Callable[[], int | None], budget: int | None, going: list[_Entry]) -> _Entry | None:
+        """The entry ``ticket`` may use now, built when needed; None when it must wait (called under the lock).
+        Idle models taken out of the cache to make room are added to ``going``, for ``_unload``."""
         ahead = queue[: queue.index(ticket)]
         if any((t.name, t.device) != (ticket.name, ticket.device) for t in ahead):
             return None  # first come, first served between models
@@ -186,8 +219,9 @@ class ModelCache:
                 return entry
         everyone = [e for held in self._held.values() for e in held]
         room = self._room(need, free, budget)
-        if room is not None and need > room + sum(e.need for e in everyone):  # not even alone: refuse now
-            raise ModelTooBig(_too_big(ticket.name, need, room + sum(e.need for e in everyone)))
+        taken = sum(e.need for e in everyone if getattr(e.model, "loaded", True))  # an unloaded one takes nothing
+        if room is not None and need > room + taken:  # not even alone: refuse now
+            raise ModelTooBig(_too_big(ticket.name, need, room + taken))
         # let idle models go, least recently used first, this role's before others': while the role holds its
         # most, or while the new model does not fit
         idle = sorted((e for e in everyone if not e.users), key=lambda e: (e not in entries, e.last_used))
@@ -196,8 +230,9 @@ class ModelCache:
             if gone is None:
                 break
             idle.remove(gone)
-            self._let_go(gone)
-            if room is not None:
+            self._take_out(gone)
+            going.append(gone)
+            if room is not None and getattr(gone.model, "loaded", True):  # an unloaded one freed nothing
                 room += gone.need
         if len(entries) >= self.per_role or (room is not None and need > room):
             return None  # wait for runs to end
@@ -218,12 +253,28 @@ class ModelCache:
                                        if getattr(e.model, "loaded", True)))  # an unloaded one takes nothing
         return min(limits) if limits else None
 
-    def _let_go(self, entry: _Entry) -> None:
+    def _take_out(self, entry: _Entry) -> None:
+        """Out of the cache (under the lock): nobody gets it again; ``_unload`` lets its weights go."""
         role = next(r for r, held in self._held.items() if entry in held)
         self._held[role].remove(entry)
-        entry.model.unload()
-        free_accelerator_memory()
         logger.info("Let go of %s (%s): not in use, and its memory was wanted", entry.model.name, role)
+
+    def _unload(self, gone: list[_Entry]) -> None:
+        """Unload the weights of models taken out (not under the lock: the model thread may be busy)."""
+        if gone:
+            def unload() -> None:
+                for entry in gone:
+                    entry.model.unload()
+                free_accelerator_memory()
+
+            self._unload_on(unload)
+
+
+def _on_the_model_thread(fn: Callable[[], Any]) -> Any:
+    """``fn`` on the process's model thread, where every model computes (so no weights go under a computation)."""
+    from models.runtime import model_thread
+
+    return model_thread().call(fn)
 
 
 def short_name(name: str) -> str:

@@ -147,10 +147,13 @@ def bytes_per_parameter(device: torch.device | str | None) -> int:
 @functools.lru_cache(maxsize=64)
 def parameter_count(name: str) -> int | None:
     """Parameters of a checkpoint: the known official ones, a folder's ``config.json`` (its architecture built on
-    the meta device) or its weight files (as float32); None when it cannot be told without loading."""
+    the meta device) or its weight files, or one weight file (as float32); None when it cannot be told without
+    loading."""
     if name in TOTAL_BILLIONS:
         return int(TOTAL_BILLIONS[name] * 1e9)
     folder = Path(name).expanduser()
+    if folder.is_file() and folder.name.endswith(WEIGHT_SUFFIXES):  # one checkpoint file (Transkun's .pt)
+        return folder.stat().st_size // 4
     if not folder.is_dir():
         return None
     if (folder / "config.json").is_file():

@@ -245,8 +245,9 @@ def _cache_args(role: str, name: str, device: str | None) -> dict[str, Any]:
 
 
 def load_model(role: str, name_or_path: str | None = None, device: str | None = None) -> Any:
-    """The model of ``role`` for ``name_or_path``, from the runtime's cache. Its weights load on first use, or at
-    once with ``.load()``. A run that must keep its model loaded until it ends holds it with ``use_model``.
+    """The model of ``role`` for ``name_or_path``, from the runtime's cache, for preloading (``.load()``) and for
+    looking (its name, whether it is loaded). Nobody holds it after this returns, so it may be let go at any time:
+    every job that computes with a model holds it with ``use_model`` instead.
 
     Args:
         role: one of ``models.cache.ROLES``: piano, text, melody, separator, translator, watermark, transcriber.
@@ -268,17 +269,23 @@ def load_model(role: str, name_or_path: str | None = None, device: str | None = 
 
 @contextlib.contextmanager
 def use_model(role: str, name_or_path: str | None = None, device: str | None = None,
-              waiting: Callable[[str], None] | None = None) -> Iterator[Any]:
-    """Hold the model of ``role`` for one run (see ``load_model``): nobody's choice lets it go before the block
-    ends. When another checkpoint of the role is in use and this one cannot load beside it, this waits its turn,
-    telling ``waiting`` what it waits for.
+              waiting: Callable[[str], None] | None = None, wait: bool = True) -> Iterator[Any]:
+    """Hold the model of ``role`` for one job, the one way every job gets its model: nobody's choice lets it go
+    before the block ends (its weights load on first use, on the model thread). When another checkpoint of the role
+    is in use and this one cannot load beside it, this waits its turn, telling ``waiting`` what it waits for.
+
+    Args:
+        wait: False for a helper model that a run asks for while holding its own (the translator, the separator):
+            when it cannot load now, ``ModelBusy`` is raised instead of waiting, perhaps for that same run.
 
     Raises:
         ValueError: an unknown role.
         models.cache.ModelTooBig: it cannot fit in this machine's memory, even alone.
+        models.cache.ModelBusy: ``wait`` is False and it cannot load now.
     """
     name = resolve_name(role, name_or_path)
-    with model_cache().use(role, name, device, waiting=waiting, **_cache_args(role, name, device)) as model:
+    with model_cache().use(role, name, device, waiting=waiting, wait=wait,
+                           **_cache_args(role, name, device)) as model:
         yield model
 
 

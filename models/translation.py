@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 
-from models.loading import LoadedModel, load_model
+from models.cache import ModelBusy
+from models.loading import LoadedModel, use_model
 from models.runtime import model_thread
 from models.sources import ModelLoadError, ModelSource, is_off
 
@@ -225,8 +226,9 @@ def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = N
     if known is not None:
         return (known if known and known != prompt else None), ""
     try:
-        english = english_prompt(prompt, unknown_parts, load_model("translator", name).translate)
-    except ModelLoadError as e:
+        with use_model("translator", name, wait=False) as translator:  # asked for by a run holding its own model
+            english = english_prompt(prompt, unknown_parts, translator.translate)
+    except (ModelLoadError, ModelBusy) as e:
         return None, str(e)
     _remember(name, prompt, english)  # the same prompt gets the same English from this model, at no cost
     return (english if english and english != prompt else None), ""

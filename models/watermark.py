@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.loading import LoadedModel, load_model
+from models.loading import LoadedModel, use_model
 from models.runtime import model_thread
 from models.sources import ModelLoadError, ModelSource, is_off
 from utils.audio import resample
@@ -238,6 +238,7 @@ def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None
     if is_off(name):
         return audio, f"Not watermarked: the watermark is turned off (`{WATERMARK_ENV_VAR}=off`)."
     try:
-        return load_model("watermark", name).mark(audio, sample_rate), ""
+        with use_model("watermark", name) as watermarker:
+            return watermarker.mark(audio, sample_rate), ""
     except ModelLoadError as e:
         return audio, f"Not watermarked: {e}"

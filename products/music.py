@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from models.musicgen import MusicResult
-from models.watermark import APP_MESSAGE, mark_or_explain
+from models.watermark import APP_MESSAGE
+from products.checking import mark
 from products.music_midi import MusicMidi, write_notes
 from utils.audio import write_mp3, write_wav
 from utils.files import safe_name
@@ -129,7 +130,7 @@ def write_marked_variants(audio: np.ndarray, sample_rate: int, out: Path, base: 
     n = audio.shape[0]
     marked, note = audio, ""
     if asked & {"wav", "mp3", "params"}:  # the mark goes on the audio files; the parameters say whether it did
-        marked, notes = zip(*(mark_or_explain(audio[i], sample_rate, watermark) for i in range(n)))
+        marked, notes = zip(*(mark(audio[i], sample_rate, watermark) for i in range(n)))
         note = notes[0]
     wavs = ([write_wav(out / f"{base}_v{i + 1}.wav", marked[i].T, sample_rate, tags) for i in range(n)]
             if "wav" in asked else [])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from models.pop2piano import PianoCover, composer_label
-from models.watermark import mark_or_explain
+from products.checking import mark
 from products.score import ScoreFiles, engrave_notes
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, resample, write_mp3, write_wav
 from utils.midi import (
@@ -183,7 +183,7 @@ def cover_audio(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT) -> tuple[np
         return load_audio(written, OUTPUT_SAMPLE_RATE)[0], label, warning
     rendered = render_midi(grid_to_pretty_midi(job.grid, job.bpm, program, instrument), OUTPUT_SAMPLE_RATE)
     audio = fit_length(rendered.audio, int(round(job.duration * OUTPUT_SAMPLE_RATE)))
-    audio, unmarked = mark_or_explain(audio, OUTPUT_SAMPLE_RATE, job.watermark)
+    audio, unmarked = mark(audio, OUTPUT_SAMPLE_RATE, job.watermark)
     return audio, label, " ".join(w for w in (warning, unmarked) if w)
 
 
@@ -201,7 +201,7 @@ def render_cover(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, fmt: str =
 def mixed_audio(job: CoverJob, cover: np.ndarray, balance: float) -> np.ndarray:
     """The cover [T] mixed with the original song (``balance`` 0 = original only, 1 = cover only), watermarked
     again: the mix weakens the cover's own mark."""
-    return mark_or_explain(mix(cover, job.song_audio(), balance), OUTPUT_SAMPLE_RATE, job.watermark)[0]
+    return mark(mix(cover, job.song_audio(), balance), OUTPUT_SAMPLE_RATE, job.watermark)[0]
 
 
 def write_mix(job: CoverJob, cover: np.ndarray, balance: float, instrument: str = DEFAULT_INSTRUMENT,
@@ -243,7 +243,7 @@ def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
     from utils import engraving, video
 
     if balance <= 0.0:  # the original alone (a recording's own sound under its notes): nothing to render
-        soundtrack = mark_or_explain(job.song_audio(), OUTPUT_SAMPLE_RATE, job.watermark)[0]
+        soundtrack = mark(job.song_audio(), OUTPUT_SAMPLE_RATE, job.watermark)[0]
     else:
         cover, _, _ = cover_audio(job, instrument)
         soundtrack = cover if balance >= 1.0 else mixed_audio(job, cover, balance)

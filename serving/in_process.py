@@ -72,29 +72,45 @@ class InProcess:
 
     def cover(self, model: str, song: np.ndarray, sample_rate: int, style: str, *,
               cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
-        from models import load_model
+        from models.loading import use_model
 
-        return load_model("piano", model, self.settings.device).cover_audio(song, sample_rate, style,
-                                                                            progress=stops_on(progress, cancel))
+        report = progress or (lambda fraction, message: None)
+        with use_model("piano", model, self.settings.device, waiting=lambda message: report(0.0, message)) as piano:
+            return piano.cover_audio(song, sample_rate, style, progress=stops_on(progress, cancel))
 
     def piano_notes(self, model: str, audio: np.ndarray, sample_rate: int, *,
                     cancel: threading.Event | None = None, progress: Progress | None = None) -> Any:
-        from models import load_model
+        from models.loading import use_model
 
         report = progress or (lambda fraction, message: None)
-        transcriber = load_model("piano_transcriber", model, self.settings.device)
-        if not transcriber.loaded:  # its first use, or unused for a while (unloaded)
-            report(0.05, "Loading the model")
-            transcriber.load()
-        report(0.1, "Listening for the piano's notes")
-        return transcriber.notes(audio, sample_rate, cancel=cancel)
+        with use_model("piano_transcriber", model, self.settings.device,
+                       waiting=lambda message: report(0.0, message)) as transcriber:
+            if not transcriber.loaded:  # its first use, or unused for a while (unloaded)
+                report(0.05, "Loading the model")
+                transcriber.load()
+            report(0.1, "Listening for the piano's notes")
+            return transcriber.notes(audio, sample_rate, cancel=cancel)
 
     def music_notes(self, audio: np.ndarray, sample_rate: int) -> Any:
-        from models import load_model
+        from models.loading import use_model
 
-        return load_model("transcriber").notes(audio, sample_rate)
+        with use_model("transcriber") as transcriber:
+            return transcriber.notes(audio, sample_rate)
 
     def detect_watermark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> Any:
-        from models import load_model
+        from models.loading import use_model
 
-        return load_model("watermark", model).detect(audio, sample_rate)
+        with use_model("watermark", model) as watermark:
+            return watermark.detect(audio, sample_rate)
+
+    def mark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        from models.watermark import mark_or_explain
+
+        return mark_or_explain(audio, sample_rate, model)
+
+    def estimate_seconds(self, role: str, model: str, **shape: Any) -> float | None:
+        from models.cache import model_cache
+        from models.loading import resolve_name
+
+        loaded = model_cache().peek(role, resolve_name(role, model))  # never loads or lets go of a model
+        return None if loaded is None else loaded.estimate_seconds(**shape)

@@ -51,6 +51,15 @@ class Backend(Protocol):
     def detect_watermark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> Any:
         """Whether ``audio`` [T] carries the app's watermark (the detector of ``model``): a ``Detection``."""
 
+    def mark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        """``audio`` [T] or [channels, T] with the app's watermark (the generator of ``model``) and "", or as it
+        was and why it is unmarked (turned off, missing)."""
+
+    def estimate_seconds(self, role: str, model: str, **shape: Any) -> float | None:
+        """Roughly how long a run of ``role``'s checkpoint ``model`` takes where it runs (``shape``: the wrapper's
+        ``estimate_seconds`` arguments), from the speed measured there; None before any run, or when the model is
+        not loaded (nothing is loaded to answer)."""
+
 
 _backend: Backend | None = None
 _lock = threading.Lock()

@@ -335,3 +335,111 @@ def test_a_model_unloaded_while_idle_loads_again_saying_so_and_gives_the_same_mu
     assert model.loaded and cache.model_cache().held("text") == [model]
     assert "Loading the model" in said
     assert sf.read(again[0])[0].tolist() == sf.read(first[0])[0].tolist()  # the same seed, the same music
+
+
+# ------------------------------------------------------------------------------ every job holds its model
+def test_a_model_taken_out_for_room_is_unloaded_on_the_model_thread():
+    """Only the model thread lets a model's weights go: the request that needs the room takes the idle model out of
+    the cache, and the unload runs where the models compute."""
+    unloaded_on: list[str] = []
+
+    class Watched(StandIn):
+        def unload(self) -> None:
+            unloaded_on.append(threading.current_thread().name)
+            super().unload()
+
+    cache = ModelCache(per_role=2)
+    with cache.use("text", "A", None, lambda: Watched("A"), 100 * MB, budget=150 * MB) as a:
+        pass
+    with cache.use("text", "B", None, lambda: Watched("B"), 100 * MB, budget=150 * MB):
+        assert a.unloaded and unloaded_on == ["model-thread"]
+        assert [m.name for m in cache.held("text")] == ["B"]
+
+
+def test_a_helper_that_would_wait_for_its_own_run_is_refused_not_waited_for():
+    """A run holding its model asks for a helper (the translator, the separator) that fits only if that model went:
+    ``wait=False`` says so at once instead of waiting for itself, and lets nothing go."""
+    cache = ModelCache(per_role=2)
+    with cache.use("text", "A", None, lambda: StandIn("A"), 100 * MB, budget=150 * MB) as a:
+        with pytest.raises(cache_module.ModelBusy, match=r"“helper” cannot load now.*1 run on “A”"):
+            with cache.use("translator", "helper", None, lambda: StandIn("helper"), 100 * MB, budget=150 * MB,
+                           wait=False):
+                pass
+        assert not a.unloaded and cache.held("translator") == []
+
+
+def hold_while_another_asks(job, role: str, other_dir: str) -> tuple[object, list[str], list[str]]:
+    """Run ``job(progress)`` (a cover or a sheet-music run through the seam) while, at its first progress report,
+    another visitor asks for ``role``'s model ``other_dir``, which does not fit beside it. Returns (the job's result, what the other
+    visitor was told while it waited, the order of events)."""
+    order: list[str] = []
+    told: list[str] = []
+    asked = threading.Event()
+
+    def other_visitor() -> None:
+        from models.loading import use_model
+
+        try:
+            with use_model(role, other_dir, "cpu", waiting=lambda message: (told.append(message), asked.set())):
+                order.append("other visitor's model loaded")
+        except Exception as e:  # noqa: BLE001 - the test says what went wrong
+            order.append(f"other visitor failed: {e!r}")
+            asked.set()
+
+    def progress(fraction: float, message: str) -> None:
+        if not asked.is_set() and "Loading" not in message:
+            threading.Thread(target=other_visitor, daemon=True).start()
+            assert asked.wait(20), "the other visitor did not wait: the running job's model was let go"
+
+    result = job(progress)
+    order.append("job done")
+    wait_for(lambda: len(order) == 2, 30)
+    return result, told, order
+
+
+def count_loads(monkeypatch, cls) -> list[str]:
+    """The names ``cls`` (a wrapper class) loads, as it loads them."""
+    loads: list[str] = []
+    original = cls._load_parts
+
+    def counted(self):
+        loads.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(cls, "_load_parts", counted)
+    return loads
+
+
+def test_a_cover_and_a_sheet_music_run_keep_their_models_while_another_visitors_choice_needs_the_memory(
+        tiny_pop2piano_dir, tiny_transkun_dir, tiny_musicgen_dir, chorale, monkeypatch):
+    pytest.importorskip("transkun", reason="requirements-transcribe.txt installs it (./run.sh)")
+    from models.piano_transcription import PianoTranscriber
+    from models.pop2piano import PianoCoverModel
+    from serving.in_process import InProcess
+    from utils.audio import load_audio
+
+    monkeypatch.setattr(cache, "_MODEL_CACHE", ModelCache(per_role=2))
+
+    def one_at_a_time(*folders) -> None:  # a memory budget that holds either model, not both
+        sizes = [catalogue.model_bytes(str(d), "cpu") for d in folders]
+        monkeypatch.setenv(catalogue.MEMORY_BUDGET_ENV_VAR, str((max(sizes) + 0.5 * min(sizes)) / 1e9))
+
+    piano_loads, transkun_loads = count_loads(monkeypatch, PianoCoverModel), count_loads(monkeypatch, PianoTranscriber)
+    backend = InProcess()
+    backend.settings.device = "cpu"
+    song, rate = load_audio(chorale[0])
+
+    one_at_a_time(tiny_pop2piano_dir, tiny_musicgen_dir)
+    cover, told, order = hold_while_another_asks(
+        lambda progress: backend.cover(str(tiny_pop2piano_dir), song[: rate * 4], rate, "composer1",
+                                       progress=progress), "text", str(tiny_musicgen_dir))
+    assert cover.n_chunks > 0 and order == ["job done", "other visitor's model loaded"]  # after the cover
+    assert told and "“" + cache.short_name(str(tiny_pop2piano_dir)) + "”" in told[0]
+    assert piano_loads == [str(tiny_pop2piano_dir)]  # loaded once: no second copy the cache does not know of
+
+    one_at_a_time(tiny_transkun_dir, tiny_pop2piano_dir)
+    _notes, told, order = hold_while_another_asks(  # now the piano model is the other visitor's choice
+        lambda progress: backend.piano_notes(str(tiny_transkun_dir), song[: rate * 4], rate, progress=progress),
+        "piano", str(tiny_pop2piano_dir))
+    assert order == ["job done", "other visitor's model loaded"] and "“" + cache.short_name(str(tiny_transkun_dir)) + "”" in told[0]
+    assert transkun_loads == [str(tiny_transkun_dir)]

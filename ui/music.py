@@ -13,7 +13,7 @@ import gradio as gr
 from models import musicgen, separator
 from models.catalogue import check_offered
 from models.loading import unavailable
-from models.cache import model_cache, short_name
+from models.cache import short_name
 from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
 from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
@@ -147,9 +147,9 @@ def estimate_line(melody_tab: bool, model_name: str | None, duration: float, var
     """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
     try:
         name = offered_model(melody_tab, model_name)
-        model = model_cache().peek("melody" if melody_tab else "text", name)  # never loads or lets go of a model
         windows = musicgen.window_count(float(duration), float(stride))
-        seconds = None if model is None else model.estimate_seconds(float(duration), int(variants), float(stride))
+        seconds = backend().estimate_seconds("melody" if melody_tab else "text", name, duration=float(duration),
+                                             n_variants=int(variants), stride=float(stride))  # where it runs
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
     shape = say(f", made in {windows} windows of up to {musicgen.WINDOW_S:.0f} s") if windows > 1 else ""

@@ -11,7 +11,6 @@ import gradio as gr
 
 from models import song
 from models.catalogue import check_offered
-from models.cache import model_cache
 from models.translation import foreign_parts, translate_prompt
 from products.song import SongFiles, read_song_params, song_stem, write_song
 from serving import backend
@@ -280,8 +279,8 @@ def lyrics_note(lyrics: str | None, language: str | None, instrumental: bool) ->
 def estimate_song(model_name: str | None, seconds: float, variants: float) -> str:
     """Roughly how long a song will take here, from this machine's earlier runs."""
     try:
-        model = model_cache().peek("song", offered_song_model(model_name))  # never loads or lets go of a model
-        took = None if model is None else model.estimate_seconds(float(seconds), int(variants))
+        took = backend().estimate_seconds("song", offered_song_model(model_name), seconds=float(seconds),
+                                          variants=int(variants))  # where the model runs; nothing is loaded
     except Exception:  # noqa: BLE001 - an estimate is a courtesy; never fail on it
         return ""
     if took is None:

@@ -56,7 +56,8 @@ from models.musicgen.windows import Window, decode_steps, plan_windows
 from models.progress import GenerationCancelled, StepWatcher
 from models.runtime import model_thread
 from models.separator import MELODY_STEMS, SOURCE_SEPARATED
-from models.loading import LoadedModel, load_model
+from models.cache import ModelBusy
+from models.loading import LoadedModel, use_model
 from models.sources import ModelLoadError, ModelSource
 from models.translation import default_translation_name, translate_prompt
 from utils.audio import resample
@@ -376,15 +377,16 @@ class MusicGenModel(LoadedModel):
         if source != SOURCE_SEPARATED:
             return melody, "whole mix", ""
         report(0.02, "Separating the melody from drums and bass (Demucs)")
-        stemmer = load_model("separator", separator)
         try:
-            stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
-        except ModelLoadError as e:  # the why and the fix are for whoever runs the app: the log and the record
+            with use_model("separator", separator, wait=False) as stemmer:  # this run holds its own model
+                stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
+                name = stemmer.name
+        except (ModelLoadError, ModelBusy) as e:  # the why and the fix are for whoever runs the app: the log, the record
             logger.warning("Melody separation skipped: %s", e)
             return (melody, f"whole mix (the separator could not be loaded: {e})",
                     "The melody could not be separated from drums and bass here, so the whole mix was used.")
         return (Melody(stems, melody.sample_rate, melody.trim),
-                f"separated: {' + '.join(MELODY_STEMS)} stems ({stemmer.name})", "")
+                f"separated: {' + '.join(MELODY_STEMS)} stems ({name})", "")
 
     def _given_codes(self, clip: Clip | None, continue_codes: np.ndarray | None,
                      n_variants: int) -> torch.Tensor | None:
