@@ -5,7 +5,12 @@ result; a run's Stop flag goes when the run ends, and a session's when it closes
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 import soundfile as sf
@@ -15,7 +20,7 @@ from tests.test_app import FakeRequest, text_event, tiny_app  # noqa: F401 - the
 from ui import music, runs
 
 
-def started_run(app, session: str, seconds: float = 30) -> tuple[threading.Thread, list, threading.Event]:
+def started_run(app, session: str | None, seconds: float = 30) -> tuple[threading.Thread, list, threading.Event]:
     """A text run of ``seconds`` in ``session``'s text tab, in its own thread; returns once music is being made."""
     results: list = []
     going = threading.Event()
@@ -55,6 +60,26 @@ def test_a_closed_session_leaves_nothing_behind(tiny_app):  # noqa: F811
     assert len(runs._cancel_events) == 0
     worker.join(120)
     assert results[0][-6]["stopped"]
+
+
+def test_each_run_has_its_own_stop_and_a_sessions_stop_or_close_reaches_all_of_its_runs(tiny_app):  # noqa: F811
+    for end in (lambda: music.stop_text(FakeRequest("dave")), lambda: runs.forget_session(FakeRequest("dave"))):
+        first, first_results, _ = started_run(tiny_app, "dave")
+        second, second_results, _ = started_run(tiny_app, "dave")  # the fair share allows two
+        assert len(runs._cancel_events[("dave", "text")]) == 2  # two flags: the second did not replace the first
+        end()
+        for worker in (first, second):
+            worker.join(120)
+        assert first_results[0][-6]["stopped"] and second_results[0][-6]["stopped"]
+        assert len(runs._cancel_events) == 0
+
+
+def test_callers_without_a_session_are_kept_apart(tiny_app):  # noqa: F811
+    worker, results, _ = started_run(tiny_app, None, seconds=10)
+    music.stop_text(FakeRequest(None))  # another caller without a session: its Stop cannot reach this run
+    runs.forget_session(FakeRequest(None))
+    worker.join(120)
+    assert not results[0][-6].get("stopped") and results[0][-6]["seconds"] == pytest.approx(10, abs=0.01)
 
 
 # ------------------------------------------------------------------------------------- two clients, one app
@@ -131,3 +156,64 @@ def test_stock_requests_at_once_each_get_their_seeds_music(tiny_musicgen_dir, mo
     for t in threads:
         t.join(120)
     assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+
+
+# ------------------------------------------------------------------ a client that goes away, Stop over the API
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def cores_used(pid: int, seconds: float = 2.0) -> float:
+    before = cpu_seconds(pid)
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - before) / seconds
+
+
+GREEDY_CLIENT = """
+import sys, time
+from gradio_client import Client
+client = Client(sys.argv[1], verbose=False)
+jobs = [client.submit("pop", "", 240, 250, 0.0, 1.0, 3.0, str(seed), 1, 18, api_name="/text_to_music")
+        for seed in (1, 2)]
+while not all(job.outputs() for job in jobs):  # both streaming: both runs are computing
+    time.sleep(0.05)
+print("both going", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_client_killed_with_two_runs_in_flight_leaves_the_server_idle(live_app):
+    """The issue-42 check: a client with two long runs is killed; both runs stop, and the server falls to idle."""
+    client = subprocess.Popen([sys.executable, "-c", GREEDY_CLIENT, live_app.url], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert client.stdout.readline().strip() == "both going"
+        assert cores_used(live_app.process.pid, 1.0) > 0.5  # computing
+    finally:
+        client.kill()
+        client.wait(10)
+    deadline = time.monotonic() + 30
+    while (used := cores_used(live_app.process.pid)) > 0.2:
+        assert time.monotonic() < deadline, f"still computing at {used:.2f} cores after the client went away"
+    assert "its 2 run(s)" in live_app.log.read_text()
+
+
+def test_stop_over_the_api_stops_generate_and_extend_in_flight(two_clients):
+    ana, _ = two_clients
+    ana.predict("pop", *TEXT_ARGS, api_name="/text_to_music")  # a result to extend
+    jobs = [ana.submit("pop", "", 120, 250, 0.0, 1.0, 3.0, "4", 1, 18, api_name="/text_to_music"),
+            ana.submit(120, api_name="/text_to_music_extend")]
+    while not all(job.outputs() for job in jobs):  # both are making music
+        time.sleep(0.05)
+    ana.predict(api_name="/text_to_music_stop")
+    for job in jobs:  # each kept what it had finished, or said that nothing was
+        try:
+            params = job.result()[-3]
+            assert params["stopped"] and params["seconds"] < 120
+        except Exception as e:  # noqa: BLE001 - gradio_client raises the app's message
+            assert "Stopped before any music was finished" in str(e)
