@@ -308,3 +308,19 @@ def test_a_graph_that_agrees_is_kept_and_replayed(tiny_musicgen_dir):
     graphs_as_on_a_gpu(loop, faithful)
     assert torch.equal(decode(loop, req, None), eager)
     assert loop.pool.graphs_on and loop.pool.graph_failure is None and len(replays) > 20
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_graph_self_check_allows_each_dtypes_rounding_and_no_more(dtype):
+    """``_check_agreement`` takes its tolerance from the dtype the step computed in (bf16/fp16 steps round far more
+    than float32's), and refuses a gap past it or a non-finite logit where the eager step had none."""
+    check = StepPool._check_agreement
+    eager = (torch.linspace(-20, 20, 2048, dtype=torch.float32).reshape(2, 1024)).to(dtype)
+    tolerance = static_step.GRAPH_TOLERANCE[dtype] * 20  # relative to the logits' scale
+    check(eager + torch.tensor(0.5 * tolerance, dtype=torch.float32).to(dtype) * (eager != 0), eager, 2)
+    with pytest.raises(static_step.GraphMismatch, match="differs from the eager step"):
+        check(eager + torch.tensor(3 * tolerance, dtype=torch.float32).to(dtype), eager, 2)
+    broken = eager.clone()
+    broken[0, 3] = float("nan")
+    with pytest.raises(static_step.GraphMismatch, match="non-finite"):
+        check(broken, eager, 2)

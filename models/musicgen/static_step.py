@@ -329,12 +329,13 @@ class StepPool:
         Raises:
             GraphMismatch: not finite where the eager ones are, or further apart than the dtype's rounding allows.
         """
+        dtype = eager_logits.dtype  # the tolerance is the dtype the step computed in, read before the cast
+        tolerance = GRAPH_TOLERANCE.get(dtype, GRAPH_TOLERANCE[torch.float32])
         graph_logits, eager_logits = graph_logits.float(), eager_logits.float()
         if bool(torch.isfinite(graph_logits).ne(torch.isfinite(eager_logits)).any()):
             raise GraphMismatch(f"the graph for {n} rows gave non-finite logits where the eager step did not")
         finite = torch.isfinite(eager_logits)
         gap = float((graph_logits - eager_logits).abs()[finite].max()) if bool(finite.any()) else 0.0
         scale = max(1.0, float(eager_logits[finite].abs().max())) if bool(finite.any()) else 1.0
-        tolerance = GRAPH_TOLERANCE[eager_logits.dtype if eager_logits.dtype in GRAPH_TOLERANCE else torch.float32]
         if gap > tolerance * scale:
             raise GraphMismatch(f"the graph for {n} rows differs from the eager step by {gap:.3g} (scale {scale:.3g})")
