@@ -25,6 +25,7 @@ from ui.common import (  # noqa: E402
     PAGE_CSS,
     DEFAULT_QUEUE_SIZE,
     MAX_OUTPUT_MB_ENV_VAR,
+    MAX_SHARE_MB_ENV_VAR,
     MAX_UPLOAD_MB_ENV_VAR,
     OUTPUT_DIR_ENV_VAR,
     OUTPUT_MAX_AGE_S,
@@ -222,6 +223,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"where results are written, a folder per request (env {OUTPUT_DIR_ENV_VAR})")
     parser.add_argument("--max-output-mb", type=float, default=CONFIG.max_output_mb,
                         help=f"size cap of --output-dir in MB; the oldest results go first (env {MAX_OUTPUT_MB_ENV_VAR})")
+    parser.add_argument("--max-share-mb", type=float, default=CONFIG.max_share_mb,
+                        help=f"size cap of the shared results in MB, their own (kept apart from --max-output-mb); "
+                             f"the oldest go first (env {MAX_SHARE_MB_ENV_VAR})")
     parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE,
                         help="requests that may wait at once; more are refused with 'queue is full' and its size")
     parser.add_argument("--mcp", action=argparse.BooleanOptionalAction, default=mcp_requested(),
@@ -289,7 +293,8 @@ def start_serving(args: argparse.Namespace) -> None:
         max_ongoing=max(1, args.replica_requests or args.concurrency),
         max_queued=max(1, args.replica_queue))
     model_settings = {"device": CONFIG.device, "translation_model": CONFIG.translation_model,
-                      "separator_model": CONFIG.separator_model}
+                      "separator_model": CONFIG.separator_model,
+                      "unload_after_min": cache.unload_after_min(args.unload_after)}  # replicas unload as we do
     try:
         use_backend(ray_serving.start(settings, model_settings, InProcess(CONFIG)))
     except RuntimeError as e:
@@ -327,6 +332,7 @@ def configure(args: argparse.Namespace) -> None:
     CONFIG.max_upload_mb = args.max_upload_mb
     CONFIG.output_dir = Path(args.output_dir)
     CONFIG.max_output_mb = args.max_output_mb
+    CONFIG.max_share_mb = args.max_share_mb
     runtime.set_concurrency(args.concurrency)
     try:
         cache.start_unloading_idle(cache.unload_after_min(args.unload_after), runtime.model_thread().call)

@@ -4,10 +4,15 @@ API and MCP call it through the same seam as the in-process backend (``serving.s
 
 - ``./run.sh app --replicas N`` starts a local Ray cluster (or joins one with ``--ray-address``) and deploys the
   roles; ``--replica-threads`` sets each replica's CPU threads (and ``num_cpus``), so replicas do not fight over
-  cores; ``--serve-roles`` picks the roles that go to Serve (the others run in the front end).
-- Model choice goes by Serve's multiplexing: a request for a checkpoint goes to a replica that holds it (at most
-  ``MUSIC_DEMO_MODELS_PER_ROLE`` per replica, as the in-process cache); inside the replica the model cache never
-  lets a model go while a run uses it.
+  cores; ``--serve-roles`` picks the roles that go to Serve (the others run in the front end). On a local cluster
+  with fewer CPUs (or GPUs) than the replicas ask for, each replica asks for an equal share of them instead
+  (``fit_to_machine``): they share the cores, and the page comes up. A deployment that still cannot be placed ends
+  the start with what it needs, what the cluster has, and the flag to change (``wait_until_placed``).
+- Model choice goes by Serve's multiplexing: a request for a checkpoint goes to a replica that serves it. The
+  multiplexed getter returns the checkpoint's name, not the model: Serve's LRU evicts a model without knowing the
+  runs in flight on it, so the replica's model cache is the one owner of what is kept (it never lets a model go
+  under a run, and unloads idle ones after ``--unload-after``); Serve's count per replica is set to the cache's
+  (``MUSIC_DEMO_MODELS_PER_ROLE``), so routing and what is held agree.
 - Backpressure (``max_queued_requests``) reaches the visitor as a plain "busy" message. Stop reaches the replica
   through a small named actor (``StopBoard``) so that music keeps its finished part; a front end that goes away
   cancels its calls (``DeploymentResponse.cancel``, which the replica sees as ``asyncio.CancelledError``).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -32,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from models.cache import ROLES as MODEL_ROLES
 from serving.in_process import InProcess
 from serving.seam import Progress, Stream
 
@@ -40,10 +47,11 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_REQUIREMENTS = "requirements-serve.txt"
 INSTALL_HINT = f"Ray Serve is not installed: pip install -r {SERVE_REQUIREMENTS} (ray[serve])"
-ROLES = ("text", "melody", "piano", "piano_transcriber", "transcriber", "watermark", "song")
+HELPER_ROLES = ("separator", "translator")  # used inside a music run, so they run where it runs (its replica)
 APP_PREFIX = "music-demo-"
 BOARD_NAME = "music-demo-stops"
 NAMESPACE = "music-demo"
+ROLES = tuple(role for role in MODEL_ROLES if role not in HELPER_ROLES)  # the roles that can be deployments
 DEFAULT_MAX_ONGOING = 4  # requests in flight on one replica (they share its passes), as the app's --concurrency
 DEFAULT_MAX_QUEUED = 8  # requests waiting for a replica, per front end; past it a visitor is told the app is busy
 STOP_POLL_S = 0.25
@@ -66,6 +74,7 @@ def serve_missing() -> str:
 
 
 LONG_JOBS = ("music", "cover", "piano_notes", "song", "song_edit")  # the jobs with progress and Stop
+QUICK_S = 2.0  # an estimate that takes longer (replicas busy) is not given
 STREAMING_JOBS = ("music", "song", "song_edit")  # ... and with audio while they work
 
 
@@ -105,7 +114,13 @@ class ModelServer:
 
         from models import runtime
 
+        from models import cache
+
         runtime.set_concurrency(requests)  # the requests this replica takes at once share its passes, as in one process
+        settings = dict(settings)
+        unload_after = settings.pop("unload_after_min", None)
+        if unload_after is not None:  # --unload-after, as in the front end
+            cache.start_unloading_idle(unload_after, runtime.model_thread().call)
         self.role = role
         self.backend = InProcess(SimpleNamespace(**settings))
         self.board = ray.get_actor(BOARD_NAME, namespace=NAMESPACE)
@@ -167,8 +182,9 @@ class ModelServer:
 
 
 def deployment(role: str, replicas: int, threads: int, models_per_replica: int, max_ongoing: int,
-               max_queued: int, gpus: float = 0.0) -> Any:
-    """``ModelServer`` as the Serve deployment of ``role``."""
+               max_queued: int, gpus: float = 0.0, cpus: float | None = None) -> Any:
+    """``ModelServer`` as the Serve deployment of ``role``: ``threads`` CPU threads a replica, asking Ray for
+    ``cpus`` (default: ``threads``) and ``gpus``."""
     from ray import serve
 
     server = type(f"ModelServer_{role}", (ModelServer,), {
@@ -177,7 +193,8 @@ def deployment(role: str, replicas: int, threads: int, models_per_replica: int, 
            "GRADIO_ANALYTICS_ENABLED": "False"}
     return serve.deployment(server, name=f"{APP_PREFIX}{role}", num_replicas=replicas,
                             max_ongoing_requests=max_ongoing, max_queued_requests=max_queued,
-                            ray_actor_options={"num_cpus": threads, "num_gpus": gpus, "runtime_env": {"env_vars": env}})
+                            ray_actor_options={"num_cpus": threads if cpus is None else cpus, "num_gpus": gpus,
+                                               "runtime_env": {"env_vars": env}})
 
 
 # --- in the front end -------------------------------------------------------------------------------------------
@@ -290,6 +307,22 @@ class ServeBackend:
             return self.local.detect_watermark(model, audio, sample_rate)
         return self._call("watermark", "detect_watermark", model or "", (model, audio, sample_rate), {})[0]
 
+    def mark(self, model: str | None, audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, str]:
+        if "watermark" not in self.handles:
+            return self.local.mark(model, audio, sample_rate)
+        return self._call("watermark", "mark", model or "", (model, audio, sample_rate), {})[0]
+
+    def estimate_seconds(self, role: str, model: str, **shape: Any) -> float | None:
+        """From a replica that serves ``model`` (the speed is measured there); None when none answers at once."""
+        if role not in self.handles:
+            return self.local.estimate_seconds(role, model, **shape)
+        answer: list[float | None] = []
+        asking = threading.Thread(target=lambda: answer.append(
+            self._call(role, "estimate_seconds", model, (role, model), shape)[0]), daemon=True)
+        asking.start()
+        asking.join(QUICK_S)
+        return answer[0] if answer else None
+
 
 @dataclass
 class ServeSettings:
@@ -325,11 +358,110 @@ def check_reachable(address: str) -> None:
         pass
 
 
+def share(have: float, replicas: int) -> float:
+    """An equal share of ``have`` (CPUs or GPUs) for each of ``replicas``, rounded down to what Ray takes."""
+    return math.floor(have / replicas * 100) / 100
+
+
+def fit_to_machine(settings: ServeSettings, cpus: float, gpus: float) -> tuple[float, float, str]:
+    """What each replica asks Ray for on a cluster of ``cpus`` and ``gpus``: its threads and ``settings.gpus``,
+    or, where all the replicas would ask for more than the cluster has, an equal share (the replicas then share
+    the cores or the GPU). Returns (CPUs, GPUs, a line for the log: "" when nothing was changed)."""
+    count = len(settings.roles) * settings.replicas
+    want_cpus, want_gpus = float(settings.threads), settings.gpus
+    notes = []
+    if count * want_cpus > cpus and share(cpus, count) > 0:
+        want_cpus = share(cpus, count)
+        notes.append(f"{want_cpus:g} CPU")
+    if want_gpus and count * want_gpus > gpus and share(gpus, count) > 0:
+        want_gpus = share(gpus, count)
+        notes.append(f"{want_gpus:g} GPU")
+    if not notes:
+        return want_cpus, want_gpus, ""
+    return want_cpus, want_gpus, (
+        f"{len(settings.roles)} role(s) x {settings.replicas} replica(s) = {count} replicas on {cpus:g} CPU(s)"
+        f"{f' and {gpus:g} GPU(s)' if want_gpus else ''}: each asks Ray for {' and '.join(notes)} and they share "
+        f"them ({settings.threads} thread(s) a replica); --serve-roles deploys fewer roles")
+
+
+PLACE_TIMEOUT_S = 60.0  # a replica not placed by then will not be: Ray says so after 30 s
+START_TIMEOUT_S = 900.0  # replicas placed but still starting (importing torch) after this long: something is wrong
+
+
+def wait_until_placed(names: list[str], need: str, timeout_s: float = PLACE_TIMEOUT_S) -> None:
+    """Wait for the applications ``names`` to run. A replica that Ray cannot place (too few CPUs, GPUs or memory
+    on the cluster) ends the wait within ``timeout_s``, saying what each replica needs (``need``), what the
+    cluster has and which flag to change; so does a deployment that fails.
+
+    Raises:
+        RuntimeError: a deployment failed or cannot be placed.
+    """
+    import ray
+    from ray import serve
+
+    started = time.monotonic()
+    while True:
+        applications = serve.status().applications
+        waiting = []
+        for name in names:
+            app = applications.get(name)
+            if app is not None and app.status == "RUNNING":
+                continue
+            messages = [] if app is None else [d.message for d in app.deployments.values() if d.message]
+            if app is not None and app.status in ("DEPLOY_FAILED", "UNHEALTHY"):
+                raise RuntimeError(f"the deployment {name} failed: {' '.join(messages) or app.message}")
+            unplaced = (app is None or any("to be scheduled" in m or "Resources required" in m for m in messages)
+                        or not any(d.replica_states.get("STARTING") or d.replica_states.get("RUNNING")
+                                   for d in app.deployments.values()))
+            waiting.append((name, unplaced))
+        if not waiting:
+            return
+        elapsed = time.monotonic() - started
+        if (elapsed > timeout_s and any(unplaced for _, unplaced in waiting)) or elapsed > START_TIMEOUT_S:
+            free = ray.available_resources()
+            have = ", ".join(f"{free.get(k, 0):g} {k}" for k in ("CPU", "GPU") if k in ray.cluster_resources())
+            raise RuntimeError(
+                f"{', '.join(n for n, _ in waiting)} could not be placed on the cluster within {elapsed:.0f} s: "
+                f"each replica needs {need}, and the cluster has {have or 'nothing'} free. Lower --replicas or "
+                "--replica-threads (--replica-gpus on GPUs), deploy fewer roles with --serve-roles, or add nodes.")
+        time.sleep(1.0)
+
+
+def unplaceable(replicas: int, cpus: float, gpus: float) -> str:
+    """Why ``replicas`` new replicas of ``cpus`` CPUs and ``gpus`` GPUs each cannot be placed on the cluster now
+    ("" when they can), from what it has free."""
+    import ray
+
+    free = ray.available_resources()
+    short = [f"{replicas * want:g} {kind} ({free.get(kind, 0.0):g} free)" for kind, want in (("CPU", cpus), ("GPU", gpus))
+             if want and replicas * want > free.get(kind, 0.0) + 1e-6]
+    return " and ".join(short)
+
+
+def check_room(replicas: int, cpus: float, gpus: float, need: str) -> None:
+    """Fail at once, plainly, when the new replicas cannot fit the cluster's free CPUs and GPUs.
+
+    Raises:
+        RuntimeError: what they need, what the cluster has, and which flag to change.
+    """
+    short = unplaceable(replicas, cpus, gpus) if replicas else ""
+    if short:
+        raise RuntimeError(
+            f"{replicas} replica(s) of {need} each need {short} on the cluster. Lower --replicas or "
+            "--replica-threads (--replica-gpus on GPUs), deploy fewer roles with --serve-roles, or add nodes.")
+
+
+def replicas_of(app: Any) -> int:
+    """The replicas an application runs (or is starting)."""
+    return sum(count for d in app.deployments.values() for state, count in d.replica_states.items()
+               if state in ("RUNNING", "STARTING", "UPDATING"))
+
+
 def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProcess) -> ServeBackend:
     """Join or start the cluster and make sure each role's deployment runs; the backend that calls them.
 
     Raises:
-        RuntimeError: Ray Serve is not installed, or the cluster cannot be reached.
+        RuntimeError: Ray Serve is not installed, the cluster cannot be reached, or a deployment cannot be placed.
     """
     missing = serve_missing()
     if missing:
@@ -354,16 +486,33 @@ def start(settings: ServeSettings, model_settings: dict[str, Any], local: InProc
     except ValueError:
         ray.remote(num_cpus=0)(StopBoard).options(name=BOARD_NAME, namespace=NAMESPACE, lifetime="detached",
                                                   get_if_exists=True).remote()
-    handles = {}
-    running = set(serve.status().applications) if settings.address else set()
+    total = ray.cluster_resources()
+    cpus, gpus, fitted = float(settings.threads), settings.gpus, ""
+    if not settings.address:  # a cluster of this machine alone: fit the replicas to it
+        cpus, gpus, fitted = fit_to_machine(settings, total.get("CPU", 0.0), total.get("GPU", 0.0))
+        if fitted:
+            logger.warning("Ray Serve: %s", fitted)
+    running = serve.status().applications if settings.address else {}
+    targets, names = [], []
     for role in settings.roles:
         name = f"{APP_PREFIX}{role}"
-        if name not in running:  # a second front end on the same cluster uses the deployments already there
-            app = deployment(role, settings.replicas, settings.threads, settings.models_per_replica,
-                             settings.max_ongoing, settings.max_queued, settings.gpus).bind(role, model_settings,
-                                                                              settings.max_ongoing)
-            serve.run(app, name=name, route_prefix=None)
-        handles[role] = serve.get_app_handle(name)
+        names.append(name)
+        if name in running:  # a second front end on the same cluster uses the deployments already there
+            if replicas_of(running[name]) != settings.replicas:
+                logger.warning("Ray Serve: %s is already deployed on this cluster with %d replica(s), not the %d of "
+                               "--replicas; it is used as it is (`serve shutdown` on the cluster redeploys)", name,
+                               replicas_of(running[name]), settings.replicas)
+            continue
+        app = deployment(role, settings.replicas, settings.threads, settings.models_per_replica,
+                         settings.max_ongoing, settings.max_queued, gpus, cpus).bind(role, model_settings,
+                                                                                    settings.max_ongoing)
+        targets.append(serve.RunTarget(app, name=name, route_prefix=None))
+    need = f"{cpus:g} CPU" + (f" and {gpus:g} GPU" if gpus else "")
+    check_room(len(targets) * settings.replicas, cpus, gpus, need)
+    if targets:  # all at once: the replicas start side by side
+        serve.run_many(targets, wait_for_applications_running=False)
+    wait_until_placed(names, need)
+    handles = {role: serve.get_app_handle(name) for role, name in zip(settings.roles, names)}
     logger.info("Ray Serve: %s, %d replica(s) each, %d thread(s) a replica", ", ".join(settings.roles),
                 settings.replicas, settings.threads)
     return ServeBackend(handles, local)

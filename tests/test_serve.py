@@ -196,6 +196,24 @@ def test_a_second_front_end_uses_the_same_replicas(front_ends):
     _, b = front_ends
     details = make(b, 2, "4")[musicgen_details()]
     assert served_by(details) in replica_pids()
+    # B's flags ask for one replica (no --replicas); it uses A's two as they are, and says so
+    assert "music-demo-text is already deployed on this cluster with 2 replica(s), not the 1" in b.log.read_text()
+
+
+def test_replicas_the_cluster_cannot_place_end_the_start_plainly(cluster, tiny_pop2piano_dir, tiny_musicgen_dir,
+                                                                 tiny_melody_dir):
+    """Asking for more than the cluster has never hangs: the start ends at once with what was needed, what the
+    cluster has free, and the flags to change."""
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as failed:
+        start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-too-big.log",
+                  env={"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"},
+                  extra_args=["--ray-address", cluster, "--serve-roles", "piano", "--replicas", "2",
+                              "--replica-threads", "8"])
+    said = str(failed.value)
+    assert "2 replica(s) of 8 CPU each need 16 CPU" in said and "free)" in said
+    assert "--replicas" in said and "--serve-roles" in said
+    assert time.monotonic() - started < 60
 
 
 SAME_TOKENS = """

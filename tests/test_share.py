@@ -6,6 +6,7 @@ an id nobody can guess, kept after a restart, removed past its time."""
 from __future__ import annotations
 
 import json
+import sys
 import re
 import time
 import urllib.request
@@ -106,7 +107,7 @@ def test_a_piano_cover_shared_by_link_opens_with_its_files(browser, live_app, ch
 def test_a_link_to_nothing_opens_the_plain_page(browser, live_app):  # noqa: F811
     for query in ("?share=not-a-saved-page", "?share=AAAAAAAAAAAAAAAAAAAAAAAA", "?share=../../etc"):
         with opened(browser, live_app.url + query) as seen:
-            assert "no longer here" in toast_text(seen)  # the page says why nothing opened
+            assert "no longer opens" in toast_text(seen)  # the page says why nothing opened
             assert not seen.locator("#piano-cover-details").inner_text().strip()
             assert seen.get_by_role("tab", name="Piano cover", selected=True).is_visible()
 
@@ -128,3 +129,56 @@ def test_a_share_is_unguessable_kept_on_disk_and_removed_past_its_time(tmp_path)
     assert sweep_shares(tmp_path / "shared") == []  # the others are within their time
     assert sorted(sweep_shares(tmp_path / "shared", now=time.time() + 8 * 86400)) == sorted(
         [made[0].folder, made[2].folder])
+
+
+class Moved:
+    """A class a share's state pickles, later moved away (as after an update of the app)."""
+
+    def __init__(self) -> None:
+        self.codes = [1, 2]
+
+
+def test_a_share_cannot_rot(tmp_path, monkeypatch):
+    """Written whole or not at all; kept within its own cap, oldest first; one that cannot be read does not open."""
+    import os
+    import shutil as shutil_module
+
+    from products import shares
+
+    root = tmp_path / "shared"
+    song = tmp_path / "result.wav"
+    song.write_bytes(b"RIFF" + bytes(4000))
+
+    # a copy that fails half-way (the disk full): nothing is left, not even a folder the sweep would skip
+    def full_disk(source, target, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(shares.shutil, "copy2", full_disk)
+        try:
+            save_share(root, "text", [("file", str(song)), ("file", str(song))])
+            raise AssertionError("the failed copy was not said")
+        except OSError:
+            pass
+    assert list(root.iterdir()) == []
+
+    # a folder left by a crash mid-write goes once it is an hour old (one that is being written now stays)
+    crashed = root / f"{shares.WRITING}abc"
+    crashed.mkdir()
+    assert sweep_shares(root) == []
+    old = time.time() - 2 * shares.STALE_WRITE_S
+    os.utime(crashed, (old, old))
+    assert sweep_shares(root) == [crashed]
+
+    # their own cap: the oldest go first, the new one always stays
+    made = [save_share(root, "text", [("file", str(song))], max_bytes=10_000) for _ in range(2)]
+    assert made[0].folder.exists() and made[1].folder.exists()  # two of ~4 kB fit in 10 kB
+    newest = save_share(root, "text", [("file", str(song))], max_bytes=10_000)
+    assert not made[0].folder.exists() and newest.folder.exists()
+    assert sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) <= 10_000
+
+    # a state pickled from a class since moved: the link does not open (the page says so), nothing raises
+    moved = save_share(root, "text", [("value", 1)], Moved())
+    monkeypatch.delattr(sys.modules[__name__], "Moved")
+    assert open_share(root, moved.id) is None
+    shutil_module.rmtree(moved.folder)

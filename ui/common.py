@@ -32,6 +32,7 @@ from models import (  # noqa: E402
 from models.devices import DEVICE_ENV_VAR, zero_gpu_env  # noqa: E402
 from models.progress import GenerationCancelled  # noqa: E402
 from models.sources import ModelLoadError, describe_source, how_to_fix, is_off, looks_like_path  # noqa: E402
+from products.shares import DEFAULT_MAX_SHARE_MB  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
 from ui.i18n import catalogue, say, sayer  # noqa: E402
@@ -41,6 +42,7 @@ logger = logging.getLogger("music_demo")
 
 OUTPUT_DIR_ENV_VAR = "MUSIC_DEMO_OUTPUT_DIR"  # where each request's files are written (a folder per request)
 MAX_OUTPUT_MB_ENV_VAR = "MUSIC_DEMO_MAX_OUTPUT_MB"  # size cap of that folder; the oldest requests go first
+MAX_SHARE_MB_ENV_VAR = "MUSIC_DEMO_MAX_SHARE_MB"  # size cap of the shared results (their own); the oldest go first
 MAX_UPLOAD_MB_ENV_VAR = "MUSIC_DEMO_MAX_UPLOAD_MB"
 OUTPUT_MAX_AGE_S = DEFAULT_MAX_AGE_S  # run folders older than this are removed when a new run starts
 DEFAULT_MAX_UPLOAD_MB = 200.0  # a 10-minute WAV at 48 kHz stereo is ~110 MB
@@ -70,6 +72,9 @@ class AppConfig:
     )
     max_output_mb: float = field(
         default_factory=lambda: float(os.environ.get(MAX_OUTPUT_MB_ENV_VAR, "").strip() or DEFAULT_MAX_OUTPUT_MB)
+    )
+    max_share_mb: float = field(
+        default_factory=lambda: float(os.environ.get(MAX_SHARE_MB_ENV_VAR, "").strip() or DEFAULT_MAX_SHARE_MB)
     )
     max_upload_mb: float = field(
         default_factory=lambda: float(os.environ.get(MAX_UPLOAD_MB_ENV_VAR, "").strip() or DEFAULT_MAX_UPLOAD_MB)

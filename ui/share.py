@@ -141,7 +141,7 @@ def share_result(shareable: Shareable, values: list[Any], state: Any) -> str:
     try:
         kinds = [file_kind(c) for c in shareable.results]
         share = save_share(shares_root(), shareable.tab, list(zip(kinds, values)), state, shareable.keep_state,
-                           SHARE_DAYS)
+                           SHARE_DAYS, int(CONFIG.max_share_mb * 1024 * 1024))
     except Exception as e:  # noqa: BLE001 - a message, and the app goes on
         raise user_error(e) from e
     return share.id
@@ -178,7 +178,8 @@ def open_shared(shareables: list[Shareable], request: gr.Request | None) -> list
         values = shareable.restore(share.values) if shareable.restore else share.values
         updates.extend([*values, *state, *settings])
     if query.get(SHARE_QUERY) and share is None:
-        page_info(f"This link's result is no longer here: shared results are kept {SHARE_DAYS:g} days.")
+        page_info(f"This link no longer opens: shared results are kept {SHARE_DAYS:g} days, and the oldest go "
+                  "sooner when the server needs the room.")
     return updates
 
 

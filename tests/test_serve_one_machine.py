@@ -1,0 +1,80 @@
+"""The README's one-machine Serve command, as written (``./run.sh app --replicas 2``), on whatever machine runs the
+tests (2 cores here): every role's two replicas fit the local cluster by sharing its CPUs, the page comes up, music
+is made through Serve, a replica killed mid-run ends only its run, and the next request is served. And the plain
+arithmetic of fitting replicas to a machine, and a cluster too small for what is asked saying so at once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("ray.serve", reason="requirements-serve.txt installs ray[serve] (./run.sh test)")
+
+from serving import ray_serve  # noqa: E402
+from tests.live_app import start_app  # noqa: E402
+
+SERVED = re.compile(r"Ray Serve replica (\d+) \(music-demo-text\)")
+DETAILS = 6  # /text_to_music's outputs: 4 players, picture, params, details, downloads
+
+
+def test_replicas_share_a_machine_with_fewer_cores_than_they_would_ask_for():
+    every_role = ray_serve.ServeSettings(replicas=2, threads=1, gpus=1.0)
+    cpus, gpus, said = ray_serve.fit_to_machine(every_role, cpus=2, gpus=1)
+    count = len(ray_serve.ROLES) * 2
+    assert cpus * count <= 2 and cpus == pytest.approx(2 / count, abs=0.01) and gpus * count <= 1
+    assert f"{count} replicas on 2 CPU(s)" in said and "--serve-roles" in said
+    enough = ray_serve.ServeSettings(replicas=2, threads=1, roles=("text",))
+    assert ray_serve.fit_to_machine(enough, cpus=3, gpus=0) == (1.0, 0.0, "")  # as asked where it fits
+
+
+def replica_pids(role: str = "text") -> list[int]:
+    listing = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in listing.splitlines() if f"ServeReplica:music-demo-{role}" in line]
+
+
+def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_replica(
+        tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir, tiny_translator_dir,
+        tiny_watermark_dir, tiny_ace_step_dir):
+    from gradio_client import Client
+
+    app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-one-machine.log",
+                    extra_args=["--replicas", "2",  # the README's command, with the tiny models
+                                "--separator-model", str(tiny_htdemucs_dir),
+                                "--translation-model", str(tiny_translator_dir),
+                                "--watermark-model", str(tiny_watermark_dir), "--song-model", str(tiny_ace_step_dir)],
+                    env={"RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        assert len(replica_pids()) == 2 and len(replica_pids("song")) == 2  # every role, two replicas
+        outcome: dict[int, object] = {}
+
+        def run(i: int) -> None:
+            try:
+                outcome[i] = Client(app.url, verbose=False).predict(
+                    "lo fi piano", "", 120, 250, 0.0, 1.0, 3.0, str(10 + i), 1, api_name="/text_to_music")
+            except Exception as e:  # noqa: BLE001
+                outcome[i] = e
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(6)  # both pieces are being made, one on each replica
+        victim = replica_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        for t in threads:
+            t.join(400)
+        failed = [v for v in outcome.values() if isinstance(v, Exception)]
+        assert len(failed) == 1 and "restarted" in str(failed[0]), outcome
+        finished = next(v for v in outcome.values() if not isinstance(v, Exception))
+        assert int(SERVED.search(finished[DETAILS]).group(1)) != victim
+        after = Client(app.url, verbose=False).predict("lo fi piano", "", 2, 250, 0.0, 1.0, 3.0, "3", 1,
+                                                       api_name="/text_to_music")
+        assert SERVED.search(after[DETAILS])  # the next request is served through Serve
+    finally:
+        app.stop()
+    assert "each asks Ray for" in app.log.read_text()  # the log says how the replicas were fitted
