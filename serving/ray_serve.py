@@ -116,6 +116,8 @@ class ModelServer:
 
         from models import cache
 
+        # the models' log lines (loaded, unloaded, let go) in the replica's log, as in the app's
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         runtime.set_concurrency(requests)  # the requests this replica takes at once share its passes, as in one process
         settings = dict(settings)
         unload_after = settings.pop("unload_after_min", None)

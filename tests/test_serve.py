@@ -69,6 +69,7 @@ def cluster(tmp_path_factory):
 def front_ends(cluster, tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir):
     """Front end A deploys the text role on the cluster; front end B joins it and uses A's deployments."""
     common = ["--ray-address", cluster, "--serve-roles", "text", "--concurrency", "6", "--runs-per-visitor", "2",
+              "--unload-after", "0.05",  # 3 s: the replicas unload their idle models as the front end would
               "--separator-model", "off", "--translation-model", "off", "--watermark-model", "off"]
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}  # Ray's token authentication, on by default
     a = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-front-a.log", env=env,
@@ -198,6 +199,16 @@ def test_a_second_front_end_uses_the_same_replicas(front_ends):
     assert served_by(details) in replica_pids()
     # B's flags ask for one replica (no --replicas); it uses A's two as they are, and says so
     assert "music-demo-text is already deployed on this cluster with 2 replica(s), not the 1" in b.log.read_text()
+
+
+def test_replicas_unload_idle_models_after_the_front_ends_unload_after(front_ends, cluster):
+    a, _ = front_ends
+    make(a, 2, "6")
+    logs = Path(f"/tmp/ray-serve-test-{cluster.rsplit(':', 1)[1]}/session_latest/logs")
+    deadline = time.monotonic() + 60
+    while not any("(text): unused for" in f.read_text(errors="ignore") for f in logs.glob("*.err")):
+        assert time.monotonic() < deadline, "no replica unloaded its idle model"
+        time.sleep(1)
 
 
 def test_replicas_the_cluster_cannot_place_end_the_start_plainly(cluster, tiny_pop2piano_dir, tiny_musicgen_dir,
