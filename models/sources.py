@@ -72,6 +72,17 @@ def looks_like_path(name: str) -> bool:
     )
 
 
+def public_name(name: str | None) -> str | None:
+    """A model's name as a visitor may read it (results, parameters files, audio tags): a hub id as it is, a folder
+    on the server by its own name, never its path. The server's model choice takes it back (``check_offered``)."""
+    if not name or not looks_like_path(name):
+        return name
+    return name.rstrip("/").rsplit("/", 1)[-1] or name
+
+
+NOT_HERE = "not available on this server"  # what a visitor reads when an optional model cannot be used; the log says why
+
+
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model's files come from.

@@ -26,7 +26,7 @@ import torch
 from models.cache import ModelBusy
 from models.loading import LoadedModel, use_model
 from models.runtime import model_thread
-from models.sources import ModelLoadError, ModelSource, is_off
+from models.sources import NOT_HERE, ModelLoadError, ModelSource, is_off
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +228,8 @@ def translate_prompt(prompt: str, unknown_parts: list[str], name: str | None = N
     try:
         with use_model("translator", name, wait=False) as translator:  # asked for by a run holding its own model
             english = english_prompt(prompt, unknown_parts, translator.translate)
-    except (ModelLoadError, ModelBusy) as e:
-        return None, str(e)
+    except (ModelLoadError, ModelBusy) as e:  # the why and the fix are for whoever runs the app: the log
+        logger.warning("The prompt was not translated: %s", e)
+        return None, f"the prompt translator is {NOT_HERE}"
     _remember(name, prompt, english)  # the same prompt gets the same English from this model, at no cost
     return (english if english and english != prompt else None), ""

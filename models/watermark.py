@@ -26,7 +26,7 @@ import torch
 
 from models.loading import LoadedModel, use_model
 from models.runtime import model_thread
-from models.sources import ModelLoadError, ModelSource, is_off
+from models.sources import NOT_HERE, ModelLoadError, ModelSource, is_off
 from utils.audio import resample
 
 logger = logging.getLogger(__name__)
@@ -236,9 +236,10 @@ def mark_or_explain(audio: np.ndarray, sample_rate: int, name: str | None = None
     """``audio`` with the app's mark, and "" — or ``audio`` as it was and why it is unmarked (off, missing)."""
     name = (name or default_watermark_name()).strip()
     if is_off(name):
-        return audio, f"Not watermarked: the watermark is turned off (`{WATERMARK_ENV_VAR}=off`)."
+        return audio, "Not watermarked: the watermark is turned off on this server."
     try:
         with use_model("watermark", name) as watermarker:
             return watermarker.mark(audio, sample_rate), ""
-    except ModelLoadError as e:
-        return audio, f"Not watermarked: {e}"
+    except ModelLoadError as e:  # the why and the fix are for whoever runs the app: the log
+        logger.warning("Not watermarked: %s", e)
+        return audio, f"Not watermarked: the watermark model is {NOT_HERE}."

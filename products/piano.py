@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from models.pop2piano import PianoCover, composer_label
+from models.sources import public_name
 from products.checking import mark
 from products.score import ScoreFiles, engrave_notes
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, resample, write_mp3, write_wav
@@ -77,7 +78,7 @@ class CoverJob:
     def provenance(self, instrument: str = DEFAULT_INSTRUMENT, what: str = "piano cover") -> Provenance:
         made = f"notes transcribed from the recording by {self.style}" if self.transcribed else f"style {self.style}"
         settings = made + ("" if instrument == DEFAULT_INSTRUMENT else f", played on {instrument}")
-        return Provenance(self.model, settings, f"{self.stem} ({what})", self.created)
+        return Provenance(public_name(self.model) or self.model, settings, f"{self.stem} ({what})", self.created)
 
     @property
     def byline(self) -> str:

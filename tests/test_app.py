@@ -267,7 +267,7 @@ def test_the_melody_source_control_shows_the_fallback():
     """When separation was asked for and could not be done, the control moves to "Whole mix" after the run."""
     from ui.music_tabs import reflect_melody_source
 
-    fell_back = {"melody_source_used": "whole mix (the separator could not be loaded: no demucs)"}
+    fell_back = {"melody_source_used": "whole mix (the melody separator is not available on this server)"}
     assert reflect_melody_source(fell_back, "separated").value == "mix"
     separated = {"melody_source_used": "separated: vocals + other stems (htdemucs)"}
     assert reflect_melody_source(separated, "separated") == gr.skip()  # left as it is

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_app import tiny_app  # noqa: F401 - fixture
 from tests.test_browser import RUN_TIMEOUT_MS, browser, opened, toast_text  # noqa: F401 - fixture
 from ui.i18n import GRADIO_OWN, _templates, catalogue, key_of, language_of, page_texts, translate
 
@@ -173,3 +174,32 @@ def test_the_api_and_the_tools_keep_english_words():
     info = json.dumps(app.demo.get_api_info(), default=str)
     assert "translation_metadata" not in info and "__i18n__" not in info
     assert "Song (wav, mp3, flac, ogg)" in info and not CJK.search(info)
+
+
+class ChineseBrowser:
+    """What gradio hands an event from a browser set to Chinese."""
+
+    def __init__(self, session: str) -> None:
+        self.session_hash = session
+        self.headers = {"accept-language": "zh-CN,zh;q=0.9"}
+
+
+def test_a_chinese_page_reads_chinese_while_it_works(tiny_app, chorale):  # noqa: F811
+    """Every progress message of a cover and of a piece, as the page shows them while the run goes (gradio's
+    progress and the run's own line), in Chinese: messages built at run time included."""
+    from tests.test_app import last
+
+    said: list[str] = []
+
+    def progress(fraction, desc=None, **_):
+        if desc:
+            said.append(desc)
+
+    tiny_app.piano_cover(str(chorale[0]), "composer1", 0.5, request=ChineseBrowser("zh-cover"), progress=progress)
+    lines: list[str] = []
+    for update in tiny_app.text_to_music("钢琴", "", 3, 250, 0, 1.0, 3.0, "5", 1, request=ChineseBrowser("zh-text"),
+                                         progress=progress):
+        if isinstance(update[-1], str) and "<progress" in update[-1]:
+            lines.append(re.sub(r"<[^>]+>|\d+%", "", update[-1]))
+    english = [s for s in said + lines if re.search(r"[A-Za-z]{3}", s) and not CJK.search(s)]
+    assert said and lines and not english, english

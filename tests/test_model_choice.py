@@ -153,7 +153,7 @@ def test_a_choice_during_anothers_run_never_breaks_it(two_models, monkeypatch):
     *_, a_params, _details, _downloads, _state, _live, _line = results["a"]
     assert a_params["seconds"] == pytest.approx(20, abs=0.01) and not a_params.get("stopped")
     assert sf.info(results["a"][0]).duration == pytest.approx(20, abs=0.01)  # whole
-    assert results["b"][5]["model"] == other and sf.info(results["b"][0]).duration == pytest.approx(2, abs=0.01)
+    assert results["b"][5]["model"] == cache.short_name(other) and sf.info(results["b"][0]).duration == pytest.approx(2, abs=0.01)
     assert f"Waiting for 1 run on “{cache.short_name(own)}” to finish" in said  # B's page said why it waited
 
 

@@ -61,7 +61,7 @@ def test_musicgen_is_given_the_english_and_records_both(tiny_musicgen_dir, tiny_
     assert english is not None and english.endswith(" with guzheng and drums")
     assert "欢快的国风摇滚" not in english
     assert result.params["prompt"] == MIXED and result.params["prompt_english"] == english
-    assert result.params["translation_model"] == str(tiny_translator_dir)
+    assert result.params["translation_model"] == tiny_translator_dir.name  # its name, never a server path
     # The same tokens as the English typed in with translation off: the model saw the English.
     typed = model.generate(english, params, translator="off")
     assert np.array_equal(result.codes, typed.codes) and np.array_equal(result.audio, typed.audio)
@@ -94,14 +94,17 @@ def test_reproducing_from_the_json_uses_its_english_for_that_run_only(tiny_music
 
 
 @pytest.mark.parametrize("source", ["off", "missing"])
-def test_without_a_translator_the_honest_note_stays(tiny_musicgen_dir, tmp_path, source):
+def test_without_a_translator_the_honest_note_stays(tiny_musicgen_dir, tmp_path, source, caplog):
     name = "off" if source == "off" else str(tmp_path / "no-such-folder")
     model = musicgen.MusicGenModel(str(tiny_musicgen_dir), "cpu")
-    result = model.generate("calm piano 雨天的钢琴", musicgen.SamplingParams(duration=1.0, seed=1), translator=name)
+    with caplog.at_level("WARNING"):
+        result = model.generate("calm piano 雨天的钢琴", musicgen.SamplingParams(duration=1.0, seed=1),
+                                translator=name)
     assert result.prompt_english is None and "prompt_english" not in result.params
     assert any("“雨天的钢琴”" in note and "English words" in note for note in result.notes)
     if source == "missing":
-        assert "does not exist" in result.params["translation_failed"]
+        assert result.params["translation_failed"] == "the prompt translator is not available on this server"
+        assert "does not exist" in caplog.text  # the why, for whoever runs the app
     else:
         assert "translation_failed" not in result.params
 

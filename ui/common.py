@@ -216,7 +216,11 @@ PAGE_CSS = """
 .tab-intro p { margin: 0 0 0.4em 0; }
 .run-progress-box { display: flex; align-items: center; gap: 0.6em; font-size: 0.95em; }
 .run-progress-box progress { flex: 0 0 30%; height: 0.7em; accent-color: var(--color-accent); }
+.played-out { display: none !important; }
 @media (max-width: 600px) {
+  /* a run's Stop stays in reach on a phone: while it can be pressed it floats at the foot of the screen */
+  button.stop-button:enabled { position: fixed; left: 12px; right: 12px; bottom: 12px; width: auto !important;
+    z-index: 60; box-shadow: 0 2px 12px rgba(0, 0, 0, 0.35); }
   .app-intro p ~ p { display: none; }
   .tab-wrapper .tab-container button { padding: 4px 4px !important; font-size: 12px !important; }
   .tab-intro { display: none; }

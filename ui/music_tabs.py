@@ -10,6 +10,7 @@ import gradio as gr
 
 from models import musicgen, separator
 from models.catalogue import OFFERED_CLI_FLAGS, OFFERED_ENV_VARS, available_models
+from models.loading import unavailable
 from models.cache import short_name
 from models.sources import describe_source, how_to_fix, is_off
 from ui.tools import as_tool, page_api
@@ -42,7 +43,15 @@ from ui.music import (
 from ui.music_docs import MUSIC_API_DOCS
 from ui.i18n import page_word, say, spoken
 from ui.share import Shareable, params_json, share_row, wire_share
-from ui.streaming import bring_into_view, live_playback, progress_html, progress_line, stream_player
+from ui.streaming import (
+    bring_into_view,
+    hand_over,
+    live_playback,
+    progress_html,
+    progress_line,
+    show_again,
+    stream_player,
+)
 from utils.engraving import DEFAULT_PAPER
 
 TEXT_PROMPT_EXAMPLES = [
@@ -236,7 +245,7 @@ def build_text_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Button, gr.Audio, Sha
             prompt = gr.Textbox(label="Describe the music", lines=3, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=TEXT_PROMPT_EXAMPLES[-1], elem_id="text-prompt")
             prompt_info = gr.Markdown(elem_id="text-prompt-note")
-            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL,
+            model = gr.Dropdown(model_choices(False), value=APP_DEFAULT_MODEL, filterable=False,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="text-model")
             controls = sampling_controls("text")
             with gr.Accordion("Continue a clip (optional)", open=False):
@@ -308,7 +317,7 @@ def keep_music_state(state: dict[str, Any], copy: Callable[[str], str]) -> dict[
 def stop_button(tab: str) -> gr.Button:
     """Stop: quiet, and only clickable while something is being made."""
     return gr.Button("Stop (keeps what is finished)", variant="secondary", interactive=False, size="md",
-                     elem_id=f"{tab}-stop")
+                     elem_id=f"{tab}-stop", elem_classes="stop-button")
 
 
 def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML) -> Any:
@@ -320,7 +329,36 @@ def starting(button: gr.Button, stop: gr.Button, stream: gr.Audio, line: gr.HTML
             0.0, say("Starting"))
 
     bring_into_view(button, line.elem_id)
+    show_again(button, stream)
     return button.click(begin, outputs=[stop, stream, line], api_visibility="private", queue=False)
+
+
+def wire_finish(events: list, stop: gr.Button, stream: gr.Audio, line: gr.HTML, first: gr.Audio) -> None:
+    """After each run of ``events``: Stop quiet again and the progress line emptied; on success the live player
+    plays on to its end and then gives its place to the results (``hand_over``); on failure it goes at once, and
+    the first result player is emptied (no "Error" badge is left on it)."""
+    for event in events:  # gradio's .then runs on success only
+        event.then(lambda: (gr.Button(interactive=False), ""), outputs=[stop, line], api_visibility="private",
+                   queue=False)
+        hand_over(event, stream)
+        event.failure(lambda: (gr.Button(interactive=False), gr.Audio(value=None, visible=False), "", gr.Audio()),
+                      outputs=[stop, stream, line, first], api_visibility="private", queue=False,
+                      show_progress="hidden")
+
+
+def melody_source_choice() -> gr.Radio:
+    """Where the melody is taken from: by default with drums and bass taken out first, on a server that has the
+    melody separator; on one without it, the whole mix, and the page says so before anyone runs it."""
+    choices = [(label, key) for key, label in separator.MELODY_SOURCES.items()]
+    info = ("For a whole song: with drums and bass taken out first, the music follows its tune rather than its bass "
+            "line.")
+    if unavailable("separator", CONFIG.separator_model):  # why is in Technical details and the log
+        return gr.Radio([c for c in choices if c[1] == separator.SOURCE_MIX], value=separator.SOURCE_MIX,
+                        label="Melody taken from", elem_id="melody-source",
+                        info="The whole mix: taking out drums and bass first needs the melody separator, which is "
+                             "not available on this server.")
+    return gr.Radio(choices, value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from", info=info,
+                    elem_id="melody-source")
 
 
 def reflect_melody_source(params: dict | None, source: str) -> Any:
@@ -335,15 +373,10 @@ def wire_common(model: gr.Dropdown, controls: list, outputs: list, stop: gr.Butt
                 status: gr.Markdown, estimate_box: gr.Markdown, melody_tab: bool, stop_name: str,
                 stream: gr.Audio, line: gr.HTML, prompt: gr.Textbox, prompt_info: gr.Markdown) -> None:
     """The events both MusicGen tabs share: variants shown, Stop (clickable only while a run is going), the live
-    player (shown while a piece is made, replaced by the result after) and the progress line, the model's status
-    line, the estimate, and the note beside the prompt. ``events`` are the runs (each started by ``starting``)."""
-    def finished() -> tuple[Any, Any, str]:
-        return gr.Button(interactive=False), gr.Audio(value=None, visible=False), ""
-
-    for event in events:  # after the run, whether it succeeded or failed (gradio's .then runs on success only)
-        event.then(finished, outputs=[stop, stream, line], api_visibility="private", queue=False)
-        event.failure(lambda: (*finished(), gr.Audio()), outputs=[stop, stream, line, outputs[0]],
-                      api_visibility="private", queue=False, show_progress="hidden")  # no "Error" badge left
+    player (shown while a piece is made, handed over to the result after) and the progress line, the model's
+    status line, the estimate, and the note beside the prompt. ``events`` are the runs (each started by
+    ``starting``)."""
+    wire_finish(events, stop, stream, line, outputs[0])
     prompt.change(prompt_note, inputs=prompt, outputs=prompt_info, api_visibility="private", queue=False,
                   show_progress="hidden")
     duration, variants, stride = controls[0], controls[6], controls[7]
@@ -386,13 +419,9 @@ def build_melody_tab() -> tuple[gr.Dropdown, gr.Markdown, gr.Audio, Shareable]:
             prompt = gr.Textbox(label="Describe the style", lines=2, max_length=musicgen.MAX_PROMPT_CHARS,
                                 placeholder=MELODY_PROMPT_EXAMPLES[0], elem_id="melody-prompt")
             prompt_info = gr.Markdown(elem_id="melody-prompt-note")
-            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL,
+            model = gr.Dropdown(model_choices(True), value=APP_DEFAULT_MODEL, filterable=False,
                                 label=MODEL_LABEL, info=MODEL_INFO, elem_id="melody-model")
-            source = gr.Radio([(label, key) for key, label in separator.MELODY_SOURCES.items()],
-                              value=separator.DEFAULT_MELODY_SOURCE, label="Melody taken from",
-                              info="For a whole song: with drums and bass taken out first, the music follows "
-                                   "its tune rather than its bass line.",
-                              elem_id="melody-source")
+            source = melody_source_choice()
             controls = sampling_controls("melody")
             params_file, params_note = params_loader("melody")
             estimate = gr.Markdown(elem_id="melody-estimate")

@@ -370,7 +370,7 @@ def build_piano_cover_tab() -> tuple[gr.Markdown, gr.Markdown, tuple[gr.Button, 
             video_run = gr.Button("Make the video", elem_id="piano-video-run")
         video = gr.Video(label="Video (MP4, 30 fps)", interactive=False, elem_id="piano-video")
     score_pages = gr.Gallery(label="Score", columns=1, height="auto", object_fit="contain", allow_preview=False,
-                             elem_id="piano-score")
+                             interactive=False, elem_id="piano-score")  # an output: never an upload box
     roll = gr.Image(type="filepath", label="Piano roll", interactive=False, elem_id="piano-roll")
     status = technical_details("piano")
     state = gr.State(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import gradio as gr
 
@@ -14,7 +13,7 @@ from models.sources import describe_source, how_to_fix, looks_like_path
 from ui.common import CONFIG, MODEL_QUEUE, PAPER_CHOICES, technical_details, translation_status, watermark_status
 from ui.i18n import page_word, spoken
 from ui.music import music_midi
-from ui.music_tabs import starting, stop_button
+from ui.music_tabs import starting, stop_button, wire_finish
 from ui.share import Shareable, params_json, share_row, wire_share
 from ui.song import (
     APP_DEFAULT_MODEL,
@@ -116,16 +115,16 @@ def build_song_tab() -> tuple[gr.Dropdown, gr.Markdown, Shareable]:
                     bpm = gr.Number(0, label="BPM (0 = the model's choice)", minimum=0, maximum=song.MAX_BPM,
                                     precision=0, elem_id="song-bpm")
                     key = gr.Dropdown([("The model's choice", ""), *((k, k) for k in song.KEYS)],
-                                      value="", label="Key", elem_id="song-key")
+                                      value="", label="Key", filterable=False, elem_id="song-key")
                     signature = gr.Dropdown([("The model's choice", ""), ("2/4", "2"), ("3/4", "3"),
-                                             ("4/4", "4"), ("6/8", "6")], value="", label="Time signature",
+                                             ("4/4", "4"), ("6/8", "6")], value="", label="Time signature", filterable=False,
                                             elem_id="song-time-signature")
             with gr.Row():
                 seed = gr.Textbox("", label="Seed (empty = random)", max_lines=1, placeholder="e.g. 42",
                                   elem_id="song-seed")
                 variants = gr.Slider(1, song.MAX_VARIANTS, value=1, step=1, label="Variants",
                                      elem_id="song-variants")
-            model = gr.Dropdown(song_model_choices(), value=APP_DEFAULT_MODEL, label="Model",
+            model = gr.Dropdown(song_model_choices(), value=APP_DEFAULT_MODEL, label="Model", filterable=False,
                                 info="The 2B turbo is the one a CPU can run; bigger ones need a GPU.",
                                 elem_id="song-model")
             with gr.Accordion("Reproduce a song from its parameters file (.json)", open=False,
@@ -202,13 +201,7 @@ def build_song_tab() -> tuple[gr.Dropdown, gr.Markdown, Shareable]:
         outputs=[*outputs, downloads, state, stream, line], api_visibility=page_api(), api_name="song_extend",
         api_description=SONG_API_DOCS["song_extend"], concurrency_id=MODEL_QUEUE, show_progress_on=audios[0])
 
-    def finished() -> tuple[Any, Any, str]:
-        return gr.Button(interactive=False), gr.Audio(value=None, visible=False), ""
-
-    for event in (made, edited, extended):
-        event.then(finished, outputs=[stop, stream, line], api_visibility="private", queue=False)
-        event.failure(lambda: (*finished(), gr.Audio()), outputs=[stop, stream, line, audios[0]],
-                      api_visibility="private", queue=False, show_progress="hidden")
+    wire_finish([made, edited, extended], stop, stream, line, audios[0])
     stop.click(stop_song, inputs=None, outputs=None, api_visibility=page_api(), api_name="song_stop",
                api_description=SONG_API_DOCS["stop"], queue=False)
     variants.change(lambda v: [gr.Audio(visible=i < int(v)) for i in range(song.MAX_VARIANTS)], inputs=variants,

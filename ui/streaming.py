@@ -83,13 +83,22 @@ def streamed(body: Callable[[Send, Report], list[Any]], n_outputs: int,
     live = live_playback()
     line = os.environ.get(PROGRESS_LINE_ENV_VAR, "").strip() != "0"
     shown = 0.0  # when the progress line last changed
-    while (item := chunks.get()) is not None:
+    pending: tuple[float, str] | None = None  # the latest report not shown yet (it is shown when reports pause)
+    while True:
+        try:
+            item = chunks.get(timeout=PROGRESS_EVERY_S if pending else None)
+        except queue.Empty:  # no newer report came: the line shows the latest, as gradio's progress does
+            item = ("progress", *pending)
+        if item is None:
+            break
         if item[0] == "audio":
             if live:  # without ffmpeg the page cannot play a stream: the results still come at the end
                 yield [gr.skip()] * n_outputs + [wav_bytes(item[2][0], item[1]), gr.skip()]
         elif line and (time.monotonic() - shown >= PROGRESS_EVERY_S or item[1] >= 0.95):
-            shown = time.monotonic()
+            shown, pending = time.monotonic(), None
             yield [gr.skip()] * (n_outputs + 1) + [progress_html(item[1], say(item[2]))]
+        elif line:
+            pending = (item[1], item[2])
     if "error" in box:
         raise box["error"]
     yield [*box["outputs"], gr.skip(), ""]
@@ -135,6 +144,32 @@ def bring_into_view(button: gr.Button, elem_id: str) -> None:
     button.click(None, js=IN_VIEW_JS % elem_id, api_visibility="private", queue=False)
 
 
+# The live player's hand-over when a run has finished: one that is playing plays on to the end of the piece (the
+# listener hears it through, with no gap and no restart), then gives its place to the finished players; one that
+# is not playing gives it at once. ("played-out" hides it; the next run's start shows it again.)
+HAND_OVER_JS = """
+() => {
+    const box = document.getElementById("%s");
+    if (!box) return;
+    const audio = box.querySelector("audio");
+    const hide = () => box.classList.add("played-out");
+    if (audio && !audio.paused && !audio.ended) audio.addEventListener("ended", hide, {once: true});
+    else hide();
+}
+"""
+SHOW_AGAIN_JS = """() => { const box = document.getElementById("%s"); if (box) box.classList.remove("played-out"); }"""
+
+
+def hand_over(event: Any, player: gr.Audio) -> None:
+    """After ``event`` (a run that streamed to ``player``) succeeds: the live player's hand-over (``HAND_OVER_JS``)."""
+    event.then(None, js=HAND_OVER_JS % player.elem_id, api_visibility="private", queue=False)
+
+
+def show_again(button: gr.Button, player: gr.Audio) -> None:
+    """When ``button`` starts a run, the live player is back in its place (empty until the first chunk)."""
+    button.click(None, js=SHOW_AGAIN_JS % player.elem_id, api_visibility="private", queue=False)
+
+
 def progress_line(tab: str) -> gr.HTML:
     """The line that shows a run's progress from the click to the result (gradio's own bar hides while a stream
     plays)."""
@@ -142,6 +177,7 @@ def progress_line(tab: str) -> gr.HTML:
 
 
 def stream_player(tab: str) -> gr.Audio:
-    """The player that starts while the music is being made (variant 1, chunk by chunk); hidden without ffmpeg."""
+    """The player that starts while the music is being made (variant 1, chunk by chunk): hidden until a run starts
+    (and always without ffmpeg)."""
     return LivePlayer(label="Listen while it is made (variant 1)", streaming=True, autoplay=True, interactive=False,
-                      visible=live_playback(), elem_id=f"{tab}-stream")
+                      visible=False, elem_id=f"{tab}-stream")

@@ -58,7 +58,7 @@ from models.runtime import model_thread
 from models.separator import MELODY_STEMS, SOURCE_SEPARATED
 from models.cache import ModelBusy
 from models.loading import LoadedModel, use_model
-from models.sources import ModelLoadError, ModelSource
+from models.sources import NOT_HERE, ModelLoadError, ModelSource, public_name
 from models.translation import default_translation_name, translate_prompt
 from utils.audio import resample
 from utils.chroma import ChromaExtractor
@@ -332,7 +332,7 @@ class MusicGenModel(LoadedModel):
         request = prepared.request
         dtype = str(self.dtype).removeprefix("torch.")
         record = {
-            "model": self.name,
+            "model": public_name(self.name),
             "task": "melody_to_music" if self.melody else "text_to_music",
             "prompt": request.prompt,
             **({"prompt_english": prepared.english} if prepared.english is not None else {}),
@@ -365,7 +365,7 @@ class MusicGenModel(LoadedModel):
         if prepared.unknown:
             record["unknown_prompt_parts"] = prepared.unknown
         if prepared.translation_model:
-            record["translation_model"] = prepared.translation_model
+            record["translation_model"] = public_name(prepared.translation_model)
         if prepared.translation_failure:
             record["translation_failed"] = prepared.translation_failure
         return record
@@ -383,10 +383,10 @@ class MusicGenModel(LoadedModel):
                 name = stemmer.name
         except (ModelLoadError, ModelBusy) as e:  # the why and the fix are for whoever runs the app: the log, the record
             logger.warning("Melody separation skipped: %s", e)
-            return (melody, f"whole mix (the separator could not be loaded: {e})",
+            return (melody, f"whole mix (the melody separator is {NOT_HERE})",
                     "The melody could not be separated from drums and bass here, so the whole mix was used.")
         return (Melody(stems, melody.sample_rate, melody.trim),
-                f"separated: {' + '.join(MELODY_STEMS)} stems ({name})", "")
+                f"separated: {' + '.join(MELODY_STEMS)} stems ({public_name(name)})", "")
 
     def _given_codes(self, clip: Clip | None, continue_codes: np.ndarray | None,
                      n_variants: int) -> torch.Tensor | None:

@@ -34,7 +34,7 @@ from models.int8 import page_out_checkpoints
 from models.loading import LoadedModel
 from models.progress import GenerationCancelled
 from models.runtime import model_thread
-from models.sources import ModelSource
+from models.sources import ModelSource, public_name
 from models.song.checkpoints import (
     DIT_SUBFOLDERS,
     SONG_CHECKPOINTS,
@@ -80,7 +80,7 @@ def song_dtype(device: torch.device) -> tuple[torch.dtype, str]:
     if requested:
         if requested not in DTYPES:
             raise ValueError(f"{DTYPE_ENV_VAR}={requested!r}: use one of {', '.join(DTYPES)}.")
-        return DTYPES[requested], f"{requested} (${DTYPE_ENV_VAR})"
+        return DTYPES[requested], f"{requested} (as this server is set)"
     if not env_flag(FAST_PATH_ENV_VAR):
         return torch.float32, f"float32 (stock: ${FAST_PATH_ENV_VAR}=0)"
     if device.type == "cpu":
@@ -315,7 +315,7 @@ class SongModel(LoadedModel):
     def _record(self, request: SongRequest, started: float) -> dict[str, Any]:
         import diffusers
 
-        return {"task": "song", "model": self.name, **request.record(), "language_how": request.language_how,
+        return {"task": "song", "model": public_name(self.name), **request.record(), "language_how": request.language_how,
                 "steps": self.steps(), "shift": SHIFT, "guidance_scale": None if self.turbo else GUIDANCE,
                 "turbo": self.turbo, "dtype": self.dtype_name(),
                 "dtype_note": self.dtype_note, "device": str(self.device),

@@ -1,0 +1,121 @@
+"""What a listener meets (issue 43), in a real browser on the running app (tiny models): the live player plays on to
+the end across the finish, Stop stays in reach on a phone during a run, no empty player or upload box where there
+is nothing to play or give, model choices that do not look typeable, and no server path or environment variable in
+what a visitor reads or downloads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, RUN_TIMEOUT_MS, open_tab, screenshot
+
+SERVER_WORDS = re.compile(r"/tmp/|pytest-of|HF_HUB_OFFLINE|huggingface-cli|MUSICGEN_MODEL|WATERMARK_MODEL|"
+                          r"TRANSLATION_MODEL|SEPARATOR_MODEL|--[a-z]+-model")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed (run.sh test installs Debian's `chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:  # a listener who pressed nothing yet still hears the live player
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, live_app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(live_app.url)
+    page.wait_for_selector("#piano-run")
+    yield page
+    page.close()
+
+
+def playing_time(page, elem_id: str) -> float | None:
+    """Where the live player's audio is, in seconds (None: no audio element, or hidden)."""
+    return page.evaluate("""id => {
+        const box = document.getElementById(id);
+        const audio = box && box.querySelector("audio");
+        return audio && box.offsetParent !== null ? audio.currentTime : null;
+    }""", elem_id)
+
+
+def test_the_live_player_plays_on_to_the_end_across_the_finish(page):
+    open_tab(page, "Text to music")
+    assert not page.locator("#text-stream").is_visible()  # no empty player before anything is made
+    page.locator("#text-prompt textarea").fill("warm piano")
+    page.locator("#text-duration input[type=number]").fill("20")
+    page.locator("#text-duration input[type=number]").press("Enter")
+    page.locator("#text-run").click()
+    page.wait_for_function("() => { const a = document.querySelector('#text-stream audio'); "
+                           "return a && a.currentTime > 0.5; }", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_selector("#text-details >> text=Seed", timeout=RUN_TIMEOUT_MS)  # the run has finished
+    at_finish = playing_time(page, "text-stream")
+    assert at_finish is not None and at_finish < 19, at_finish  # still listening: the piece is longer
+    page.wait_for_timeout(2500)
+    later = playing_time(page, "text-stream")
+    assert later is not None and later > at_finish + 1.5, (at_finish, later)  # it plays on, no gap, no restart
+    page.wait_for_function("() => document.getElementById('text-stream').offsetParent === null",
+                           timeout=40_000)  # at its end it gives its place to the finished players
+    assert page.locator("#text-variant-1").is_visible()
+    screenshot(page, "live-player-handed-over")
+
+
+def test_stop_stays_in_reach_on_a_phone_during_a_run(browser, live_app):
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        phone.goto(live_app.url)
+        phone.wait_for_selector("#piano-run", state="attached")
+        open_tab(phone, "Text to music")
+        phone.locator("#text-prompt textarea").fill("slow strings")
+        phone.locator("#text-duration input[type=number]").fill("60")
+        phone.locator("#text-duration input[type=number]").press("Enter")
+        phone.locator("#text-run").click()
+        phone.wait_for_selector("#text-progress progress", timeout=RUN_TIMEOUT_MS)
+        phone.wait_for_timeout(800)  # the page has scrolled to the progress line
+        stop = phone.locator("#text-stop")
+        box = stop.bounding_box()
+        assert stop.is_enabled() and box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 844, box
+        progress = phone.locator("#text-progress").bounding_box()
+        assert progress is not None and 0 <= progress["y"] < 844  # both in view at once
+        screenshot(phone, "phone-stop-in-reach")
+        stop.click()
+        phone.wait_for_selector("#text-details >> text=Stopped", timeout=RUN_TIMEOUT_MS)
+        assert phone.locator("#text-stop").bounding_box()["y"] < progress["y"]  # back in its place once quiet
+    finally:
+        phone.close()
+
+
+def test_nothing_looks_like_it_takes_what_it_cannot(page):
+    """The score output is not an upload box, and the model lists do not take typing."""
+    score = page.locator("#piano-score")
+    assert "Drop" not in score.inner_text() and score.locator("input[type=file]").count() == 0
+    assert score.bounding_box()["height"] < 400
+    for tab, elem_id in (("Text to music", "text-model"), ("Melody to music", "melody-model"),
+                         ("Song with lyrics", "song-model")):
+        open_tab(page, tab)
+        assert page.locator(f"#{elem_id} input").get_attribute("readonly") is not None, elem_id
+
+
+def test_no_server_path_or_setup_text_reaches_a_visitor(live_app, tmp_path):
+    from gradio_client import Client
+
+    client = Client(live_app.url, verbose=False, download_files=str(tmp_path))
+    *audios, _picture, params, details, downloads = client.predict(
+        "夜晚的钢琴 piano", "", 2, 250, 0.0, 1.0, 3.0, "7", 1, 18, api_name="/text_to_music")
+    assert not SERVER_WORDS.search(json.dumps(params, ensure_ascii=False)), params
+    assert not SERVER_WORDS.search(details), details
+    written = next(Path(f) for f in downloads if str(f).endswith(".json"))
+    assert not SERVER_WORDS.search(written.read_text()), written.read_text()
+    assert params["model"] == "tiny-musicgen0" or "/" not in params["model"]  # the folder's name, as the page says it
+    # and it still makes the same music again on this server
+    again = client.predict(str(written), api_name="/text_to_music_load_params")
+    assert again[1] in ("", "The app's model") or "/" not in str(again[1])
