@@ -105,7 +105,7 @@ def test_nothing_looks_like_it_takes_what_it_cannot(page):
         assert page.locator(f"#{elem_id} input").get_attribute("readonly") is not None, elem_id
 
 
-def test_no_server_path_or_setup_text_reaches_a_visitor(live_app, tmp_path):
+def test_no_server_path_or_setup_text_reaches_a_visitor(live_app, tiny_musicgen_dir, tmp_path):
     from gradio_client import Client
 
     client = Client(live_app.url, verbose=False, download_files=str(tmp_path))
@@ -115,7 +115,10 @@ def test_no_server_path_or_setup_text_reaches_a_visitor(live_app, tmp_path):
     assert not SERVER_WORDS.search(details), details
     written = next(Path(f) for f in downloads if str(f).endswith(".json"))
     assert not SERVER_WORDS.search(written.read_text()), written.read_text()
-    assert params["model"] == "tiny-musicgen0" or "/" not in params["model"]  # the folder's name, as the page says it
-    # and it still makes the same music again on this server
-    again = client.predict(str(written), api_name="/text_to_music_load_params")
-    assert again[1] in ("", "The app's model") or "/" not in str(again[1])
+    assert params["model"] == tiny_musicgen_dir.name  # the folder's name, as the page says it
+    # and the file still sets the tab to the same model on this server (the app's own)
+    from gradio_client import handle_file
+    from ui.music import APP_DEFAULT_MODEL
+
+    settings = client.predict(handle_file(str(written)), api_name="/text_to_music_load_params")
+    assert settings[0] == "夜晚的钢琴 piano" and settings[1] == APP_DEFAULT_MODEL and settings[7] == "7"
