@@ -182,7 +182,8 @@ def test_text_to_music_tab(page):
     page.wait_for_selector("#text-details >> text=Seed 1234:", timeout=RUN_TIMEOUT_MS)
     assert_no_error_toast(page)
     page.wait_for_function("() => !document.querySelector('#text-stop').matches(':enabled')", timeout=10_000)
-    assert not page.locator("#text-stream").is_visible()  # one player: the result replaced the live one
+    # one player in the end: the live one plays on to its end, then gives its place to the result
+    page.wait_for_function("() => document.getElementById('text-stream').offsetParent === null", timeout=60_000)
     assert any(n.endswith("_v1.wav") for n in download_names(page, "text-variant-1"))
     assert fetch(page, "text-variant-1")[:4] == b"RIFF"
     assert page.locator("#text-picture img").count() == 1

@@ -202,7 +202,7 @@ NAMES = {
     "midi", "pdf", "musicxml", "musescore", "wav", "mp3", "mp4", "m4a", "flac", "ogg", "json", "gpu", "cpu", "api",
     "gradio", "youtube", "shorts", "tiktok", "top-k", "top-p", "letter", "a4", "bpm", "hz", "khz", "db", "s", "ms",
     "min", "mb", "gb", "musicgen", "pop2piano", "audioseal", "transkun", "demucs", "htdemucs", "basic-pitch", "encodec",
-    "lo-fi", "zerogpu", "kb",
+    "lo-fi", "zerogpu", "kb", "b",  # "b": bytes, in a file's size ("715.0 B")
 }
 
 

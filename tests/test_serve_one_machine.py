@@ -38,6 +38,17 @@ def replica_pids(role: str = "text") -> list[int]:
     return [int(line.split()[0]) for line in listing.splitlines() if f"ServeReplica:music-demo-{role}" in line]
 
 
+def busiest(pids: list[int], seconds: float = 1.0) -> int:
+    """The process among ``pids`` that used the most CPU over ``seconds`` (the replica making music)."""
+    def cpu(pid: int) -> int:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    before = {pid: cpu(pid) for pid in pids}
+    time.sleep(seconds)
+    return max(pids, key=lambda pid: cpu(pid) - before[pid])
+
+
 def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_replica(
         tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir, tiny_translator_dir,
         tiny_watermark_dir, tiny_ace_step_dir):
@@ -63,15 +74,15 @@ def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_repli
         threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
-        time.sleep(6)  # both pieces are being made, one on each replica
-        victim = replica_pids()[0]
+        time.sleep(6)  # both pieces are being made (Serve's router may put both on one replica)
+        victim = busiest(replica_pids())
         os.kill(victim, signal.SIGKILL)
         for t in threads:
             t.join(400)
         failed = [v for v in outcome.values() if isinstance(v, Exception)]
-        assert len(failed) == 1 and "restarted" in str(failed[0]), outcome
-        finished = next(v for v in outcome.values() if not isinstance(v, Exception))
-        assert int(SERVED.search(finished[DETAILS]).group(1)) != victim
+        assert failed and all("restarted" in str(e) for e in failed), outcome  # the victim's runs, said plainly
+        for finished in (v for v in outcome.values() if not isinstance(v, Exception)):  # the others' went on
+            assert int(SERVED.search(finished[DETAILS]).group(1)) != victim
         after = Client(app.url, verbose=False).predict("lo fi piano", "", 2, 250, 0.0, 1.0, 3.0, "3", 1,
                                                        api_name="/text_to_music")
         assert SERVED.search(after[DETAILS])  # the next request is served through Serve
