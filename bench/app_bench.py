@@ -19,7 +19,7 @@ Workloads, in order, after a warm-up that loads every model (a 2 s text piece, a
   endpoint used once, on top of the above);
 - ``users_4x10s``: four users ask for 10 s at the same moment: each one's wait, and the total;
 - ``text_10s_after``: ``text_10s`` again, after all of the above: the decode speed must not depend on what ran
-  before (it did: docs/PERFORMANCE.md);
+  before (it did: docs/performance-history.md);
 - ``sheet_music``: a 3.5-minute piano recording to its MIDI and A4 score (Transkun);
 - ``song_30s``: a 30 s song with lyrics (ACE-Step 1.5, 2B turbo): total, the first streamed audio, the server's
   peak RSS; ``song_users_2x30s``: two visitors ask for a 30 s song at the same moment. With only song workloads

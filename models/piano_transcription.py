@@ -48,7 +48,7 @@ CPU_HOP_S = 16.0
 # On a CPU with bfloat16 products in hardware (AMX, AVX-512 BF16) the backbone runs under bfloat16 autocast: on 32 s
 # of the rag render (Intel Xeon with AMX, 2 cores, 2026-12-06) 4.9 s against 6.6 s, the notes the same as float32's
 # to an onset F1 of 0.999; the onset F1 against the written notes of the project's renders is measured in
-# docs/PERFORMANCE.md. Where the CPU lacks them torch emulates bfloat16, slower than float32: float32 there.
+# docs/performance-history.md. Where the CPU lacks them torch emulates bfloat16, slower than float32: float32 there.
 DTYPE_ENV_VAR = "PIANO_TRANSCRIPTION_DTYPE"  # "float32" or "bfloat16"; unset = bfloat16 where the CPU has it
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 INSTALL_HINT = ("Sheet music of a piano recording needs Transkun: `./run.sh` installs it, or run "

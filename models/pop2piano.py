@@ -58,9 +58,9 @@ CHUNKS_PER_BATCH: dict[str, int | None] = {"cpu": None, "cuda": 256, "mps": 64}
 CPU_INT8_ENV_VAR = "PIANO_COVER_CPU_INT8"  # "0" keeps float32 weights on CPU
 FAST_PATH_ENV_VAR = "PIANO_COVER_FAST_PATH"  # "0" = stock transformers generate
 RESAMPLER_ENV_VAR = "PIANO_COVER_RESAMPLER"  # "soxr_hq": ~3.5 s faster on a 3.5-min song, not the reference's
-RESAMPLERS = ("kaiser_best", "soxr_hq")  # the song -> 22.05 kHz for the features; measured in PERFORMANCE.md
+RESAMPLERS = ("kaiser_best", "soxr_hq")  # the song -> 22.05 kHz for the features (docs/performance-history.md)
 # The reference extractor's resampy kaiser_best stays the default: soxr changes the top 20 of 512 mel bins
-# (above ~10.5 kHz, near Nyquist) by up to 4.4 log units on average (docs/PERFORMANCE.md), not negligible.
+# (above ~10.5 kHz, near Nyquist) by up to 4.4 log units on average (docs/performance-history.md), not negligible.
 DEFAULT_RESAMPLER = "kaiser_best"
 BEATS_PER_CHUNK = 4  # the extractor's `num_bars` (2) * 4 half-beat steps = 8 steps = 4 beats
 
@@ -246,7 +246,7 @@ class PianoCoverModel(LoadedModel):
         target = self.feature_extractor.sampling_rate
         if sample_rate != target and self.resampler != "kaiser_best":
             # soxr (opt-in) instead of the extractor's resampy kaiser_best: ~100x faster; its features differ in the
-            # top mel bins (docs/PERFORMANCE.md)
+            # top mel bins (docs/performance-history.md)
             audio, sample_rate = resample(audio, sample_rate, target), target
         token = _PRECOMPUTED_BEATS.set(beats)
         try:

@@ -15,7 +15,7 @@ every thread that ever opened a parallel region. Once pooled threads outnumber t
 between kernels in *every* team (its "throttled" spin count), and each of a decode step's ~400 kernels then waits for
 sleeping threads to wake: after a second thread had computed with torch (a request thread converting a tensor,
 transformers' weight-loading pool), every decode ran about 2x slower, for the rest of the process's life
-(docs/PERFORMANCE.md, "One OpenMP team"). The same happened after a piano cover: Debian's FluidSynth renders with
+(docs/performance-history.md, "One OpenMP team"). The same happened after a piano cover: Debian's FluidSynth renders with
 OpenMP, through the same libgomp, in the request's thread. So:
 - importing ``models`` (before torch loads) sets ``OMP_NUM_THREADS=1``: one thread is libgomp's default for every
   thread, whatever library opens the parallel region; a team of one runs inline and never gets a pool;
@@ -27,7 +27,7 @@ threads after other threads computed with torch and with OpenMP directly.
 
 **Memory.** When the thread has had no work for a second it hands the memory the work freed back to the OS, once
 (``models.int8.return_freed_memory``): glibc otherwise keeps freed pages (a decode's caches, a cover's arrays), and
-the server's resident size would only grow from request to request (docs/PERFORMANCE.md, issue 35).
+the server's resident size would only grow from request to request (docs/performance-history.md, issue 35).
 
 **Faults.** An error in one request's work (a bad input, running out of memory: torch raises) is raised in that
 request's thread; the other requests go on. If the model thread itself fails, every request in flight gets a
@@ -35,7 +35,7 @@ request's thread; the other requests go on. If the model thread itself fails, ev
 the whole process (a segfault in a native library, the kernel's out-of-memory killer) ends the app: results already
 written stay in the output folder, and the host (a Space, a notebook cell) starts the app again. We keep the runtime
 in-process because the measured cause of the slowdown is removed here (a decode runs as fast after every endpoint
-was used as in a fresh process: docs/PERFORMANCE.md); a worker process would add a copy of every audio chunk,
+was used as in a fresh process: docs/performance-history.md); a worker process would add a copy of every audio chunk,
 progress report and Stop across a process boundary for no speed.
 """
 

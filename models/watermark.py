@@ -42,7 +42,7 @@ APP_MESSAGE = 0x4D44  # "MD" (Music demo): the 16 bits every file of this app ca
 DETECTION_THRESHOLD = 0.5  # a frame counts as marked above this probability; a file, when over half its frames are
 # Seconds marked or checked at once, and of audio on each side of a window for the convolutions' edges. Short windows
 # keep each layer's activations in cache: 5 s windows mark 210 s in 5.9 s on 2 cores, 20 s windows in 9.6 s, and
-# several windows in one call (a batch) were slower still (docs/PERFORMANCE.md).
+# several windows in one call (a batch) were slower still (docs/performance-history.md).
 WINDOW_S = 5.0
 CONTEXT_S = 0.25
 
@@ -115,7 +115,7 @@ class Watermarker(LoadedModel):
     Args:
         name: hub id or folder; default from ``$WATERMARK_MODEL``; "off" disables marking.
         device: "cuda", "cpu"...; default: the CPU. The mark is added where the files are written, outside a
-            ZeroGPU lease, and the model is small (0.3 s per 10 s of music on 2 cores: docs/PERFORMANCE.md).
+            ZeroGPU lease, and the model is small (0.3 s per 10 s of music on 2 cores: docs/performance-history.md).
     """
 
     what = "Watermark model (AudioSeal)"

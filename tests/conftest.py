@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 # Tests compute on the main thread (fixtures, the loops compared with stock) and on the model thread (the
-# wrappers). Two threads with OpenMP teams of 2 on 2 cores sleep between kernels (docs/PERFORMANCE.md, "Many
+# wrappers). Two threads with OpenMP teams of 2 on 2 cores sleep between kernels (docs/performance-history.md, "Many
 # users"): with one kernel thread each there are no teams, and the tiny models lose nothing (measured: 55 s
 # instead of 94 s for the MusicGen tests). The live app, a process of its own, keeps its threads.
 os.environ["MODEL_KERNEL_THREADS"] = "1"  # the model thread's too, in this process (models/__init__.py)

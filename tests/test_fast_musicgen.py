@@ -222,7 +222,7 @@ def test_folded_weight_norm_gives_the_same_audio_and_codes(tiny_musicgen_dir, ti
 def test_the_chunked_final_decode_gives_the_whole_decodes_samples(tiny_musicgen_dir, tiny_musicgen_stereo_dir, stereo):
     """EnCodec past its LSTM in 250-frame chunks with 8 frames of true neighbours: every sample of the one-pass decode,
     to float32 rounding (the convolutions may round a sum differently for another length: at most 4e-8 on the
-    full-size codec, docs/PERFORMANCE.md), the same length, and seams no louder than the rest."""
+    full-size codec, docs/performance-history.md), the same length, and seams no louder than the rest."""
     from models.musicgen.codec import DECODE_CHUNK_FRAMES
 
     model, _ = load(tiny_musicgen_stereo_dir if stereo else tiny_musicgen_dir)

@@ -214,7 +214,7 @@ def test_env_var_sets_the_default(monkeypatch, tiny_pop2piano_dir):
 
 def test_the_fast_resampler_changes_only_the_top_mel_bins(model, chorale):
     """soxr (opt-in) against the reference extractor's resampy kaiser_best, on the same beats: the log-mel features
-    agree below ~10.5 kHz and differ in the top bins, as recorded in docs/PERFORMANCE.md."""
+    agree below ~10.5 kHz and differ in the top bins, as recorded in docs/performance-history.md."""
     import librosa
 
     from models.pop2piano import _PRECOMPUTED_BEATS

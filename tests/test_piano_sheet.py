@@ -81,7 +81,7 @@ def shipped():
 
 def test_the_real_weights_hear_a_rendered_piano_piece(shipped, recording):
     """Onsets within 50 ms and the same pitch (mir_eval), on a piece FluidSynth plays: the measured quality
-    (docs/PERFORMANCE.md) holds here."""
+    (docs/performance-history.md) holds here."""
     import mir_eval
 
     midi, path = recording

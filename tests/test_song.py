@@ -17,7 +17,7 @@ from models import song
 from models.loading import load_model
 
 SR = 48000
-REACH_S = 0.35  # the VAE's reach at an edited part's edges (measured: 0.31 s each side, docs/PERFORMANCE.md)
+REACH_S = 0.35  # the VAE's reach at an edited part's edges (measured: 0.31 s each side, docs/performance-history.md)
 
 
 def stock_audio(folder: Path, style: str, lyrics: str, seconds: float, seed: int, language: str) -> np.ndarray:
@@ -266,7 +266,7 @@ def test_a_bad_row_is_refused_before_anything_runs(tiny_ace_step_dir, tmp_path):
 def test_the_cpu_fast_path_stays_close_to_stock(tiny_ace_step_dir, monkeypatch):
     """Unforced, a CPU runs the DiT's linear layers in int8 (and the rest in bfloat16 where the CPU has it): the
     same code path as a CPU Space, on the tiny pipeline; its song stays close to stock float32's (the full-size
-    figure is in docs/PERFORMANCE.md)."""
+    figure is in docs/performance-history.md)."""
     from models.song.model import SongModel
 
     monkeypatch.delenv("SONG_DTYPE", raising=False)

@@ -2,7 +2,7 @@
 audioseal's own loader from a folder, the mark added to every audio product, and the checker on WAV, MP3 and MP4.
 
 Random weights cannot show that a mark is found (the robustness figures need the released weights: see
-docs/PERFORMANCE.md); these tests show that the app computes exactly AudioSeal's mark and AudioSeal's verdict."""
+docs/performance-history.md); these tests show that the app computes exactly AudioSeal's mark and AudioSeal's verdict."""
 
 from __future__ import annotations
 

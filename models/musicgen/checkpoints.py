@@ -79,7 +79,7 @@ def load_checkpoint(source: ModelSource, name: str, melody: bool, device: torch.
     ``float32_parts``: the decoder (and the projections into it) in ``dtype``, the text encoder and EnCodec in
     float32, each cast once from the checkpoint's float32 weights. They run once a request (T5) or once a piece
     (EnCodec), so float32 costs little there, and keeps the conditioning and the audio as the reference computes
-    them (docs/PERFORMANCE.md, "Dtype per part"). Only the fast loop takes a model of two dtypes.
+    them (docs/performance-history.md, "Dtype per part"). Only the fast loop takes a model of two dtypes.
 
     Raises:
         ValueError: not a MusicGen checkpoint, or a text-only one for the melody role.

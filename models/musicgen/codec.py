@@ -47,7 +47,7 @@ def undelay(tokens: torch.Tensor, delays: list[int]) -> torch.Tensor:
 # The final decode goes through EnCodec's upsampling stack in pieces of this many frames (5 s at 50 Hz), each with
 # CHUNK_CONTEXT_FRAMES of true neighbours on both sides (their output is dropped): the samples of one pass over the
 # whole piece to float32 rounding (the convolutions may round a sum differently for another length: at most 3.7e-8
-# on the full-size codec, a 16-bit file's step being 3.1e-5; docs/PERFORMANCE.md, issue 35; tested within 1e-6),
+# on the full-size codec, a 16-bit file's step being 3.1e-5; docs/performance-history.md, issue 35; tested within 1e-6),
 # without a whole piece's activations at full rate (64 channels x 960,000 samples for 30 s: 245 MB each). A 30 s
 # decode's peak: +0.41 GB instead of +1.21 GB.
 DECODE_CHUNK_FRAMES = 250

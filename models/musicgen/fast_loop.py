@@ -120,7 +120,7 @@ class FastMusicgen:
         """Args:
             kv_dtype: the self-attention key/value cache's dtype; None = the model's (exact, as stock). A
                 narrower one (bfloat16 under float32 weights) halves the bytes attention reads each step: an
-                approximation, measured in docs/PERFORMANCE.md.
+                approximation, measured in docs/performance-history.md.
             static: one-token steps over fixed buffers with a mask (``static_step.StepPool``) instead of each
                 request's cache sliced to its length; None: on CUDA only (the same tokens; see that module).
             graphs: replay the static step as CUDA graphs; None: on CUDA unless ``$MUSICGEN_CUDA_GRAPHS`` is off.

@@ -381,7 +381,7 @@ class MusicGenModel(LoadedModel):
             with use_model("separator", separator, wait=False) as stemmer:  # this run holds its own model
                 stems = stemmer.melody_stems(melody.audio, melody.sample_rate)  # on the model thread
                 name = stemmer.name
-        except (ModelLoadError, ModelBusy) as e:  # the why and the fix are for whoever runs the app: the log, the record
+        except (ModelLoadError, ModelBusy) as e:  # the why and the fix: for whoever runs the app, in the log
             logger.warning("Melody separation skipped: %s", e)
             return (melody, f"whole mix (the melody separator is {NOT_HERE})",
                     "The melody could not be separated from drums and bass here, so the whole mix was used.")

@@ -10,7 +10,7 @@ adds, without changing a number of the result:
 - each variant's noise from its own seed (variant i from seed + i), so variant 1 is the song one variant makes.
 
 On a CPU with bfloat16 products in hardware (AMX, AVX-512 BF16) the weights are bfloat16 (``SONG_DTYPE``
-overrides); elsewhere float32. The difference from float32 is measured in docs/PERFORMANCE.md.
+overrides); elsewhere float32. The difference from float32 is measured in docs/performance-history.md.
 """
 
 from __future__ import annotations
@@ -315,7 +315,8 @@ class SongModel(LoadedModel):
     def _record(self, request: SongRequest, started: float) -> dict[str, Any]:
         import diffusers
 
-        return {"task": "song", "model": public_name(self.name), **request.record(), "language_how": request.language_how,
+        return {"task": "song", "model": public_name(self.name), **request.record(),
+                "language_how": request.language_how,
                 "steps": self.steps(), "shift": SHIFT, "guidance_scale": None if self.turbo else GUIDANCE,
                 "turbo": self.turbo, "dtype": self.dtype_name(),
                 "dtype_note": self.dtype_note, "device": str(self.device),

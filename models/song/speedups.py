@@ -1,6 +1,6 @@
 """The song model's CPU fast path, each a change to a loaded ``AceStepPipeline``'s parts that ``SongModel`` applies
 when ``$SONG_FAST_PATH`` is on: prompt encodings kept, the DiT's rows in order, Snake in fewer passes (all three the
-same numbers as stock), and int8 linear layers on a CPU (an approximation, measured in docs/PERFORMANCE.md)."""
+same numbers as stock), and int8 linear layers on a CPU (an approximation, measured in docs/performance-history.md)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def int8_on_cpu(pipe: Any) -> None:
     converted block by block so that the load's peak stays near the final size. On 2 cores at 30 s (full size, random
     weights, 2026-12-07): a DiT step 2.3 s against 3.6 s in bfloat16 and 9.8 s in float32, its output 35.5 dB from
     float32's (bfloat16: 37.1 dB); the condition encoder's weights ~0.6 GB instead of 1.2 GB. The whole song's SNR
-    against stock float32 is measured through the app (docs/PERFORMANCE.md)."""
+    against stock float32 is measured through the app (docs/performance-history.md)."""
     from models.int8 import quantize_int8, return_freed_memory
 
     encoder = pipe.condition_encoder

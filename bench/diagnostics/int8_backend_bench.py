@@ -6,7 +6,7 @@ int8 weights, so they do not sit in the cache), batch of 2 rows (guidance), one 
 
 Needs torchao (not an app requirement): ``pip install torchao==0.18.0``.
 
-    python -m bench.int8_backend_bench
+    python -m bench.diagnostics.int8_backend_bench
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def main() -> None:
             results[name] = {"ms": round(per_call_ms(compiled, x), 2), "eager_ms": round(eager, 2),
                              "compile_s": round(compile_s, 1), "rows_independent": bool(torch.equal(one, both[:1]))}
     record = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-              "command": "python -m bench.int8_backend_bench " + " ".join(sys.argv[1:]),
+              "command": "python -m bench.diagnostics.int8_backend_bench " + " ".join(sys.argv[1:]),
               "layers": "8 x (1536->6144, 6144->1536), batch 2 x 1 token", "results": results}
     print(json.dumps(record, indent=2))
     (RESULTS / "int8-backends-cpu.json").write_text(json.dumps(record, indent=2))

@@ -8,7 +8,7 @@ measured on a GPU by ``bench/gpu_bench.py``):
 - EnCodec 32 kHz: the signal-to-error ratio of 5 s of audio decoded from the same codes;
 - the melody's chroma is one-hot (0 or 1): exact in any dtype, nothing to measure.
 
-    python -m bench.dtype_parts_bench            # writes bench/results/dtype-parts-cpu.json
+    python -m bench.diagnostics.dtype_parts_bench            # writes bench/results/dtype-parts-cpu.json
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import models  # noqa: E402,F401 - one OpenMP team (see models/__init__.py)
@@ -61,7 +61,7 @@ def main() -> None:
                          "encodec_peak_error": round((audio - reference_audio).abs().max().item(), 5)})
             print(json.dumps(rows[-1]), flush=True)
     result = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": "CPU (rounding only)",
-              "command": "python -m bench.dtype_parts_bench", "weights": "full-size random (musicgen-small's T5 and "
+              "command": "python -m bench.diagnostics.dtype_parts_bench", "weights": "full-size random (musicgen-small's T5 and "
               "EnCodec)", "seconds": round(time.time() - began, 1), "rows": rows}
     out = ROOT / "bench" / "results" / "dtype-parts-cpu.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

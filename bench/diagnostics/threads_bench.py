@@ -6,7 +6,7 @@ on the model thread again. Each setting runs in a fresh interpreter:
 - ``before``: torch loaded first, as before the runtime set one OpenMP thread as every thread's default;
 - ``runtime``: ``models`` imported first, as app.py and cli.py do now.
 
-    python -m bench.threads_bench
+    python -m bench.diagnostics.threads_bench
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 
 PROBE = r"""
@@ -67,7 +67,7 @@ def main() -> None:
         results[setting] = json.loads(run.stdout.strip().splitlines()[-1])
         print(setting, results[setting], flush=True)
     record = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "command": "python -m bench.threads_bench", "unit": "ms per decode step", "results": results}
+              "command": "python -m bench.diagnostics.threads_bench", "unit": "ms per decode step", "results": results}
     (RESULTS / "threads-cpu.json").write_text(json.dumps(record, indent=2) + "\n")
 
 

@@ -12,7 +12,7 @@ decoder on full-size random weights (``bench/full_size.py``).
   the exact run's, and the first step where they differ.
 Random weights give flat, near-tied logits, so the token figures are a pessimistic check, not a quality figure.
 
-    python -m bench.kv_cache_bench --model musicgen-small --seconds 30
+    python -m bench.diagnostics.kv_cache_bench --model musicgen-small --seconds 30
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
 
     record = {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench.kv_cache_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m bench.diagnostics.kv_cache_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
         "model": args.model,
         "seconds": args.seconds,

@@ -4,7 +4,7 @@ its call, so four requests could go through one call. Measured against the app's
 call's whole input with one scale (so each request makes calls of its own). Shapes of musicgen-small's decoder, 16
 distinct layers per shape (weights do not all sit in the cache), 2 rows per request (guidance).
 
-    python -m bench.row_int8_bench [--out FILE]
+    python -m bench.diagnostics.row_int8_bench [--out FILE]
 
 Also measured, for the same question: weight-only int8 with bfloat16 activations and bfloat16 weights (AMX where
 the CPU has it); both keep rows independent, neither needs activation scales.
@@ -99,7 +99,7 @@ def main() -> None:
                 }
             print(d_in, d_out, results[f"{d_in}x{d_out}"], flush=True)
     record = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-              "command": "python -m bench.row_int8_bench " + " ".join(sys.argv[1:]), "threads": torch.get_num_threads(),
+              "command": "python -m bench.diagnostics.row_int8_bench " + " ".join(sys.argv[1:]), "threads": torch.get_num_threads(),
               "results": results}
     out = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else RESULTS / "row-int8-cpu.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
