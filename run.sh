@@ -81,4 +81,10 @@ export GRADIO_ANALYTICS_ENABLED=False
 if [ "$mode" = app ]; then
   exec "$VENV/bin/python" app.py "$@"
 fi
+# --quick: the quick tier for the edit-test loop, every test that starts no app, browser or Ray cluster
+# (tests/conftest.py marks the others "live"); without it, everything
+if [ "${1:-}" = --quick ]; then
+  shift
+  exec "$VENV/bin/python" -m pytest -m "not live" "$@"
+fi
 exec "$VENV/bin/python" -m pytest "$@"
