@@ -21,6 +21,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [  # a closed network: keep Chromium from calling home
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",  # a listener who pressed nothing yet still hears the live player
 ]
 RUN_TIMEOUT_MS = 120_000
 

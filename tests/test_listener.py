@@ -9,34 +9,11 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, RUN_TIMEOUT_MS, open_tab, screenshot
+from tests.test_browser import RUN_TIMEOUT_MS, browser, open_tab, page, screenshot  # noqa: F401 - fixtures
 
 SERVER_WORDS = re.compile(r"/tmp/|pytest-of|HF_HUB_OFFLINE|huggingface-cli|MUSICGEN_MODEL|WATERMARK_MODEL|"
                           r"TRANSLATION_MODEL|SEPARATOR_MODEL|--[a-z]+-model")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed (run.sh test installs Debian's `chromium`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:  # a listener who pressed nothing yet still hears the live player
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=[*CHROMIUM_ARGS, "--autoplay-policy=no-user-gesture-required"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser, live_app):
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.goto(live_app.url)
-    page.wait_for_selector("#piano-run")
-    yield page
-    page.close()
 
 
 def playing_time(page, elem_id: str) -> float | None:
