@@ -53,7 +53,8 @@ from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E40
 from ui.song import make_song  # noqa: E402
 from ui.song_tab import build_song_tab, song_model_choices, song_model_status  # noqa: E402
 
-from models import cache, catalogue, load_model, pop2piano, runtime  # noqa: E402
+from models import cache, catalogue, pop2piano, runtime  # noqa: E402
+from models.loading import load_model  # noqa: E402
 from models.devices import pick_device  # noqa: E402
 from models.loading import add_model_flags  # noqa: E402
 from serving import InProcess, use_backend  # noqa: E402
@@ -343,7 +344,7 @@ def configure(args: argparse.Namespace) -> None:
 
 
 def offer_models(text: str | None, melody: str | None, song: str | None = None) -> None:
-    """What visitors may choose in the two MusicGen tabs (``models.available_models``); the page built after this
+    """What visitors may choose in the two MusicGen tabs (``models.catalogue.available_models``); the page built after this
     offers exactly these."""
     catalogue.set_offered("text", catalogue.split_names(text) or None)
     catalogue.set_offered("melody", catalogue.split_names(melody) or None)

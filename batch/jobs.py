@@ -42,7 +42,7 @@ class PianoCoverWork:
     watermark: str | None = None
 
     def __call__(self):
-        from models import load_model
+        from models.loading import load_model
 
         load_model("piano", self.model, self.device).load()
         seam = in_process(self.device)
@@ -88,7 +88,7 @@ class PianoSheetWork:
     watermark: str | None = None
 
     def __call__(self):
-        from models import load_model
+        from models.loading import load_model
 
         load_model("piano_transcriber", self.model, self.device).load()
         seam = in_process(self.device)
@@ -131,7 +131,7 @@ class MusicWork:
     paper: str = "a4"
 
     def __call__(self):
-        from models import load_model
+        from models.loading import load_model
 
         load_model("melody" if self.melody else "text", self.model, self.device).load()
         seam = in_process(self.device, self.translation, self.separator)
@@ -182,7 +182,7 @@ class SongWork:
     products: tuple[str, ...] = ("wav", "lyrics", "params")  # of products.song.SONG_PRODUCTS
 
     def __call__(self):
-        from models import load_model
+        from models.loading import load_model
 
         load_model("song", self.model, self.device).load()
         seam = in_process(self.device, self.translation)

@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from bench.musicgen_bench import machine
-    from bench.pop2piano_bench import make_song, save_model
+    from bench.common import machine
+    from bench.full_size import save_full_size_pop2piano
+    from bench.pop2piano_bench import make_song
     from models.pop2piano import PianoCoverModel
     from products import piano as products
     from utils.audio import write_wav
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         song_path = make_song(tmp_path / "song.wav", args.song_seconds)
-        model = PianoCoverModel(str(save_model(tmp_path / "pop2piano")), "cpu")
+        model = PianoCoverModel(str(save_full_size_pop2piano(tmp_path / "pop2piano")), "cpu")
         model.load()
         t = time.perf_counter()
         cover, song, sr = model.cover_file(str(song_path), "composer1")

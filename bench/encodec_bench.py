@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 import torch
 
-from bench.musicgen_bench import RESULTS, machine
+from bench.common import RESULTS, machine
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ The configs mirror the published checkpoints' config.json files: musicgen-small 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -81,7 +82,7 @@ FOLDERS = ("musicgen-small", "musicgen-melody", "pop2piano", "htdemucs", "marian
 def save_musicgen_pair(small_folder: Path, melody_folder: Path, distinct: bool = False) -> None:
     """Full-size musicgen-small and musicgen-melody saved as checkpoints (tokenizer and melody preprocessor included).
     Unless ``distinct``, the melody checkpoint holds the small one's T5 and EnCodec, as the published ones do."""
-    import json
+
 
     from tests.tiny_models import TINY_MELODY_PREPROCESSOR, build_t5_tokenizer
 
@@ -103,9 +104,6 @@ def save_full_size_folders(root: str | Path) -> dict[str, Path]:
     """Every model the app loads, full size with random weights, saved as checkpoints in ``root`` (kept: a folder
     that is already complete is reused): musicgen-small, musicgen-melody (its T5 and EnCodec equal the small one's,
     as in the published checkpoints), pop2piano and htdemucs. Returns the folders by name."""
-    from bench.pop2piano_bench import save_model
-    from bench.separator_bench import save_full_size_htdemucs
-
     root = Path(root)
     paths = {name: root / name for name in FOLDERS}
     done = root / "complete"
@@ -115,7 +113,7 @@ def save_full_size_folders(root: str | Path) -> dict[str, Path]:
     for path in paths.values():
         path.mkdir(parents=True, exist_ok=True)
     save_musicgen_pair(paths["musicgen-small"], paths["musicgen-melody"])
-    save_model(paths["pop2piano"])
+    save_full_size_pop2piano(paths["pop2piano"])
     save_full_size_htdemucs(paths["htdemucs"])
     save_extra_folders(paths)
     done.write_text("ok\n")
@@ -171,4 +169,42 @@ def save_full_size_ace_step(folder: str | Path, seed: int = 0) -> Path:
     import shutil
 
     shutil.rmtree(folder / "_tokenizer")
+    return folder
+
+
+def save_full_size_pop2piano(folder: Path) -> Path:
+    """Full-size random Pop2Piano saved with its feature extractor and tokenizer, like a real checkpoint."""
+    import json as _json
+
+    from transformers import Pop2PianoTokenizer
+    # from its module: without essentia (the GPU machine), the top-level name is a placeholder that raises
+    from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
+
+    from tests.tiny_models import POP2PIANO_VOCAB_SIZE, _pop2piano_token
+
+    build_pop2piano().save_pretrained(folder)
+    Pop2PianoFeatureExtractor().save_pretrained(folder)
+    vocab = folder / "vocab.json"
+    vocab.write_text(_json.dumps({_pop2piano_token(i): i for i in range(POP2PIANO_VOCAB_SIZE)}))
+    Pop2PianoTokenizer(vocab=str(vocab)).save_pretrained(folder)
+    return folder
+
+
+def save_full_size_htdemucs(folder: Path) -> Path:
+    """htdemucs' configuration (its 7.8 s segment, 4 stems, 48 channels, depth 4, 5 transformer layers) with random
+    weights, written as the hub holds it (bag yaml + safetensors with the class and arguments in the metadata)."""
+    from fractions import Fraction
+
+    import yaml
+    from demucs.htdemucs import HTDemucs
+    from safetensors.torch import save_file
+
+    kwargs = dict(sources=["drums", "bass", "other", "vocals"], audio_channels=2, samplerate=44100,
+                  segment=Fraction(39, 5))
+    model = HTDemucs(**kwargs)
+    kwargs["segment"] = {"_type": "fraction", "numerator": 39, "denominator": 5}
+    metadata = {"klass": "demucs.htdemucs.HTDemucs", "args": "[]", "kwargs": json.dumps(kwargs)}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "955717e8.safetensors"),
+              metadata=metadata)
+    (folder / "htdemucs.yaml").write_text(yaml.safe_dump({"models": ["955717e8"]}))
     return folder

@@ -131,9 +131,9 @@ def folders(bench: Bench) -> dict[str, Path]:
         save_musicgen_pair(paths["small"], paths["melody"])
         print(f"built full-size musicgen-small and -melody in {time.time() - began:.0f} s", flush=True)
     if not (paths["pop2piano"] / "config.json").is_file():
-        from bench.pop2piano_bench import save_model
+        from bench.full_size import save_full_size_pop2piano
 
-        save_model(paths["pop2piano"])
+        save_full_size_pop2piano(paths["pop2piano"])
     return paths
 
 

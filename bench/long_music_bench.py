@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
-    from bench.musicgen_bench import machine
+    from bench.common import machine
     from models.musicgen import MusicGenModel
     from tests.tiny_models import build_t5_tokenizer
 

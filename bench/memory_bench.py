@@ -23,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.musicgen_bench import RESULTS, ROOT, machine
+from bench.common import RESULTS, ROOT, machine
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -59,17 +59,17 @@ class PeakWatch:
 
 def save_all(folder: Path, distinct: bool) -> dict[str, Path]:
     from bench.full_size import save_musicgen_pair
-    from bench.pop2piano_bench import save_model
+    from bench.full_size import save_full_size_pop2piano
 
     paths = {"small": folder / "musicgen-small", "melody": folder / "musicgen-melody", "piano": folder / "pop2piano"}
     save_musicgen_pair(paths["small"], paths["melody"], distinct)
     paths["piano"].mkdir()
-    save_model(paths["piano"])
+    save_full_size_pop2piano(paths["piano"])
     return paths
 
 
 def load(kind: str, path: Path):
-    from models import load_model
+    from models.loading import load_model
 
     model = load_model(kind, str(path), "cpu")
     model.load()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,8 +22,7 @@ from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
+from bench.common import RESULTS, ROOT, machine  # noqa: F401 - RESULTS, machine: this bench's results
 PATHS = {
     # name: (loop, weights) - "stock" is MusicgenForConditionalGeneration.generate, "fast" our decode loop
     "stock-fp32": ("stock", "fp32"),
@@ -37,22 +35,6 @@ PATHS = {
     "fast-half": ("fast", "half"),
 }
 PROMPT_IDS = [[71, 1712, 3, 9, 2213, 28, 2414, 8024, 6, 2775, 3, 115, 102, 51, 1]]  # a 15-token T5 prompt
-
-
-def machine() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def worker(path: str, model_name: str, seconds: float, device: str, threads: int) -> dict:

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     import models  # noqa: F401 - before torch: the model thread's threads
     from bench.app_bench import machine
     from examples.make_examples import SONGS
-    from models import load_model
+    from models.loading import load_model
     from utils.render import render_midi
 
     import torch

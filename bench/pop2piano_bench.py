@@ -55,25 +55,6 @@ def make_song(path: Path, seconds: float) -> Path:
     return path
 
 
-def save_model(folder: Path) -> Path:
-    """Full-size random Pop2Piano saved with its feature extractor and tokenizer, like a real checkpoint."""
-    import json as _json
-
-    from transformers import Pop2PianoTokenizer
-    # from its module: without essentia (the GPU machine), the top-level name is a placeholder that raises
-    from transformers.models.pop2piano.feature_extraction_pop2piano import Pop2PianoFeatureExtractor
-
-    from bench.full_size import build_pop2piano
-    from tests.tiny_models import POP2PIANO_VOCAB_SIZE, _pop2piano_token
-
-    build_pop2piano().save_pretrained(folder)
-    Pop2PianoFeatureExtractor().save_pretrained(folder)
-    vocab = folder / "vocab.json"
-    vocab.write_text(_json.dumps({_pop2piano_token(i): i for i in range(POP2PIANO_VOCAB_SIZE)}))
-    Pop2PianoTokenizer(vocab=str(vocab)).save_pretrained(folder)
-    return folder
-
-
 def reference(song: Path, folder: Path, dtype: str) -> dict:
     """transformers' documented usage: processor -> generate (all chunks at once) -> batch_decode."""
     import librosa
@@ -169,12 +150,13 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
-    from bench.musicgen_bench import machine
+    from bench.common import machine
+    from bench.full_size import save_full_size_pop2piano
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         song = make_song(Path(tmp) / "song.wav", args.song_seconds)
-        folder = save_model(Path(tmp) / "pop2piano")
+        folder = save_full_size_pop2piano(Path(tmp) / "pop2piano")
         for path in args.paths:
             command = [sys.executable, "-m", "bench.pop2piano_bench", "--threads", str(args.threads),
                        "--worker", path, str(song), str(folder)]

@@ -20,27 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.musicgen_bench import RESULTS, machine
-
-
-def save_full_size_htdemucs(folder: Path) -> Path:
-    """htdemucs' configuration (its 7.8 s segment, 4 stems, 48 channels, depth 4, 5 transformer layers) with random
-    weights, written as the hub holds it (bag yaml + safetensors with the class and arguments in the metadata)."""
-    from fractions import Fraction
-
-    import yaml
-    from demucs.htdemucs import HTDemucs
-    from safetensors.torch import save_file
-
-    kwargs = dict(sources=["drums", "bass", "other", "vocals"], audio_channels=2, samplerate=44100,
-                  segment=Fraction(39, 5))
-    model = HTDemucs(**kwargs)
-    kwargs["segment"] = {"_type": "fraction", "numerator": 39, "denominator": 5}
-    metadata = {"klass": "demucs.htdemucs.HTDemucs", "args": "[]", "kwargs": json.dumps(kwargs)}
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "955717e8.safetensors"),
-              metadata=metadata)
-    (folder / "htdemucs.yaml").write_text(yaml.safe_dump({"models": ["955717e8"]}))
-    return folder
+from bench.common import RESULTS, machine
+from bench.full_size import save_full_size_htdemucs
 
 
 def main(argv: list[str] | None = None) -> None:

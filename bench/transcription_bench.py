@@ -53,7 +53,7 @@ def midi_notes(midi: pretty_midi.PrettyMIDI) -> list[tuple[float, float, int]]:
 
 
 def rendered_and_heard(midi: pretty_midi.PrettyMIDI) -> tuple[dict, float]:
-    from models import load_model
+    from models.loading import load_model
     from utils.render import render_midi
 
     audio = render_midi(midi, RATE).audio
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from bench.app_bench import machine
     from examples.make_examples import MELODIES, SONGS, melody_notes
-    from models import load_model
+    from models.loading import load_model
     from products.music_midi import transcribe, write_music_midi
     from utils.audio import load_audio
     from utils.beats import BEAT_SAMPLE_RATE, track_beats
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             print(file_name, json.dumps(results["songs"][file_name]), flush=True)
         results["songs"]["fixture: chorale bwv66.6 (tests)"] = results["songs"]["bach_bwv66.6_pop.ogg"]
         if args.piano_model:
-            from models import load_model
+            from models.loading import load_model
 
             model = load_model("piano", args.piano_model, "cpu")
             for file_name in SONGS:

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.app_bench import machine
-    from models import load_model, translation
+    from models import translation
+    from models.loading import load_model
 
     t = time.perf_counter()
     translator = load_model("translator", args.translation_model)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import torch
 
-from bench.musicgen_bench import RESULTS, machine
+from bench.common import RESULTS, machine
 
 PROMPTS = [
     [71, 1712, 3, 9, 2213, 28, 2414, 8024, 6, 2775, 3, 115, 102, 51, 1],
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from bench.full_size import build_musicgen
-    from models.musicgen.fast_loop import FastMusicgen, PassCount
+    from models.musicgen.decoding import PassCount
+    from models.musicgen.fast_loop import FastMusicgen
     from models.musicgen.layers import quantize_decoder_int8
     from models.runtime import ModelThread
 

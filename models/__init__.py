@@ -6,7 +6,8 @@ process: libgomp reads that default once, when torch loads it, and it holds for 
 (torch's kernels, and native libraries such as FluidSynth). Only the model thread takes more: the cores, or
 ``$OMP_NUM_THREADS`` as the user set it, kept in ``$MODEL_KERNEL_THREADS`` (see ``models.runtime``).
 
-Every model is had through one loader, ``models.load_model(role, name_or_path, device)`` (``models.loading``).
+Every model is had through one loader, ``models.loading.load_model(role, name_or_path, device)``, and the checkpoints
+visitors may choose are ``models.catalogue.available_models(role)``.
 """
 
 import os
@@ -19,14 +20,3 @@ if "torch" not in sys.modules:  # after torch has loaded, the default is fixed: 
     os.environ.setdefault(KERNEL_THREADS_ENV_VAR, os.environ.get("OMP_NUM_THREADS", "").strip() or str(_cores))
     os.environ["OMP_NUM_THREADS"] = "1"
 
-
-def __getattr__(name: str):  # noqa: ANN202 - ``models.load_model`` without importing torch with the package
-    if name == "load_model":
-        from models.loading import load_model
-
-        return load_model
-    if name == "available_models":
-        from models.catalogue import available_models
-
-        return available_models
-    raise AttributeError(f"module 'models' has no attribute {name!r}")

@@ -31,6 +31,7 @@ from models.musicgen.checkpoints import (
 )
 from models.song.checkpoints import SONG_BILLIONS, SONG_CHECKPOINTS, default_song_name, hub_marker
 from models.cache import short_name
+from models.roles import resolve_name
 from models.sources import _hub_is_cached, looks_like_path
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def set_offered(role: str, names: list[str] | None) -> None:
 
 def _full_name(role: str, name: str) -> str:
     """A name as the catalogue keeps it: a known checkpoint's hub id for its short name, a folder expanded."""
-    from models.loading import resolve_name
-
     name = name.strip()
     if looks_like_path(name):
         return str(Path(name).expanduser()).rstrip("/") or "/"

@@ -5,16 +5,15 @@ a recent failure). Each wrapper keeps only what differs: where its files come fr
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, ClassVar
 
 from models.devices import pick_device
-from models.cache import ROLES, model_cache
+from models.cache import model_cache
+from models.roles import resolve_name, wrapper_class
 from models.runtime import model_thread
 from models.sources import (
     FailureMemory,
@@ -30,20 +29,6 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 600.0  # after an optional model failed to load, the app goes on without it this long before retrying
 
-# role -> (module, class, options): imported when the role is first asked for, so that importing this module loads
-# no wrapper (and no wrapper imports another through it)
-_WRAPPERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "piano": ("models.pop2piano", "PianoCoverModel", {}),
-    "text": ("models.musicgen.model", "MusicGenModel", {"melody": False}),
-    "melody": ("models.musicgen.model", "MusicGenModel", {"melody": True}),
-    "separator": ("models.separator", "StemSeparator", {}),
-    "translator": ("models.translation", "PromptTranslator", {}),
-    "watermark": ("models.watermark", "Watermarker", {}),
-    "transcriber": ("models.transcription", "Transcriber", {}),
-    "piano_transcriber": ("models.piano_transcription", "PianoTranscriber", {}),
-    "song": ("models.song.model", "SongModel", {}),
-}
-assert tuple(_WRAPPERS) == ROLES
 
 
 class LoadedModel:
@@ -175,39 +160,6 @@ class LoadedModel:
             self._loaded = False
 
 
-def wrapper_class(role: str) -> tuple[type[LoadedModel], dict[str, Any]]:
-    """The wrapper class of ``role`` and the options it is built with.
-
-    Raises:
-        ValueError: an unknown role (the message lists the roles).
-    """
-    if role not in _WRAPPERS:
-        raise ValueError(f"Unknown model role {role!r}; the roles are: {', '.join(_WRAPPERS)}.")
-    module, name, options = _WRAPPERS[role]
-    return getattr(importlib.import_module(module), name), options
-
-
-def known_checkpoints(role: str) -> tuple[str, ...]:
-    """The checkpoints known to fit ``role`` (others may too: any folder or hub id of the same kind)."""
-    cls, options = wrapper_class(role)
-    return cls.known(**options) if hasattr(cls, "known") else cls.checkpoints
-
-
-def resolve_name(role: str, name_or_path: str | None) -> str:
-    """The full name for ``name_or_path``: the role's default when empty, a known checkpoint's hub id for its short
-    name (``small`` -> ``facebook/musicgen-small``), else the name as given."""
-    cls, options = wrapper_class(role)
-    name = (name_or_path or "").strip()
-    if not name:
-        return cls.default_name(**options)
-    if "/" not in name and not Path(name).expanduser().exists():
-        short = {checkpoint.split("/")[-1]: checkpoint for checkpoint in known_checkpoints(role)}
-        for prefix in ("", "musicgen-"):
-            if prefix + name in short:
-                return short[prefix + name]
-    return name
-
-
 FLAG_HELP = {  # what each role's command-line flag takes, for app.py and cli.py alike
     "piano": "Pop2Piano hub id or local folder",
     "text": "MusicGen for text to music: hub id, short name (small, medium, large, stereo-small...) or local folder",
@@ -236,6 +188,8 @@ def add_model_flags(parser: Any, *roles: str, defaults: dict[str, str | None] | 
 def _cache_args(role: str, name: str, device: str | None) -> dict[str, Any]:
     """What the cache needs to hold the role's model ``name`` (a full name: ``resolve_name``): its builder and, for
     the memory check, its size and the memory free on its device."""
+    # imported here: the catalogue reads models.musicgen's checkpoints, and that package's facade imports the
+    # wrappers, which import this module (no module imports this one back: tests/test_architecture.py)
     from models.catalogue import available_bytes, memory_budget, model_bytes
 
     cls, options = wrapper_class(role)

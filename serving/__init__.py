@@ -3,7 +3,8 @@
 default) and ``ServeBackend`` (the same runtime in Ray Serve replicas, ``serving/ray_serve.py``). The page asks
 ``backend()`` for the one in use; ``use_backend`` sets it at start."""
 
-from serving.seam import Backend, backend, use_backend
+from serving.current import backend, use_backend
 from serving.in_process import InProcess
+from serving.seam import Backend
 
 __all__ = ["Backend", "InProcess", "backend", "use_backend"]

@@ -110,7 +110,7 @@ class InProcess:
 
     def estimate_seconds(self, role: str, model: str, **shape: Any) -> float | None:
         from models.cache import model_cache
-        from models.loading import resolve_name
+        from models.roles import resolve_name
 
         loaded = model_cache().peek(role, resolve_name(role, model))  # never loads or lets go of a model
         return None if loaded is None else loaded.estimate_seconds(**shape)

@@ -59,26 +59,3 @@ class Backend(Protocol):
         """Roughly how long a run of ``role``'s checkpoint ``model`` takes where it runs (``shape``: the wrapper's
         ``estimate_seconds`` arguments), from the speed measured there; None before any run, or when the model is
         not loaded (nothing is loaded to answer)."""
-
-
-_backend: Backend | None = None
-_lock = threading.Lock()
-
-
-def backend() -> Backend:
-    """The backend in use: the one ``use_backend`` set, else the in-process runtime."""
-    global _backend
-    with _lock:
-        if _backend is None:
-            from serving.in_process import InProcess
-
-            _backend = InProcess()
-        return _backend
-
-
-def use_backend(chosen: Backend | None) -> Backend | None:
-    """Make ``chosen`` the backend every job goes through (None: the in-process one again); returns the old one."""
-    global _backend
-    with _lock:
-        old, _backend = _backend, chosen
-    return old

@@ -75,3 +75,85 @@ def test_the_map_names_every_room() -> None:
     missing = [str(p.relative_to(ROOT)) for p in modules()
                if p.name != "__init__.py" and str(p.relative_to(ROOT)) not in text]
     assert missing == []
+
+
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(paths: list[Path], root: Path = ROOT) -> dict[str, set[str]]:
+    """Which of ``paths``' modules each one imports, anywhere in it (functions and ``TYPE_CHECKING`` blocks too):
+    ``from a.b import c`` names ``a.b.c`` when that is a module, else ``a.b``."""
+    names = {module_name(p, root): p for p in paths}
+
+    def known(name: str) -> str | None:
+        while name and name not in names:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges |= {known(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's package
+                    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                    base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+                edges |= {known(f"{base}.{alias.name}") for alias in node.names}
+        graph[name] = {e for e in edges if e and e != name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: its strongly connected parts of two modules or more (Tarjan's)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while not part or part[-1] != v:
+                part.append(stack.pop())
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles() -> None:
+    """Each module reads alone: no two modules of the house or the benchmarks import each other, directly or round a
+    longer circle (type-only and function-level imports count: they tie the rooms together all the same)."""
+    paths = modules() + sorted((ROOT / "bench").rglob("*.py"))
+    assert circles(import_graph(paths)) == []
+
+
+def test_the_circle_check_finds_a_circle(tmp_path: Path) -> None:
+    """The check itself: a circle of three modules (one import inside a function, one type-only) is found, a chain
+    is not."""
+    package = tmp_path / "house"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from house import b\n")
+    (package / "b.py").write_text("def f():\n    from house.c import thing\n")
+    (package / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import X\n")
+    paths = sorted(package.glob("*.py"))
+    assert circles(import_graph(paths, tmp_path)) == [["house.a", "house.b", "house.c"]]
+    (package / "c.py").write_text("import os\n")
+    assert circles(import_graph(paths, tmp_path)) == []

@@ -14,7 +14,7 @@ import pretty_midi
 import pytest
 import soundfile as sf
 
-from models import load_model
+from models.loading import load_model
 from products import piano as products
 from utils.audio import read_tags, write_wav
 from utils.midi import INSTRUMENTS, MIDI_RESOLUTION, notes_of, pickup_beats

@@ -1,4 +1,4 @@
-"""One loader for every model (``models.load_model``, as whisper's) over one base class: roles and names it knows,
+"""One loader for every model (``models.loading.load_model``, as whisper's) over one base class: roles and names it knows,
 what it says of one it does not, the failure it remembers, and the "off" words."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import inspect
 
 import pytest
 
-from models import load_model
-from models.loading import _WRAPPERS, LoadedModel, known_checkpoints, resolve_name, wrapper_class
+from models.loading import load_model
+from models.loading import LoadedModel
+from models.roles import _WRAPPERS, known_checkpoints, resolve_name, wrapper_class
 from models.cache import ROLES
 from models.sources import ModelLoadError, is_off
 

@@ -179,7 +179,7 @@ def test_a_model_not_offered_is_refused_with_the_names_and_nothing_is_fetched(ti
 
 
 def test_the_dropdowns_offer_exactly_the_catalogue(tiny_app, tiny_musicgen_dir):  # noqa: F811
-    from models import available_models
+    from models.catalogue import available_models
     from ui.music_tabs import model_choices
 
     assert available_models("text", str(tiny_musicgen_dir)) == [str(tiny_musicgen_dir)]  # nothing cached here

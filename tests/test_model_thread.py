@@ -10,7 +10,8 @@ import torch
 from transformers import AutoTokenizer
 
 from models.runtime import ModelThread
-from models.musicgen.fast_loop import FastMusicgen, PassCount
+from models.musicgen.decoding import PassCount
+from models.musicgen.fast_loop import FastMusicgen
 from tests.test_fast_musicgen import chroma_features, load, load_melody
 
 

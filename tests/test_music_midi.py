@@ -10,7 +10,7 @@ import pytest
 
 from examples.make_examples import MELODIES, melody_notes
 from models import transcription
-from models import load_model
+from models.loading import load_model
 from models.sources import ModelLoadError
 from models.transcription import Notes
 from products.music_midi import beat_steps, notes_on_grid, write_music_midi

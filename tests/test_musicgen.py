@@ -11,7 +11,7 @@ import torch
 import pytest
 import soundfile as sf
 
-from models import load_model
+from models.loading import load_model
 from models.sources import ModelLoadError
 from models.musicgen import (
     Clip,

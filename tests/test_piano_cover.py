@@ -12,7 +12,7 @@ import soundfile as sf
 
 from models import pop2piano
 from models.sources import ModelLoadError
-from models import load_model
+from models.loading import load_model
 from models.pop2piano import COMPOSERS, PianoCoverModel
 from utils import beats as beats_module
 from utils.audio import OUTPUT_SAMPLE_RATE

@@ -14,7 +14,7 @@ import soundfile as sf
 
 pytest.importorskip("transkun", reason="requirements-transcribe.txt installs it (./run.sh)")
 
-from models import load_model  # noqa: E402
+from models.loading import load_model  # noqa: E402
 from tests.test_app import tiny_app  # noqa: E402,F401 - the fixture
 from models.piano_transcription import PianoTranscriber  # noqa: E402
 from models.sources import ModelLoadError  # noqa: E402

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.sources import ModelLoadError
-from models import load_model
+from models.loading import load_model
 from models.musicgen import Melody, SamplingParams
 from models.separator import MELODY_STEMS, StemSeparator, check_melody_source, load_bag
 from tests.tiny_models import DEMUCS_SOURCES

@@ -10,7 +10,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from models.musicgen.fast_loop import FastMusicgen, PassCount
+from models.musicgen.decoding import PassCount
+from models.musicgen.fast_loop import FastMusicgen
 from models.musicgen.rounds import Decoding
 from models.musicgen import static_step
 from models.musicgen.static_step import GRAPH_BUCKETS, StepPool, bucket_for

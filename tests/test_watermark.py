@@ -15,7 +15,7 @@ import torch
 from scipy.signal import resample_poly
 
 from models import watermark
-from models import load_model
+from models.loading import load_model
 from models.sources import ModelLoadError
 from models.watermark import APP_MESSAGE, WATERMARK_RATE, Detection, Watermarker, message_bits
 

@@ -99,7 +99,7 @@ def checkpoint_label(name: str, slow_note: bool = True) -> str | None:
 
 
 def model_choices(melody_tab: bool) -> list[tuple[str, str]]:
-    """The model dropdown's choices: exactly the checkpoints this server offers (``models.available_models``), the
+    """The model dropdown's choices: exactly the checkpoints this server offers (``models.catalogue.available_models``), the
     app's own first (value ""), each named by its size, or a folder by its name."""
     own, *others = offered_models(melody_tab)
     size = checkpoint_label(own, slow_note=False)

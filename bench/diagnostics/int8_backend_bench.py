@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import torch
 
-from bench.musicgen_bench import RESULTS, machine
+from bench.common import RESULTS, machine
 
 
 def per_call_ms(fn, x: torch.Tensor, n: int = 50) -> float:

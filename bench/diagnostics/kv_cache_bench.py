@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from bench.musicgen_bench import PROMPT_IDS, RESULTS, machine
+from bench.common import RESULTS, machine
+from bench.musicgen_bench import PROMPT_IDS
 
 MODES = {"exact": None, "bf16": torch.bfloat16}
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from bench.musicgen_bench import RESULTS, machine
+from bench.common import RESULTS, machine
 from models.int8 import quantize_int8
 
 INT8_MAX = 127

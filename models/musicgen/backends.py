@@ -12,7 +12,8 @@ from transformers.generation.stopping_criteria import StoppingCriteriaList
 
 from models.devices import zero_gpu_env
 from models.musicgen.codec import codebook_delays, undelay
-from models.musicgen.fast_loop import FastMusicgen, PassCount, supports_fast_path
+from models.musicgen.decoding import PassCount
+from models.musicgen.fast_loop import FastMusicgen, supports_fast_path
 from models.progress import StepWatcher
 from models.runtime import model_thread
 

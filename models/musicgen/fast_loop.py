@@ -24,7 +24,6 @@ import contextvars
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +40,13 @@ from transformers.generation.logits_process import (
 
 from models.devices import env_flag
 from models.musicgen.codec import codebook_delays, undelay
+from models.musicgen.decoding import PassCount, Run, ScoresHook, StepCallback
 from models.musicgen.rounds import Decoding
 from models.musicgen.layers import AnyMusicgen, fused_linear_fn, layer_norm_fn, linear_fn
 from models.musicgen.static_step import StepPool
 from models.runtime import ModelThread
 
 CUDA_GRAPHS_ENV_VAR = "MUSICGEN_CUDA_GRAPHS"  # "0"/"off": the static step runs eagerly on CUDA
-
-StepCallback = Callable[[int], None]  # called with the number of steps done; may raise to stop
-ScoresHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]  # (step, scores [B*K, V]) -> forced tokens or None
-
 
 def supports_fast_path(model: torch.nn.Module) -> bool:
     """The loop covers MusicGen and MusicGen-Melody, mono and stereo."""
@@ -68,48 +64,6 @@ def sampling_processors(do_sample: bool, temperature: float, top_k: int, top_p: 
         if top_p is not None and top_p < 1.0:
             processors.append(TopPLogitsWarper(top_p=top_p, min_tokens_to_keep=1))
     return processors
-
-
-@dataclass
-class PassCount:
-    """Decoder passes a request's rows went through, counted where the pass is made (``FastMusicgen._layers``):
-    ``total`` of them, ``shared`` with at least one other request's rows."""
-
-    total: int = 0
-    shared: int = 0
-
-
-@dataclass(eq=False)
-class Run:
-    """One request's decoding state (its rows: [conditional..., unconditional...] under guidance)."""
-
-    batch: int  # prompts (variants) of the request
-    guidance_scale: float | None  # None: no guidance
-    do_sample: bool
-    processors: LogitsProcessorList
-    generator: torch.Generator | None
-    tokens: torch.Tensor  # [batch * K, total] in the delay pattern
-    pattern: torch.Tensor  # the delay pattern's fixed positions (-1 where a token is sampled)
-    known: int  # positions fixed before sampling (start token and prompt)
-    total: int
-    done: int  # the last position whose token is decided
-    offset: int  # positions taken by MusicGen-Melody's conditioning prefix (0 for MusicGen)
-    prefix: torch.Tensor | None
-    cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None
-    cross_mask: torch.Tensor | None
-    self_k: list[torch.Tensor]  # per layer [rows, heads, offset + total, head_dim], written in place
-    self_v: list[torch.Tensor]
-    positions: torch.Tensor  # the sinusoidal position table
-    position: int = 0  # the first position of the next pass's tokens
-    begin: int = 0  # the first cache position of the current pass
-    passes: PassCount | None = None  # where this request's passes are counted
-    slots: tuple[int, int] | None = None  # its rows in the static step's pool (``static_step.StepPool``), if any
-
-    @property
-    def rows(self) -> int:
-        """Rows through the decoder: conditional and unconditional ones under guidance."""
-        return 2 * self.batch if self.guidance_scale is not None else self.batch
-
 
 
 class FastMusicgen:

@@ -38,7 +38,7 @@ from models.musicgen.checkpoints import (
     load_checkpoint,
 )
 from models.musicgen.codec import codebook_delays, decode_codes, encode_audio
-from models.musicgen.fast_loop import PassCount
+from models.musicgen.decoding import PassCount
 from models.musicgen.inputs import (
     DEFAULT_STRIDE_S,
     MAX_SEED,

@@ -7,19 +7,17 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from models.musicgen.fast_loop import FastMusicgen, Run, ScoresHook, StepCallback
+from models.musicgen.decoding import Loop, Run, ScoresHook, StepCallback
 
 
 @dataclass(eq=False)
 class Decoding:
     """A run in progress with its callbacks: what the model thread steps (decodes of one loop step together)."""
 
-    loop: FastMusicgen
+    loop: Loop
     run: Run
     on_scores: ScoresHook | None = None
     on_step: StepCallback | None = None
@@ -32,7 +30,7 @@ class Decoding:
     error: BaseException | None = None
 
     @property
-    def group(self) -> FastMusicgen:
+    def group(self) -> Loop:
         return self.loop
 
     def _after_step(self) -> None:

@@ -29,13 +29,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from models.musicgen.fast_loop import FastMusicgen, Run
+from models.musicgen.decoding import Loop, Run
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +72,7 @@ class StepPool:
             GPU exists only during a call, so nothing is kept between calls).
     """
 
-    def __init__(self, loop: FastMusicgen, graphs: bool = False, drop_when_idle: bool = False) -> None:
+    def __init__(self, loop: Loop, graphs: bool = False, drop_when_idle: bool = False) -> None:
         if graphs and loop.device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device.")
         self.loop = loop
