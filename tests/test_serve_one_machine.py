@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("ray.serve", reason="requirements-serve.txt installs ray[serve] (./run.sh test)")
 
-from serving import ray_serve  # noqa: E402
+from serving import placement, ray_serve  # noqa: E402
 from tests.live_app import start_app  # noqa: E402
 
 SERVED = re.compile(r"Ray Serve replica (\d+) \(music-demo-text\)")
@@ -24,13 +24,11 @@ DETAILS = 6  # /text_to_music's outputs: 4 players, picture, params, details, do
 
 
 def test_replicas_share_a_machine_with_fewer_cores_than_they_would_ask_for():
-    every_role = ray_serve.ServeSettings(replicas=2, threads=1, gpus=1.0)
-    cpus, gpus, said = ray_serve.fit_to_machine(every_role, cpus=2, gpus=1)
-    count = len(ray_serve.ROLES) * 2
+    count = len(ray_serve.ROLES) * 2  # every role, 2 replicas of 1 thread and 1 GPU each, on 2 cores and 1 GPU
+    cpus, gpus, said = placement.fit_to_machine(len(ray_serve.ROLES), 2, 1, 1.0, cpus=2, gpus=1)
     assert cpus * count <= 2 and cpus == pytest.approx(2 / count, abs=0.01) and gpus * count <= 1
     assert f"{count} replicas on 2 CPU(s)" in said and "--serve-roles" in said
-    enough = ray_serve.ServeSettings(replicas=2, threads=1, roles=("text",))
-    assert ray_serve.fit_to_machine(enough, cpus=3, gpus=0) == (1.0, 0.0, "")  # as asked where it fits
+    assert placement.fit_to_machine(1, 2, 1, 0.0, cpus=3, gpus=0) == (1.0, 0.0, "")  # as asked where it fits
 
 
 def replica_pids(role: str = "text") -> list[int]:
