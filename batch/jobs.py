@@ -53,24 +53,17 @@ class PianoCoverWork:
         return work
 
     def cover(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-        from models.pop2piano import read_song
-        from products import piano as products
+        from products.piano import make_cover
 
-        timings: dict[str, float] = {}
         t = time.perf_counter()
-        song, sr = read_song(item.input, self.max_seconds)
-        cover = seam.cover(self.model, song, sr, item.settings["style"])
-        timings["cover"] = time.perf_counter() - t
-        job = products.start_cover(cover, song, sr, self.model, item.input, folder, self.watermark,
-                                   keep_song=False)  # the song: not a product
-        t = time.perf_counter()
-        made = products.write_cover(job, self.products, self.instrument, self.balance, self.easier, self.paper,
-                                    self.video_format, self.audio_format, video_balance=1.0)
-        timings["products"] = time.perf_counter() - t
-        files = made.files
+        cover, job, made = make_cover(self.model, item.input, item.settings["style"], folder, self.products,
+                                      instrument=self.instrument, balance=self.balance, easier=self.easier,
+                                      paper=self.paper, video_format=self.video_format, audio_format=self.audio_format,
+                                      video_balance=1.0, max_seconds=self.max_seconds, watermark=self.watermark,
+                                      keep_song=False, through=seam)  # the song: not a product
         extra = {"style": cover.composer, "bpm": round(cover.beats.bpm, 2), "notes": len(job.grid),
-                 "timings": {k: round(v, 2) for k, v in timings.items()}, "warnings": cover.warnings}
-        return [f.name for f in files], extra
+                 "timings": {"cover and products": round(time.perf_counter() - t, 2)}, "warnings": cover.warnings}
+        return [f.name for f in made.files], extra
 
 
 @dataclass(frozen=True)
@@ -99,21 +92,14 @@ class PianoSheetWork:
         return work
 
     def sheet(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
-        from models.pop2piano import MIN_SONG_SECONDS
-        from products.piano_sheet import sheet_music
-        from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
+        from products.piano_sheet import make_sheet_music
 
-        check_duration(audio_duration(item.input), MIN_SONG_SECONDS, self.max_seconds)
-        audio, rate = load_audio(item.input)
-        check_not_silent(audio, Path(item.input).name)
         t = time.perf_counter()
-        notes = seam.piano_notes(self.model, audio, rate)
-        heard_s = time.perf_counter() - t
-        t = time.perf_counter()
-        made = sheet_music(notes, audio, rate, item.input, folder, self.products, self.easier, self.paper,
-                           self.video_format, transcriber=self.model, watermark=self.watermark, keep_song=False)
+        _, made = make_sheet_music(self.model, item.input, folder, self.products, easier=self.easier,
+                                   paper=self.paper, video_format=self.video_format, max_seconds=self.max_seconds,
+                                   watermark=self.watermark, keep_song=False, through=seam)
         extra = {"bpm": round(made.bpm, 2), "notes": made.notes, "warnings": made.warnings,
-                 "timings": {"transcribe": round(heard_s, 2), "products": round(time.perf_counter() - t, 2)}}
+                 "timings": {"transcribe and products": round(time.perf_counter() - t, 2)}}
         return [f.name for f in made.files.files], extra
 
 
@@ -147,7 +133,7 @@ class MusicWork:
 
     def generate(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import musicgen
-        from products.music import write_music
+        from products.music import make_music
 
         s = item.settings
         params = musicgen.SamplingParams.from_record(s)
@@ -156,12 +142,10 @@ class MusicWork:
         request = musicgen.MusicRequest(s["prompt"], params, s["variants"],
                                         melody=musicgen.Melody.from_file(s["melody"]) if self.melody else None,
                                         melody_source=s.get("melody_source", "mix"), prompt_english=english)
-        result = seam.music("melody" if self.melody else "text", self.model, request)
-        timings = {"generate": time.perf_counter() - t}
-        t = time.perf_counter()
-        files = write_music(result, folder, item.id, self.written(), params_name="params.json",
-                            watermark=self.watermark, paper=self.paper)
-        timings["products"] = time.perf_counter() - t
+        result, files = make_music("melody" if self.melody else "text", self.model, request, folder, item.id,
+                                   products=self.written(), params_name="params.json", watermark=self.watermark,
+                                   paper=self.paper, through=seam)
+        timings = {"generate and write": time.perf_counter() - t}
         names = [f.name for f in files.downloads]
         notes = [*result.notes, *([files.watermark_note] if files.watermark_note else []),
                  *(made.note for made in files.notes if made.note)]
@@ -194,7 +178,7 @@ class SongWork:
 
     def generate(self, seam, item: Item, folder: Path) -> tuple[list[str], dict[str, Any]]:
         from models import song
-        from products.song import write_song
+        from products.song import make_song
 
         s = item.settings
         request = song.SongRequest(s.get("style", ""), s.get("lyrics", ""), s.get("language") or song.AUTO,
@@ -202,15 +186,15 @@ class SongWork:
                                    s.get("time_signature") or None, s.get("seed", ""), s.get("variants", 1),
                                    str(s.get("instrumental", "")).lower() in {"1", "true", "yes"})
         t = time.perf_counter()
-        result = seam.song(self.model, request)
-        timings = {"generate": time.perf_counter() - t}
-        t = time.perf_counter()
-        files = write_song(result, folder, item.id, {"params", *self.products}, watermark=self.watermark)
-        timings["products"] = time.perf_counter() - t
+        result, files = make_song(self.model, request, folder, item.id, products={"params", *self.products},
+                                  watermark=self.watermark, translator=self.translation, through=seam)
+        timings = {"generate and write": time.perf_counter() - t}
         notes = [*result.notes, *([files.watermark_note] if files.watermark_note else [])]
-        return [f.name for f in files.downloads], {"seed": result.seed, "language": request.language,
-                                                   "timings": {k: round(v, 2) for k, v in timings.items()},
-                                                   "notes": notes}
+        extra = {"seed": result.seed, "language": request.language, "notes": notes,
+                 "timings": {k: round(v, 2) for k, v in timings.items()}}
+        if request.style_english:
+            extra["style_english"] = request.style_english
+        return [f.name for f in files.downloads], extra
 
 
 # ------------------------------------------------------------------------------------------------- items

@@ -1,10 +1,12 @@
-"""The files of a MusicGen result, for the page and the command line alike: each variant as WAV (and MP3), the
-parameters as JSON (to make the same music again), the waveform/spectrogram picture and the melody's chroma;
-and reading a parameters JSON back."""
+"""Music from a prompt or a melody, for the page, the MCP tools and the command line alike: ``make_music`` is the
+job (its checked request through the backend, then its files), ``write_music`` the files of a MusicGen result
+(each variant as WAV and MP3, the parameters as JSON to make the same music again, the waveform/spectrogram
+picture and the melody's chroma); and reading a parameters JSON back."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from models.musicgen import MusicResult
+from models.musicgen import GenerationCancelled, MusicRequest, MusicResult
 from models.watermark import APP_MESSAGE
 from products.checking import mark
 from products.music_midi import MusicMidi, write_notes
+from serving import Backend, backend
+from serving.seam import Progress, Stream
 from utils.audio import write_mp3, write_wav
 from utils.files import safe_name
 from utils.plots import chroma_png, spectrograms_png
 from utils.provenance import music_provenance
 
 TASKS = ("text_to_music", "melody_to_music")
+STOPPED_EMPTY = "Stopped before any music was finished. Press Generate to start again."
 
 
 MUSIC_PRODUCTS = ("wav", "mp3", "params", "picture", "midi", "score")  # what a result can be written as
@@ -68,6 +73,34 @@ class MusicFiles:
         """The files offered for download: WAVs, MP3s, the parameters, then the notes' MIDI and score."""
         return [*self.wavs, *self.mp3s, *([self.params] if self.params else []),
                 *(f for made in self.notes for f in made.downloads)]
+
+
+def make_music(role: str, model: str, request: MusicRequest, out: Path, stem: str | None = None, *, suffix: str = "",
+               products: Iterable[str] = PAGE_PRODUCTS, params_name: str | None = None, watermark: str | None = None,
+               paper: str = "a4", cancel: threading.Event | None = None, progress: Progress | None = None,
+               stream: Stream | None = None, through: Backend | None = None) -> tuple[MusicResult, MusicFiles]:
+    """One music job, for every caller (the page, its MCP tools, the command line): ``request`` made by the
+    ``role`` model ("text" or "melody") ``model`` through the backend, then its files in ``out``.
+
+    Args:
+        stem: the start of the file names (None: the prompt's words, ``result_stem``), then ``suffix``.
+        products, params_name, watermark, paper: as ``write_music``.
+        cancel: set to stop; the part finished by then is kept and written (a stop before any was finished raises).
+        progress: ``(fraction, message)`` reports; stream: ``(sample_rate, audio [variants, channels, T])`` chunks
+            while the piece is made.
+        through: the backend (None: the one in use, ``serving.backend()``).
+
+    Raises:
+        ValueError: stopped before any music was finished, or any value the piece cannot be made with.
+    """
+    try:
+        result = (through or backend()).music(role, model, request, cancel=cancel, progress=progress, stream=stream)
+    except GenerationCancelled as e:
+        raise ValueError(STOPPED_EMPTY) from e
+    fallback = "melody_music" if role == "melody" else "music"
+    files = write_music(result, out, (stem or result_stem(result, fallback)) + suffix, products, params_name=params_name,
+                        watermark=watermark, paper=paper)
+    return result, files
 
 
 def write_music(result: MusicResult, out: Path, stem: str, products: Iterable[str] = PAGE_PRODUCTS,

@@ -3,23 +3,27 @@
 A ``CoverJob`` holds what the model made (notes on the song's beat grid, the tempo) and where the files go.
 From it: the tempo-mapped MIDI and a constant-tempo one, the cover rendered on any General MIDI instrument, the
 mix with the original, the score (MusicXML, PDF, page pictures; full or Easier) and the falling-notes video.
-Every file says it was generated with AI, by which model, in which style, and when. The app's piano tab and the
-batch command line both call these functions.
+Every file says it was generated with AI, by which model, in which style, and when. ``make_cover`` is the whole
+job (a song read and checked, the model through the backend, then the files asked for): the piano tab, its MCP tool
+and the batch command line all call it, and the tab's later actions (remix, instrument, score, video) call
+``write_cover`` on the same job.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from models.pop2piano import PianoCover, composer_label
+from models.pop2piano import PianoCover, composer_label, read_song
 from models.sources import public_name
 from products.checking import mark
 from products.score import ScoreFiles, engrave_notes
+from serving import Backend, backend
 from utils.audio import OUTPUT_SAMPLE_RATE, fit_length, load_audio, mix, resample, write_mp3, write_wav
 from utils.midi import (
     DEFAULT_INSTRUMENT,
@@ -332,6 +336,32 @@ def write_cover(job: CoverJob, products: Iterable[str], instrument: str = DEFAUL
     return CoverFiles(midis, audio_path, mix_path, score, video, renderer, warning)
 
 
+
+def make_cover(model: str, song_path: str | None, style: str, out: Path, products: Iterable[str] = PAGE_COVER_PRODUCTS,
+               *, instrument: str = DEFAULT_INSTRUMENT, balance: float = DEFAULT_BALANCE, easier: bool = False,
+               paper: str = "a4", video_format: str = "landscape", audio_format: str = "wav",
+               video_balance: float | None = None, max_seconds: float | None = None, watermark: str | None = None,
+               keep_song: bool = True, cancel: threading.Event | None = None, progress: Progress | None = None,
+               through: Backend | None = None) -> tuple[PianoCover, CoverJob, CoverFiles]:
+    """One piano cover, for every caller (the page, its MCP tool, the command line): the song at ``song_path``
+    read and checked (at most ``max_seconds``), arranged by the Pop2Piano model ``model`` in ``style`` through the
+    backend (it stops at its next decode step once ``cancel`` is set), then the ``products`` written into ``out``
+    (the arguments as ``write_cover``'s; ``keep_song`` as ``start_cover``'s).
+
+    Returns:
+        (the cover, its job for later products, the files written).
+
+    Raises:
+        ValueError: a song the model cannot take, or an unknown product, instrument, format or paper.
+    """
+    song, rate = read_song(song_path, max_seconds)
+    cover = (through or backend()).cover(model, song, rate, style, cancel=cancel, progress=progress)
+    if progress is not None:
+        progress(0.93, "Writing the MIDI and rendering the audio")
+    job = start_cover(cover, song, rate, model, song_path, out, watermark, keep_song=keep_song)
+    made = write_cover(job, products, instrument, balance, easier, paper, video_format, audio_format, video_balance)
+    return cover, job, made
+
 __all__ = [
     "AUDIO_FORMATS",
     "BATCH_COVER_PRODUCTS",
@@ -341,6 +371,7 @@ __all__ = [
     "CoverFiles",
     "CoverJob",
     "MidiFiles",
+    "make_cover",
     "ScoreFiles",
     "render_cover",
     "start_cover",

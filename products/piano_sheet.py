@@ -1,8 +1,11 @@
 """Sheet music of a piano recording: the notes Transkun hears in it, placed on the beats tracked in it, then written
-by the cover's own writers (the tempo-mapped MIDI, MusicXML and PDF for two hands, Easier, the falling-notes video)."""
+by the cover's own writers (the tempo-mapped MIDI, MusicXML and PDF for two hands, Easier, the falling-notes video).
+``make_sheet_music`` is the whole job (the recording read and checked, the notes heard through the backend, then the
+files), for the page, its MCP tool and the command line alike."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from models.piano_transcription import LABEL
+from models.pop2piano import MIN_SONG_SECONDS, default_max_song_seconds
 from models.transcription import Notes
 from products.music_midi import notes_on_beats
 from products.piano import CoverFiles, CoverJob, check_products, write_cover
-from utils.audio import OUTPUT_SAMPLE_RATE, resample, write_wav
+from serving import Backend, backend
+from utils.audio import (
+    OUTPUT_SAMPLE_RATE,
+    audio_duration,
+    check_duration,
+    check_not_silent,
+    load_audio,
+    resample,
+    write_wav,
+)
 from utils.beats import percussive_share
 from utils.progress import Progress
 
@@ -77,3 +90,34 @@ def sheet_music(notes: Notes, audio: np.ndarray, sample_rate: int, song_path: st
     files = write_cover(job, asked, easier=easier, paper=paper, video_format=video_format, video_balance=0.0,
                         progress=progress)
     return SheetMusic(job, files, len(grid), bpm, warnings)
+
+
+def make_sheet_music(model: str, recording_path: str | None, out: Path, products: Iterable[str] = PAGE_SHEET_PRODUCTS,
+                     *, easier: bool = False, paper: str = "a4", video_format: str = "landscape",
+                     max_seconds: float | None = None, watermark: str | None = None, keep_song: bool = True,
+                     cancel: threading.Event | None = None, progress: Progress | None = None,
+                     through: Backend | None = None) -> tuple[Notes, SheetMusic]:
+    """One recording's sheet music, for every caller (the page, its MCP tool, the command line): the recording
+    read and checked (``MIN_SONG_SECONDS`` to ``max_seconds``, None: the songs' limit; not silent), its notes heard by the piano
+    transcriber ``model`` through the backend (it stops at its next segment once ``cancel`` is set), then
+    ``sheet_music``'s files (its other arguments).
+
+    Returns:
+        (the notes heard, the sheet music written).
+
+    Raises:
+        ValueError: no recording, one too short, too long or silent, no notes heard, or an unknown product, paper
+            or format.
+    """
+    if not recording_path:
+        raise ValueError("Upload or record a piano recording first.")
+    limit = default_max_song_seconds() if max_seconds is None else max_seconds
+    check_duration(audio_duration(recording_path), MIN_SONG_SECONDS, limit)
+    audio, rate = load_audio(recording_path)
+    check_not_silent(audio, Path(recording_path).name)
+    notes = (through or backend()).piano_notes(model, audio, rate, cancel=cancel, progress=progress)
+    if progress is not None:
+        progress(0.75, "Finding the beats and engraving the score")
+    made = sheet_music(notes, audio, rate, recording_path, out, products, easier, paper, video_format,
+                       transcriber=model, watermark=watermark, keep_song=keep_song)
+    return notes, made

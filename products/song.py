@@ -1,18 +1,25 @@
-"""The files of a song with lyrics, for the page and the command line alike: each variant as WAV and MP3 (48 kHz
-stereo, watermarked and tagged), the lyrics as text, the parameters as JSON (to make the same song again), the
-waveform/spectrogram picture; and reading a song's parameters JSON back."""
+"""Songs with lyrics, for the page, the MCP tool and the command line alike: ``make_song`` and ``edit_song`` are the
+jobs (the style translated where it needs to be, the request through the backend, then its files), ``write_song``
+a song's files (each variant as WAV and MP3, 48 kHz stereo, watermarked and tagged; the lyrics as text; the
+parameters as JSON to make the same song again; the waveform/spectrogram picture); and reading a song's parameters
+JSON back."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.song import SongResult
+from models.song import GenerationCancelled, SongEdit, SongRequest, SongResult
+from models.sources import public_name
+from models.translation import foreign_parts, translate_prompt
 from models.watermark import APP_MESSAGE
 from products.music import prompt_stem, write_marked_variants
+from serving import Backend, backend
+from serving.seam import Progress, Stream
 from utils.plots import spectrograms_png
 from utils.provenance import song_provenance
 
@@ -20,6 +27,8 @@ SONG_PRODUCTS = ("wav", "mp3", "lyrics", "params", "picture")  # what a song can
 PAGE_SONG_PRODUCTS = SONG_PRODUCTS
 BATCH_SONG_PRODUCTS = ("wav", "lyrics", "params")  # the command line's default
 SONG_TASKS = ("song", "song_edit", "song_extend")
+STOPPED = ("Stopped. A song is made whole, all at once, so nothing of it was kept: press Generate to start "
+           "again.")
 
 
 def song_stem(result: SongResult, fallback: str = "song") -> str:
@@ -42,6 +51,72 @@ class SongFiles:
     def downloads(self) -> list[Path]:
         return [*self.wavs, *self.mp3s, *([self.lyrics] if self.lyrics else []),
                 *([self.params] if self.params else [])]
+
+
+def translated_style(style: str, translator: str | None) -> tuple[str | None, str]:
+    """The style's English where parts of it are in another language and the translator is here: (English or
+    None, why it could not be used: "" when it was not needed or it worked)."""
+    parts = foreign_parts(style)
+    if not parts:
+        return None, ""
+    english, why = translate_prompt(style, parts, translator)
+    return english, ("" if english is not None else why)
+
+
+def make_song(model: str, request: SongRequest, out: Path, stem: str | None = None, *,
+              products: Iterable[str] = PAGE_SONG_PRODUCTS, watermark: str | None = None,
+              translator: str | None = None, cancel: threading.Event | None = None, progress: Progress | None = None,
+              stream: Stream | None = None, through: Backend | None = None) -> tuple[SongResult, SongFiles]:
+    """One song job, for every caller (the page, its MCP tool, the command line): ``request``'s style translated
+    where parts of it are in another language (``translator``: hub id, folder or "off"; None: the default), the
+    song made by the song model ``model`` through the backend, then its files in ``out``.
+
+    Args:
+        stem: the start of the file names (None: the style's words, ``song_stem``).
+        products, watermark: as ``write_song``.
+        cancel: set to stop at the next step; a song is made whole, so nothing is kept (raises).
+        progress: ``(fraction, message)`` reports; stream: ``(sample_rate, audio [variants, 2, T])`` chunks as the
+            song is decoded.
+        through: the backend (None: the one in use, ``serving.backend()``).
+
+    Raises:
+        ValueError: stopped (nothing kept), or any value the song cannot be made with.
+    """
+    failure = ""
+    if request.style_english is None:
+        request.style_english, failure = translated_style(request.style, translator)
+    result = _made(lambda b: b.song(model, request, cancel=cancel, progress=progress, stream=stream), through)
+    if request.style_english:
+        result.params["translation_model"] = public_name(translator) or "the default translator"
+    if failure:
+        result.notes.append(f"The style could not be translated ({failure}); the model read it as written.")
+    if progress is not None:
+        progress(0.99, "Writing the files")
+    return result, write_song(result, out, stem or song_stem(result), products, watermark=watermark)
+
+
+def edit_song(model: str, edit: SongEdit, out: Path, stem: str | None = None, *,
+              products: Iterable[str] = PAGE_SONG_PRODUCTS, watermark: str | None = None,
+              translator: str | None = None, cancel: threading.Event | None = None, progress: Progress | None = None,
+              stream: Stream | None = None, through: Backend | None = None) -> tuple[SongResult, SongFiles]:
+    """A part of a song made here made again, or the song made longer (``edit``), with its new style translated as
+    ``make_song`` does; then its files (``{style}_edited`` or ``_extended`` unless ``stem`` is given). The
+    arguments and errors are ``make_song``'s."""
+    if edit.style and foreign_parts(edit.style):
+        edit.style = translated_style(edit.style, translator)[0] or edit.style
+    result = _made(lambda b: b.song_edit(model, edit, cancel=cancel, progress=progress, stream=stream), through)
+    if progress is not None:
+        progress(0.99, "Writing the files")
+    suffix = "_extended" if edit.extend_by else "_edited"
+    return result, write_song(result, out, stem or song_stem(result) + suffix, products, watermark=watermark)
+
+
+def _made(job: Any, through: Backend | None) -> SongResult:
+    """``job(backend)``, a stop said plainly: nothing of a song is kept."""
+    try:
+        return job(through or backend())
+    except GenerationCancelled as e:
+        raise ValueError(STOPPED) from e
 
 
 def write_song(result: SongResult, out: Path, stem: str, products: Iterable[str] = PAGE_SONG_PRODUCTS,

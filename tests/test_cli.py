@@ -65,7 +65,7 @@ def test_catalogue_done_failed_then_skipped(songs, tiny_pop2piano_dir, tmp_path)
         names = set(row["files"])
         assert {n.split("_")[-1] for n in names} >= {"piano.mid", "tempo.mid", "piano.wav", "score.musicxml",
                                                        "score.pdf"}
-        assert all((folder / n).is_file() for n in names) and row["timings"]["cover"] > 0
+        assert all((folder / n).is_file() for n in names) and row["timings"]["cover and products"] > 0
         audio = sf.info(str(folder / next(n for n in names if n.endswith("piano.wav"))))
         assert audio.samplerate == 44100
     assert not (out / "notes").exists()

@@ -3,7 +3,6 @@ the page's values, calls the model's entry point and the product writer, and han
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,13 @@ from models.loading import unavailable
 from models.cache import short_name
 from models.translation import foreign_parts
 from models.transcription import TRANSCRIBER_LABEL
-from products.music import MusicFiles, params_notes, read_params, result_stem, write_music
+from products.music import MusicFiles, make_music, params_notes, read_params
 from products.music_midi import write_music_midi
 from serving import backend
-from ui.common import CONFIG, gpu_task, gradio_progress, plain, run_folder, user_error, with_technical
+from ui.common import CONFIG, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
-from ui.runs import new_cancel_event, run_ended, stop_run
+from ui.runs import page_run, stop_run
 from ui.i18n import say, spoken
-from ui.streaming import Report, Send, streamed
 from utils.audio import audio_duration, write_wav
 from utils.files import safe_name
 from utils.engraving import DEFAULT_PAPER
@@ -129,19 +127,6 @@ def offered_model(melody_tab: bool, model_name: str | None) -> str:
     return check_offered("melody" if melody_tab else "text", model_name, own)
 
 
-def run_music(melody_tab: bool, model_name: str | None, request: musicgen.MusicRequest, cancel: threading.Event,
-              report: Report, send: Send | None = None) -> musicgen.MusicResult:
-    """Shared body of the MusicGen events: the tab's model, held for the run (nobody's choice lets it go before the
-    run ends; a run waiting for another model's runs says so), makes ``request`` (streaming to ``send``); a stop
-    before anything was finished becomes a message."""
-    name = offered_model(melody_tab, model_name)
-    try:
-        return backend().music("melody" if melody_tab else "text", name, request, cancel=cancel, progress=report,
-                               stream=send)
-    except musicgen.GenerationCancelled as e:
-        raise ValueError("Stopped before any music was finished. Press Generate to start again.") from e
-
-
 def estimate_line(melody_tab: bool, model_name: str | None, duration: float, variants: float,
                   stride: float = musicgen.DEFAULT_STRIDE_S) -> str:
     """Roughly how long a piece will take here, from the speed measured on this machine's earlier runs."""
@@ -219,25 +204,16 @@ def text_to_music(
         4 audio slots (32 kHz WAV; empty past the variants asked for), a waveform and spectrogram PNG, the
         parameters (to make the same music again), details (markdown), and the downloads (WAV, MP3, JSON).
     """
-    cancel = new_cancel_event(request, "text")
+    def work(hooks: dict[str, Any]) -> list[Any]:
+        made = musicgen.MusicRequest(
+            prompt, sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride), variants,
+            clip=musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None,
+            prompt_english=given_english(loaded, prompt))
+        result, files = make_music("text", offered_model(False, model_name), made, run_folder("text-to-music"),
+                                   watermark=CONFIG.watermark_model, **hooks)
+        return [*music_outputs(result, files), music_state(result, False, model_name, None)]
 
-    def body(send: Send, report: Report) -> list[Any]:
-        try:
-            request = musicgen.MusicRequest(
-                prompt, sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
-                variants, clip=musicgen.Clip.from_file(clip_path, clip_start, clip_end) if clip_path else None,
-                prompt_english=given_english(loaded, prompt))
-            result = run_music(False, model_name, request, cancel, report, send)
-            outputs = music_outputs(result, write_music(result, run_folder("text-to-music"), result_stem(result),
-                                                        watermark=CONFIG.watermark_model))
-        except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
-            raise user_error(e) from e
-        return [*outputs, music_state(result, False, model_name, None)]
-
-    try:
-        yield from streamed(body, N_MUSIC_OUTPUTS, gradio_progress(progress))
-    finally:
-        run_ended(request, "text", cancel)
+    yield from page_run(request, "text", N_MUSIC_OUTPUTS, progress, work)
 
 
 @spoken
@@ -250,38 +226,26 @@ def extend_music(
 ) -> Iterator[list[Any]]:
     """``seconds`` more of this tab's last result, with the same prompt, settings, English and seed."""
     tab = "melody" if state and state.get("melody_tab") else "text"
-    cancel = new_cancel_event(request, tab)
-
-    def body(send: Send, report: Report) -> list[Any]:
-        return extend_body(state, seconds, cancel, report, send)
-
-    try:
-        yield from streamed(body, N_MUSIC_OUTPUTS + (1 if tab == "melody" else 0), gradio_progress(progress))
-    finally:
-        run_ended(request, tab, cancel)
+    yield from page_run(request, tab, N_MUSIC_OUTPUTS + (1 if tab == "melody" else 0), progress,
+                        lambda hooks: extend_work(state, seconds, hooks))
 
 
-def extend_body(state: dict[str, Any] | None, seconds: float, cancel: threading.Event, report: Report,
-                send: Send) -> list[Any]:
+def extend_work(state: dict[str, Any] | None, seconds: float, hooks: dict[str, Any]) -> list[Any]:
     """Extend's work (see ``extend_music``)."""
-    try:
-        if not state or state.get("codes") is None:
-            raise ValueError("Generate something first: Extend continues the last result of this tab.")
-        made = state["params"]
-        params = musicgen.SamplingParams.from_record(made, duration=seconds)
-        melody = None
-        if state["melody_tab"]:
-            melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"],
-                                               state["melody"]["end"])
-        request = musicgen.MusicRequest(made["prompt"], params, made["variants"], melody=melody,
-                                        melody_source=(state.get("melody") or {}).get("source"),
-                                        codes=state["codes"], prompt_english=made.get("prompt_english"))
-        result = run_music(state["melody_tab"], state["model_name"], request, cancel, report, send)
-        *outputs, downloads = music_outputs(result, write_music(result, run_folder("extended"),
-                                                                  result_stem(result) + "_extended",
-                                                                  watermark=CONFIG.watermark_model))
-    except Exception as e:  # noqa: BLE001
-        raise user_error(e) from e
+    if not state or state.get("codes") is None:
+        raise ValueError("Generate something first: Extend continues the last result of this tab.")
+    made = state["params"]
+    params = musicgen.SamplingParams.from_record(made, duration=seconds)
+    melody = None
+    if state["melody_tab"]:
+        melody = musicgen.Melody.from_file(state["melody"]["path"], state["melody"]["start"], state["melody"]["end"])
+    request = musicgen.MusicRequest(made["prompt"], params, made["variants"], melody=melody,
+                                    melody_source=(state.get("melody") or {}).get("source"),
+                                    codes=state["codes"], prompt_english=made.get("prompt_english"))
+    role = "melody" if state["melody_tab"] else "text"
+    result, files = make_music(role, offered_model(state["melody_tab"], state["model_name"]), request,
+                               run_folder("extended"), suffix="_extended", watermark=CONFIG.watermark_model, **hooks)
+    *outputs, downloads = music_outputs(result, files)
     chroma = [gr.skip()] if state["melody_tab"] else []  # the melody tab's chroma picture stays as it was
     return [*outputs, *chroma, downloads,
             music_state(result, state["melody_tab"], state["model_name"], state["melody"])]
@@ -369,29 +333,19 @@ def melody_to_music(
     Returns:
         as text_to_music, with the melody's chroma PNG before the downloads.
     """
-    cancel = new_cancel_event(request, "melody")
-
-    def body(send: Send, report: Report) -> list[Any]:
-        try:
-            request = musicgen.MusicRequest(
-                prompt or "", sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
-                variants, melody=musicgen.Melody.from_file(melody_path, trim_start, trim_end),
-                melody_source=melody_source, prompt_english=given_english(loaded, prompt))
-            result = run_music(True, model_name, request, cancel, report, send)
-            files = write_music(result, run_folder("melody-to-music"), result_stem(result, "melody_music"),
-                                watermark=CONFIG.watermark_model)
-            *outputs, downloads = music_outputs(result, files)
-        except Exception as e:  # noqa: BLE001
-            raise user_error(e) from e
+    def work(hooks: dict[str, Any]) -> list[Any]:
+        made = musicgen.MusicRequest(
+            prompt or "", sampling_params(duration, top_k, top_p, temperature, guidance_scale, seed, stride),
+            variants, melody=musicgen.Melody.from_file(melody_path, trim_start, trim_end),
+            melody_source=melody_source, prompt_english=given_english(loaded, prompt))
+        result, files = make_music("melody", offered_model(True, model_name), made, run_folder("melody-to-music"),
+                                   watermark=CONFIG.watermark_model, **hooks)
+        *outputs, downloads = music_outputs(result, files)
         state = music_state(result, True, model_name,
-                            {"path": melody_path, "start": trim_start, "end": trim_end,
-                             "source": request.melody_source})
+                            {"path": melody_path, "start": trim_start, "end": trim_end, "source": made.melody_source})
         return [*outputs, str(files.chroma), downloads, state]
 
-    try:
-        yield from streamed(body, N_MUSIC_OUTPUTS + 1, gradio_progress(progress))
-    finally:
-        run_ended(request, "melody", cancel)
+    yield from page_run(request, "melody", N_MUSIC_OUTPUTS + 1, progress, work)
 
 
 @spoken

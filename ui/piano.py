@@ -23,7 +23,6 @@ from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended
-from serving import backend
 from serving.in_process import stops_on
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
@@ -138,14 +137,15 @@ def piano_cover_status() -> str:
 
 
 @gpu_task("piano_cover")
-def make_cover(song_path: str | None, style: str, progress: gr.Progress,
-               cancel: threading.Event | None = None) -> tuple[pop2piano.PianoCover, Any, int]:
-    """Run Pop2Piano on a song (the one step that needs the model, and the GPU on ZeroGPU); it stops at its next
+def make_cover(song_path: str | None, style: str, balance: float, instrument: str, easier: bool, paper: str,
+               progress: gr.Progress, cancel: threading.Event | None = None,
+               ) -> tuple[pop2piano.PianoCover, products.CoverJob, products.CoverFiles]:
+    """The cover job (``products.make_cover``) with the page's settings: on the GPU on ZeroGPU; it stops at its next
     decode step once ``cancel`` is set."""
-    song, rate = pop2piano.read_song(song_path, CONFIG.max_song_seconds)
-    cover = backend().cover(CONFIG.piano_model, song, rate, style, cancel=cancel,
-                            progress=gradio_progress(progress))
-    return cover, song, rate
+    return products.make_cover(CONFIG.piano_model, song_path, style, run_folder("piano-cover"),
+                               products.PAGE_COVER_PRODUCTS, instrument=instrument, balance=balance,
+                               easier=bool(easier), paper=paper, max_seconds=CONFIG.max_song_seconds,
+                               watermark=CONFIG.watermark_model, cancel=cancel, progress=gradio_progress(progress))
 
 
 @spoken
@@ -177,11 +177,7 @@ def piano_cover(
     """
     cancel = new_cancel_event(request, "piano")
     try:
-        cover, song, sr = make_cover(song_path, style, progress, cancel)
-        progress(0.93, desc=say("Writing the MIDI and rendering the audio"))
-        job = products.start_cover(cover, song, sr, CONFIG.piano_model, song_path, run_folder("piano-cover"),
-                                   CONFIG.watermark_model)
-        made = products.write_cover(job, products.PAGE_COVER_PRODUCTS, instrument, balance, bool(easier), paper)
+        cover, job, made = make_cover(song_path, style, balance, instrument, easier, paper, progress, cancel)
         roll = piano_roll_png(
             cover.midi, job.path("piano_roll.png"), beat_times=cover.beats.times,
             title=f"{job.style} · {cover.beats.bpm:.1f} BPM · {cover.n_notes} notes",

@@ -5,24 +5,20 @@ and the video then work from it as from a cover."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from models import pop2piano
 from models.loading import unavailable
-from serving import backend
 from models.piano_transcription import LABEL
 from models.transcription import Notes
 from products import piano as products
-from products.piano_sheet import PAGE_SHEET_PRODUCTS, sheet_music
+from products.piano_sheet import PAGE_SHEET_PRODUCTS, SheetMusic, make_sheet_music
 from ui.tools import as_tool, page_api
 from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended
 from ui.i18n import say, spoken
-from utils.audio import audio_duration, check_duration, check_not_silent, load_audio
 from utils.engraving import DEFAULT_PAPER, MAX_NOTES_PER_HAND
 from utils.midi import grid_to_pretty_midi
 from utils.plots import piano_roll_png
@@ -50,11 +46,14 @@ def score_line(files: products.ScoreFiles) -> str:
 
 
 @gpu_task("piano_to_sheet_music")
-def hear_piano(audio: Any, sample_rate: int, progress: gr.Progress, cancel: threading.Event | None = None) -> Notes:
-    """The notes of a piano recording (the one step that needs the model, and the GPU on ZeroGPU); it stops at the
-    next segment once ``cancel`` is set."""
-    return backend().piano_notes(CONFIG.piano_transcription_model, audio, sample_rate, cancel=cancel,
-                                 progress=lambda fraction, message: progress(fraction, desc=say(message)))
+def sheet_music_job(recording_path: str | None, easier: bool, paper: str, progress: gr.Progress,
+                    cancel: threading.Event | None = None) -> tuple[Notes, SheetMusic]:
+    """The sheet-music job (``products.piano_sheet.make_sheet_music``) with the page's settings: on the GPU on
+    ZeroGPU; it stops at the next segment once ``cancel`` is set."""
+    return make_sheet_music(CONFIG.piano_transcription_model, recording_path, run_folder("piano-sheet-music"),
+                            PAGE_SHEET_PRODUCTS, easier=bool(easier), paper=paper,
+                            max_seconds=CONFIG.max_song_seconds, watermark=CONFIG.watermark_model, cancel=cancel,
+                            progress=lambda fraction, message: progress(fraction, desc=say(message)))
 
 
 @spoken
@@ -80,16 +79,7 @@ def piano_to_sheet_music(
     """
     cancel = new_cancel_event(request, "piano-sheet")
     try:
-        if not recording_path:
-            raise ValueError("Upload or record a piano recording first.")
-        check_duration(audio_duration(recording_path), pop2piano.MIN_SONG_SECONDS, CONFIG.max_song_seconds)
-        audio, rate = load_audio(recording_path)
-        check_not_silent(audio, Path(recording_path).name)
-        notes = hear_piano(audio, rate, progress, cancel)
-        progress(0.75, desc=say("Finding the beats and engraving the score"))
-        made = sheet_music(notes, audio, rate, recording_path, run_folder("piano-sheet-music"), PAGE_SHEET_PRODUCTS,
-                           bool(easier), paper, transcriber=CONFIG.piano_transcription_model,
-                           watermark=CONFIG.watermark_model)
+        notes, made = sheet_music_job(recording_path, easier, paper, progress, cancel)
         job, files = made.job, made.files
         assert files.midis is not None and files.score is not None
         roll = piano_roll_png(grid_to_pretty_midi(job.grid, job.bpm), job.path("piano_roll.png"),

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
+
+from ui.common import gradio_progress, user_error
+from ui.streaming import streamed
 
 
 logger = logging.getLogger("music_demo")
@@ -81,3 +85,26 @@ def forget_session(request: gr.Request) -> None:
     if runs:
         logger.info("A session closed: its %d run(s) (%s) stop at their next step",
                     sum(len(events) for events in runs.values()), ", ".join(runs))
+
+
+def page_run(request: Any, job: str, n_outputs: int, progress: gr.Progress,
+             work: Callable[[dict[str, Any]], list[Any]]) -> Iterator[list[Any]]:
+    """One run of a tab's job on the page: its own Stop flag in this session (kept under ``job``), ``work(hooks)``
+    in a worker thread streamed to the page (``hooks``: ``cancel``, ``progress`` and ``stream``, the keywords every
+    job function below the page takes), any failure said as a plain message, the flag let go however it ends.
+
+    Yields:
+        ``streamed``'s updates, then ``work``'s ``n_outputs`` outputs.
+    """
+    cancel = new_cancel_event(request, job)
+
+    def body(send: Callable[..., None], report: Callable[[float, str], None]) -> list[Any]:
+        try:
+            return work({"cancel": cancel, "progress": report, "stream": send})
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
+            raise user_error(e) from e
+
+    try:
+        yield from streamed(body, n_outputs, gradio_progress(progress))
+    finally:
+        run_ended(request, job, cancel)

@@ -3,27 +3,22 @@ song model through the seam and the product writer, and hands the results to the
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
 from models import song
 from models.catalogue import check_offered
-from models.translation import foreign_parts, translate_prompt
-from products.song import SongFiles, read_song_params, song_stem, write_song
+from products.song import SongFiles, edit_song as edit_a_song, make_song as make_a_song, read_song_params
 from serving import backend
-from ui.common import CONFIG, gpu_task, gradio_progress, run_folder, user_error, with_technical
+from ui.common import CONFIG, gpu_task, run_folder, user_error, with_technical
 from ui.fair import fair_share
 from ui.i18n import say, spoken
-from ui.runs import new_cancel_event, run_ended, stop_run
-from ui.streaming import Report, Send, streamed
+from ui.runs import page_run, stop_run
 
 APP_DEFAULT_MODEL = ""  # the model dropdown's value meaning "the checkpoint the app was started with"
 TAB = "song"
-STOPPED = ("Stopped. A song is made whole, all at once, so nothing of it was kept: press Generate to start "
-           "again.")
 
 
 def offered_song_model(model_name: str | None) -> str:
@@ -40,36 +35,18 @@ def stop_song(request: gr.Request) -> None:
     stop_run(request, TAB)
 
 
-def translated_style(style: str) -> tuple[str | None, str]:
-    """The style's English where parts of it are in another language and the translator is here: (English or
-    None, a technical line)."""
-    parts = foreign_parts(style)
-    if not parts:
-        return None, ""
-    english, why = translate_prompt(style, parts, CONFIG.translation_model)
-    if english is None:
-        return None, (f"Style translation could not be used ({why}); the model read the style as written." if why
-                      else "")
-    return english, f"Style translated by {CONFIG.translation_model}: “{style}” → “{english}”."
-
-
 def song_request(style: str | None, lyrics: str | None, instrumental: bool, language: str | None, seconds: float,
-                 bpm: Any, key: str | None, time_signature: str | None, seed: Any, variants: Any,
-                 ) -> tuple[song.SongRequest, str]:
-    """The page's values as a checked ``SongRequest`` (its style translated where it needs to be), and the
-    translation's technical line.
+                 bpm: Any, key: str | None, time_signature: str | None, seed: Any, variants: Any) -> song.SongRequest:
+    """The page's values as a checked ``SongRequest``.
 
     Raises:
         ValueError: any value the song cannot be made with (plain message).
     """
-    request = song.SongRequest(style or "", lyrics or "", language or song.AUTO, seconds, bpm, key or None,
-                               time_signature or None, seed, variants, bool(instrumental))
-    english, line = translated_style(request.style)
-    request.style_english = english
-    return request, line
+    return song.SongRequest(style or "", lyrics or "", language or song.AUTO, seconds, bpm, key or None,
+                            time_signature or None, seed, variants, bool(instrumental))
 
 
-def song_outputs(result: song.SongResult, files: SongFiles, extra: list[str] | None = None) -> list[Any]:
+def song_outputs(result: song.SongResult, files: SongFiles) -> list[Any]:
     """A song's files as the tab shows them: [WAV or None x MAX_VARIANTS, picture, params, details, downloads]."""
     n = result.audio.shape[0]
     audios = [str(files.wavs[i]) if i < n else None for i in range(song.MAX_VARIANTS)]
@@ -93,8 +70,11 @@ def song_outputs(result: song.SongResult, files: SongFiles, extra: list[str] | N
         + (" (turbo: no guidance pass)" if made.get("turbo") else f", guidance {made.get('guidance_scale')}") + ".",
         f"Weights in {made.get('dtype_note') or made.get('dtype')} on {made.get('device')}; "
         f"{result.sample_rate} Hz stereo; lyrics language {made.get('language')} ({made.get('language_how')}).",
-        f"Made in {made.get('seconds_taken')} s.", *(extra or []),
+        f"Made in {made.get('seconds_taken')} s.",
     ]
+    if made.get("translation_model") and made.get("style_english"):
+        technical.append(f"Style translated by {made['translation_model']}: “{made.get('style')}” → "
+                         f"“{made['style_english']}”.")
     if made.get("served_by"):
         technical.append(f"Made by {made['served_by']}.")
     technical.append(files.watermark_note or "Every audio file carries the app's inaudible AudioSeal watermark "
@@ -110,17 +90,6 @@ def song_state(result: song.SongResult, model_name: str | None) -> dict[str, Any
 
 
 N_SONG_OUTPUTS = song.MAX_VARIANTS + 5  # players, picture, params, details, downloads, state
-
-
-def run_song(model_name: str | None, what: Any, cancel: threading.Event, report: Report, send: Send | None,
-             edit: bool = False) -> song.SongResult:
-    """The tab's model, held for the run, makes ``what`` (a request, or an edit); a stop becomes a message."""
-    name = offered_song_model(model_name)
-    try:
-        job = backend().song_edit if edit else backend().song
-        return job(name, what, cancel=cancel, progress=report, stream=send)
-    except song.GenerationCancelled as e:
-        raise ValueError(STOPPED) from e
 
 
 @spoken
@@ -162,53 +131,27 @@ def make_song(
         2 audio slots (48 kHz stereo WAV; the second empty for one variant), a waveform and spectrogram PNG, the
         parameters (to make the same song again), details (markdown), and the downloads (WAV, MP3, lyrics, JSON).
     """
-    def body(send: Send, report: Report, cancel: threading.Event) -> list[Any]:
-        try:
-            made, line = song_request(style, lyrics, instrumental, language, seconds, bpm, key, time_signature, seed,
-                                      variants)
-            result = run_song(model_name, made, cancel, report, send)
-            report(0.99, "Writing the files")
-            files = write_song(result, run_folder("song"), song_stem(result), watermark=CONFIG.watermark_model)
-            outputs = song_outputs(result, files, [line] if line else [])
-        except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app keeps serving
-            raise user_error(e) from e
-        return [*outputs, song_state(result, model_name)]
+    def work(hooks: dict[str, Any]) -> list[Any]:
+        result, files = make_a_song(offered_song_model(model_name), song_request(
+            style, lyrics, instrumental, language, seconds, bpm, key, time_signature, seed, variants),
+            run_folder("song"), watermark=CONFIG.watermark_model, translator=CONFIG.translation_model, **hooks)
+        return [*song_outputs(result, files), song_state(result, model_name)]
 
-    yield from song_run(body, request, progress)
+    yield from page_run(request, TAB, N_SONG_OUTPUTS, progress, work)
 
 
-def song_run(body: Callable[[Send, Report, threading.Event], list[Any]], request: gr.Request,
-             progress: gr.Progress) -> Iterator[list[Any]]:
-    """One run of the tab (Generate, Edit or Extend): its Stop flag for this session, ``body(send, report, cancel)``
-    streamed to the page, the flag let go however the run ends."""
-    cancel = new_cancel_event(request, TAB)
-    try:
-        yield from streamed(lambda send, report: body(send, report, cancel), N_SONG_OUTPUTS,
-                            gradio_progress(progress))
-    finally:
-        run_ended(request, TAB, cancel)
-
-
-def song_edit_body(state: dict[str, Any] | None, variant: Any, start: float, end: float, extend_by: float,
-                   style: str | None, lyrics: str | None, seed: Any, cancel: threading.Event, report: Report,
-                   send: Send) -> list[Any]:
+def song_edit_work(state: dict[str, Any] | None, variant: Any, start: float, end: float, extend_by: float,
+                   style: str | None, lyrics: str | None, seed: Any, hooks: dict[str, Any]) -> list[Any]:
     """Edit's and Extend's work: the chosen variant of the tab's last song, made again from ``start`` to ``end``
     (or ``extend_by`` seconds longer), with new style or lyrics for it ("" keeps the song's)."""
-    try:
-        if not state or state.get("latents") is None:
-            raise ValueError("Make a song here first: Edit and Extend work only on songs made by this app.")
-        index = max(0, min(int(float(variant or 1)) - 1, len(state["latents"]) - 1))
-        style_english = translated_style(style or "")[0] if style else None
-        edit = song.SongEdit(state["latents"][index], state["params"], start, end, style_english or style or "",
-                             lyrics or "", seed, extend_by, state["gains"][index])
-        result = run_song(state.get("model_name"), edit, cancel, report, send, edit=True)
-        suffix = "_extended" if extend_by else "_edited"
-        files = write_song(result, run_folder("song-edit"), song_stem(result) + suffix,
-                           watermark=CONFIG.watermark_model)
-        outputs = song_outputs(result, files)
-    except Exception as e:  # noqa: BLE001
-        raise user_error(e) from e
-    return [*outputs, song_state(result, state.get("model_name"))]
+    if not state or state.get("latents") is None:
+        raise ValueError("Make a song here first: Edit and Extend work only on songs made by this app.")
+    index = max(0, min(int(float(variant or 1)) - 1, len(state["latents"]) - 1))
+    edit = song.SongEdit(state["latents"][index], state["params"], start, end, style or "", lyrics or "", seed,
+                         extend_by, state["gains"][index])
+    result, files = edit_a_song(offered_song_model(state.get("model_name")), edit, run_folder("song-edit"),
+                                watermark=CONFIG.watermark_model, translator=CONFIG.translation_model, **hooks)
+    return [*song_outputs(result, files), song_state(result, state.get("model_name"))]
 
 
 @spoken
@@ -235,8 +178,8 @@ def edit_song(
         lyrics: the lyrics for the new part ("" keeps the song's).
         seed: a whole number as text, or "" for a random one.
     """
-    yield from song_run(lambda send, report, cancel: song_edit_body(state, variant, start, end, 0.0, style, lyrics,
-                                                                    seed, cancel, report, send), request, progress)
+    yield from page_run(request, TAB, N_SONG_OUTPUTS, progress, lambda hooks: song_edit_work(
+        state, variant, start, end, 0.0, style, lyrics, seed, hooks))
 
 
 @spoken
@@ -253,8 +196,8 @@ def extend_song(
 ) -> Iterator[list[Any]]:
     """Make this tab's last song ``seconds`` longer (1 to 120 s more, up to 240 s in all); what it had stays as it
     was. New lyrics for the new part go in ``lyrics`` ("" keeps the song's)."""
-    yield from song_run(lambda send, report, cancel: song_edit_body(state, variant, 0.0, 0.0, seconds, style, lyrics,
-                                                                    seed, cancel, report, send), request, progress)
+    yield from page_run(request, TAB, N_SONG_OUTPUTS, progress, lambda hooks: song_edit_work(
+        state, variant, 0.0, 0.0, seconds, style, lyrics, seed, hooks))
 
 
 @spoken
