@@ -2,7 +2,7 @@
 benchmark of record (``bench/app_bench.py``: the app started as a user starts it, driven over its API), stock beside
 ours, with the date and the command that made it.
 
-    python -m bench.current            # rewrite the table in docs/PERFORMANCE.md and README.md
+    python -m bench.current            # rewrite the tables in docs/PERFORMANCE.md
     python -m bench.current --check    # fail when the table there is not what the results say (tests run this)
 
 The table sits between two markers in each file; everything else in them is written by hand.
@@ -19,7 +19,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-DOCS = (ROOT / "docs" / "PERFORMANCE.md", ROOT / "README.md")
+DOCS = (ROOT / "docs" / "PERFORMANCE.md",)  # README.md points to it
 BEGIN = "<!-- current figures: made by `python -m bench.current` from bench/results; do not edit by hand -->"
 END = "<!-- end of current figures -->"
 

@@ -1,4 +1,4 @@
-"""The current figures in docs/PERFORMANCE.md and README.md are what bench/results says (``python -m bench.current``),
+"""The current figures in docs/PERFORMANCE.md are what bench/results says (``python -m bench.current``),
 so they cannot drift from the measurements by hand-copying."""
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def test_wrong_arguments_get_the_pages_message_and_the_server_goes_on(mcp_app, s
 
 
 def test_one_list_of_tools_for_the_readme_the_help_and_the_server(mcp_app, capsys):
-    """MCP_TOOLS is the one list: the server gives exactly those tools, `--help` and the README name them, and no
+    """MCP_TOOLS is the one list: the server gives exactly those tools, `--help` and docs/OPERATING.md name them, and no
     description points to a page action (a tool call has no session) or promises what the server may not have."""
     from pathlib import Path
 
@@ -134,8 +134,8 @@ def test_one_list_of_tools_for_the_readme_the_help_and_the_server(mcp_app, capsy
 
     tools = with_session(f"{mcp_app.url.rstrip('/')}/gradio_api/mcp/", lambda s: s.list_tools()).tools
     assert {tool.name for tool in tools} == set(MCP_TOOLS) == TOOLS
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    listed = re.search(r"Its seven tools are the jobs: (.*?)\. They are", readme, re.S).group(1)
+    operating = (Path(__file__).resolve().parents[1] / "docs" / "OPERATING.md").read_text()
+    listed = re.search(r"Its seven tools are the jobs: (.*?)\. They are", operating, re.S).group(1)
     assert re.findall(r"`(\w+)`", listed) == list(MCP_TOOLS)
     with pytest.raises(SystemExit):
         app.parse_args(["--help"])

@@ -1,4 +1,4 @@
-"""The README's one-machine Serve command, as written (``./run.sh app --replicas 2``), on whatever machine runs the
+"""docs/OPERATING.md's one-machine Serve command, as written (``./run.sh app --replicas 2``), on whatever machine runs the
 tests (2 cores here): every role's two replicas fit the local cluster by sharing its CPUs, the page comes up, music
 is made through Serve, a replica killed mid-run ends only its run, and the next request is served. And the plain
 arithmetic of fitting replicas to a machine, and a cluster too small for what is asked saying so at once."""
@@ -53,7 +53,7 @@ def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_repli
     from gradio_client import Client
 
     app = start_app(tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, log_name="serve-one-machine.log",
-                    extra_args=["--replicas", "2",  # the README's command, with the tiny models
+                    extra_args=["--replicas", "2",  # OPERATING's command, with the tiny models
                                 "--separator-model", str(tiny_htdemucs_dir),
                                 "--translation-model", str(tiny_translator_dir),
                                 "--watermark-model", str(tiny_watermark_dir), "--song-model", str(tiny_ace_step_dir)],
