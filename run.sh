@@ -82,9 +82,12 @@ if [ "$mode" = app ]; then
   exec "$VENV/bin/python" app.py "$@"
 fi
 # --quick: the quick tier for the edit-test loop, every test that starts no app, browser or Ray cluster
-# (tests/conftest.py marks the others "live"); without it, everything
+# (tests/conftest.py marks the others "live"); without it, everything. Two processes share the work (pytest-xdist):
+# the live tests one after another in one, the rest beside them (tests/conftest.py); TEST_WORKERS=0 runs in one.
+workers=(-n "${TEST_WORKERS:-2}" --dist loadgroup)
+[ "${TEST_WORKERS:-2}" = 0 ] && workers=()
 if [ "${1:-}" = --quick ]; then
   shift
-  exec "$VENV/bin/python" -m pytest -m "not live" "$@"
+  exec "$VENV/bin/python" -m pytest "${workers[@]}" -m "not live" "$@"
 fi
-exec "$VENV/bin/python" -m pytest "$@"
+exec "$VENV/bin/python" -m pytest "${workers[@]}" "$@"

@@ -293,6 +293,7 @@ def test_a_visitor_walks_the_page_in_their_language(browser, newcomer_app, tmp_p
         page.goto(newcomer_app.url)
         page.wait_for_selector("#piano-run")
         page.get_by_text(words("钢琴翻奏", "Piano cover")).first.wait_for(timeout=30_000)
+        page.get_by_text(words("编曲者风格", "Arranger style")).first.wait_for(timeout=30_000)  # the labels too
         open_every_box(page)
         look("piano tab")
         page.locator("#piano-song input[type=file]").set_input_files(str(bad))
