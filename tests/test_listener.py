@@ -74,6 +74,7 @@ def test_stop_stays_in_reach_on_a_phone_during_a_run(browser, live_app):
         screenshot(phone, "phone-stop-in-reach")
         stop.click()
         phone.wait_for_selector("#text-details >> text=Stopped", timeout=RUN_TIMEOUT_MS)
+        phone.wait_for_function("() => document.getElementById('text-stop').disabled", timeout=30_000)
         assert phone.locator("#text-stop").bounding_box()["y"] < progress["y"]  # back in its place once quiet
     finally:
         phone.close()

@@ -185,11 +185,11 @@ def test_the_page_and_the_cli_make_requests_and_check_nothing_themselves():
     for path in (root / "ui" / "music.py", root / "batch" / "jobs.py"):  # they build it; the job function runs it
         source = path.read_text(encoding="utf-8")
         assert "MusicRequest(" in source and "make_music(" in source and ".make(" not in source, path
-    job = (root / "products" / "music.py").read_text(encoding="utf-8")
-    assert ".music(" in job and "MusicRequest(" not in job and ".make(" not in job
         for name in ("generate_with_melody(", "generate_continuation(", ".extend(", "check_prompt(",
                      "check_variants(", "check_melody_source("):
             assert name not in source, (path.name, name)
+    job = (root / "products" / "music.py").read_text(encoding="utf-8")
+    assert ".music(" in job and "MusicRequest(" not in job and ".make(" not in job
 
 
 def test_make_gives_the_entry_points_music(text_model, melody_model, hummed_melody):
