@@ -82,12 +82,13 @@ if [ "$mode" = app ]; then
   exec "$VENV/bin/python" app.py "$@"
 fi
 # --quick: the quick tier for the edit-test loop, every test that starts no app, browser or Ray cluster
-# (tests/conftest.py marks the others "live"); without it, everything. Two processes share the work (pytest-xdist):
-# the live tests one after another in one, the rest beside them (tests/conftest.py); TEST_WORKERS=0 runs in one.
-workers=(-n "${TEST_WORKERS:-2}" --dist loadgroup)
-[ "${TEST_WORKERS:-2}" = 0 ] && workers=()
+# (tests/conftest.py marks the others "live"), a module at a time in two processes (pytest-xdist; those tests compute
+# on one thread each; TEST_WORKERS=0: in one). Without it, everything, in one process: the live tests' apps,
+# browsers and clusters take the cores themselves (two processes side by side made them slower, docs/DEVELOPING.md).
 if [ "${1:-}" = --quick ]; then
   shift
+  workers=(-n "${TEST_WORKERS:-2}" --dist loadfile)
+  [ "${TEST_WORKERS:-2}" = 0 ] && workers=()
   exec "$VENV/bin/python" -m pytest "${workers[@]}" -m "not live" "$@"
 fi
-exec "$VENV/bin/python" -m pytest "${workers[@]}" "$@"
+exec "$VENV/bin/python" -m pytest "$@"

@@ -173,15 +173,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "live: starts an app process, a browser or a Ray cluster (left out by --quick)")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
-        live = (bool(LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))) or module in LIVE_MODULES
-                or item.originalname in LIVE_TESTS)
-        if live:
+        if (LIVE_FIXTURES & set(getattr(item, "fixturenames", ()))) or module in LIVE_MODULES \
+                or item.originalname in LIVE_TESTS:
             item.add_marker(pytest.mark.live)
-        # run.sh runs the suite in two processes (pytest-xdist, --dist loadgroup): the live tests one after another in
-        # one of them (each gets the machine's cores as a user's app would, and two Ray clusters or apps never
-        # start at once), the others a module at a time in whichever process is free (a module's fixtures made once)
-        item.add_marker(pytest.mark.xdist_group("live" if live else module))
