@@ -106,5 +106,6 @@ def page_run(request: Any, job: str, n_outputs: int, progress: gr.Progress,
 
     try:
         yield from streamed(body, n_outputs, gradio_progress(progress))
-    finally:
+    finally:  # ended early (its client gone, gradio closing the event): the work in its thread stops too
+        cancel.set()
         run_ended(request, job, cancel)
