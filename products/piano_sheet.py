@@ -63,7 +63,7 @@ def sheet_music(notes: Notes, audio: np.ndarray, sample_rate: int, song_path: st
     SHEET_PRODUCTS).
 
     Args:
-        notes: what the piano transcriber heard (``load_model("piano_transcriber").notes``).
+        notes: what the piano transcriber heard (``Backend.piano_notes``, as ``make_sheet_music`` asks it).
         audio: the recording, mono float32 [T] at ``sample_rate`` Hz.
         song_path: its file (names the files), or None.
         transcriber: the weights the notes came from, for the files' credits.

@@ -102,7 +102,7 @@ def edit_song(model: str, edit: SongEdit, out: Path, stem: str | None = None, *,
     """A part of a song made here made again, or the song made longer (``edit``), with its new style translated as
     ``make_song`` does; then its files (``{style}_edited`` or ``_extended`` unless ``stem`` is given). The
     arguments and errors are ``make_song``'s."""
-    if edit.style and foreign_parts(edit.style):
+    if edit.style:
         edit.style = translated_style(edit.style, translator)[0] or edit.style
     result = _made(lambda b: b.song_edit(model, edit, cancel=cancel, progress=progress, stream=stream), through)
     if progress is not None:

@@ -272,3 +272,18 @@ def test_the_melody_source_control_shows_the_fallback():
     separated = {"melody_source_used": "separated: vocals + other stems (htdemucs)"}
     assert reflect_melody_source(separated, "separated") == gr.skip()  # left as it is
     assert reflect_melody_source({"melody_source_used": "whole mix"}, "mix") == gr.skip()
+
+
+def test_a_cover_holds_the_gpu_for_its_model_step_only(tiny_app, chorale, monkeypatch):
+    """On ZeroGPU only the model's step runs under the GPU lease (``gpu_task``): the page's cover job reaches the
+    model through its own leased call, and writes its files outside it."""
+    from ui import piano
+
+    leased = []
+    real = piano.cover_on_gpu
+    monkeypatch.setattr(piano, "cover_on_gpu", lambda *a, **k: leased.append(a[0]) or real(*a, **k))
+    cover, job, made = piano.make_cover(str(chorale[0]), "composer1", 0.7, "Acoustic grand piano", False, "a4",
+                                        no_progress)
+    assert leased == [tiny_app.CONFIG.piano_model] and made.audio.is_file() and cover.n_notes > 0
+    steps = tiny_app.common.ModelSteps(cover=real)
+    assert steps.cover is real and steps.piano_notes == tiny_app.common.backend().piano_notes

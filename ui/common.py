@@ -36,7 +36,7 @@ from products.shares import DEFAULT_MAX_SHARE_MB  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
 from ui.i18n import catalogue, say, sayer  # noqa: E402
-from serving import InProcess, use_backend  # noqa: E402
+from serving import InProcess, backend, use_backend  # noqa: E402
 
 logger = logging.getLogger("music_demo")
 
@@ -106,6 +106,18 @@ def gpu_task(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if spaces is None:
         return lambda fn: fn
     return spaces.GPU(duration=GPU_SECONDS[name])
+
+
+class ModelSteps:
+    """The backend in use, with some of its jobs' calls made by the page's own functions instead (their model steps
+    under ZeroGPU's lease, ``gpu_task``, defined at import as ZeroGPU wants): a job function given it as its
+    ``through`` holds the GPU for the model's step only, not while it writes the files."""
+
+    def __init__(self, **calls: Callable[..., Any]) -> None:
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        return self._calls.get(name) or getattr(backend(), name)
 
 
 def runtime_line() -> str:

@@ -23,6 +23,7 @@ from ui.tools import as_tool, page_api
 from ui.piano_sheet import score_line, sheet_music_box, wire_sheet_music
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended
+from serving import backend
 from serving.in_process import stops_on
 from ui.i18n import say, spoken
 from ui.share import Shareable, share_row, wire_share
@@ -31,6 +32,7 @@ from ui.common import (
     CONFIG,
     MODEL_QUEUE,
     PAPER_CHOICES,
+    ModelSteps,
     gpu_task,
     gradio_progress,
     run_folder,
@@ -137,15 +139,21 @@ def piano_cover_status() -> str:
 
 
 @gpu_task("piano_cover")
+def cover_on_gpu(model: str, song: Any, sample_rate: int, style: str, **run: Any) -> pop2piano.PianoCover:
+    """Pop2Piano's step of a cover (the one that needs the model, and the GPU on ZeroGPU)."""
+    return backend().cover(model, song, sample_rate, style, **run)
+
+
 def make_cover(song_path: str | None, style: str, balance: float, instrument: str, easier: bool, paper: str,
                progress: gr.Progress, cancel: threading.Event | None = None,
                ) -> tuple[pop2piano.PianoCover, products.CoverJob, products.CoverFiles]:
-    """The cover job (``products.make_cover``) with the page's settings: on the GPU on ZeroGPU; it stops at its next
-    decode step once ``cancel`` is set."""
+    """The cover job (``products.make_cover``) with the page's settings, its model step on the GPU on ZeroGPU; it
+    stops at its next decode step once ``cancel`` is set."""
     return products.make_cover(CONFIG.piano_model, song_path, style, run_folder("piano-cover"),
                                products.PAGE_COVER_PRODUCTS, instrument=instrument, balance=balance,
                                easier=bool(easier), paper=paper, max_seconds=CONFIG.max_song_seconds,
-                               watermark=CONFIG.watermark_model, cancel=cancel, progress=gradio_progress(progress))
+                               watermark=CONFIG.watermark_model, cancel=cancel, progress=gradio_progress(progress),
+                               through=ModelSteps(cover=cover_on_gpu))
 
 
 @spoken

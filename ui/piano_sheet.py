@@ -15,7 +15,8 @@ from models.transcription import Notes
 from products import piano as products
 from products.piano_sheet import PAGE_SHEET_PRODUCTS, SheetMusic, make_sheet_music
 from ui.tools import as_tool, page_api
-from ui.common import CONFIG, MODEL_QUEUE, gpu_task, plain, run_folder, user_error, with_technical
+from serving import backend
+from ui.common import CONFIG, MODEL_QUEUE, ModelSteps, gpu_task, plain, run_folder, user_error, with_technical
 from ui.fair import fair_share
 from ui.runs import new_cancel_event, run_ended
 from ui.i18n import say, spoken
@@ -46,14 +47,20 @@ def score_line(files: products.ScoreFiles) -> str:
 
 
 @gpu_task("piano_to_sheet_music")
+def notes_on_gpu(model: str, audio: Any, sample_rate: int, **run: Any) -> Notes:
+    """The piano transcriber's step (the one that needs the model, and the GPU on ZeroGPU)."""
+    return backend().piano_notes(model, audio, sample_rate, **run)
+
+
 def sheet_music_job(recording_path: str | None, easier: bool, paper: str, progress: gr.Progress,
                     cancel: threading.Event | None = None) -> tuple[Notes, SheetMusic]:
-    """The sheet-music job (``products.piano_sheet.make_sheet_music``) with the page's settings: on the GPU on
-    ZeroGPU; it stops at the next segment once ``cancel`` is set."""
+    """The sheet-music job (``products.piano_sheet.make_sheet_music``) with the page's settings, its model step on
+    the GPU on ZeroGPU; it stops at the next segment once ``cancel`` is set."""
     return make_sheet_music(CONFIG.piano_transcription_model, recording_path, run_folder("piano-sheet-music"),
                             PAGE_SHEET_PRODUCTS, easier=bool(easier), paper=paper,
                             max_seconds=CONFIG.max_song_seconds, watermark=CONFIG.watermark_model, cancel=cancel,
-                            progress=lambda fraction, message: progress(fraction, desc=say(message)))
+                            progress=lambda fraction, message: progress(fraction, desc=say(message)),
+                            through=ModelSteps(piano_notes=notes_on_gpu))
 
 
 @spoken
