@@ -1,16 +1,12 @@
 """docs/OPERATING.md's one-machine Serve command, as written (``./run.sh app --replicas 2``), on whatever machine runs the
 tests (2 cores here): every role's two replicas fit the local cluster by sharing its CPUs, the page comes up, music
-is made through Serve, a replica killed mid-run ends only its run, and the next request is served. And the plain
+is made through Serve (a replica killed mid-run: tests/test_serve.py, on a cluster of its own). And the plain
 arithmetic of fitting replicas to a machine, and a cluster too small for what is asked saying so at once."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
-import threading
-import time
 
 import pytest
 
@@ -36,18 +32,7 @@ def replica_pids(role: str = "text") -> list[int]:
     return [int(line.split()[0]) for line in listing.splitlines() if f"ServeReplica:music-demo-{role}" in line]
 
 
-def busiest(pids: list[int], seconds: float = 1.0) -> int:
-    """The process among ``pids`` that used the most CPU over ``seconds`` (the replica making music)."""
-    def cpu(pid: int) -> int:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-
-    before = {pid: cpu(pid) for pid in pids}
-    time.sleep(seconds)
-    return max(pids, key=lambda pid: cpu(pid) - before[pid])
-
-
-def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_replica(
+def test_the_readmes_one_machine_command_serves_here(
         tiny_pop2piano_dir, tiny_musicgen_dir, tiny_melody_dir, tiny_htdemucs_dir, tiny_translator_dir,
         tiny_watermark_dir, tiny_ace_step_dir):
     from gradio_client import Client
@@ -60,30 +45,9 @@ def test_the_readmes_one_machine_command_serves_here_and_survives_a_killed_repli
                     env={"RAY_USAGE_STATS_ENABLED": "0"})
     try:
         assert len(replica_pids()) == 2 and len(replica_pids("song")) == 2  # every role, two replicas
-        outcome: dict[int, object] = {}
-
-        def run(i: int) -> None:
-            try:
-                outcome[i] = Client(app.url, verbose=False).predict(
-                    "lo fi piano", "", 120, 250, 0.0, 1.0, 3.0, str(10 + i), 1, api_name="/text_to_music")
-            except Exception as e:  # noqa: BLE001
-                outcome[i] = e
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        time.sleep(6)  # both pieces are being made (Serve's router may put both on one replica)
-        victim = busiest(replica_pids())
-        os.kill(victim, signal.SIGKILL)
-        for t in threads:
-            t.join(400)
-        failed = [v for v in outcome.values() if isinstance(v, Exception)]
-        assert failed and all("restarted" in str(e) for e in failed), outcome  # the victim's runs, said plainly
-        for finished in (v for v in outcome.values() if not isinstance(v, Exception)):  # the others' went on
-            assert int(SERVED.search(finished[DETAILS]).group(1)) != victim
-        after = Client(app.url, verbose=False).predict("lo fi piano", "", 2, 250, 0.0, 1.0, 3.0, "3", 1,
-                                                       api_name="/text_to_music")
-        assert SERVED.search(after[DETAILS])  # the next request is served through Serve
+        made = Client(app.url, verbose=False).predict("lo fi piano", "", 2, 250, 0.0, 1.0, 3.0, "3", 1,
+                                                      api_name="/text_to_music")
+        assert int(SERVED.search(made[DETAILS]).group(1)) in replica_pids()  # made by one of them, through Serve
     finally:
         app.stop()
     assert "each asks Ray for" in app.log.read_text()  # the log says how the replicas were fitted
