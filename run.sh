@@ -83,12 +83,35 @@ if [ "$mode" = app ]; then
 fi
 # --quick: the quick tier for the edit-test loop, every test that starts no app, browser or Ray cluster
 # (tests/conftest.py marks the others "live"), a module at a time in two processes (pytest-xdist; those tests compute
-# on one thread each; TEST_WORKERS=0: in one). Without it, everything, in one process: the live tests' apps,
-# browsers and clusters take the cores themselves (two processes side by side made them slower, docs/DEVELOPING.md).
+# on one thread each; TEST_WORKERS=0: in one).
 if [ "${1:-}" = --quick ]; then
   shift
   workers=(-n "${TEST_WORKERS:-2}" --dist loadfile)
   [ "${TEST_WORKERS:-2}" = 0 ] && workers=()
   exec "$VENV/bin/python" -m pytest "${workers[@]}" -m "not live" "$@"
 fi
-exec "$VENV/bin/python" -m pytest "$@"
+# Everything: the live tests in one process and the rest beside it in another (the live tests' apps and browsers
+# leave a core idle a third of the time; docs/DEVELOPING.md has the times). The live process's output comes as it
+# runs, the other's after it. TEST_SPLIT=0, or a -m of your own: one process.
+if [ "${TEST_SPLIT:-1}" = 0 ] || [[ " $* " == *" -m "* ]]; then
+  exec "$VENV/bin/python" -m pytest "$@"
+fi
+rest_log="$(mktemp)"
+trap 'rm -f "$rest_log"' EXIT
+"$VENV/bin/python" -m pytest -m "not live" -p no:xdist "$@" >"$rest_log" 2>&1 &
+rest=$!
+set +e
+echo ">> the live tests (apps, browsers, Ray clusters); the others run beside them and report after"
+"$VENV/bin/python" -m pytest -m live -p no:xdist "$@"
+live_rc=$?
+wait "$rest"
+rest_rc=$?
+set -e
+echo ">> the other tests"
+cat "$rest_log"
+# 5 is pytest's "no tests collected": a selection with nothing in one of the two halves
+[ "$live_rc" = 5 ] && [ "$rest_rc" != 5 ] && live_rc=0
+[ "$rest_rc" = 5 ] && [ "$live_rc" != 5 ] && rest_rc=0
+[ "$live_rc" = 0 ] && [ "$rest_rc" = 0 ] && exit 0
+echo "!! failed: live tests exit $live_rc, the others exit $rest_rc" >&2
+exit $(( live_rc != 0 ? live_rc : rest_rc ))

@@ -15,6 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored: screenshots, server logs
 START_TIMEOUT_S = 180.0
+# The app's model thread's kernel threads (MODEL_KERNEL_THREADS), when set: None lets the app pick its own, as when a
+# user starts it (the benchmarks). The test suite sets 1 (tests/conftest.py): its tiny models gain nothing from a team
+# of threads, and the live tests run beside the other tests' process (run.sh).
+KERNEL_THREADS: int | None = None
 
 
 def free_port() -> int:
@@ -81,7 +85,7 @@ def start_app(
         "MUSICGEN_MODEL": str(musicgen),
         "MUSICGEN_MELODY_MODEL": str(melody),
         "HF_HUB_OFFLINE": "1",
-    } | (env or {})
+    } | ({"MODEL_KERNEL_THREADS": str(KERNEL_THREADS)} if KERNEL_THREADS else {}) | (env or {})
     entry = ["-c", entry_code] if entry_code else ["-c", WITHOUT_SPACES] if without_spaces else ["app.py"]
     command = [
         sys.executable, *entry, "--server-name", "127.0.0.1", "--server-port", str(port),
