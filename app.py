@@ -47,6 +47,7 @@ from ui.music import (  # noqa: E402
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS  # noqa: E402
+from ui.page_words import page_script  # noqa: E402
 from ui.music_tabs import build_melody_tab, build_text_tab, model_choices, music_model_status  # noqa: E402
 from ui.piano import build_piano_cover_tab, piano_cover, piano_cover_status, remix  # noqa: E402
 from ui.piano_sheet import piano_to_sheet_music, sheet_music_status  # noqa: E402
@@ -407,6 +408,7 @@ def main(argv: list[str] | None = None, block: bool = True) -> gr.Blocks:
         prevent_thread_lock=not block,
         allowed_paths=[str(CONFIG.output_dir)],
         css=PAGE_CSS,
+        js=page_script(),  # gradio's own lines (a waiting run, a refused upload) in our words (ui/page_words.py)
         i18n=page_i18n(),
         mcp_server=mcp,
         show_error=True,  # an API or MCP client gets the message a page user sees, not "hidden"

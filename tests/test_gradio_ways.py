@@ -114,3 +114,27 @@ def test_upstream_an_error_toast_is_titled_error_whatever_title_the_server_gives
     pages = [p.read_text(errors="ignore") for p in assets.glob("Blocks-*.js")]
     assert any("_title??`Error`" in page for page in pages), (
         "gradio's page now reads the error title it is sent: the toast CSS in ui/common.py PAGE_CSS can go")
+
+
+def test_upstream_the_page_writes_the_queue_line_and_the_upload_refusal_in_english():
+    """Why ``ui/page_words.py``'s script is on the page: gradio's front end writes a waiting run's line and a refused
+    upload's message itself, in English, in these forms (the script's patterns read them)."""
+    import re
+    from pathlib import Path
+
+    from ui.page_words import page_script
+
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    bundle = "".join(p.read_text(errors="ignore") for p in assets.glob("*.js"))
+    assert "`queue: ${" in bundle and "progress-text" in bundle, "gradio's queue line changed: see ui/page_words.py"
+    assert "`Invalid file type" in bundle and "allowed.`" in bundle, "gradio's refusal changed: see ui/page_words.py"
+    script = page_script()
+    queue = re.search(r"const QUEUE = /(.*)/;", script).group(1).replace("\\\\", "\\")
+    refusal = re.search(r"const FILE = /(.*)/;", script).group(1).replace("\\\\", "\\")
+    working = re.search(r"const WORKING = /(.*)/;", script).group(1).replace("\\/", "/")
+    assert "`processing |`" in bundle
+    assert re.match(working, "processing | 0.6s") and re.match(working, "processing | 3.2/10.3s")
+    assert re.match(queue.replace("\\/", "/"), "queue: 2/3 | 37.4/19.0s")  # what gradio writes, read by the script
+    assert re.match(queue.replace("\\/", "/"), "queue: 1/1 |")
+    assert re.match(refusal, "Invalid file type: song.wav. Only .json allowed.")
+    assert re.match(refusal, "Invalid file types: a.wav, b.mp3. Only .json allowed.")

@@ -108,3 +108,45 @@ def test_no_server_path_or_setup_text_reaches_a_visitor(live_app, tiny_musicgen_
 
     settings = client.predict(handle_file(str(written)), api_name="/text_to_music_load_params")
     assert settings[0] == "夜晚的钢琴 piano" and settings[1] == APP_DEFAULT_MODEL and settings[7] == "7"
+
+
+def test_a_waiting_run_a_running_one_and_a_refused_upload_are_said_in_the_pages_language(browser, live_app):
+    """A Chinese visitor whose run waits behind four others reads why in the tab's own progress line, in Chinese,
+    and not gradio's "queue: 1/1 | 4.1/10.3s"; once it runs, that one line says how far it is (gradio's bar and
+    text on the result are hidden); a file of the wrong kind in the parameters box is refused in Chinese."""
+    from gradio_client import Client
+
+    from tests.test_browser import opened
+
+    seats = [Client(live_app.url, verbose=False) for _ in range(4)]  # the server's 4 seats, each another visitor
+    jobs = [c.submit("lo fi", "", 120, 250, 0.0, 1.0, 3.0, str(i), 1, api_name="/text_to_music")
+            for i, c in enumerate(seats)]
+    try:
+        with opened(browser, live_app.url, locale="zh-CN") as page:
+            open_tab(page, "文字生成音乐")
+            page.locator("#text-prompt textarea").fill("warm piano")
+            page.locator("#text-run").click()
+            page.wait_for_function("() => document.querySelector('#text-progress')?.innerText.includes('排队中')",
+                                   timeout=RUN_TIMEOUT_MS)
+            seen = page.evaluate("() => document.body.innerText")
+            assert "queue:" not in seen and "processing" not in seen
+            for c in seats:  # the others stop: this visitor's run starts
+                c.predict(api_name="/text_to_music_stop")
+            page.wait_for_function("() => document.querySelector('#text-progress')?.innerText.includes('已生成')",
+                                   timeout=RUN_TIMEOUT_MS)
+            assert not page.locator("#text-variant-1 .progress-level").is_visible()  # one line says how far
+            assert not page.locator("#text-variant-1 .progress-text").is_visible()
+            page.wait_for_selector("#text-details >> text=种子", timeout=RUN_TIMEOUT_MS)
+            page.locator("#text-params-box").click()
+            page.locator("#text-params-file input[type=file]").set_input_files(
+                str(Path(__file__).parents[1] / "examples" / "melody_twinkle_flute.ogg"))
+            refusal = page.locator("[data-testid=toast-text]").first
+            refusal.wait_for(timeout=10_000)
+            page.wait_for_function("() => document.querySelector('[data-testid=toast-text]')"
+                                   "?.innerText.includes('这里只能放')", timeout=5_000)
+            assert "melody_twinkle_flute.ogg" in refusal.inner_text() and "Invalid" not in refusal.inner_text()
+            screenshot(page, "zh-CN-refusal")
+    finally:
+        for c, job in zip(seats, jobs):
+            c.predict(api_name="/text_to_music_stop")
+            job.result(timeout=60)

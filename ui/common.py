@@ -36,6 +36,7 @@ from products.shares import DEFAULT_MAX_SHARE_MB  # noqa: E402
 from utils.files import DEFAULT_MAX_AGE_S, DEFAULT_MAX_OUTPUT_MB, DEFAULT_OUTPUT_ROOT  # noqa: E402
 from utils.files import new_run_dir  # noqa: E402
 from ui.i18n import catalogue, say, sayer  # noqa: E402
+from ui.page_words import PAGE_WORDS_CSS  # noqa: E402
 from serving import InProcess, backend, use_backend  # noqa: E402
 
 logger = logging.getLogger("music_demo")
@@ -246,7 +247,7 @@ PAGE_CSS = """
 PAGE_CSS += """
 html:lang(zh) .toast-title.error { font-size: 0; }
 html:lang(zh) .toast-title.error::before { content: "%s"; font-size: var(--text-lg); }
-""" % catalogue()["Error"]
+""" % catalogue()["Error"] + PAGE_WORDS_CSS
 
 
 def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:

@@ -41,6 +41,7 @@ from ui.music import (
     text_to_music,
 )
 from ui.music_docs import MUSIC_API_DOCS
+from ui.page_words import OWN_PROGRESS
 from ui.i18n import page_word, say, spoken
 from ui.share import Shareable, params_json, share_row, wire_share
 from ui.streaming import (
@@ -189,7 +190,7 @@ def music_result_panel(tab: str) -> list[gr.components.Component]:
     """Variant players, picture, parameters, details and downloads (the same in both MusicGen tabs)."""
     audios = [
         gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
-                 elem_id=f"{tab}-variant-{i + 1}")
+                 elem_id=f"{tab}-variant-{i + 1}", elem_classes=OWN_PROGRESS if i == 0 else None)
         for i in range(musicgen.MAX_VARIANTS)
     ]
     details = gr.Markdown(elem_id=f"{tab}-details")

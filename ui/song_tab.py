@@ -11,6 +11,7 @@ from models.cache import short_name
 from models.song.checkpoints import hub_marker
 from models.sources import describe_source, how_to_fix, looks_like_path
 from ui.common import CONFIG, MODEL_QUEUE, PAPER_CHOICES, technical_details, translation_status, watermark_status
+from ui.page_words import OWN_PROGRESS
 from ui.i18n import page_word, spoken
 from ui.music import music_midi
 from ui.music_tabs import starting, stop_button, wire_finish
@@ -144,7 +145,8 @@ def build_song_tab() -> tuple[gr.Dropdown, gr.Markdown, Shareable]:
             line = progress_line("song")
             stream = stream_player("song")
             audios = [gr.Audio(type="filepath", label=f"Variant {i + 1}", interactive=False, visible=i == 0,
-                               elem_id=f"song-variant-{i + 1}") for i in range(song.MAX_VARIANTS)]
+                               elem_id=f"song-variant-{i + 1}", elem_classes=OWN_PROGRESS if i == 0 else None)
+                      for i in range(song.MAX_VARIANTS)]
             details = gr.Markdown(elem_id="song-details")
             picture = gr.Image(type="filepath", label="Waveform and spectrogram", interactive=False,
                                elem_id="song-picture")
