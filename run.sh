@@ -17,8 +17,9 @@ TORCHAUDIO_REFERENCE="2.11.1"  # only its Python code, unpacked for one test (se
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi; }
 
 # --- system packages: FluidSynth's library (the app adds a better SoundFont, the tests a browser) -----------
-# FluidSynth renders the covers, cairo draws the score pages, ffmpeg streams audio to the page (gradio runs it)
-system_packages=(libfluidsynth3 libcairo2 ffmpeg)
+# FluidSynth renders the covers, cairo draws the score pages, ffmpeg streams audio to the page (gradio runs it), and
+# a font with Chinese titles the pictures of a Chinese page
+system_packages=(libfluidsynth3 libcairo2 ffmpeg fonts-wqy-microhei)
 [ "$mode" = app ] && system_packages+=(fluid-soundfont-gm)
 [ "$mode" = test ] && system_packages+=(chromium fonts-dejavu-core)  # browser tests (Playwright drives it)
 missing=()

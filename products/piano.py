@@ -37,6 +37,7 @@ from utils.render import render_midi, renderer_in_use
 from utils.files import safe_name
 from utils.progress import Progress
 from utils.provenance import Provenance, utc_now
+from utils.words import words
 
 DEFAULT_BALANCE = 0.7  # the mix of a cover with its original: 0 = original only, 1 = cover only
 
@@ -87,7 +88,9 @@ class CoverJob:
     @property
     def byline(self) -> str:
         """What the score and the video say under the title: the arranger style, or that it was transcribed."""
-        return "Transcribed from a piano recording" if self.transcribed else f"{self.style} style"
+        if self.transcribed:
+            return words("Transcribed from a piano recording")
+        return f"{words(self.style)} {words('style')}"
 
     def path(self, suffix: str) -> Path:
         return self.out / f"{self.stem}_{suffix}"
@@ -229,7 +232,7 @@ def write_score(job: CoverJob, easier: bool = False, paper: str = "a4", pages: b
     the song with the arranger style below; ``easier`` thins it to 4 notes a hand."""
     what = "piano score, easier" if easier else "piano score"
     kind = "piano score" if job.transcribed else "piano arrangement"
-    title = f"{job.title} — {kind}" + (" (easier)" if easier else "")
+    title = f"{job.title} — " + words(kind + (" (easier)" if easier else ""))
     description = (f"Piano score of {job.title}, transcribed from a recording with AI" if job.transcribed
                    else f"Piano arrangement of {job.title}, {job.style} style, generated with AI")
     return engrave_notes(job.grid, job.bpm, job.path, title, job.byline, job.provenance(what=what), description,
@@ -253,10 +256,10 @@ def write_video(job: CoverJob, instrument: str = DEFAULT_INSTRUMENT, balance: fl
         cover, _, _ = cover_audio(job, instrument)
         soundtrack = cover if balance >= 1.0 else mixed_audio(job, cover, balance)
     hands = engraving.split_hands(job.grid)
-    played_on = "Piano" if instrument == DEFAULT_INSTRUMENT else instrument
+    played_on = words("Piano" if instrument == DEFAULT_INSTRUMENT else instrument)
     notes = video.FallingNotes(job.grid.starts, job.grid.ends, job.grid.pitches, job.grid.velocities,
                                hands.right, job.duration, fmt, title=job.title,
-                               subtitle=f"{played_on} · {'transcribed' if job.transcribed else job.byline}")
+                               subtitle=f"{played_on} · {words('transcribed') if job.transcribed else job.byline}")
     path = job.path(f"{slug(instrument)}_{fmt}.mp4")
     return video.encode_video(notes, (soundtrack, OUTPUT_SAMPLE_RATE), path,
                              job.provenance(instrument, "falling-notes video").tags(), progress)

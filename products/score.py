@@ -9,6 +9,7 @@ from pathlib import Path
 
 from utils.notes import GridNotes
 from utils.provenance import Provenance
+from utils.words import words
 
 
 @dataclass(frozen=True)
@@ -59,5 +60,5 @@ def engrave_notes(grid: GridNotes, bpm: float, path_of: Callable[[str], Path], t
     name = ("score_easier" if easier else "score") + ("" if paper == engraving.DEFAULT_PAPER else f"_{paper}")
     musicxml = engraving.write_musicxml(built, path_of(f"{name}.musicxml"))
     laid_out = engraving.engrave(musicxml, path_of(f"{name}.pdf"), path_of(name) if pages else None, paper, title,
-                                 subtitle, provenance.short(), description, provenance.tags()["software"])
+                                 subtitle, words(provenance.short()), description, provenance.tags()["software"])
     return ScoreFiles(musicxml, laid_out.pdf, laid_out.pages, hard, easier, removed)

@@ -55,6 +55,7 @@ class Share:
     state: Any
     folder: Path
     expires: float
+    language: str = "en"  # the language the sharer's page said its words in
 
 
 class _Copier:
@@ -102,7 +103,7 @@ def _load(kind: str, value: Any, folder: Path) -> Any:
 
 def save_share(root: Path, tab: str, values: list[tuple[str, Any]], state: Any = None,
                keep_state: Callable[[Any, Callable[[str | Path], str]], Any] | None = None,
-               days: float = DEFAULT_SHARE_DAYS, max_bytes: int | None = None) -> Share:
+               days: float = DEFAULT_SHARE_DAYS, max_bytes: int | None = None, language: str = "en") -> Share:
     """Save one result for a link.
 
     Args:
@@ -115,6 +116,8 @@ def save_share(root: Path, tab: str, values: list[tuple[str, Any]], state: Any =
             path), and returns the state to save.
         days: how long the link works.
         max_bytes: what all shares may take on disk (None: no cap); the oldest go first, this one stays.
+        language: the language the values' words are in (the sharer's page's), so that a viewer can read them in
+            theirs.
 
     Returns:
         The share, as ``open_share`` would give it.
@@ -134,7 +137,8 @@ def save_share(root: Path, tab: str, values: list[tuple[str, Any]], state: Any =
         with open(writing / STATE, "wb") as f:
             pickle.dump(state, f)
         now = time.time()
-        manifest = {"tab": tab, "created": now, "expires": now + days * 86400, "values": stored}
+        manifest = {"tab": tab, "created": now, "expires": now + days * 86400, "values": stored,
+                    "language": language}
         (writing / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, default=str))
         os.rename(writing, folder)  # whole, or not there at all
     except BaseException:
@@ -163,7 +167,8 @@ def open_share(root: Path, share_id: str | None) -> Share | None:
     except Exception as e:  # noqa: BLE001 - files gone, or a pickled class since moved or changed: it does not open
         logger.info("Share %s could not be opened: %s: %s", share_id, type(e).__name__, e)
         return None
-    return Share(share_id, manifest["tab"], values, state, folder, manifest["expires"])
+    return Share(share_id, manifest["tab"], values, state, folder, manifest["expires"],
+                 manifest.get("language", "en"))
 
 
 def sweep_shares(root: Path, now: float | None = None, max_bytes: int | None = None,

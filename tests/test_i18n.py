@@ -4,9 +4,11 @@ language follows the browser, and a zh-CN browser sees the Chinese page (its wor
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.test_app import tiny_app  # noqa: F401 - fixture
@@ -49,7 +51,7 @@ def said_messages() -> dict[str, str]:
                 message = node.exc.args[0]
             elif isinstance(node, ast.Call):
                 name = _name(node.func)
-                if name in {"say", "Error", "Warning", "Info", "page_error", "page_info"} and node.args:
+                if name in {"say", "Error", "Warning", "Info", "page_error", "page_info", "words"} and node.args:
                     message = node.args[0]
                 elif name == "report" and len(node.args) == 2:
                     message = node.args[1]
@@ -203,3 +205,84 @@ def test_a_chinese_page_reads_chinese_while_it_works(tiny_app, chorale):  # noqa
             lines.append(re.sub(r"<[^>]+>|\d+%", "", update[-1]))
     english = [s for s in said + lines if re.search(r"[A-Za-z]{3}", s) and not CJK.search(s)]
     assert said and lines and not english, english
+
+
+def test_what_the_app_says_in_chinese_reads_back_in_english():
+    """A share made on the Chinese page is read in English by an English viewer: every catalogue text (templates
+    filled) said in Chinese comes back as English that says the same (``translate`` of it gives the same Chinese),
+    and so do several sentences, lines, a warning mark and the app's HTML details."""
+    from ui.i18n import english, in_language
+
+    for text in catalogue():
+        sample_text = sample(text)
+        said = translate(sample_text, "zh-CN")
+        back = english(said)
+        assert back == sample_text or translate(back, "zh-CN") == said, (sample_text, said, back)
+    two = "Loaded the settings of seed 12. Give the same melody (8 s used): it is not in the file."
+    assert english(translate(two, "zh-CN")) == two
+    lines = "⚠️ The seed must be a whole number (e.g. 42), not “abc”.\nTechnical details"
+    assert english(translate(lines, "zh-CN")) == lines
+    details = (f"<details><summary>{translate('Technical details', 'zh-CN')}</summary><ul><li>"
+               f"{translate('Loaded the settings of seed 7.', 'zh-CN')}</li></ul></details>")
+    assert english(details) == ("<details><summary>Technical details</summary><ul><li>Loaded the settings of seed 7."
+                                "</li></ul></details>")
+    assert english("lo-fi 钢琴 prompt") == "lo-fi 钢琴 prompt"  # what the catalogue does not know stays
+    assert in_language("Seed 7: type it in the seed box to make the same music again.", "en", "zh-CN") == \
+        translate("Seed 7: type it in the seed box to make the same music again.", "zh-CN")
+    assert in_language(translate("Technical details", "zh-CN"), "zh-CN", "en") == "Technical details"
+
+
+def test_a_chinese_pages_pictures_are_titled_in_chinese(tmp_path):
+    """The pictures of a result made on the Chinese page carry their titles and axes in Chinese, drawn with a CJK
+    font (run.sh and packages.txt install one): no glyph is missing; the English page's stay English."""
+    import warnings
+
+    import ui.i18n
+    from utils.plots import spectrograms_png
+    from utils.words import cjk_font, words
+
+    if cjk_font() is None:
+        message = "no CJK font here (run.sh installs fonts-wqy-microhei)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    audio = np.random.default_rng(0).uniform(-0.3, 0.3, (1, 1, 16000)).astype(np.float32)
+    english = spectrograms_png(audio, 16000, tmp_path / "en.png")
+    assert words("variant 1") == "variant 1"
+    token = ui.i18n._LANGUAGE.set("zh-CN")
+    try:
+        assert words("variant 1") == "变体 1" and words("time (s)") == "时间（秒）"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            chinese = spectrograms_png(audio, 16000, tmp_path / "zh.png")
+    finally:
+        ui.i18n._LANGUAGE.reset(token)
+    assert not [w for w in caught if "missing from font" in str(w.message)], [str(w.message) for w in caught]
+    assert english.read_bytes() != chinese.read_bytes()
+
+
+def test_a_chinese_pages_score_and_video_words_are_chinese_and_drawn():
+    """The score's subtitle, running title and foot and the video's title card are said in the page's language
+    and set in a font that draws them (a Chinese song title too, whatever the page's language)."""
+    import ui.i18n
+    from utils import engraving, video
+    from utils.words import cjk_font, font_file, words
+
+    if cjk_font() is None:
+        pytest.skip("no CJK font here (run.sh installs fonts-wqy-microhei)")
+    token = ui.i18n._LANGUAGE.set("zh-CN")
+    try:
+        assert words("piano arrangement (easier)") == "钢琴改编（简易）"
+        assert words("Generated with AI (Music demo) · tiny · 2026-12-08") == "AI 生成（Music demo）· tiny · 2026-12-08"
+        page = engraving.page_lines('<svg viewBox="0 0 21000 29700">', "a4", 2, 3, "月亮代表我的心", "", "")
+    finally:
+        ui.i18n._LANGUAGE.reset(token)
+    assert "第 2 页，共 3 页" in page and f'font-family="{cjk_font()}' in page
+    from fontTools.ttLib import TTFont
+
+    chinese = font_file("钢琴 · 编曲者 1 风格")
+    assert all(ord(ch) in TTFont(chinese, fontNumber=0).getBestCmap() for ch in "月亮代表我的心钢琴编曲者风格")
+    assert "DejaVu" in font_file("Piano · Arranger 1 style")
+    colours, opacity = video.title_card(640, 360, "月亮代表我的心", "钢琴 · 编曲者 1 风格")
+    white = (colours.min(axis=-1) > 200) & (opacity[..., 0] > 0.9)
+    assert white.sum() > 500  # the words are drawn (white on the band)

@@ -104,6 +104,29 @@ def test_a_piano_cover_shared_by_link_opens_with_its_files(browser, live_app, ch
         assert seen.locator("#piano-song audio").count() == 0  # the song itself is not shared
 
 
+def test_a_result_shared_from_the_chinese_page_reads_in_the_viewers_language(browser, live_app):  # noqa: F811
+    """Made and shared on the Chinese page, opened in an English browser: the result's words are English; opened in
+    a Chinese one, they are Chinese."""
+    cjk = re.compile(r"[\u4e00-\u9fff]")
+    with opened(browser, live_app.url, locale="zh-CN") as page:
+        open_tab(page, "文字生成音乐")
+        page.locator("#text-prompt textarea").fill("rainy window piano")
+        page.locator("#text-seed input").fill("4243")
+        page.locator("#text-duration input[type=number]").fill("2")
+        page.locator("#text-duration input[type=number]").press("Enter")
+        page.locator("#text-run").click()
+        page.wait_for_selector("#text-details >> text=4243", timeout=RUN_TIMEOUT_MS)
+        assert cjk.search(page.locator("#text-details").inner_text())  # the sharer reads Chinese
+        link = share_link(page, "text")
+    with opened(browser, link, locale="en-US") as seen:
+        seen.wait_for_selector("#text-details >> text=Seed 4243:", timeout=30_000)
+        said = seen.locator("#text-details").inner_text()
+        assert not cjk.search(said), said
+    with opened(browser, link, locale="zh-CN") as seen:
+        seen.wait_for_selector("#text-details >> text=4243", timeout=30_000)
+        assert cjk.search(seen.locator("#text-details").inner_text())
+
+
 def test_a_link_to_nothing_opens_the_plain_page(browser, live_app):  # noqa: F811
     for query in ("?share=not-a-saved-page", "?share=AAAAAAAAAAAAAAAAAAAAAAAA", "?share=../../etc"):
         with opened(browser, live_app.url + query) as seen:

@@ -40,4 +40,4 @@ def test_front_matter_deploys_as_is():
 
 def test_packages_txt_lists_what_the_app_needs_from_debian():
     packages = (ROOT / "packages.txt").read_text().split()
-    assert {"libfluidsynth3", "fluid-soundfont-gm", "libcairo2", "ffmpeg"} <= set(packages)
+    assert {"libfluidsynth3", "fluid-soundfont-gm", "libcairo2", "ffmpeg", "fonts-wqy-microhei"} <= set(packages)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import html
 import inspect
 import json
 import re
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
+
+import utils.words as utils_words
 
 LANGUAGES = ("en", "zh-CN")
 DEFAULT_LANGUAGE = "en"
@@ -289,9 +292,90 @@ def _joined(sentences: list[str], gaps: list[str]) -> str:
     return out
 
 
+@functools.cache
+def _english_of() -> tuple[dict[str, str], list[tuple[re.Pattern[str], str, list[int]]]]:
+    """The catalogue read backwards: Chinese -> English, whole texts and templates (with which English ``{}`` each
+    Chinese part fills)."""
+    whole: dict[str, str] = {}
+    templates = []
+    for english, words in catalogue().items():
+        whole.setdefault(words, english)
+        if "{}" not in english:
+            continue
+        pattern, order, n = "", [], 0
+        for token in re.split(r"(\{\d*\})", words):
+            slot = re.fullmatch(r"\{(\d*)\}", token)
+            if slot:
+                order.append(int(slot.group(1)) if slot.group(1) else n)
+                n += 1
+                pattern += "(.*?)"
+            else:
+                pattern += re.escape(token)
+        templates.append((re.compile("^" + pattern + "$", re.S), english, order))
+    templates.sort(key=lambda t: -len(t[0].pattern))  # the most specific first
+    return whole, templates
+
+
+def _english_whole(text: str) -> str | None:
+    whole, templates = _english_of()
+    if text in whole:
+        return whole[text]
+    for pattern, english, order in templates:
+        match = pattern.match(text)
+        if match:
+            values = [""] * len(order)
+            for group, slot in enumerate(order):
+                value = match.group(group + 1)
+                values[slot] = whole.get(value, value)  # a part that is itself a known text, in English too
+            it = iter(values)
+            return re.sub(r"\{\}", lambda m: next(it, ""), english)
+    return None
+
+
+CHINESE_SENTENCE = re.compile(r"(?<=[。！？])")
+
+
+def english(text: str) -> str:
+    """The English of a text the app said in Chinese (``translate`` read backwards, through the same catalogue):
+    as a whole, else tag by tag (HTML), line by line, sentence by sentence; what the catalogue does not know stays as
+    it is (a prompt, a name, a number). English text comes back as it is."""
+    if not text or not CJK.search(text):
+        return text
+    whole = _english_whole(text)
+    if whole is not None:
+        return whole
+    if re.search(r"<[a-z/][^>]*>", text):  # the app's HTML (details, lists): its words between the tags
+        parts = re.split(r"(<[^>]+>)", text)
+        return "".join(p if p.startswith("<") else html.escape(english(html.unescape(p)), quote=False)
+                       for p in parts)
+    if "\n" in text:
+        return "\n".join(english(line) for line in text.split("\n"))
+    lead = re.match(r"^(\s*(?:[-*] |#+ |⚠️ ?|✅ ?)*)(.*?)(\s*)$", text, re.S)
+    prefix, body, tail = lead.groups()
+    if body != text:
+        whole = _english_whole(body)
+        if whole is not None:
+            return prefix + whole + tail
+    sentences = [s for s in CHINESE_SENTENCE.split(body) if s]
+    if len(sentences) > 1:
+        return prefix + " ".join(english(s.strip()) for s in sentences) + tail
+    return text
+
+
+def in_language(text: str, said_in: str, language: str) -> str:
+    """``text``, said by the app in ``said_in``, in ``language`` (a share made on a Chinese page, opened in an English
+    browser)."""
+    if said_in == language or not isinstance(text, str):
+        return text
+    return translate(english(text) if said_in != DEFAULT_LANGUAGE else text, language)
+
+
 def say(text: str) -> str:
     """``text`` in the language of the request being served (see module docstring)."""
     return translate(text, request_language())
+
+
+utils_words.register(say)  # the pictures' words, drawn below the page, in the request's language (utils/words.py)
 
 
 def sayer() -> Callable[[str], str]:

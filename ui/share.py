@@ -23,9 +23,9 @@ from typing import Any
 
 import gradio as gr
 
-from products.shares import DEFAULT_SHARE_DAYS, open_share, save_share
+from products.shares import DEFAULT_SHARE_DAYS, Share, open_share, save_share
 from ui.common import CONFIG, page_error, page_info, user_error
-from ui.i18n import catalogue, say, spoken
+from ui.i18n import catalogue, in_language, request_language, say, spoken
 
 SHARE_LABEL = "Share this result"
 SHARE_QUERY = "share"  # the link's query parameter: ?share=<id>
@@ -141,7 +141,7 @@ def share_result(shareable: Shareable, values: list[Any], state: Any) -> str:
     try:
         kinds = [file_kind(c) for c in shareable.results]
         share = save_share(shares_root(), shareable.tab, list(zip(kinds, values)), state, shareable.keep_state,
-                           SHARE_DAYS, int(CONFIG.max_share_mb * 1024 * 1024))
+                           SHARE_DAYS, int(CONFIG.max_share_mb * 1024 * 1024), request_language())
     except Exception as e:  # noqa: BLE001 - a message, and the app goes on
         raise user_error(e) from e
     return share.id
@@ -175,12 +175,31 @@ def open_shared(shareables: list[Shareable], request: gr.Request | None) -> list
         state = [] if shareable.state is None else [
             shareable.reopen_state(share.state) if shareable.reopen_state else share.state]
         settings = shareable.settings_from(share.values) if shareable.settings_from else []
-        values = shareable.restore(share.values) if shareable.restore else share.values
+        values = viewers_words(shareable, share)
+        values = shareable.restore(values) if shareable.restore else values
         updates.extend([*values, *state, *settings])
     if query.get(SHARE_QUERY) and share is None:
         page_info(f"This link no longer opens: shared results are kept {SHARE_DAYS:g} days, and the oldest go "
                   "sooner when the server needs the room.")
     return updates
+
+
+def viewers_words(shareable: Shareable, share: Share) -> list[Any]:
+    """A share's values with the words the app said in the sharer's language said in the viewer's (a result shared
+    from the Chinese page reads in English in an English browser); files, numbers and JSON stay as they are."""
+    language = request_language()
+    if share.language == language:
+        return share.values
+    out = []
+    for component, value in zip(shareable.results, share.values):
+        kind = file_kind(component)
+        if kind == "value" and isinstance(value, str):
+            value = in_language(value, share.language, language)
+        elif kind == "gallery" and isinstance(value, list):
+            value = [(path, in_language(caption, share.language, language) if caption else caption)
+                     for path, caption in value]
+        out.append(value)
+    return out
 
 
 def wire_opening(demo: gr.Blocks, tabs: gr.Tabs, shareables: list[Shareable]) -> None:

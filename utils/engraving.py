@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from utils.notes import BEATS_PER_BAR, STEPS_PER_BEAT, GridNotes
+from utils.words import CJK
+from utils.words import words as said
 
 logger = logging.getLogger(__name__)
 
@@ -258,14 +260,18 @@ def _text(x: float, y: float, size: float, words: str, weight: str = "normal") -
     """An SVG text line centred on ``x``, baseline at ``y`` (page units: hundredths of a millimetre)."""
     from xml.sax.saxutils import escape
 
-    return (f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size:.0f}" font-family="DejaVu Sans, Helvetica, sans-serif" '
+    from utils.words import cjk_font
+
+    family = f"{cjk_font()}, sans-serif" if CJK.search(words) and cjk_font() else "DejaVu Sans, Helvetica, sans-serif"
+    return (f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size:.0f}" font-family="{family}" '
             f'font-weight="{weight}" text-anchor="middle" fill="black">{escape(words)}</text>')
 
 
 def fit_size(words: str, size_mm: float, width_mm: float) -> float:
     """A type size at most ``size_mm`` at which ``words`` fits in ``width_mm`` (a generous width estimate: 0.62 em
-    a character, so that the line stays whole in any sans-serif font)."""
-    return min(size_mm, width_mm / max(1, len(words)) / 0.62)
+    a character, a whole em for a Chinese one, so that the line stays whole in any sans-serif font)."""
+    ems = 0.62 * len(words) + 0.38 * len(CJK.findall(words))
+    return min(size_mm, width_mm / max(0.62, ems))
 
 
 def page_lines(svg: str, paper: str, number: int, pages: int, title: str, subtitle: str, foot: str) -> str:
@@ -282,7 +288,7 @@ def page_lines(svg: str, paper: str, number: int, pages: int, title: str, subtit
             sub = fit_size(subtitle, SUBTITLE_MM, inner)
             lines.append(_text(centre, (14.0 + size + 2.5 + sub) * 100, sub * 100, subtitle))
     else:
-        running = f"{title} · page {number} of {pages}"
+        running = said(f"{title} · page {number} of {pages}")
         size = fit_size(running, SUBTITLE_MM, inner)
         lines.append(_text(centre, (14.0 + size) * 100, size * 100, running))
     if foot:

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 
 from utils.midi import notes_of  # noqa: E402
-from utils.notes import NOTE_NAMES
+from utils.notes import NOTE_NAMES  # noqa: E402
+from utils.words import cjk_font, words  # noqa: E402
 
 
 LABEL_BAND_PX = 44  # blank at the top of every picture: the page's box label sits there
@@ -26,6 +27,13 @@ PHONE_WIDTH_PX = 360
 PHONE_TEXT_PX = FONT_PX * PHONE_WIDTH_PX / PICTURE_WIDTH_PX
 TITLE_ROW_PX = round(FONT_PX * 1.8)  # a plot's title, under the label band
 DPI = 100
+def text_style(points: float, tick_scale: float) -> dict[str, object]:
+    """The pictures' text sizes, and a CJK font behind DejaVu Sans where this machine has one."""
+    style: dict[str, object] = {"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
+                                "xtick.labelsize": points * tick_scale, "ytick.labelsize": points * tick_scale}
+    if cjk_font():
+        style["font.family"] = ["DejaVu Sans", cjk_font()]
+    return style
 
 
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:
@@ -57,7 +65,8 @@ def piano_roll_png(
     """
     notes = notes_of(midi)
     dpi = 100
-    fig, ax = plt.subplots(figsize=(width_px / dpi, width_px / dpi / 3), dpi=dpi)
+    with plt.rc_context({"font.family": ["DejaVu Sans", cjk_font()]} if cjk_font() else {}):
+        fig, ax = plt.subplots(figsize=(width_px / dpi, width_px / dpi / 3), dpi=dpi)
     try:
         if notes:
             verts = [
@@ -72,7 +81,7 @@ def piano_roll_png(
             end = max(n.end for n in notes)
         else:
             low, high, end = 48, 84, 1.0
-            ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center", color="gray")
+            ax.text(0.5, 0.5, words("no notes"), transform=ax.transAxes, ha="center", va="center", color="gray")
         if beat_times is not None:
             for i, t in enumerate(beat_times):
                 if t <= end:
@@ -81,10 +90,10 @@ def piano_roll_png(
         ax.set_ylim(low, high)
         octave_cs = [p for p in range(int(low), int(high) + 1) if p % 12 == 0]
         ax.set_yticks(octave_cs, [f"C{p // 12 - 1}" for p in octave_cs])
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("pitch")
+        ax.set_xlabel(words("time (s)"))
+        ax.set_ylabel(words("pitch"))
         if title:
-            ax.set_title(title, loc="left")
+            ax.set_title(words(title), loc="left")
         return _save_png(fig, path)
     finally:
         plt.close(fig)
@@ -104,8 +113,7 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
 
     n = audio.shape[0]
     points = FONT_PX * 72 / DPI
-    with plt.rc_context({"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
-                         "xtick.labelsize": points * 0.85, "ytick.labelsize": points * 0.85}):
+    with plt.rc_context(text_style(points, 0.85)):
         fig, axes = plt.subplots(2 * n, 1, figsize=(PICTURE_WIDTH_PX / DPI, 5.2 * n + LABEL_BAND_PX / DPI), dpi=DPI,
                                  squeeze=False, gridspec_kw={"height_ratios": [1, 2.4] * n})
         try:
@@ -118,13 +126,13 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
                 wave.set_ylim(-1, 1)
                 wave.set_yticks([])
                 wave.set_xticks([])
-                wave.set_title(titles[i] if titles else f"variant {i + 1}", loc="left")
+                wave.set_title(words(titles[i] if titles else f"variant {i + 1}"), loc="left")
                 mel = librosa.feature.melspectrogram(y=mono, sr=sample_rate, n_mels=96)
                 librosa.display.specshow(
                     librosa.power_to_db(mel + 1e-10, ref=np.max), sr=sample_rate, x_axis="time", y_axis="mel",
                     ax=spectrum, cmap="magma",
                 )
-                spectrum.set_xlabel("time (s)" if i == n - 1 else "")
+                spectrum.set_xlabel(words("time (s)") if i == n - 1 else "")
                 spectrum.set_ylabel("Hz")
             return _save_png(fig, path)
         finally:
@@ -134,18 +142,17 @@ def spectrograms_png(audio: np.ndarray, sample_rate: int, path: str | Path, titl
 def chroma_png(chroma: np.ndarray, frames_per_second: float, path: str | Path, title: str = "") -> Path:
     """The melody chroma that conditions MusicGen-Melody ([frames, 12], one-hot), as a pitch-class picture."""
     points = FONT_PX * 72 / DPI
-    with plt.rc_context({"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
-                         "xtick.labelsize": points * 0.7, "ytick.labelsize": points * 0.7}):
+    with plt.rc_context(text_style(points, 0.7)):
         fig, ax = plt.subplots(figsize=(PICTURE_WIDTH_PX / DPI, 5.0), dpi=DPI)
         try:
             seconds = chroma.shape[0] / frames_per_second
             ax.imshow(chroma.T, aspect="auto", origin="lower", cmap="Greens", extent=(0, seconds, -0.5, 11.5),
                       interpolation="nearest")
             ax.set_yticks(range(12), NOTE_NAMES)
-            ax.set_xlabel("time (s)")
-            ax.set_ylabel("pitch class")
+            ax.set_xlabel(words("time (s)"))
+            ax.set_ylabel(words("pitch class"))
             if title:
-                ax.set_title(title, loc="left")
+                ax.set_title(words(title), loc="left")
             return _save_png(fig, path)
         finally:
             plt.close(fig)

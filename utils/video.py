@@ -197,15 +197,12 @@ class FallingNotes:
 def title_card(width: int, height: int, title: str, subtitle: str = "") -> tuple[np.ndarray, np.ndarray]:
     """The opening title over the falling notes: (colours [height, width, 3], opacity [height, width, 1]) with the
     title and subtitle centred in the upper third, on a dark band, sized to fit the width."""
-    from matplotlib import font_manager
     from PIL import Image, ImageDraw, ImageFont
 
-    paths = {bold: font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans",
-                                                                     weight="bold" if bold else "normal"))
-             for bold in (True, False)}
+    from utils.words import font_file
 
-    def font(size: int, bold: bool) -> ImageFont.FreeTypeFont:
-        return ImageFont.truetype(paths[bold], size)
+    def font(size: int, bold: bool, words: str) -> ImageFont.FreeTypeFont:  # one that draws the words (Chinese too)
+        return ImageFont.truetype(font_file(words, bold), size)
 
     picture = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(picture)
@@ -214,10 +211,10 @@ def title_card(width: int, height: int, title: str, subtitle: str = "") -> tuple
     for words, bold, size in lines:
         if not words:
             continue
-        face = font(size, bold)
+        face = font(size, bold, words)
         while draw.textlength(words, font=face) > width * 0.9 and size > 10:
             size -= 2
-            face = font(size, bold)
+            face = font(size, bold, words)
         fitted.append((words, face, size))
     total = sum(size * 1.4 for _, _, size in fitted)
     top = height // 3 - total / 2
