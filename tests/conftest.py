@@ -172,7 +172,8 @@ def rng() -> np.random.Generator:
 # mostly waiting for Ray to start and place replicas), so that both take about as long.
 LIVE_FIXTURES = {"live_app", "browser", "small_queue_app", "mcp_app", "newcomer_app", "cluster", "front_ends"}
 LIVE_MODULES = {"test_serve_one_machine", "test_notebook"}  # they start the app themselves
-LIVE_TESTS = {"test_workers_and_ray_give_the_same_midi_as_one_worker"}  # starts a local Ray cluster
+LIVE_TESTS = {"test_workers_and_ray_give_the_same_midi_as_one_worker",  # starts a local Ray cluster
+              "test_a_cluster_that_cannot_be_reached_ends_the_start_plainly"}  # starts app.py (which looks for one)
 CLUSTER_FIXTURES = {"cluster", "front_ends"}
 CLUSTER_MODULES = {"test_serve_one_machine"}
 CLUSTER_TESTS = LIVE_TESTS

@@ -190,7 +190,7 @@ def test_after_generate_the_progress_is_in_view(browser, newcomer_app, viewport)
         page.wait_for_selector("#text-progress progress", timeout=60_000)
         page.wait_for_function(
             """() => { const b = document.querySelector('#text-progress progress').getBoundingClientRect();
-                       return b.top >= 0 && b.bottom <= window.innerHeight; }""", timeout=10_000)
+                       return b.top >= 0 && b.bottom <= window.innerHeight; }""", timeout=30_000)
         page.locator("#text-stop").click()
     finally:
         context.close()
