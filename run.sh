@@ -91,20 +91,20 @@ if [ "${1:-}" = --quick ]; then
   [ "${TEST_WORKERS:-2}" = 0 ] && workers=()
   exec "$VENV/bin/python" -m pytest "${workers[@]}" -m "not live" "$@"
 fi
-# Everything, in two processes side by side (the live tests' apps and browsers leave a core idle a third of the time;
-# docs/DEVELOPING.md has the times): the live tests with an app or a browser in one, and the rest with the Ray ones
-# (tests/conftest.py marks them "cluster") in the other. The first's output comes as it runs, the other's after it.
-# TEST_SPLIT=0, or a -m of your own: one process.
+# Everything, in two processes side by side: the live tests in one, and the others beside them in a second at a
+# lower priority (nice), in the time the live tests' apps, browsers and clusters leave a core idle (a third of it;
+# docs/DEVELOPING.md has the times), so that the live tests run as they would alone. The first's output comes as it
+# runs, the other's after it. TEST_SPLIT=0, or a -m of your own: one process.
 if [ "${TEST_SPLIT:-1}" = 0 ] || [[ " $* " == *" -m "* ]]; then
   exec "$VENV/bin/python" -m pytest "$@"
 fi
 rest_log="$(mktemp)"
 trap 'rm -f "$rest_log"' EXIT
-"$VENV/bin/python" -m pytest -m "not live or cluster" -p no:xdist "$@" >"$rest_log" 2>&1 &
+nice -n 15 "$VENV/bin/python" -m pytest -m "not live" -p no:xdist "$@" >"$rest_log" 2>&1 &
 rest=$!
 set +e
-echo ">> the live tests with an app or a browser; the others (and the Ray ones) run beside them and report after"
-"$VENV/bin/python" -m pytest -m "live and not cluster" -p no:xdist "$@"
+echo ">> the live tests (apps, browsers, Ray clusters); the others run beside them and report after"
+"$VENV/bin/python" -m pytest -m live -p no:xdist "$@"
 live_rc=$?
 wait "$rest"
 rest_rc=$?

@@ -167,21 +167,16 @@ def rng() -> np.random.Generator:
 # ------------------------------------------------------------------------------------------------ the two tiers
 # A test is "live" when it starts an app process, a browser or a Ray cluster: through one of these fixtures (pytest
 # lists the fixtures a test needs, however indirectly), or by starting one itself (marked in its module).
-# `./run.sh test --quick` runs the others, for the edit-test loop; `./run.sh test` runs everything, in two processes:
-# the live tests with a browser or an app and nothing else, and beside them the rest with the Ray ones ("cluster":
-# mostly waiting for Ray to start and place replicas), so that both take about as long.
+# `./run.sh test --quick` runs the others, for the edit-test loop; `./run.sh test` runs everything, the live tests
+# in one process and the others beside them (run.sh).
 LIVE_FIXTURES = {"live_app", "browser", "small_queue_app", "mcp_app", "newcomer_app", "cluster", "front_ends"}
 LIVE_MODULES = {"test_serve_one_machine", "test_notebook"}  # they start the app themselves
 LIVE_TESTS = {"test_workers_and_ray_give_the_same_midi_as_one_worker",  # starts a local Ray cluster
               "test_a_cluster_that_cannot_be_reached_ends_the_start_plainly"}  # starts app.py (which looks for one)
-CLUSTER_FIXTURES = {"cluster", "front_ends"}
-CLUSTER_MODULES = {"test_serve_one_machine"}
-CLUSTER_TESTS = LIVE_TESTS
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "live: starts an app process, a browser or a Ray cluster (left out by --quick)")
-    config.addinivalue_line("markers", "cluster: a live test that starts a Ray cluster")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -190,5 +185,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         fixtures = set(getattr(item, "fixturenames", ()))
         if (LIVE_FIXTURES & fixtures) or module in LIVE_MODULES or item.originalname in LIVE_TESTS:
             item.add_marker(pytest.mark.live)
-        if (CLUSTER_FIXTURES & fixtures) or module in CLUSTER_MODULES or item.originalname in CLUSTER_TESTS:
-            item.add_marker(pytest.mark.cluster)

@@ -150,3 +150,26 @@ def test_a_waiting_run_a_running_one_and_a_refused_upload_are_said_in_the_pages_
         for c, job in zip(seats, jobs):
             c.predict(api_name="/text_to_music_stop")
             job.result(timeout=60)
+
+
+def test_a_chinese_page_reads_chinese_while_a_cover_is_made(browser, live_app, chorale):
+    """Every line the page shows while a cover is made, gradio's included (its "processing | 3.2s"), is Chinese on
+    a Chinese page; and the cover's picture is titled in Chinese."""
+    from tests.test_browser import opened
+
+    with opened(browser, live_app.url, locale="zh-CN") as page:
+        page.locator("#piano-song input[type=file]").set_input_files(str(chorale[0]))
+        page.evaluate("""() => {  // every visible progress line, every 100 ms, while the cover is made
+            window.__lines = [];
+            window.__watch = setInterval(() => {
+                for (const el of document.querySelectorAll('.progress-text, .gradio-said, .progress-level, .loading'))
+                    if (el.offsetParent !== null && el.innerText.trim()) window.__lines.push(el.innerText.trim());
+            }, 100);
+        }""")
+        page.locator("#piano-run").click()
+        page.wait_for_selector("#piano-cover-details >> text=BPM", timeout=RUN_TIMEOUT_MS)
+        lines = page.evaluate("() => { clearInterval(window.__watch); return window.__lines; }")
+        assert any(re.search(r"[\u4e00-\u9fff]", line) for line in lines), lines  # it said how far, in Chinese
+        english = [line for line in lines if re.search(r"[A-Za-z]{4,}", line.replace("BPM", ""))]
+        assert not english, english
+        screenshot(page, "zh-CN-cover")

@@ -3,6 +3,7 @@ neither translator nor watermark weights on the machine (their default hub ids, 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import urllib.request
@@ -191,7 +192,9 @@ def test_after_generate_the_progress_is_in_view(browser, newcomer_app, viewport)
         page.wait_for_function(
             """() => { const b = document.querySelector('#text-progress progress').getBoundingClientRect();
                        return b.top >= 0 && b.bottom <= window.innerHeight; }""", timeout=30_000)
-        page.locator("#text-stop").click()
+        if page.locator("#text-stop").is_enabled():  # (a busy machine may have finished the piece by now)
+            with contextlib.suppress(Exception):
+                page.locator("#text-stop").click(timeout=5_000)
     finally:
         context.close()
 
