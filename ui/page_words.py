@@ -3,7 +3,7 @@
 Gradio's front end writes a few lines itself, in English, whatever the page's language: a waiting run's status
 ("queue: 2/3 | 37.4/19.0s", monospace, its estimate overrun), a running one's ("processing | 3.2s") and an upload's refusal ("Invalid file type:
 song.wav. Only .json allowed."). A small script on the page (``page_script``, given to ``launch(js=...)``) looks
-for those lines a few times a second and shows ours in their place: "Waiting for its turn: 1 ahead of yours, after
+for those lines whenever the page changes, before anything is painted, and shows ours in their place: "Waiting for its turn: 1 ahead of yours, after
 the pieces being made now · waiting 37 s". It never changes gradio's own elements' text (gradio keeps updating
 them): it hides them with a class and shows its line beside them.
 
@@ -83,6 +83,9 @@ def page_script() -> str:
             if (refused) el.textContent = fill(words.file, refused[2], refused[1]);
         }
     };
+    // right after gradio changes the page (a microtask: nothing is painted or read in between, so its English never
+    // shows; our own changes are made only where they differ, so this settles), and every 250 ms in any case
+    new MutationObserver(tick).observe(document.body, {childList: true, subtree: true, characterData: true});
     setInterval(tick, 250);
 }
 """ % (json.dumps(said, ensure_ascii=False), OWN_PROGRESS)
