@@ -35,7 +35,7 @@ CATALOGUE_PATH = Path(__file__).with_name("locale") / "zh-CN.json"
 TEXT_PROPS = ("label", "info", "placeholder")  # component props that are words on the page
 VALUE_TEXT = (gr.Markdown, gr.Button)  # components whose value is words on the page, not user content
 SENTENCE_END = re.compile(r"(?<=[.!?:])(\s+)(?=[A-Z(\"'*`])")  # split keeps the spaces
-CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # Chinese characters and punctuation
+CJK = utils_words.CJK  # Chinese characters and punctuation
 F = TypeVar("F", bound=Callable[..., Any])
 GRADIO_OWN = {  # words gradio's own page has no Chinese for (its zh-CN catalogue lags its English one)
     "common.complete": {"en": "Done", "zh-CN": "完成"},  # screen readers

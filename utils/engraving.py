@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from utils.notes import BEATS_PER_BAR, STEPS_PER_BEAT, GridNotes
-from utils.words import CJK
+from utils.words import CJK, font_family
 from utils.words import words as said
 
 logger = logging.getLogger(__name__)
@@ -260,9 +260,7 @@ def _text(x: float, y: float, size: float, words: str, weight: str = "normal") -
     """An SVG text line centred on ``x``, baseline at ``y`` (page units: hundredths of a millimetre)."""
     from xml.sax.saxutils import escape
 
-    from utils.words import cjk_font
-
-    family = f"{cjk_font()}, sans-serif" if CJK.search(words) and cjk_font() else "DejaVu Sans, Helvetica, sans-serif"
+    family = f"{font_family(words)}, Helvetica, sans-serif"  # a CJK font for Chinese words, where there is one
     return (f'<text x="{x:.0f}" y="{y:.0f}" font-size="{size:.0f}" font-family="{family}" '
             f'font-weight="{weight}" text-anchor="middle" fill="black">{escape(words)}</text>')
 

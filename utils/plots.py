@@ -17,7 +17,7 @@ from matplotlib.collections import PolyCollection  # noqa: E402
 
 from utils.midi import notes_of  # noqa: E402
 from utils.notes import NOTE_NAMES  # noqa: E402
-from utils.words import cjk_font, words  # noqa: E402
+from utils.words import with_cjk_fallback, words  # noqa: E402
 
 
 LABEL_BAND_PX = 44  # blank at the top of every picture: the page's box label sits there
@@ -27,13 +27,12 @@ PHONE_WIDTH_PX = 360
 PHONE_TEXT_PX = FONT_PX * PHONE_WIDTH_PX / PICTURE_WIDTH_PX
 TITLE_ROW_PX = round(FONT_PX * 1.8)  # a plot's title, under the label band
 DPI = 100
+
+
 def text_style(points: float, tick_scale: float) -> dict[str, object]:
     """The pictures' text sizes, and a CJK font behind DejaVu Sans where this machine has one."""
-    style: dict[str, object] = {"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
-                                "xtick.labelsize": points * tick_scale, "ytick.labelsize": points * tick_scale}
-    if cjk_font():
-        style["font.family"] = ["DejaVu Sans", cjk_font()]
-    return style
+    return {"font.size": points, "axes.titlesize": points, "axes.labelsize": points,
+            "xtick.labelsize": points * tick_scale, "ytick.labelsize": points * tick_scale, **with_cjk_fallback()}
 
 
 def _save_png(fig: plt.Figure, path: str | Path) -> Path:
@@ -65,7 +64,7 @@ def piano_roll_png(
     """
     notes = notes_of(midi)
     dpi = 100
-    with plt.rc_context({"font.family": ["DejaVu Sans", cjk_font()]} if cjk_font() else {}):
+    with plt.rc_context(with_cjk_fallback()):
         fig, ax = plt.subplots(figsize=(width_px / dpi, width_px / dpi / 3), dpi=dpi)
     try:
         if notes:

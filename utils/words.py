@@ -1,11 +1,11 @@
-"""The words drawn into the files a visitor downloads (a picture's titles and axes), in the language of the page
-that asked for them.
+"""The words drawn into the files a visitor downloads (a picture's titles and axes, a score's subtitle and foot, a
+video's title card), in the language of the page that asked for them, and the fonts that draw them.
 
-The drawing code sits below the page, so it does not know the page's language: it asks ``drawn(text, can_draw)``,
-and the page registers how to say a text for the request being served (``ui.i18n`` registers its ``say``, which reads
-the request's language from its context). Where nothing is registered (the command line) and for a request in English,
-the words stay English; so they do where the picture's font cannot draw the translation (``can_draw`` says: a server
-without a CJK font draws English, and says so once in the log).
+The drawing code sits below the page, so it does not know the page's language: it asks ``words(text)``, and the page
+registers how to say a text for the request being served (``ui.i18n`` registers its ``say``, which reads the
+request's language from its context). Where nothing is registered (the command line) and for a request in English,
+the words stay English; so they do where no font here draws the translation (a server without a CJK font draws
+English, and says so once in the log).
 """
 
 from __future__ import annotations
@@ -27,21 +27,6 @@ def register(say: Callable[[str], str]) -> None:
     _say = say
 
 
-def drawn(text: str, can_draw: Callable[[str], bool]) -> str:
-    """``text`` in the request's language, where the font can draw it; else as it is."""
-    global _warned
-    if _say is None:
-        return text
-    said = _say(text)
-    if said == text or can_draw(said):
-        return said
-    if not _warned:
-        _warned = True
-        logger.warning("Pictures are titled in English: no font here draws %r (install fonts-wqy-microhei, as "
-                       "run.sh and packages.txt do).", said)
-    return text
-
-
 # Fonts that draw Chinese, in the order tried (Debian's fonts-wqy-microhei is what run.sh and packages.txt install).
 CJK_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC", "Noto Sans CJK JP", "Droid Sans Fallback")
 CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
@@ -56,12 +41,23 @@ def cjk_font() -> str | None:
     return next((name for name in CJK_FONTS if name in names), None)
 
 
+def font_family(text: str) -> str:
+    """The font family that draws ``text``: DejaVu Sans, or the CJK font where the text has Chinese and one is here."""
+    return cjk_font() if CJK.search(text) and cjk_font() else "DejaVu Sans"
+
+
 def font_file(text: str, bold: bool = False) -> str:
-    """A font file that draws ``text``: DejaVu Sans, or the CJK font where the text has Chinese and one is here."""
+    """The file of ``font_family(text)`` (regular or bold)."""
     from matplotlib import font_manager
 
-    family = cjk_font() if CJK.search(text) and cjk_font() else "DejaVu Sans"
-    return font_manager.findfont(font_manager.FontProperties(family=family, weight="bold" if bold else "normal"))
+    return font_manager.findfont(font_manager.FontProperties(family=font_family(text),
+                                                             weight="bold" if bold else "normal"))
+
+
+def with_cjk_fallback() -> dict[str, object]:
+    """matplotlib settings that draw Chinese glyphs with the CJK font where DejaVu Sans has none (empty without
+    one)."""
+    return {"font.family": ["DejaVu Sans", cjk_font()]} if cjk_font() else {}
 
 
 def can_draw(text: str) -> bool:
@@ -71,5 +67,15 @@ def can_draw(text: str) -> bool:
 
 def words(text: str) -> str:
     """Words drawn into a file (a picture's title, a score's subtitle, a video's title card) in the language of the
-    page that asked for it, where a font here draws them."""
-    return drawn(text, can_draw)
+    page that asked for it, where a font here draws them; else as they are."""
+    global _warned
+    if _say is None:
+        return text
+    said = _say(text)
+    if said == text or can_draw(said):
+        return said
+    if not _warned:
+        _warned = True
+        logger.warning("Pictures, scores and videos are titled in English: no font here draws %r (install "
+                       "fonts-wqy-microhei, as run.sh and packages.txt do).", said)
+    return text
